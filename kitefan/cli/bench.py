@@ -1,0 +1,3 @@
+"""`kitefan bench` (SKELETON: being written)."""
+
+from __future__ import annotations

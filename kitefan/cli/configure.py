@@ -1,0 +1,3 @@
+"""`kitefan configure` (SKELETON: being written)."""
+
+from __future__ import annotations

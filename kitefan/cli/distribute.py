@@ -1,0 +1,3 @@
+"""`kitefan distribute` (SKELETON: being written)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`kitefan simulate` (SKELETON: being written)."""
+
+from __future__ import annotations

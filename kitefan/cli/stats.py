@@ -1,0 +1,3 @@
+"""`kitefan stats` (SKELETON: being written)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""`kitefan stream` (SKELETON: being written)."""
+
+from __future__ import annotations

@@ -1,0 +1,73 @@
+"""The two consoles, the exit codes, and the one place library errors become exit codes.
+
+Data goes to stdout (``out``); progress, warnings and errors to stderr (``err``). An error is one
+line, ``error: <what is wrong and what to do>``, with no traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import IntEnum
+
+import typer
+from rich.console import Console
+
+from kitefan.errors import AuthError, ConfigError, KitefanError, NoUsableKeyError, PlanError
+
+__all__ = ["ExitCode", "err", "exit_code_of", "out", "reported_errors", "warn"]
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class ExitCode(IntEnum):
+    """What ``kitefan`` exits with (design.md, "Commands")."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    CONFIG = 3
+    AUTH = 4
+    INTERRUPTED = 130
+
+
+def exit_code_of(exc: KitefanError) -> ExitCode:
+    """The exit code a library error maps to."""
+    match exc:
+        case ConfigError() | PlanError():
+            return ExitCode.CONFIG
+        case AuthError() | NoUsableKeyError():
+            return ExitCode.AUTH
+        case _:
+            return ExitCode.FAILURE
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr."""
+    err.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+
+
+@contextmanager
+def reported_errors(debug: bool = False) -> Iterator[None]:
+    """Turn library errors into one line on stderr and the matching exit code.
+
+    With ``debug``, the exception propagates with its traceback instead.
+    """
+    try:
+        yield
+    except KitefanError as exc:
+        if debug:
+            raise
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(int(exit_code_of(exc))) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        err.print("interrupted", markup=False, highlight=False)
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except BrokenPipeError:
+        # The reader of our stdout went away (``kitefan ... | head``): not an error of ours.
+        sys.stderr.close()
+        raise typer.Exit(int(ExitCode.OK)) from None

@@ -1,0 +1,332 @@
+"""The Kite ticker wire codec: binary tick frames and JSON text messages, both directions.
+
+Pure: no asyncio, no websockets, no I/O. Follows docs/kite-protocol.md §2-§7.
+
+Binary frames (server to client)::
+
+    frame   = count:u16  { length:u16  packet[length] } * count        (big-endian)
+    packet  = one of five layouts, told apart only by length:
+
+    LTP           8   token:u32 last:u32
+    INDEX_QUOTE  28   token last high low open close change:i32
+    INDEX_FULL   32   INDEX_QUOTE + exchange_timestamp:u32
+    QUOTE        44   token last ltq atp volume buy_qty sell_qty open high low close
+    FULL        184   QUOTE + last_trade_time oi oi_day_high oi_day_low exchange_timestamp
+                      + 10 x (quantity:u32 price:u32 orders:u16 pad:u16), 5 bids then 5 offers
+
+A message of 0 or 1 byte is a heartbeat and holds no ticks; ``00 00`` is a frame of no packets.
+Every 4-byte field is unsigned except the index packets' change at offset 24, which is signed.
+
+Malformed input raises :class:`~kitefan.errors.CodecError` carrying the byte offset: a frame cut
+anywhere, a packet running past the end, a packet count that does not match the bytes. A packet of
+a length no layout has is skipped and counted (:func:`decode_packets` returns the count), never
+fatal, as the official Python client skips it.
+
+Text messages: the client's requests ``{"a": "subscribe"|"unsubscribe"|"mode", "v": ...}``
+(:func:`subscribe_message` and friends build them; :func:`parse_request` reads them, as the server
+and the simulator do), and the server's ``{"type": "order"|"error"|"message", "data": ...}``
+(:func:`order_message`, :func:`error_message`, :func:`notice_message` build them;
+:func:`decode_text` reads them).
+
+Owns: packet layouts, framing, text message shapes. Must not import asyncio, websockets, rich,
+typer, and never logs payloads.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from kitefan.errors import CodecError
+from kitefan.models import (
+    Mode,
+    OrderUpdate,
+    ServerError,
+    ServerMessage,
+    ServerNotice,
+    Tick,
+    UnknownText,
+)
+
+__all__ = [
+    "ERROR_BAD_TOKENS",
+    "ERROR_TOO_MANY",
+    "HEARTBEAT",
+    "LAYOUTS",
+    "Action",
+    "Request",
+    "RequestError",
+    "decode_frame",
+    "decode_packets",
+    "decode_text",
+    "encode_frame",
+    "encode_packet",
+    "error_message",
+    "frame_of_packets",
+    "is_heartbeat",
+    "mode_message",
+    "notice_message",
+    "order_message",
+    "parse_request",
+    "subscribe_message",
+    "unsubscribe_message",
+]
+
+#: The struct layout of each packet kind, keyed by packet length.
+LAYOUTS: Mapping[int, struct.Struct] = {
+    8: struct.Struct(">II"),
+    28: struct.Struct(">IIIIIIi"),
+    32: struct.Struct(">IIIIIIiI"),
+    44: struct.Struct(">11I"),
+    184: struct.Struct(">16I" + "IIH2x" * 10),
+}
+_UNPACK = {length: layout.unpack_from for length, layout in LAYOUTS.items()}
+_PACK = {length: layout.pack for length, layout in LAYOUTS.items()}
+_FIELDS = {length: len(layout.unpack(bytes(length))) for length, layout in LAYOUTS.items()}
+_U16 = struct.Struct(">H")
+
+#: What the server sends on an idle connection, about once a second.
+HEARTBEAT = b"\x00"
+
+#: The server's error texts kitefan and its simulator know by heart (kite-protocol.md §2, §8).
+ERROR_TOO_MANY = "Can't subscribe to more than 3000 instruments."
+ERROR_BAD_TOKENS = "Error parsing instrument tokens"
+
+
+# Binary frames ------------------------------------------------------------------------------
+
+
+def is_heartbeat(data: bytes | bytearray | memoryview) -> bool:
+    """Whether a binary message is a heartbeat (a message of fewer than 2 bytes)."""
+    return len(data) < 2
+
+
+def decode_packets(data: bytes | bytearray | memoryview) -> tuple[list[Tick], int]:
+    """Decode one binary WebSocket message into its ticks, and count the packets skipped.
+
+    Args:
+        data: the whole binary message.
+
+    Returns:
+        The ticks in frame order, and how many packets had a length no layout has (skipped).
+
+    Raises:
+        CodecError: the frame is cut short, a packet runs past its end, or bytes remain after the
+            last packet the count announced. ``offset`` says where.
+    """
+    size = len(data)
+    if size < 2:
+        return [], 0
+    count = data[0] << 8 | data[1]
+    ticks: list[Tick] = []
+    append = ticks.append
+    unpackers = _UNPACK
+    skipped = 0
+    offset = 2
+    for index in range(count):
+        if offset + 2 > size:
+            raise CodecError(
+                offset,
+                f"frame ends before the length of packet {index + 1} of {count}",
+            )
+        length = data[offset] << 8 | data[offset + 1]
+        offset += 2
+        end = offset + length
+        if end > size:
+            raise CodecError(
+                offset,
+                f"packet {index + 1} of {count} is {length} bytes but only {size - offset} remain",
+            )
+        unpack = unpackers.get(length)
+        if unpack is None:
+            skipped += 1
+        else:
+            append(Tick(length, unpack(data, offset)))
+        offset = end
+    if offset != size:
+        raise CodecError(
+            offset,
+            f"{size - offset} bytes follow the {count} packets the frame announced",
+        )
+    return ticks, skipped
+
+
+def decode_frame(data: bytes | bytearray | memoryview) -> list[Tick]:
+    """Decode one binary WebSocket message into its ticks.
+
+    Heartbeats (fewer than 2 bytes) and empty frames give no ticks. Packets of unknown length are
+    skipped; use :func:`decode_packets` to count them.
+
+    Raises:
+        CodecError: the frame is malformed; ``offset`` says where.
+    """
+    return decode_packets(data)[0]
+
+
+def encode_packet(tick: Tick) -> bytes:
+    """The packet bytes of one tick (without the 2-byte length that precedes it in a frame)."""
+    pack = _PACK.get(tick.kind)
+    if pack is None:
+        raise CodecError(-1, f"no packet layout is {tick.kind} bytes long")
+    if len(tick.values) != _FIELDS[tick.kind]:
+        raise CodecError(
+            -1,
+            f"a {tick.kind}-byte packet has {_FIELDS[tick.kind]} fields, "
+            f"the tick has {len(tick.values)}",
+        )
+    try:
+        return pack(*tick.values)
+    except struct.error as exc:
+        raise CodecError(-1, f"a field does not fit its wire type: {exc}") from None
+
+
+def frame_of_packets(packets: Sequence[bytes]) -> bytes:
+    """Frame already-encoded packets: the count, then each packet preceded by its length."""
+    if len(packets) > 0xFFFF:
+        raise CodecError(-1, f"a frame holds at most 65535 packets, not {len(packets)}")
+    parts = [_U16.pack(len(packets))]
+    for packet in packets:
+        parts.append(_U16.pack(len(packet)))
+        parts.append(packet)
+    return b"".join(parts)
+
+
+def encode_frame(ticks: Iterable[Tick]) -> bytes:
+    """Encode ticks as one binary WebSocket message; the exact inverse of :func:`decode_frame`."""
+    return frame_of_packets([encode_packet(tick) for tick in ticks])
+
+
+# Client requests ---------------------------------------------------------------------------
+
+
+class Action(StrEnum):
+    """The actions a client can request; the values are the wire strings."""
+
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    MODE = "mode"
+
+
+def _compact(obj: object) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def subscribe_message(tokens: Iterable[int]) -> str:
+    """``{"a":"subscribe","v":[...]}``."""
+    return _compact({"a": "subscribe", "v": list(tokens)})
+
+
+def unsubscribe_message(tokens: Iterable[int]) -> str:
+    """``{"a":"unsubscribe","v":[...]}``."""
+    return _compact({"a": "unsubscribe", "v": list(tokens)})
+
+
+def mode_message(mode: Mode, tokens: Iterable[int]) -> str:
+    """``{"a":"mode","v":["full",[...]]}``."""
+    return _compact({"a": "mode", "v": [mode.value, list(tokens)]})
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A client request as the server reads it."""
+
+    action: Action
+    tokens: tuple[int, ...]
+    mode: Mode | None = None
+
+
+class RequestError(CodecError):
+    """A client request the server cannot act on. ``reason`` is the text the server answers with."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(-1, reason)
+
+
+def _tokens(value: object) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise RequestError(ERROR_BAD_TOKENS)
+    for token in value:
+        # bool is an int in Python but not in JSON; strings are refused by the real server.
+        if type(token) is not int or not 0 <= token <= 0xFFFFFFFF:
+            raise RequestError(ERROR_BAD_TOKENS)
+    return tuple(value)
+
+
+def parse_request(text: str | bytes) -> Request:
+    """Read a client request, tolerant of whitespace and key order as the server must be.
+
+    Raises:
+        RequestError: with the text the server answers: ``Error parsing instrument tokens`` for
+            tokens that are not unsigned 32-bit JSON integers; ``Invalid message: ...`` for
+            malformed JSON, an unknown action or an unknown mode (the real server's wording for
+            these is undocumented; kite-protocol.md §12).
+    """
+    try:
+        message = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise RequestError("Invalid message: not valid JSON") from None
+    if not isinstance(message, dict) or "a" not in message or "v" not in message:
+        raise RequestError('Invalid message: expected an object with "a" and "v"')
+    action_text = message["a"]
+    try:
+        action = Action(action_text)
+    except ValueError:
+        raise RequestError(f"Invalid message: unknown action {action_text!r}") from None
+    value = message["v"]
+    if action is not Action.MODE:
+        return Request(action, _tokens(value))
+    if not isinstance(value, list) or len(value) != 2:
+        raise RequestError('Invalid message: mode takes ["<mode>", [tokens]]')
+    try:
+        mode = Mode(value[0])
+    except ValueError:
+        raise RequestError(f"Invalid message: unknown mode {value[0]!r}") from None
+    return Request(action, _tokens(value[1]), mode)
+
+
+# Server texts --------------------------------------------------------------------------------
+
+
+def order_message(data: Mapping[str, Any]) -> str:
+    """``{"type":"order","data":{...}}``: an order postback pushed on the socket."""
+    return _compact({"type": "order", "data": dict(data)})
+
+
+def error_message(text: str) -> str:
+    """``{"type":"error","data":"..."}``."""
+    return _compact({"type": "error", "data": text})
+
+
+def notice_message(text: str) -> str:
+    """``{"type":"message","data":"..."}``: a broadcast message from the broker."""
+    return _compact({"type": "message", "data": text})
+
+
+def decode_text(text: str | bytes) -> ServerMessage:
+    """Read a server text message.
+
+    Raises:
+        CodecError: the text is not a JSON object with a string ``type``, or an ``order`` without
+            an object as its data.
+    """
+    try:
+        message = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise CodecError(-1, "text message is not valid JSON") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise CodecError(-1, 'text message is not an object with a string "type"')
+    kind = message["type"]
+    data = message.get("data")
+    if kind == "order":
+        if not isinstance(data, dict):
+            raise CodecError(-1, "order message without an object as its data")
+        return OrderUpdate(data)
+    if kind == "error":
+        return ServerError(data if isinstance(data, str) else json.dumps(data))
+    if kind == "message":
+        return ServerNotice(data if isinstance(data, str) else json.dumps(data))
+    return UnknownText(kind, data)

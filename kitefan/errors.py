@@ -1,0 +1,155 @@
+"""Every error kitefan raises on purpose, as one tree rooted at :class:`KitefanError`.
+
+::
+
+    KitefanError
+    ├── CodecError        a binary frame or text message that does not follow the wire protocol
+    ├── ConfigError       a config file with one or more problems (all of them, each with its place)
+    ├── PlanError         symbols that cannot be placed: over capacity, unpinned under "manual", ...
+    ├── AuthError         the server refused a key's credentials (HTTP 403 on the upgrade)
+    ├── SlotLimitError    the server refused another connection for a key (HTTP 429)
+    ├── FeedError         a feed that cannot go on (server misbehaving, nothing to stream)
+    │   └── NoUsableKeyError  every key was refused: nothing can stream
+    ├── ControlError      talking to a running stream failed (none running, gone, refused)
+    └── InstrumentsError  the instruments dump could not be read or fetched
+
+Messages are lower-case, one line, without a trailing period, and built from the attributes, so
+that callers can also inspect the structured data. No message ever carries an access token or an
+api key; where a key must be named, its config ``id`` or a masked form is used.
+
+Owns: the exception classes. Must not import anything from kitefan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AuthError",
+    "CodecError",
+    "ConfigError",
+    "ControlError",
+    "FeedError",
+    "InstrumentsError",
+    "KitefanError",
+    "NoUsableKeyError",
+    "PlanError",
+    "SlotLimitError",
+]
+
+
+class KitefanError(Exception):
+    """Root of every error kitefan raises on purpose."""
+
+
+class CodecError(KitefanError):
+    """Bytes or text that do not follow the Kite ticker protocol.
+
+    Attributes:
+        offset: byte offset in the frame where decoding could not go on (``-1`` for text).
+        reason: what was wrong there.
+    """
+
+    def __init__(self, offset: int, reason: str) -> None:
+        self.offset = offset
+        self.reason = reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.offset < 0:
+            return self.reason
+        return f"malformed frame at byte {self.offset}: {self.reason}"
+
+
+class ConfigError(KitefanError):
+    """A config with problems. ``problems`` lists each as ``"<place>: <what>"``.
+
+    Attributes:
+        source: the file (or other origin) the config came from.
+        problems: every problem found, each with its place, e.g. ``keys[1].api_key: missing``.
+    """
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if len(self.problems) == 1:
+            return f"{self.source}: {self.problems[0]}"
+        return f"{self.source}: {len(self.problems)} problems: " + "; ".join(self.problems)
+
+
+class PlanError(KitefanError):
+    """Symbols that cannot be placed on the available keys and connections.
+
+    Attributes:
+        reason: what is wrong.
+        asked: how many symbols were asked for (0 if not a capacity problem).
+        fits: how many fit (0 if not a capacity problem).
+        hint: what to do about it.
+    """
+
+    def __init__(self, reason: str, *, asked: int = 0, fits: int = 0, hint: str = "") -> None:
+        self.reason = reason
+        self.asked = asked
+        self.fits = fits
+        self.hint = hint
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.reason}; {self.hint}" if self.hint else self.reason
+
+
+class AuthError(KitefanError):
+    """The server refused a key's credentials at the handshake (HTTP 403).
+
+    Attributes:
+        key_id: the config id of the key (never the api key itself).
+        status: the HTTP status the server answered with.
+    """
+
+    def __init__(self, key_id: str, status: int = 403) -> None:
+        self.key_id = key_id
+        self.status = status
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"key {self.key_id!r} was refused with HTTP {self.status}: its access token is "
+            "invalid or expired; put a fresh token in the config or its environment variable"
+        )
+
+
+class SlotLimitError(KitefanError):
+    """The server refused one more connection for a key (HTTP 429).
+
+    Attributes:
+        key_id: the config id of the key.
+    """
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return (
+            f"key {self.key_id!r} was refused another connection with HTTP 429: another program "
+            "holds this key's connections; stop it or lower max_connections_per_key"
+        )
+
+
+class FeedError(KitefanError):
+    """A feed that cannot go on (for example, no key could authenticate)."""
+
+
+class ControlError(KitefanError):
+    """Talking to a running stream failed: none is running, it is gone, or it refused."""
+
+
+class InstrumentsError(KitefanError):
+    """The instruments dump could not be read, parsed or fetched."""
+
+
+class NoUsableKeyError(FeedError):
+    """Every key was refused by the server: nothing can stream (exit code 4)."""
