@@ -1,0 +1,340 @@
+"""Counters of a running feed, and the frozen snapshots that are shown, served and exported.
+
+The hot path only adds to plain integer attributes of :class:`ConnectionCounters`; everything
+derived (rates, ages, percentiles, per-key sums) is computed when a snapshot is taken, from an
+injected clock, so the snapshot is exact and cheap to test.
+
+Rates are taken over a sliding window (5 s by default) of samples recorded at snapshot time, so
+a display refreshing a few times a second sees a steady figure.
+
+Exchange delay: for full-mode ticks, the receipt time minus the packet's exchange timestamp,
+counted in whole seconds (the timestamp has 1 s resolution; one tick per frame is sampled).
+
+Owns: ``ConnectionCounters``, ``RateMeter``, the snapshot types and their JSON form. Must not
+import asyncio, websockets, rich or typer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitefan.events import ConnState, Gap, KeyState
+
+__all__ = [
+    "ConnectionCounters",
+    "ConnectionStats",
+    "FeedStats",
+    "KeyStats",
+    "RateMeter",
+    "Totals",
+    "key_state",
+    "percentile_of_counts",
+]
+
+
+class RateMeter:
+    """A rate over a sliding window, from samples of a growing counter.
+
+    Args:
+        window_s: how far back the rate looks.
+        min_interval_s: samples closer together than this are not kept.
+    """
+
+    def __init__(self, window_s: float = 5.0, min_interval_s: float = 0.2) -> None:
+        self.window_s = window_s
+        self.min_interval_s = min_interval_s
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def rate(self, now: float, count: int) -> float:
+        """Record ``count`` at ``now`` and return the rate per second over the window."""
+        samples = self._samples
+        if not samples or now - samples[-1][0] >= self.min_interval_s:
+            samples.append((now, count))
+        while len(samples) > 2 and now - samples[1][0] >= self.window_s:
+            samples.popleft()
+        first_t, first_count = samples[0]
+        if now - first_t <= 0:
+            return 0.0
+        return (count - first_count) / (now - first_t)
+
+
+def percentile_of_counts(counts: Mapping[int, int], fraction: float) -> int | None:
+    """The value at ``fraction`` (0-1) of a histogram given as value -> count."""
+    total = sum(counts.values())
+    if total == 0:
+        return None
+    rank = fraction * total
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    return max(counts)
+
+
+@dataclass(slots=True)
+class ConnectionCounters:
+    """What one connection has done so far. Mutated in place by the connection."""
+
+    frames: int = 0
+    ticks: int = 0
+    bytes: int = 0
+    heartbeats: int = 0
+    skipped_packets: int = 0
+    decode_errors: int = 0
+    server_errors: int = 0
+    reconnects: int = 0
+    drops: int = 0
+    orders: int = 0
+    last_frame_at: float | None = None
+    connected_at: float | None = None
+    last_gap: Gap | None = None
+    delay_counts: dict[int, int] = field(default_factory=dict)
+    meter: RateMeter = field(default_factory=RateMeter)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStats:
+    """One connection, at one moment."""
+
+    index: int
+    state: ConnState
+    symbols: int
+    symbols_by_mode: Mapping[str, int]
+    frames: int
+    ticks: int
+    bytes: int
+    ticks_per_s: float
+    heartbeats: int
+    skipped_packets: int
+    decode_errors: int
+    server_errors: int
+    reconnects: int
+    drops: int
+    last_gap: Gap | None
+    last_frame_age_s: float | None
+    uptime_s: float | None
+    never_ticked: int
+    exchange_delay_p50_s: int | None
+    exchange_delay_p99_s: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "state": self.state.value,
+            "symbols": self.symbols,
+            "symbols_by_mode": dict(self.symbols_by_mode),
+            "ticks": self.ticks,
+            "ticks_per_s": round(self.ticks_per_s, 1),
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "heartbeats": self.heartbeats,
+            "skipped_packets": self.skipped_packets,
+            "decode_errors": self.decode_errors,
+            "server_errors": self.server_errors,
+            "reconnects": self.reconnects,
+            "drops": self.drops,
+            "last_gap": _gap_dict(self.last_gap),
+            "last_frame_age_s": _round(self.last_frame_age_s),
+            "uptime_s": _round(self.uptime_s),
+            "never_ticked": self.never_ticked,
+            "exchange_delay_p50_s": self.exchange_delay_p50_s,
+            "exchange_delay_p99_s": self.exchange_delay_p99_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStats:
+    """One key and its connections, at one moment."""
+
+    id: str
+    state: KeyState
+    connections: tuple[ConnectionStats, ...]
+    orders: int
+    message: str = ""
+
+    @property
+    def symbols(self) -> int:
+        return sum(c.symbols for c in self.connections)
+
+    @property
+    def ticks(self) -> int:
+        return sum(c.ticks for c in self.connections)
+
+    @property
+    def ticks_per_s(self) -> float:
+        return sum(c.ticks_per_s for c in self.connections)
+
+    @property
+    def frames(self) -> int:
+        return sum(c.frames for c in self.connections)
+
+    @property
+    def bytes(self) -> int:
+        return sum(c.bytes for c in self.connections)
+
+    @property
+    def reconnects(self) -> int:
+        return sum(c.reconnects for c in self.connections)
+
+    @property
+    def drops(self) -> int:
+        return sum(c.drops for c in self.connections)
+
+    @property
+    def decode_errors(self) -> int:
+        return sum(c.decode_errors for c in self.connections)
+
+    @property
+    def server_errors(self) -> int:
+        return sum(c.server_errors for c in self.connections)
+
+    @property
+    def never_ticked(self) -> int:
+        return sum(c.never_ticked for c in self.connections)
+
+    @property
+    def connections_up(self) -> int:
+        return sum(1 for c in self.connections if c.state is ConnState.CONNECTED)
+
+    @property
+    def last_frame_age_s(self) -> float | None:
+        ages = [c.last_frame_age_s for c in self.connections if c.last_frame_age_s is not None]
+        return min(ages) if ages else None
+
+    @property
+    def last_gap(self) -> Gap | None:
+        gaps = [c.last_gap for c in self.connections if c.last_gap is not None]
+        return max(gaps, key=lambda g: g.end) if gaps else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "message": self.message,
+            "symbols": self.symbols,
+            "ticks": self.ticks,
+            "ticks_per_s": round(self.ticks_per_s, 1),
+            "frames": self.frames,
+            "bytes": self.bytes,
+            "reconnects": self.reconnects,
+            "last_gap": _gap_dict(self.last_gap),
+            "drops": self.drops,
+            "decode_errors": self.decode_errors,
+            "server_errors": self.server_errors,
+            "orders": self.orders,
+            "never_ticked": self.never_ticked,
+            "connections_up": self.connections_up,
+            "last_frame_age_s": _round(self.last_frame_age_s),
+            "connections": [c.as_dict() for c in self.connections],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Sums over every key, plus what the consumer side dropped."""
+
+    symbols: int
+    ticks: int
+    ticks_per_s: float
+    frames: int
+    bytes: int
+    reconnects: int
+    drops: int
+    decode_errors: int
+    server_errors: int
+    orders: int
+    connections_up: int
+    connections: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStats:
+    """Every key of a feed, at one moment (``updated_at`` is Unix time)."""
+
+    keys: tuple[KeyStats, ...]
+    updated_at: float
+    uptime_s: float
+
+    def key(self, key_id: str) -> KeyStats:
+        for key in self.keys:
+            if key.id == key_id:
+                return key
+        raise KeyError(key_id)
+
+    @property
+    def totals(self) -> Totals:
+        keys = self.keys
+        return Totals(
+            symbols=sum(k.symbols for k in keys),
+            ticks=sum(k.ticks for k in keys),
+            ticks_per_s=sum(k.ticks_per_s for k in keys),
+            frames=sum(k.frames for k in keys),
+            bytes=sum(k.bytes for k in keys),
+            reconnects=sum(k.reconnects for k in keys),
+            drops=sum(k.drops for k in keys),
+            decode_errors=sum(k.decode_errors for k in keys),
+            server_errors=sum(k.server_errors for k in keys),
+            orders=sum(k.orders for k in keys),
+            connections_up=sum(k.connections_up for k in keys),
+            connections=sum(len(k.connections) for k in keys),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form ``kitefan stats --format json`` prints; scripts rely on its shape."""
+        totals = self.totals
+        return {
+            "keys": [k.as_dict() for k in self.keys],
+            "totals": {
+                "ticks": totals.ticks,
+                "symbols": totals.symbols,
+                "ticks_per_s": round(totals.ticks_per_s, 1),
+                "frames": totals.frames,
+                "bytes": totals.bytes,
+                "reconnects": totals.reconnects,
+                "drops": totals.drops,
+                "decode_errors": totals.decode_errors,
+                "server_errors": totals.server_errors,
+                "orders": totals.orders,
+                "connections_up": totals.connections_up,
+                "connections": totals.connections,
+            },
+            "updated_at": self.updated_at,
+            "uptime_s": round(self.uptime_s, 1),
+        }
+
+
+def key_state(states: Sequence[ConnState], *, auth_failed: bool, slot_limited: bool) -> KeyState:
+    """A key's state from its connections' states and its flags."""
+    if auth_failed:
+        return KeyState.AUTH_FAILED
+    if not states:
+        return KeyState.IDLE
+    if all(s is ConnState.CLOSED for s in states):
+        return KeyState.CLOSED
+    if any(s in (ConnState.RECONNECTING,) for s in states):
+        return KeyState.RECONNECTING
+    if any(s is ConnState.CONNECTING for s in states):
+        return KeyState.CONNECTING
+    if slot_limited:
+        return KeyState.SLOT_LIMITED
+    return KeyState.CONNECTED
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _gap_dict(gap: Gap | None) -> dict[str, Any] | None:
+    if gap is None:
+        return None
+    return {
+        "start": gap.start,
+        "end": gap.end,
+        "seconds": round(gap.seconds, 3),
+        "symbols": len(gap.tokens),
+        "reason": gap.reason,
+    }
