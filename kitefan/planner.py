@@ -1,32 +1,58 @@
 """The distributor: which symbol goes to which key and which of its connections.
 
-SKELETON: the types below are the contract the manager and the CLI build on; ``plan`` and ``diff``
-are being written under issue 3.
+Pure and deterministic: no I/O; the same input gives the same plan, symbol for symbol. Within a
+connection, symbols keep the order they were given in.
 
-Pure and deterministic: no I/O; the same input gives the same plan, symbol for symbol.
+How :func:`plan` places symbols:
 
-Owns: ``Plan`` and its parts, ``plan()``, ``diff()``. Must not import asyncio, websockets, rich,
-typer, or do any I/O.
+1. With ``previous``, every symbol still wanted keeps its (key, connection) slot if that slot still
+   exists, has room, and the symbol is not pinned to another key (incremental planning: an edited
+   config or a failover moves only what must move).
+2. Pinned symbols are placed on their key. A key that is down (``connections == 0``) has no
+   slots: symbols pinned to it are placed like unpinned ones (failover), least-loaded under
+   ``manual``. If a pin finds its key full of unpinned symbols kept from ``previous``, the last
+   of those is moved out to make room: pins are always honoured.
+3. Everything else is placed by the strategy: ``round-robin`` deals symbols to keys in order,
+   then to each key's connections in turn (the key's turn passes over keys and connections that
+   are full); ``least-loaded`` gives each symbol to the key with the most room, then to that key's
+   connection with the most room (ties go to the earlier key, the lower connection); ``manual``
+   accepts no unpinned symbol.
+
+Pinned symbols are dealt to their key's connections in turn under every strategy but
+least-loaded, so a plan frozen as pins (``kitefan distribute --dry-run --output``) and replayed
+under ``manual`` gives the same connections.
+
+Owns: ``Plan`` and its parts, ``plan()``, ``plan_config()``, ``diff()``. Must not import asyncio,
+websockets, rich, typer, or do any I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from kitefan.config import Strategy, SymbolSpec
+from kitefan.config import AppConfig, Strategy, SymbolSpec
+from kitefan.errors import PlanError
 from kitefan.models import Mode
 
 __all__ = [
     "ConnectionPlan",
     "KeyCapacity",
     "KeyPlan",
+    "Move",
     "Plan",
     "PlanDiff",
     "SlotChange",
+    "capacities",
     "diff",
     "plan",
+    "plan_config",
 ]
+
+#: A connection slot: (key id, connection index).
+Slot = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,19 +77,96 @@ class ConnectionPlan:
 
 @dataclass(frozen=True, slots=True)
 class KeyPlan:
-    """One key's connections, in index order; a key with nothing to stream has none."""
+    """One key's connections, in index order; a key with nothing to stream has none.
+
+    Only connections with symbols appear; ``index`` is the connection's slot, so indices need not
+    be contiguous after incremental planning.
+    """
 
     key_id: str
     connections: tuple[ConnectionPlan, ...]
 
+    @property
+    def symbol_count(self) -> int:
+        """How many symbols this key streams."""
+        return sum(len(connection.symbols) for connection in self.connections)
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Where every symbol goes."""
+    """Where every symbol goes.
+
+    Attributes:
+        strategy: the strategy it was made with.
+        keys: every key, in the order given, with its connections.
+        max_symbols_per_connection: the per-connection limit it was made with.
+        key_capacities: the capacities it was made with (the connections each key could use).
+        unplaced: symbols that did not fit (only with ``plan(..., allow_unplaced=True)``).
+    """
 
     strategy: Strategy
     keys: tuple[KeyPlan, ...]
     max_symbols_per_connection: int
+    key_capacities: tuple[KeyCapacity, ...] = ()
+    unplaced: tuple[SymbolSpec, ...] = ()
+    _where: dict[int, Slot] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        where = {
+            spec.token: (key.key_id, connection.index)
+            for key in self.keys
+            for connection in key.connections
+            for spec in connection.symbols
+        }
+        object.__setattr__(self, "_where", where)
+
+    def where(self, token: int) -> Slot | None:
+        """The (key id, connection index) streaming ``token``, or ``None``."""
+        return self._where.get(token)
+
+    def slots(self) -> Iterator[tuple[str, ConnectionPlan]]:
+        """Every connection with symbols, as (key id, connection), in plan order."""
+        for key in self.keys:
+            for connection in key.connections:
+                yield key.key_id, connection
+
+    def key(self, key_id: str) -> KeyPlan | None:
+        """The plan of one key, or ``None`` if the plan has no such key."""
+        return next((key for key in self.keys if key.key_id == key_id), None)
+
+    def symbols(self) -> Iterator[SymbolSpec]:
+        """Every placed symbol, key by key and connection by connection."""
+        for _, connection in self.slots():
+            yield from connection.symbols
+
+    @property
+    def symbol_count(self) -> int:
+        """How many symbols are placed."""
+        return len(self._where)
+
+    @property
+    def connection_count(self) -> int:
+        """How many connections have symbols (the connections a stream opens)."""
+        return sum(len(key.connections) for key in self.keys)
+
+    @property
+    def capacity(self) -> int:
+        """How many symbols fit on the capacities the plan was made with."""
+        usable = sum(max(0, key.connections) for key in self.key_capacities)
+        return usable * self.max_symbols_per_connection
+
+    @property
+    def spare(self) -> int:
+        """How many more symbols would fit."""
+        return self.capacity - self.symbol_count
+
+
+class Move(NamedTuple):
+    """A symbol that changes connection: unsubscribed at ``source``, subscribed at ``target``."""
+
+    token: int
+    source: Slot
+    target: Slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +182,141 @@ class SlotChange:
 
 @dataclass(frozen=True, slots=True)
 class PlanDiff:
-    """The smallest change from one plan to another, per connection."""
+    """The smallest change from one plan to another, per connection.
+
+    A symbol that moves is an unsubscribe at its old connection and a subscribe at its new one;
+    :attr:`moves` pairs them up. Connections with nothing to do are left out.
+    """
 
     changes: tuple[SlotChange, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the plans stream the same symbols, in the same modes, on the same slots."""
+        return not self.changes
+
+    @property
+    def moves(self) -> tuple[Move, ...]:
+        """Symbols that change connection, in the order of their new connections."""
+        source = self._unsubscribed()
+        return tuple(
+            Move(spec.token, source[spec.token], (change.key_id, change.index))
+            for change in self.changes
+            for spec in change.subscribe
+            if spec.token in source
+        )
+
+    @property
+    def added(self) -> tuple[SymbolSpec, ...]:
+        """Symbols subscribed that the old plan did not stream at all."""
+        source = self._unsubscribed()
+        return tuple(
+            spec for change in self.changes for spec in change.subscribe if spec.token not in source
+        )
+
+    @property
+    def removed(self) -> tuple[int, ...]:
+        """Tokens unsubscribed that the new plan does not stream at all."""
+        subscribed = {spec.token for change in self.changes for spec in change.subscribe}
+        return tuple(
+            token
+            for change in self.changes
+            for token in change.unsubscribe
+            if token not in subscribed
+        )
+
+    @property
+    def subscribe_count(self) -> int:
+        """Subscriptions to send, moves included."""
+        return sum(len(change.subscribe) for change in self.changes)
+
+    @property
+    def unsubscribe_count(self) -> int:
+        """Unsubscriptions to send, moves included."""
+        return sum(len(change.unsubscribe) for change in self.changes)
+
+    @property
+    def mode_change_count(self) -> int:
+        """Symbols that stay on their connection in another mode."""
+        return sum(len(change.mode_changes) for change in self.changes)
+
+    def _unsubscribed(self) -> dict[int, Slot]:
+        return {
+            token: (change.key_id, change.index)
+            for change in self.changes
+            for token in change.unsubscribe
+        }
+
+
+# Planning ---------------------------------------------------------------------------------------
+
+
+class _Slots:
+    """The connection slots of the live keys while a plan is being made."""
+
+    def __init__(self, keys: Sequence[KeyCapacity], limit: int) -> None:
+        self.limit = limit
+        self.order = [key.key_id for key in keys]
+        self.size = {key.key_id: max(0, key.connections) for key in keys}
+        self.load = {key.key_id: [0] * max(0, key.connections) for key in keys}
+        self.members: dict[Slot, list[int]] = {}  # slot -> positions of its symbols
+        self.turn = {key.key_id: 0 for key in keys}  # each key's next connection in turn
+        self.next_key = 0  # round-robin's next key
+
+    def has(self, slot: Slot) -> bool:
+        key_id, index = slot
+        return 0 <= index < self.size.get(key_id, 0)
+
+    def room(self, key_id: str) -> int:
+        return self.limit * self.size[key_id] - sum(self.load[key_id])
+
+    def put(self, position: int, slot: Slot) -> None:
+        self.load[slot[0]][slot[1]] += 1
+        self.members.setdefault(slot, []).append(position)
+
+    def take(self, position: int, slot: Slot) -> None:
+        self.load[slot[0]][slot[1]] -= 1
+        self.members[slot].remove(position)
+
+    def in_turn(self, key_id: str) -> int | None:
+        """The key's next connection with room, in turn; ``None`` if the key is full."""
+        size, load = self.size[key_id], self.load[key_id]
+        for step in range(size):
+            index = (self.turn[key_id] + step) % size
+            if load[index] < self.limit:
+                self.turn[key_id] = (index + 1) % size
+                return index
+        return None
+
+    def emptiest(self, key_id: str) -> int | None:
+        """The key's connection with the most room (the lowest on ties); ``None`` if full."""
+        load = self.load[key_id]
+        if not load or min(load) >= self.limit:
+            return None
+        return load.index(min(load))
+
+    def deal(self) -> Slot | None:
+        """Round-robin: the next key in turn with room, and its next connection in turn."""
+        count = len(self.order)
+        for step in range(count):
+            key_id = self.order[(self.next_key + step) % count]
+            index = self.in_turn(key_id)
+            if index is not None:
+                self.next_key = (self.next_key + step + 1) % count
+                return key_id, index
+        return None
+
+    def least_loaded(self) -> Slot | None:
+        """The key with the most room (the earliest on ties), and its emptiest connection."""
+        best, best_room = None, 0
+        for key_id in self.order:
+            room = self.room(key_id)
+            if room > best_room:
+                best, best_room = key_id, room
+        if best is None:
+            return None
+        index = self.emptiest(best)
+        return None if index is None else (best, index)
 
 
 def plan(
@@ -91,11 +326,248 @@ def plan(
     strategy: Strategy,
     max_symbols_per_connection: int,
     previous: Plan | None = None,
+    allow_unplaced: bool = False,
 ) -> Plan:
-    """Place every symbol (SKELETON)."""
-    raise NotImplementedError
+    """Place every symbol on a key and one of its connections.
+
+    Args:
+        symbols: what to stream, each token once; ``SymbolSpec.key`` pins a symbol to a key.
+        keys: the keys in config order, with the connections each may use now (0 = down).
+        strategy: how unpinned symbols are placed.
+        max_symbols_per_connection: the per-connection limit (Kite's is 3000).
+        previous: a plan to stay close to: symbols keep their slots where they still can.
+        allow_unplaced: put what does not fit in ``Plan.unplaced`` instead of raising (for a
+            failover that has less room than the symbols need).
+
+    Returns:
+        The plan; the same arguments always give the same plan.
+
+    Raises:
+        PlanError: a token given twice, a pin to a key not in ``keys``, unpinned symbols under
+            ``manual``, more symbols pinned to a key than it holds, or more symbols than all
+            keys hold (with the numbers asked and fitting, and what to do).
+        ValueError: ``max_symbols_per_connection`` below 1, or a key id given twice.
+    """
+    if max_symbols_per_connection < 1:
+        raise ValueError("max_symbols_per_connection must be at least 1")
+    slots = _Slots(keys, max_symbols_per_connection)
+    if len(slots.size) != len(keys):
+        raise ValueError("each key id may appear once in keys")
+    _check(symbols, slots, strategy, allow_unplaced)
+
+    where: dict[int, Slot] = {}  # position -> slot
+    pinned = [
+        spec.key if spec.key is not None and slots.size.get(spec.key, 0) > 0 else None
+        for spec in symbols
+    ]
+    # 1. Keep previous slots.
+    if previous is not None:
+        for position, spec in enumerate(symbols):
+            slot = previous.where(spec.token)
+            if (
+                slot is not None
+                and slots.has(slot)
+                and pinned[position] in (None, slot[0])
+                and slots.load[slot[0]][slot[1]] < slots.limit
+            ):
+                where[position] = slot
+                slots.put(position, slot)
+    # 2. Pins.
+    rest: list[int] = []
+    unplaced: list[int] = []
+    for position, key_id in enumerate(pinned):
+        if key_id is None or position in where:
+            continue
+        if strategy is Strategy.LEAST_LOADED:
+            index = slots.emptiest(key_id)
+        else:
+            index = slots.in_turn(key_id)
+        if index is None:
+            index = _make_room(slots, key_id, pinned, where, rest)
+        if index is None:
+            unplaced.append(position)
+            continue
+        where[position] = (key_id, index)
+        slots.put(position, (key_id, index))
+    # 3. Everything else.
+    rest.extend(
+        position
+        for position in range(len(symbols))
+        if position not in where and pinned[position] is None
+    )
+    rest.sort()
+    for position in rest:
+        slot = slots.deal() if strategy is Strategy.ROUND_ROBIN else slots.least_loaded()
+        if slot is None:
+            unplaced.append(position)
+            continue
+        where[position] = slot
+        slots.put(position, slot)
+    return Plan(
+        strategy=strategy,
+        keys=tuple(
+            KeyPlan(
+                key_id,
+                tuple(
+                    ConnectionPlan(index, tuple(symbols[p] for p in sorted(members)))
+                    for index in range(slots.size[key_id])
+                    if (members := slots.members.get((key_id, index)))
+                ),
+            )
+            for key_id in slots.order
+        ),
+        max_symbols_per_connection=max_symbols_per_connection,
+        key_capacities=tuple(keys),
+        unplaced=tuple(symbols[p] for p in sorted(unplaced)),
+    )
+
+
+def _make_room(
+    slots: _Slots,
+    key_id: str,
+    pinned: Sequence[str | None],
+    where: dict[int, Slot],
+    rest: list[int],
+) -> int | None:
+    """Move the last unpinned symbol kept on a full key out of it; the freed connection."""
+    candidates = [(position, slot) for position, slot in where.items() if slot[0] == key_id]
+    for position, slot in sorted(candidates, reverse=True):
+        if pinned[position] is None:
+            slots.take(position, slot)
+            del where[position]
+            rest.append(position)
+            return slot[1]
+    return None
+
+
+def _check(
+    symbols: Sequence[SymbolSpec], slots: _Slots, strategy: Strategy, allow_unplaced: bool
+) -> None:
+    seen: set[int] = set()
+    for spec in symbols:
+        if spec.token in seen:
+            raise PlanError(f"{spec.name} ({spec.token}) is given twice; list each symbol once")
+        seen.add(spec.token)
+        if spec.key is not None and spec.key not in slots.size:
+            raise PlanError(f'{spec.name} is pinned to key "{spec.key}", which is not configured')
+    if strategy is Strategy.MANUAL:
+        loose = [spec.name for spec in symbols if spec.key is None]
+        if loose:
+            shown = ", ".join(loose[:3]) + (f" and {len(loose) - 3} more" if len(loose) > 3 else "")
+            raise PlanError(
+                f'strategy "manual" places only pinned symbols; not pinned: {shown}',
+                hint='pin them in a [[keys]] table\'s symbols, or use strategy "round-robin"',
+            )
+    if allow_unplaced:
+        return
+    limit = slots.limit
+    pins = Counter(spec.key for spec in symbols if spec.key is not None)
+    for key_id in slots.order:
+        size = slots.size[key_id]
+        count = pins[key_id] if size else 0
+        if count > size * limit:
+            raise PlanError(
+                f'{count} symbols are pinned to key "{key_id}", which holds {size * limit} '
+                f"({size} connections × {limit})",
+                asked=count,
+                fits=size * limit,
+                hint=f"pin {count - size * limit} of them to another key",
+            )
+    capacity = sum(slots.size.values()) * limit
+    if len(symbols) > capacity:
+        raise PlanError(
+            f"over capacity: {len(symbols)} symbols asked, {capacity} fit ({_describe(slots)})",
+            asked=len(symbols),
+            fits=capacity,
+            hint=_advice(slots, len(symbols) - capacity),
+        )
+
+
+def _describe(slots: _Slots) -> str:
+    live = [key_id for key_id in slots.order if slots.size[key_id]]
+    sizes = {slots.size[key_id] for key_id in live}
+    keys = f"{len(live)} key{'s' if len(live) != 1 else ''}"
+    if len(sizes) == 1:
+        (size,) = sizes
+        return f"{keys} × {size} connection{'s' if size != 1 else ''} × {slots.limit}"
+    connections = sum(slots.size[key_id] for key_id in live)
+    return f"{connections} connections × {slots.limit} on {keys}"
+
+
+def _advice(slots: _Slots, excess: int) -> str:
+    steps = [f"drop {excess} symbol{'s' if excess != 1 else ''}", "add a key"]
+    if any(0 < size < 3 for size in slots.size.values()):
+        steps.append("raise max_connections_per_key (up to 3)")
+    if slots.limit < 3000:
+        steps.append("raise max_symbols_per_connection (up to 3000)")
+    return ", ".join(steps[:-1]) + f" or {steps[-1]}"
+
+
+def capacities(config: AppConfig) -> tuple[KeyCapacity, ...]:
+    """Every key of ``config`` at its configured number of connections."""
+    return tuple(KeyCapacity(key.id, config.max_connections_per_key) for key in config.keys)
+
+
+def plan_config(config: AppConfig) -> Plan:
+    """The from-scratch plan of a config: its symbols on all its keys at full capacity.
+
+    This is the "home" plan a stream starts from; failover re-plans against it with
+    ``plan(..., previous=home)`` and reduced capacities.
+
+    Raises:
+        PlanError: as :func:`plan`.
+    """
+    return plan(
+        config.symbols,
+        capacities(config),
+        strategy=config.strategy,
+        max_symbols_per_connection=config.max_symbols_per_connection,
+    )
+
+
+# Diffing ----------------------------------------------------------------------------------------
 
 
 def diff(old: Plan, new: Plan) -> PlanDiff:
-    """The smallest change from ``old`` to ``new`` (SKELETON)."""
-    raise NotImplementedError
+    """The smallest change from ``old`` to ``new``, connection by connection.
+
+    For each (key, connection): ``subscribe`` lists the symbols new there (in the new plan's
+    order), ``unsubscribe`` the tokens no longer there (in the old plan's order), and
+    ``mode_changes`` the tokens that stay there in another mode, with their new mode. Connections
+    come in the new plan's key order (then keys only the old plan has), by index.
+    """
+    old_slots = _by_slot(old)
+    new_slots = _by_slot(new)
+    order: list[str] = []
+    for key in (*new.keys, *old.keys):
+        if key.key_id not in order:
+            order.append(key.key_id)
+    changes: list[SlotChange] = []
+    for key_id in order:
+        indices = sorted(
+            {i for k, i in old_slots if k == key_id} | {i for k, i in new_slots if k == key_id}
+        )
+        for index in indices:
+            before = old_slots.get((key_id, index), {})
+            after = new_slots.get((key_id, index), {})
+            change = SlotChange(
+                key_id,
+                index,
+                subscribe=tuple(spec for token, spec in after.items() if token not in before),
+                unsubscribe=tuple(token for token in before if token not in after),
+                mode_changes=tuple(
+                    (token, spec.mode)
+                    for token, spec in after.items()
+                    if token in before and before[token].mode is not spec.mode
+                ),
+            )
+            if change.subscribe or change.unsubscribe or change.mode_changes:
+                changes.append(change)
+    return PlanDiff(tuple(changes))
+
+
+def _by_slot(plan: Plan) -> Mapping[Slot, dict[int, SymbolSpec]]:
+    return {
+        (key_id, connection.index): {spec.token: spec for spec in connection.symbols}
+        for key_id, connection in plan.slots()
+    }
