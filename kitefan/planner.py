@@ -60,11 +60,18 @@ class KeyCapacity:
     """A key as the planner sees it: its id and how many connections it may use now (0-3).
 
     0 means the key is down (``auth_failed``): its pinned symbols are placed like unpinned ones
-    (failover) and nothing goes to it.
+    (failover) and nothing goes to it. ``blocked`` lists connection indices the key may not use
+    now (the server refused them with HTTP 429); the others keep their indices.
     """
 
     key_id: str
     connections: int
+    blocked: frozenset[int] = frozenset()
+
+    @property
+    def usable(self) -> int:
+        """How many of its connections the key may use now."""
+        return sum(1 for index in range(self.connections) if index not in self.blocked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +159,7 @@ class Plan:
     @property
     def capacity(self) -> int:
         """How many symbols fit on the capacities the plan was made with."""
-        usable = sum(max(0, key.connections) for key in self.key_capacities)
+        usable = sum(key.usable for key in self.key_capacities)
         return usable * self.max_symbols_per_connection
 
     @property
@@ -252,13 +259,20 @@ class PlanDiff:
 
 
 class _Slots:
-    """The connection slots of the live keys while a plan is being made."""
+    """The connection slots of the keys while a plan is being made.
+
+    A blocked connection counts as full, so nothing is placed on it and nothing stays on it.
+    """
 
     def __init__(self, keys: Sequence[KeyCapacity], limit: int) -> None:
         self.limit = limit
         self.order = [key.key_id for key in keys]
         self.size = {key.key_id: max(0, key.connections) for key in keys}
-        self.load = {key.key_id: [0] * max(0, key.connections) for key in keys}
+        self.usable = {key.key_id: key.usable for key in keys}
+        self.load = {
+            key.key_id: [limit if i in key.blocked else 0 for i in range(max(0, key.connections))]
+            for key in keys
+        }
         self.members: dict[Slot, list[int]] = {}  # slot -> positions of its symbols
         self.turn = {key.key_id: 0 for key in keys}  # each key's next connection in turn
         self.next_key = 0  # round-robin's next key
@@ -268,7 +282,7 @@ class _Slots:
         return 0 <= index < self.size.get(key_id, 0)
 
     def room(self, key_id: str) -> int:
-        return self.limit * self.size[key_id] - sum(self.load[key_id])
+        return self.limit * len(self.load[key_id]) - sum(self.load[key_id])
 
     def put(self, position: int, slot: Slot) -> None:
         self.load[slot[0]][slot[1]] += 1
@@ -357,7 +371,7 @@ def plan(
 
     where: dict[int, Slot] = {}  # position -> slot
     pinned = [
-        spec.key if spec.key is not None and slots.size.get(spec.key, 0) > 0 else None
+        spec.key if spec.key is not None and slots.usable.get(spec.key, 0) > 0 else None
         for spec in symbols
     ]
     # 1. Keep previous slots.
@@ -463,17 +477,17 @@ def _check(
     limit = slots.limit
     pins = Counter(spec.key for spec in symbols if spec.key is not None)
     for key_id in slots.order:
-        size = slots.size[key_id]
+        size = slots.usable[key_id]
         count = pins[key_id] if size else 0
         if count > size * limit:
             raise PlanError(
                 f'{count} symbols are pinned to key "{key_id}", which holds {size * limit} '
-                f"({size} connections × {limit})",
+                f"({_count(size, 'connection')} × {limit})",
                 asked=count,
                 fits=size * limit,
                 hint=f"pin {count - size * limit} of them to another key",
             )
-    capacity = sum(slots.size.values()) * limit
+    capacity = sum(slots.usable.values()) * limit
     if len(symbols) > capacity:
         raise PlanError(
             f"over capacity: {len(symbols)} symbols asked, {capacity} fit ({_describe(slots)})",
@@ -484,19 +498,23 @@ def _check(
 
 
 def _describe(slots: _Slots) -> str:
-    live = [key_id for key_id in slots.order if slots.size[key_id]]
-    sizes = {slots.size[key_id] for key_id in live}
-    keys = f"{len(live)} key{'s' if len(live) != 1 else ''}"
+    live = [key_id for key_id in slots.order if slots.usable[key_id]]
+    sizes = {slots.usable[key_id] for key_id in live}
+    keys = _count(len(live), "key")
     if len(sizes) == 1:
         (size,) = sizes
-        return f"{keys} × {size} connection{'s' if size != 1 else ''} × {slots.limit}"
-    connections = sum(slots.size[key_id] for key_id in live)
-    return f"{connections} connections × {slots.limit} on {keys}"
+        return f"{keys} × {_count(size, 'connection')} × {slots.limit}"
+    connections = sum(slots.usable[key_id] for key_id in live)
+    return f"{_count(connections, 'connection')} × {slots.limit} on {keys}"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _advice(slots: _Slots, excess: int) -> str:
-    steps = [f"drop {excess} symbol{'s' if excess != 1 else ''}", "add a key"]
-    if any(0 < size < 3 for size in slots.size.values()):
+    steps = [f"drop {_count(excess, 'symbol')}", "add a key"]
+    if any(0 < size < 3 for size in slots.usable.values()):
         steps.append("raise max_connections_per_key (up to 3)")
     if slots.limit < 3000:
         steps.append("raise max_symbols_per_connection (up to 3000)")
