@@ -50,6 +50,7 @@ __all__ = [
     "find_config_path",
     "load_config",
     "mask",
+    "select_symbols",
     "starter_config",
     "write_starter_config",
 ]
@@ -945,6 +946,68 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
     except OSError:
         return False
+
+
+def select_symbols(config: AppConfig, symbols: Sequence[str]) -> tuple[SymbolSpec, ...]:
+    """The symbols named on a command line (``stream --symbols``), as specs.
+
+    Each item is a token or ``EXCHANGE:TRADINGSYMBOL``, with an optional ``:mode`` suffix. A
+    symbol of the config keeps its mode and pin unless a suffix gives another mode; any other is
+    resolved through the config's instruments dump (names need it) and streams in the config's
+    default mode, unpinned. Listed twice, a symbol keeps its highest mode.
+
+    Raises:
+        ConfigError: an item is malformed or unknown (with the closest names), or names need a
+            dump the config does not have.
+    """
+    by_token = {spec.token: spec for spec in config.symbols}
+    by_name = {spec.name: spec for spec in config.symbols}
+    index: InstrumentIndex | None = None
+    problems: list[str] = []
+    chosen: dict[int, SymbolSpec] = {}
+    for item in symbols:
+        text, suffix = _split_mode(item.strip())
+        mode = None
+        if suffix is not None:
+            if suffix.lower() not in _MODES:
+                problems.append(f'"{item}": unknown mode "{suffix}" (ltp, quote or full)')
+                continue
+            mode = Mode(suffix.lower())
+        spec = by_token.get(int(text)) if text.isdigit() else by_name.get(text)
+        if spec is None and text.isdigit():
+            spec = SymbolSpec(int(text), text, config.mode)
+        elif spec is None and ":" in text:
+            if index is None:
+                if config.instruments is None or not config.instruments.is_file():
+                    problems.append(
+                        f'"{text}" needs the instruments dump; set instruments in the config '
+                        "and run `kitefan instruments fetch`"
+                    )
+                    continue
+                try:
+                    index = load_instruments(config.instruments)
+                except InstrumentsError as exc:
+                    raise ConfigError("--symbols", [str(exc)]) from None
+            row = index.resolve(text)
+            if row is None:
+                close = index.closest(text)
+                hint = f"; closest: {', '.join(close)}" if close else ""
+                problems.append(f'unknown symbol "{text}"{hint}')
+                continue
+            spec = by_token.get(row.instrument_token) or SymbolSpec(
+                row.instrument_token, row.symbol, config.mode
+            )
+        elif spec is None:
+            problems.append(f'"{text}" is neither an instrument token nor EXCHANGE:TRADINGSYMBOL')
+            continue
+        if mode is not None:
+            spec = dataclasses.replace(spec, mode=mode)
+        earlier = chosen.get(spec.token)
+        if earlier is None or MODE_RANK[spec.mode] > MODE_RANK[earlier.mode]:
+            chosen[spec.token] = spec
+    if problems:
+        raise ConfigError("--symbols", problems)
+    return tuple(chosen.values())
 
 
 # Writing ----------------------------------------------------------------------------------------
