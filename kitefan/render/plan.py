@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import tomli_w
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -67,7 +68,7 @@ def _modes(symbols: Iterable[SymbolSpec]) -> str:
 
 def _fill(count: int, capacity: int) -> str:
     share = 100 * count / capacity if capacity else 0.0
-    return f"{count:,} / {capacity:,} ({share:.0f}%)"
+    return f"{count:,}/{capacity:,} {share:.0f}%"
 
 
 def plan_table(plan: Plan) -> Table:
@@ -80,13 +81,14 @@ def plan_table(plan: Plan) -> Table:
     table = Table(
         title=f"Plan ({plan.strategy.value})",
         caption=f"spare capacity {plan.spare:,} symbols; bandwidth at ~1 tick/s per symbol",
-        show_footer=False,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
     )
     table.add_column("key")
     table.add_column("conn", justify="right")
     table.add_column("symbols", justify="right")
-    table.add_column("modes")
-    table.add_column("fill", justify="right")
+    table.add_column("modes", no_wrap=True)
+    table.add_column("fill", justify="right", no_wrap=True)
     table.add_column("bandwidth", justify="right")
     for key in plan.keys:
         if not key.connections:
