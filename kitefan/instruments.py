@@ -145,18 +145,20 @@ class InstrumentIndex:
     def closest(self, symbol: str, n: int = 3) -> list[str]:
         """Up to ``n`` names in the dump closest to ``symbol``, best first.
 
-        Candidates come from the same exchange when the dump knows that exchange; matching is
-        case-insensitive.
+        When the dump knows the exchange, only its tradingsymbols are compared (so a shared
+        ``NSE:`` prefix does not make every NSE name look close); matching ignores case.
         """
-        exchange, _, _ = symbol.upper().partition(":")
-        candidates = [name for name in self._by_name if name.startswith(exchange + ":")]
-        if not candidates:
-            candidates = list(self._by_name)
-        by_upper: dict[str, str] = {}
-        for name in candidates:
-            by_upper.setdefault(name.upper(), name)
-        found = difflib.get_close_matches(symbol.upper(), list(by_upper), n=n, cutoff=0.6)
-        return [by_upper[name] for name in found]
+        exchange, _, tradingsymbol = symbol.upper().rpartition(":")
+        prefix = exchange + ":"
+        names = [name for name in self._by_name if name.upper().startswith(prefix)]
+        if exchange and names:
+            by_part = {name[len(prefix) :].upper(): name for name in reversed(names)}
+            wanted = tradingsymbol
+        else:
+            by_part = {name.upper(): name for name in reversed(list(self._by_name))}
+            wanted = symbol.upper()
+        found = difflib.get_close_matches(wanted, list(by_part), n=n, cutoff=0.6)
+        return [by_part[part] for part in found]
 
     def select(self, what: InstrumentFilter, *, today: date) -> list[Instrument]:
         """The rows ``what`` picks, sorted by exchange, name, expiry, strike, type and symbol.
