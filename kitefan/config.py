@@ -879,13 +879,15 @@ class _Loader:
         more = f" and {len(users) - 1} more" if len(users) > 1 else ""
         if instruments is None:
             self.problem(
-                f"instruments: not set, but {users[0]}{more} need the instruments dump; "
+                f"instruments: not set, but {users[0]}{more} "
+                f"{'need' if more else 'needs'} the instruments dump; "
                 'set instruments = "instruments.csv" and run `kitefan instruments fetch`'
             )
             return None
         if not instruments.is_file():
             self.problem(
-                f"instruments: {instruments} does not exist ({users[0]}{more} need it); "
+                f"instruments: {instruments} does not exist ({users[0]}{more} "
+                f"{'need' if more else 'needs'} it); "
                 "run `kitefan instruments fetch`"
             )
             return None
