@@ -44,6 +44,7 @@ __all__ = [
     "Move",
     "Plan",
     "PlanDiff",
+    "Slot",
     "SlotChange",
     "capacities",
     "diff",
@@ -387,7 +388,6 @@ def plan(
                 where[position] = slot
                 slots.put(position, slot)
     # 2. Pins.
-    rest: list[int] = []
     unplaced: list[int] = []
     for position, key_id in enumerate(pinned):
         if key_id is None or position in where:
@@ -397,19 +397,14 @@ def plan(
         else:
             index = slots.in_turn(key_id)
         if index is None:
-            index = _make_room(slots, key_id, pinned, where, rest)
+            index = _make_room(slots, key_id, pinned, where)
         if index is None:
             unplaced.append(position)
             continue
         where[position] = (key_id, index)
         slots.put(position, (key_id, index))
-    # 3. Everything else.
-    rest.extend(
-        position
-        for position in range(len(symbols))
-        if position not in where and pinned[position] is None
-    )
-    rest.sort()
+    # 3. Everything else, taken-off symbols included, in the order given.
+    rest = [p for p in range(len(symbols)) if p not in where and pinned[p] is None]
     for position in rest:
         slot = slots.deal() if strategy is Strategy.ROUND_ROBIN else slots.least_loaded()
         if slot is None:
@@ -437,21 +432,24 @@ def plan(
 
 
 def _make_room(
-    slots: _Slots,
-    key_id: str,
-    pinned: Sequence[str | None],
-    where: dict[int, Slot],
-    rest: list[int],
+    slots: _Slots, key_id: str, pinned: Sequence[str | None], where: dict[int, Slot]
 ) -> int | None:
-    """Move the last unpinned symbol kept on a full key out of it; the freed connection."""
-    candidates = [(position, slot) for position, slot in where.items() if slot[0] == key_id]
-    for position, slot in sorted(candidates, reverse=True):
-        if pinned[position] is None:
-            slots.take(position, slot)
-            del where[position]
-            rest.append(position)
-            return slot[1]
-    return None
+    """Take the last unpinned symbol kept on a full key off it (step 3 places it again).
+
+    Returns the connection it freed, or ``None`` if the key holds only pinned symbols.
+    """
+    candidates = [
+        (position, index)
+        for index in range(slots.size[key_id])
+        for position in slots.members.get((key_id, index), ())
+        if pinned[position] is None
+    ]
+    if not candidates:
+        return None
+    position, index = max(candidates)
+    slots.take(position, (key_id, index))
+    del where[position]
+    return index
 
 
 def _check(

@@ -36,8 +36,14 @@ def specs(tokens: range | Sequence[int], key: str | None = None) -> list[SymbolS
     return [spec(t, key=key) for t in tokens]
 
 
-def layout(p: Plan) -> dict[str, list[list[int]]]:
-    """Each key's connections as lists of tokens (a missing index shows as an empty list)."""
+def layout(p: Plan, *, unplaced: Sequence[int] = ()) -> dict[str, list[list[int]]]:
+    """Each key's connections as lists of tokens (a missing index shows as an empty list).
+
+    Also checks that every symbol is placed once, except the ``unplaced`` ones.
+    """
+    assert [s.token for s in p.unplaced] == list(unplaced)
+    tokens = [s.token for _, c in p.slots() for s in c.symbols]
+    assert len(tokens) == len(set(tokens))
     out: dict[str, list[list[int]]] = {}
     for key in p.keys:
         rows: list[list[int]] = []
@@ -246,8 +252,7 @@ def test_allow_unplaced_keeps_what_fits() -> None:
         max_symbols_per_connection=5,
         allow_unplaced=True,
     )
-    assert layout(p) == {"a": [[1, 2, 3, 4, 5]], "b": []}
-    assert [s.token for s in p.unplaced] == [6, 7, 8]
+    assert layout(p, unplaced=[6, 7, 8]) == {"a": [[1, 2, 3, 4, 5]], "b": []}
 
 
 def test_a_pin_moves_an_unpinned_symbol_out_of_its_full_key() -> None:
@@ -464,7 +469,13 @@ def test_incremental_plans_keep_what_can_stay_and_diffs_are_exact(
     ]
     known = {s.token for s in kept}
     new_keys = [KeyCapacity(k.key_id, data.draw(st.integers(0, 3))) for k in keys]
-    fresh = [SymbolSpec(s.token, s.name, s.mode, None) for s in second[0] if s.token not in known]
+    # New symbols may be pinned, which can push kept unpinned symbols off a full key.
+    pins = [None, *(k.key_id for k in keys)]
+    fresh = [
+        SymbolSpec(s.token, s.name, s.mode, data.draw(st.sampled_from(pins)))
+        for s in second[0]
+        if s.token not in known
+    ]
     wanted = kept + fresh
     try:
         new = plan(
@@ -473,11 +484,9 @@ def test_incremental_plans_keep_what_can_stay_and_diffs_are_exact(
     except PlanError:
         return
     check_plan(new, wanted, new_keys, limit)
-    # Every kept symbol whose old slot still exists stays there unless its pin moved it or the
-    # slot overflowed; with unchanged capacities nothing kept moves at all.
-    if new_keys == [KeyCapacity(k.key_id, k.connections) for k in keys] and all(
-        not k.blocked for k in keys
-    ):
+    # With unchanged capacities and no new pins, nothing kept moves at all.
+    unchanged = new_keys == [KeyCapacity(k.key_id, k.connections) for k in keys]
+    if unchanged and all(not k.blocked for k in keys) and all(s.key is None for s in fresh):
         for s in kept:
             assert new.where(s.token) == old.where(s.token)
     # Applying the diff to the old plan gives the new one, slot by slot.
@@ -509,3 +518,32 @@ def test_incremental_plans_keep_what_can_stay_and_diffs_are_exact(
     assert moved | set(change.removed) == {t for c in change.changes for t in c.unsubscribe}
     assert {s.token for s in change.added} == {s.token for s in wanted} - {s.token for s in symbols}
     assert set(change.removed) == {s.token for s in symbols} - {s.token for s in wanted}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data(), st.sampled_from([RR, LL]))
+def test_new_pins_on_full_keys_displace_one_symbol_each(
+    data: st.DataObject, strategy: Strategy
+) -> None:
+    keys = [
+        KeyCapacity(f"k{i}", data.draw(st.integers(1, 3)))
+        for i in range(data.draw(st.integers(1, 4)))
+    ]
+    limit = data.draw(st.integers(1, 5))
+    capacity = sum(k.connections for k in keys) * limit
+    symbols = specs(range(1, capacity + 1))  # every connection full
+    old = plan(symbols, keys, strategy=strategy, max_symbols_per_connection=limit)
+    room = {k.key_id: k.connections * limit for k in keys}
+    repinned: list[SymbolSpec] = []
+    for s in symbols:
+        key_id = data.draw(st.sampled_from([None, *room]))
+        if key_id is not None and room[key_id] > 0 and old.where(s.token)[0] != key_id:  # type: ignore[index]
+            room[key_id] -= 1
+            s = SymbolSpec(s.token, s.name, s.mode, key_id)
+        repinned.append(s)
+    new = plan(repinned, keys, strategy=strategy, max_symbols_per_connection=limit, previous=old)
+    check_plan(new, repinned, keys, limit)
+    moved = [s.token for s in repinned if new.where(s.token) != old.where(s.token)]
+    pinned_now = sum(1 for s in repinned if s.key is not None)
+    # each new pin moves itself and at most one symbol out of its way
+    assert len(moved) <= 2 * pinned_now
