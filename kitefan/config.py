@@ -343,6 +343,12 @@ def _quoted(value: object) -> str:
 
 
 def _unknown(place: str, name: str, known: Sequence[str]) -> str:
+    if place and name in _TOP_KEYS:
+        # TOML puts every line after a [table] header into that table.
+        return (
+            f"{place}{name}: unknown key ({name} is a top-level setting: move it above the "
+            "first [table] of the file)"
+        )
     near = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     hint = f" (did you mean {near[0]}?)" if near else f" (known: {', '.join(known)})"
     return f"{place}{name}: unknown key{hint}"
@@ -408,7 +414,7 @@ class _Loader:
 
     def string(
         self, table: Mapping[str, Any], key: str, place: str, *, secret: bool = False
-    ) -> Any:
+    ) -> str | None:
         value = table.get(key)
         if value is None:
             return None

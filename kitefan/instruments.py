@@ -338,7 +338,7 @@ def fetch_instruments(
             carries the api key or the access token.
     """
     url = api_root.rstrip("/") + "/instruments"
-    kept = f"{destination} left unchanged"
+    kept = f"{destination} left unchanged" if destination.exists() else "nothing written"
     request = urllib.request.Request(  # noqa: S310 (the scheme is checked by the config loader)
         url,
         headers={

@@ -454,6 +454,14 @@ SPLIT = "[[keys]]\nid = 'b'\napi_key = 'key-bbbb'\naccess_token = '${KITE_ACCESS
             id="typo-in-key",
         ),
         pytest.param(
+            KEY + 'mode = "full"\n',
+            [
+                "keys[0].mode: unknown key (mode is a top-level setting: move it above the first "
+                "[table] of the file)"
+            ],
+            id="setting-below-a-table",
+        ),
+        pytest.param(
             KEY + "access_token_file = 'x'\n",
             ["keys[0]: access_token and access_token_file are both set; keep one"],
             id="two-tokens",

@@ -277,6 +277,16 @@ def test_fetch_rejects_a_body_that_is_not_a_dump(tmp_path: Path) -> None:
     assert target.read_text() == OLD
 
 
+def test_a_failed_fetch_of_a_new_file_writes_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "instruments.csv"
+    with serve_dump() as server:
+        server.status = 500
+        with pytest.raises(InstrumentsError) as caught:
+            fetch_instruments(server.url, CREDENTIAL, target)
+    assert str(caught.value) == f"{server.url}/instruments answered HTTP 500; nothing written"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_fetch_network_failure_leaves_the_old_file(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
