@@ -1,0 +1,50 @@
+"""A faithful local Kite ticker: ``kitefan simulate`` and the library behind it.
+
+::
+
+    async with Simulator([Account(api_key, access_token)], rate=1.0) as sim:
+        ...  # connect to sim.url; break things with sim.drop_connections(), sim.set_silent(), ...
+
+Modules: :mod:`~kitefan.simulator.market` (the seeded walk, kept as wire packets; pure),
+:mod:`~kitefan.simulator.feed` (one connection's subscriptions; sans-I/O),
+:mod:`~kitefan.simulator.orders` (order updates in the postback shape; pure),
+:mod:`~kitefan.simulator.faults` (fault plans for the command line; pure) and
+:mod:`~kitefan.simulator.server` (the websockets server; the only one doing I/O).
+
+Owns: the simulator's public names. Must not import the manager, connection, cli, rich or typer.
+"""
+
+from __future__ import annotations
+
+from kitefan.simulator.faults import FaultPlan, FaultSpecError, parse_fault_plan, parse_seconds
+from kitefan.simulator.feed import Feed, Reply, RequestCounts
+from kitefan.simulator.market import Change, Instrument, InstrumentSeed, Market, packet_kind
+from kitefan.simulator.orders import order_postback
+from kitefan.simulator.server import (
+    MALFORMED_FRAME,
+    Account,
+    ConnectionView,
+    Counters,
+    Simulator,
+)
+
+__all__ = [
+    "MALFORMED_FRAME",
+    "Account",
+    "Change",
+    "ConnectionView",
+    "Counters",
+    "FaultPlan",
+    "FaultSpecError",
+    "Feed",
+    "Instrument",
+    "InstrumentSeed",
+    "Market",
+    "Reply",
+    "RequestCounts",
+    "Simulator",
+    "order_postback",
+    "packet_kind",
+    "parse_fault_plan",
+    "parse_seconds",
+]
