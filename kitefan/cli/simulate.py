@@ -1,3 +1,273 @@
-"""`kitefan simulate` (SKELETON: being written)."""
+"""``kitefan simulate``: serve a local Kite ticker until Ctrl-C or SIGTERM.
+
+The first line on stdout is the bound ``ws://`` URL (flushed at once, so scripts and tests can read
+it, with ``--port 0`` too); connections, refusals and faults are logged to stderr, one line each,
+keys named by their config id. Credentials come from a kitefan config (``--config``, the default
+config path rule, or the bundled demo with ``--demo``).
+
+Owns: the ``simulate`` command. Must not import websockets.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from kitefan.cli.app import app
+from kitefan.cli.terminal import ExitCode, err, out, reported_errors
+from kitefan.config import demo_config_path, find_config_path, load_config
+from kitefan.errors import ConfigError, KitefanError
+from kitefan.simulator import (
+    Account,
+    FaultPlan,
+    FaultSpecError,
+    Simulator,
+    parse_fault_plan,
+    parse_seconds,
+)
+
+__all__ = ["simulate"]
+
+log = logging.getLogger("kitefan.simulator")
+
+
+def _usage(message: str) -> NoReturn:
+    err.print(f"error: {message}", markup=False, highlight=False)
+    raise typer.Exit(int(ExitCode.USAGE))
+
+
+def _rate(text: str) -> float | None:
+    if text.strip().lower() == "max":
+        return None
+    try:
+        return parse_seconds("--rate", text)
+    except FaultSpecError:
+        expected = "HZ (packets per instrument per second, more than 0) or max"
+        _usage(f"--rate: expected {expected}, got {text!r}")
+
+
+def _configure_logging(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+    if debug:
+        websockets_log = logging.getLogger("websockets")
+        websockets_log.addHandler(handler)
+        websockets_log.setLevel(logging.INFO)
+
+
+@app.command()
+def simulate(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The kitefan config whose [[keys]] are accepted (default: kitefan.toml, "
+            "then $KITEFAN_CONFIG).",
+            dir_okay=False,
+        ),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Accept the keys of the bundled demo config.")
+    ] = False,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", help="Port to bind; 0 picks a free one.", min=0, max=65535)
+    ] = 8765,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the market's random walks.")] = 0,
+    rate: Annotated[
+        str,
+        typer.Option(
+            "--rate",
+            metavar="HZ|max",
+            help="At most HZ packets per instrument per second, or max: as fast as one core can.",
+        ),
+    ] = "1",
+    instruments: Annotated[
+        Path | None,
+        typer.Option(
+            "--instruments",
+            help="Instruments dump (CSV) whose last_price seeds starting prices (default: the "
+            "config's instruments file, if it exists).",
+            dir_okay=False,
+        ),
+    ] = None,
+    max_connections_per_key: Annotated[
+        int,
+        typer.Option("--max-connections-per-key", min=1, help="More get HTTP 429 (Kite: 3)."),
+    ] = 3,
+    max_tokens_per_connection: Annotated[
+        int,
+        typer.Option(
+            "--max-tokens-per-connection",
+            min=1,
+            help="Tokens per connection, duplicates counted (Kite: 3000).",
+        ),
+    ] = 3000,
+    heartbeat: Annotated[
+        str,
+        typer.Option("--heartbeat", metavar="SECONDS", help="Idle time before a heartbeat."),
+    ] = "1",
+    implicit_subscribe: Annotated[
+        bool,
+        typer.Option(
+            "--implicit-subscribe/--no-implicit-subscribe",
+            help="Whether a mode request on a token not subscribed subscribes it.",
+        ),
+    ] = True,
+    orders_every: Annotated[
+        str | None,
+        typer.Option(
+            "--orders-every",
+            metavar="SECONDS",
+            help="Push an order update to every connected key this often.",
+        ),
+    ] = None,
+    drop_every: Annotated[
+        str | None,
+        typer.Option(
+            "--drop-every",
+            metavar="SECONDS",
+            help="Fault: drop every connection without a close frame (1006), this often.",
+        ),
+    ] = None,
+    close_every: Annotated[
+        str | None,
+        typer.Option(
+            "--close-every",
+            metavar="SECONDS[:CODE]",
+            help="Fault: close every connection cleanly with CODE (default 1000), this often.",
+        ),
+    ] = None,
+    silent_after: Annotated[
+        str | None,
+        typer.Option(
+            "--silent-after",
+            metavar="SECONDS[:DURATION]",
+            help="Fault: send nothing, not even heartbeats, from SECONDS on, for DURATION "
+            "(default: until stopped).",
+        ),
+    ] = None,
+    expire_after: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--expire-after",
+            metavar="KEY_ID:SECONDS",
+            help="Fault: the key's token expires (403 from then on, its connections dropped). "
+            "Repeatable.",
+        ),
+    ] = None,
+    delay_ms: Annotated[
+        str | None,
+        typer.Option("--delay-ms", metavar="MS", help="Fault: delay every outgoing frame."),
+    ] = None,
+    malformed_every: Annotated[
+        str | None,
+        typer.Option(
+            "--malformed-every",
+            metavar="SECONDS",
+            help="Fault: send a malformed binary frame on every connection, this often.",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and the websockets log.")
+    ] = False,
+) -> None:
+    """Serve a local Kite ticker (wss://ws.kite.trade look-alike) until Ctrl-C.
+
+    The first line on stdout is the ws:// URL to connect to.
+    """
+    with reported_errors(debug):
+        if demo and config is not None:
+            _usage("--config and --demo exclude each other")
+        hz = _rate(rate)
+        try:
+            plan = parse_fault_plan(
+                drop_every=drop_every,
+                close_every=close_every,
+                silent_after=silent_after,
+                expire_after=expire_after or (),
+                delay_ms=delay_ms,
+                malformed_every=malformed_every,
+            )
+            heartbeat_s = parse_seconds("--heartbeat", heartbeat)
+            orders_s = (
+                None if orders_every is None else parse_seconds("--orders-every", orders_every)
+            )
+        except FaultSpecError as exc:
+            _usage(str(exc))
+        path = demo_config_path() if demo else find_config_path(config)
+        loaded = load_config(path)
+        if not loaded.keys:
+            raise ConfigError(str(path), ["keys: none; the simulator needs at least one [[keys]]"])
+        ids = [key.id for key in loaded.keys]
+        for label, _ in plan.expire_after:
+            if label not in ids:
+                _usage(f"--expire-after: no key is called {label!r} (keys: {', '.join(ids)})")
+        if instruments is None and loaded.instruments is not None and loaded.instruments.is_file():
+            instruments = loaded.instruments
+        accounts = [
+            Account(key.credential.api_key, key.credential.access_token, label=key.id)
+            for key in loaded.keys
+        ]
+        _configure_logging(debug)
+        simulator = Simulator(
+            accounts,
+            host=host,
+            port=port,
+            seed=seed,
+            rate=hz,
+            instruments=instruments,
+            max_connections_per_key=max_connections_per_key,
+            max_tokens_per_connection=max_tokens_per_connection,
+            heartbeat_interval_s=heartbeat_s,
+            implicit_subscribe_on_mode=implicit_subscribe,
+            order_interval_s=orders_s,
+        )
+        asyncio.run(_serve(simulator, plan, f"{host}:{port}"))
+
+
+async def _serve(simulator: Simulator, plan: FaultPlan, address: str) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        try:
+            await simulator.start()
+        except OSError as exc:
+            raise KitefanError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+        faults: asyncio.Task[None] | None = None
+        try:
+            out.print(simulator.url, markup=False, highlight=False)
+            out.file.flush()
+            for phrase in plan.describe():
+                log.info("fault planned: %s", phrase)
+            if plan != FaultPlan():
+                faults = asyncio.create_task(simulator.run_faults(plan))
+            await stop.wait()
+        finally:
+            if faults is not None:
+                faults.cancel()
+                await asyncio.wait([faults])
+            await simulator.stop()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    counters = simulator.counters
+    log.info(
+        "stopped: %d connection(s) served, %d ticks in %d frames, %d heartbeats",
+        counters.connections_opened,
+        counters.ticks_sent,
+        counters.frames_sent,
+        counters.heartbeats_sent,
+    )
