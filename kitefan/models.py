@@ -126,11 +126,21 @@ class Depth(NamedTuple):
     sell: tuple[DepthLevel, ...]
 
 
+_DATETIMES: dict[int, datetime | None] = {}
+
+
 def _datetime_of(epoch_s: int) -> datetime | None:
+    # Ticks of one frame mostly share their second: datetimes are immutable, so reuse them.
+    if epoch_s in _DATETIMES:
+        return _DATETIMES[epoch_s]
     try:
-        return datetime.fromtimestamp(epoch_s, tz=IST)
+        value: datetime | None = datetime.fromtimestamp(epoch_s, tz=IST)
     except (OverflowError, OSError, ValueError):
-        return None
+        value = None
+    if len(_DATETIMES) >= 4096:
+        _DATETIMES.clear()
+    _DATETIMES[epoch_s] = value
+    return value
 
 
 class Tick:

@@ -114,6 +114,7 @@ class ConnectionStats:
     server_errors: int
     reconnects: int
     drops: int
+    orders: int
     last_gap: Gap | None
     last_frame_age_s: float | None
     uptime_s: float | None
@@ -137,6 +138,7 @@ class ConnectionStats:
             "server_errors": self.server_errors,
             "reconnects": self.reconnects,
             "drops": self.drops,
+            "orders": self.orders,
             "last_gap": _gap_dict(self.last_gap),
             "last_frame_age_s": _round(self.last_frame_age_s),
             "uptime_s": _round(self.uptime_s),

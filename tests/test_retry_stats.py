@@ -108,6 +108,7 @@ def _conn(index: int, ticks: int, state: ConnState = ConnState.CONNECTED) -> Con
         server_errors=0,
         reconnects=1,
         drops=3,
+        orders=0,
         last_gap=Gap(1.0, 3.5, (1, 2), "dropped without a close frame") if index else None,
         last_frame_age_s=0.25 + index,
         uptime_s=10.0,

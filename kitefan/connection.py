@@ -1,0 +1,410 @@
+"""One WebSocket connection of one key, kept up for as long as it is wanted.
+
+:class:`FeedConnection` opens the socket with the key's credentials, sends its
+:class:`~kitefan.session.FeedSession`'s subscriptions, reads frames and hands them on, and when
+the socket is lost, opens it again and resubscribes everything, reporting the gap.
+
+* Liveness: any frame, heartbeats included, proves the connection alive; after
+  ``liveness_timeout_s`` of silence it is aborted and reopened.
+* Reconnect: capped exponential backoff with jitter (:mod:`kitefan.retry`), without limit.
+* HTTP 403 at the handshake: the state becomes ``auth_failed``, the owner is told, and the
+  connection retries only every ``auth_retry_s`` seconds, or at once when given a fresh token.
+* HTTP 429: the state becomes ``slot_limited``, the owner is told (it re-plans), and the
+  connection tries again every ``slot_retry_s`` seconds to win the slot back.
+* A frame that does not decode is counted, reported and skipped; the connection lives on.
+
+The hot path (:meth:`FeedConnection._on_binary`) decodes and counts; nothing else happens per
+tick except discarding it from the set of subscribed tokens that have not ticked yet.
+
+The URL carries the credentials as query parameters (as Kite requires); it is never logged, and
+websockets' own logger is given a filter that masks them.
+
+Owns: ``FeedConnection``, ``ConnectionSink``. Must not import rich, typer, the planner or the
+manager.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import time
+from typing import Protocol
+from urllib.parse import quote
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from kitefan import __version__
+from kitefan.codec import decode_packets, decode_text
+from kitefan.config import Credential, Tuning
+from kitefan.errors import CodecError
+from kitefan.events import ConnState, Gap, TickBatch
+from kitefan.models import OrderUpdate, ServerError, ServerNotice
+from kitefan.retry import Backoff, Refusal, classify_status
+from kitefan.session import FeedSession
+from kitefan.stats import ConnectionCounters
+
+__all__ = ["ConnectionSink", "FeedConnection", "SecretFilter"]
+
+log = logging.getLogger(__name__)
+
+_SECRET_PARAM = re.compile(r"(api_key|access_token)=[^&\s\"']*")
+
+
+class SecretFilter(logging.Filter):
+    """Masks ``api_key=`` and ``access_token=`` values in every log record it sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "api_key=" in message or "access_token=" in message:
+            record.msg = _SECRET_PARAM.sub(r"\1=…", message)
+            record.args = ()
+        return True
+
+
+_WS_LOGGER = logging.getLogger("kitefan.websockets")
+_WS_LOGGER.addFilter(SecretFilter())
+
+
+class ConnectionSink(Protocol):
+    """What a connection tells its owner. Every call is synchronous and must not block."""
+
+    def on_ticks(self, batch: TickBatch) -> None: ...
+
+    def on_order(self, conn: FeedConnection, update: OrderUpdate) -> None: ...
+
+    def on_server_text(self, conn: FeedConnection, text: str, *, error: bool) -> None: ...
+
+    def on_state(self, conn: FeedConnection, message: str, gap: Gap | None = None) -> None: ...
+
+    def on_refused(self, conn: FeedConnection, refusal: Refusal, status: int) -> None: ...
+
+    def on_opened(self, conn: FeedConnection) -> None: ...
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line reason for a failed attempt that cannot carry the URL (and so no secret)."""
+    if isinstance(exc, InvalidStatus):
+        return f"HTTP {exc.response.status_code}"
+    if isinstance(exc, InvalidURI):
+        return "the url is not a valid ws:// or wss:// URL"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, ConnectionClosed):
+        if exc.rcvd is None:
+            return "dropped without a close frame"
+        return f"closed by the server with code {exc.rcvd.code}"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__
+
+
+class FeedConnection:
+    """One connection slot of one key.
+
+    Args:
+        key_id: the key's config id (shown everywhere instead of the api key).
+        index: the connection's index within the key (0, 1 or 2).
+        url: the ticker URL, without credentials.
+        credential: the key's api key and access token.
+        tuning: timeouts, backoff and batch sizes.
+        sink: the owner, told about ticks, texts and state changes.
+        rng: the random source of the backoff jitter.
+        counters: where to count (the owner keeps them across connections of the same slot).
+    """
+
+    def __init__(
+        self,
+        *,
+        key_id: str,
+        index: int,
+        url: str,
+        credential: Credential,
+        tuning: Tuning,
+        sink: ConnectionSink,
+        rng: random.Random | None = None,
+        counters: ConnectionCounters | None = None,
+    ) -> None:
+        self.key_id = key_id
+        self.index = index
+        self.url = url
+        self.credential = credential
+        self.tuning = tuning
+        self.session = FeedSession(tuning.subscribe_batch)
+        self.counters = counters if counters is not None else ConnectionCounters()
+        self.state = ConnState.CONNECTING
+        self.started_at = time.perf_counter()
+        self._sink = sink
+        self._backoff = Backoff(
+            tuning.backoff_initial_s,
+            tuning.backoff_factor,
+            tuning.backoff_max_s,
+            tuning.backoff_jitter,
+            rng or random.Random(),
+        )
+        self._ws: ClientConnection | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self._last_frame_wall: float | None = None
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._outbox_ready = asyncio.Event()
+        self._ever_opened = False
+
+    def __repr__(self) -> str:
+        return f"FeedConnection({self.key_id}#{self.index}, {self.state.value})"
+
+    # Control from the owner
+
+    def kick(self) -> None:
+        """Send whatever the session has queued (call after changing the session)."""
+        self._outbox_ready.set()
+
+    def update_credential(self, credential: Credential) -> None:
+        """Use a fresh token; a connection waiting after a refusal tries again at once."""
+        self.credential = credential
+        self._wake.set()
+
+    def retry_now(self) -> None:
+        """Cut a pause short (used after a fresh token or a re-plan)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask the connection to end: it closes its socket with a close frame and returns."""
+        self._stopping = True
+        self._wake.set()
+        self._outbox_ready.set()
+        ws = self._ws
+        if ws is not None and self._closing is None:
+            # Closing makes the reader's iteration end; run() then returns (and awaits this).
+            self._closing = asyncio.get_running_loop().create_task(self._close(ws))
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    # The loop
+
+    async def run(self) -> None:
+        """Keep the connection up until :meth:`stop`. Never raises for network trouble."""
+        lost_at: float | None = None
+        lost_reason = ""
+        try:
+            while not self._stopping:
+                try:
+                    ws = await connect(
+                        self._url_with_credentials(),
+                        open_timeout=self.tuning.connect_timeout_s,
+                        ping_interval=None,
+                        close_timeout=self.tuning.close_timeout_s,
+                        max_size=None,
+                        max_queue=64,
+                        compression=None,
+                        user_agent_header=f"kitefan/{__version__}",
+                        additional_headers={"X-Kite-Version": "3"},
+                        logger=_WS_LOGGER,
+                    )
+                except InvalidStatus as exc:
+                    await self._refused(exc.response.status_code)
+                    continue
+                except (OSError, TimeoutError, InvalidHandshake) as exc:
+                    await self._failed_attempt(_describe(exc))
+                    continue
+                if self.stopping:
+                    await self._close(ws)
+                    break
+                reason = await self._serve(ws, lost_at, lost_reason)
+                lost_at = self._last_frame_wall or time.time()
+                lost_reason = reason
+                if not self._stopping:
+                    self._set_state(ConnState.RECONNECTING, f"lost: {reason}")
+                    await self._pause(self._backoff.next_delay())
+        finally:
+            self._ws = None
+            self.session.closed()
+            self.state = ConnState.CLOSED
+            if self._closing is not None:
+                await self._closing
+
+    async def _serve(self, ws: ClientConnection, lost_at: float | None, lost_reason: str) -> str:
+        """Subscribe, read until the socket is lost or stopped; return why it ended."""
+        self._ws = ws
+        self._last_frame_wall = time.time()
+        session = self.session
+        session.opened()
+        counters = self.counters
+        counters.connected_at = time.perf_counter()
+        counters.last_frame_at = counters.connected_at
+        try:
+            await self._flush(ws)
+        except ConnectionClosed as exc:
+            self._ws = None
+            session.closed()
+            return _describe(exc)
+        self._backoff.reset()
+        gap = None
+        if lost_at is not None:
+            counters.reconnects += 1
+            gap = Gap(lost_at, time.time(), tuple(session.wanted), lost_reason)
+            counters.last_gap = gap
+        self._ever_opened = True
+        self._set_state(
+            ConnState.CONNECTED,
+            "connected" if gap is None else f"reconnected after {gap.seconds:.1f} s",
+            gap,
+        )
+        self._sink.on_opened(self)
+        sender = asyncio.get_running_loop().create_task(self._sender(ws))
+        try:
+            return await self._read(ws)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            self._ws = None
+            session.closed()
+
+    async def _read(self, ws: ClientConnection) -> str:
+        loop = asyncio.get_running_loop()
+        liveness = self.tuning.liveness_timeout_s
+        on_binary = self._on_binary
+        on_text = self._on_text
+        try:
+            async with asyncio.timeout(liveness) as watchdog:
+                async for message in ws:
+                    watchdog.reschedule(loop.time() + liveness)
+                    if isinstance(message, bytes):
+                        on_binary(message)
+                    else:
+                        on_text(message)
+        except TimeoutError:
+            ws.transport.abort()
+            return f"no frame for {liveness:g} s"
+        except ConnectionClosed as exc:
+            return _describe(exc)
+        if self._stopping:
+            return "stopped"
+        close = ws.protocol.close_rcvd
+        if close is None:
+            return "dropped without a close frame"
+        return f"closed by the server with code {close.code}"
+
+    async def _sender(self, ws: ClientConnection) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            if self._stopping:
+                return
+            try:
+                await self._flush(ws)
+            except ConnectionClosed:
+                return
+
+    async def _flush(self, ws: ClientConnection) -> None:
+        for message in self.session.data_to_send():
+            await ws.send(message)
+
+    async def _close(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+    # Refusals and failures
+
+    async def _refused(self, status: int) -> None:
+        refusal = classify_status(status)
+        if refusal is Refusal.AUTH:
+            self._set_state(ConnState.AUTH_FAILED, f"refused with HTTP {status}")
+            self._sink.on_refused(self, refusal, status)
+            await self._pause(self.tuning.auth_retry_s)
+        elif refusal is Refusal.SLOTS:
+            self._set_state(ConnState.SLOT_LIMITED, f"refused with HTTP {status}")
+            self._sink.on_refused(self, refusal, status)
+            await self._pause(self.tuning.slot_retry_s)
+        else:
+            await self._failed_attempt(f"HTTP {status}")
+
+    async def _failed_attempt(self, reason: str) -> None:
+        state = ConnState.RECONNECTING if self._ever_opened else ConnState.CONNECTING
+        self._set_state(state, f"attempt failed: {reason}")
+        await self._pause(self._backoff.next_delay())
+
+    async def _pause(self, seconds: float) -> None:
+        self._wake.clear()
+        if self._stopping:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
+
+    # Frames
+
+    def _on_binary(self, data: bytes) -> None:
+        counters = self.counters
+        now = time.perf_counter()
+        counters.frames += 1
+        counters.bytes += len(data)
+        counters.last_frame_at = now
+        wall = time.time()
+        self._last_frame_wall = wall
+        if len(data) < 2:
+            counters.heartbeats += 1
+            return
+        try:
+            ticks, skipped = decode_packets(data)
+        except CodecError as exc:
+            counters.decode_errors += 1
+            self._sink.on_server_text(self, f"skipped a frame: {exc}", error=True)
+            return
+        if skipped:
+            counters.skipped_packets += skipped
+        if not ticks:
+            return
+        counters.ticks += len(ticks)
+        silent = self.session.silent
+        if silent:
+            for tick in ticks:
+                silent.discard(tick.values[0])
+        first = ticks[0]
+        if first.kind == 184:
+            delay = int(wall) - first.values[15]
+            counts = counters.delay_counts
+            counts[delay] = counts.get(delay, 0) + 1
+        self._sink.on_ticks(TickBatch(self.key_id, self.index, ticks, now, wall))
+
+    def _on_text(self, text: str) -> None:
+        counters = self.counters
+        now = time.perf_counter()
+        counters.frames += 1
+        counters.bytes += len(text)
+        counters.last_frame_at = now
+        self._last_frame_wall = time.time()
+        try:
+            message = decode_text(text)
+        except CodecError as exc:
+            counters.decode_errors += 1
+            self._sink.on_server_text(self, f"skipped a text message: {exc}", error=True)
+            return
+        if isinstance(message, OrderUpdate):
+            counters.orders += 1
+            self._sink.on_order(self, message)
+        elif isinstance(message, ServerError):
+            counters.server_errors += 1
+            self._sink.on_server_text(self, message.text, error=True)
+        elif isinstance(message, ServerNotice):
+            self._sink.on_server_text(self, message.text, error=False)
+
+    # Internals
+
+    def _set_state(self, state: ConnState, message: str, gap: Gap | None = None) -> None:
+        self.state = state
+        self._sink.on_state(self, message, gap)
+
+    def _url_with_credentials(self) -> str:
+        joiner = "&" if "?" in self.url else "?"
+        cred = self.credential
+        return (
+            f"{self.url}{joiner}api_key={quote(cred.api_key, safe='')}"
+            f"&access_token={quote(cred.access_token, safe='')}"
+        )

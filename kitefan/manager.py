@@ -1,0 +1,773 @@
+"""The multi-key feed: every key's connections in one process, kept streaming through faults.
+
+:class:`FeedManager` is an async context manager. Entering it plans where every symbol goes
+(:mod:`kitefan.planner`), opens only the connections that plan needs, and returns at once;
+leaving it closes every connection with a close frame and leaves no task running.
+
+Ticks reach consumers through :class:`EventStream` objects (``feed.ticks()``, ``feed.events()``,
+or filtered to one key or connection): bounded queues of one batch per frame. A consumer that
+falls behind never stalls the sockets and never makes memory grow without bound: past
+``queue_max_ticks`` queued ticks the oldest batches are dropped (``overflow = "drop-newest"``
+keeps the oldest instead), and every dropped tick is counted, per stream and per connection.
+
+Faults, and what the manager does about them:
+
+* a lost or silent connection reconnects by itself (:mod:`kitefan.connection`) and reports the
+  gap as a status event;
+* HTTP 403: the key becomes ``auth_failed``; with failover on, its symbols move to spare room on
+  the healthy keys (``plan(..., previous=home)`` moves only those), one connection of the key
+  keeps trying slowly, and when a token is accepted again (a fresh token from
+  :meth:`FeedManager.apply_config`, or the server relenting) the symbols move back;
+* HTTP 429: that connection slot is taken by another program; the key uses its other slots, the
+  slot's symbols are re-planned, and the slot is tried again now and then;
+* every key refused before any connected: the streams end with :class:`NoUsableKeyError`.
+
+Order updates arrive on every connection of a key; each is delivered once per key.
+
+Owns: ``FeedManager``, ``EventStream``. Must not import rich or typer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from types import TracebackType
+from typing import Generic, Self, TypeVar
+
+from kitefan.config import AppConfig, KeyConfig, SymbolSpec
+from kitefan.connection import FeedConnection
+from kitefan.errors import FeedError, KitefanError, NoUsableKeyError, PlanError
+from kitefan.events import (
+    ConnState,
+    ErrorEvent,
+    Event,
+    Gap,
+    KeyState,
+    OrderEvent,
+    StatusEvent,
+    TickBatch,
+)
+from kitefan.models import Mode, OrderUpdate
+from kitefan.planner import KeyCapacity, Plan, PlanDiff, diff, plan
+from kitefan.retry import Refusal
+from kitefan.stats import (
+    ConnectionCounters,
+    ConnectionStats,
+    FeedStats,
+    KeyStats,
+    key_state,
+    percentile_of_counts,
+)
+
+__all__ = ["EventStream", "FeedManager"]
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", TickBatch, Event)
+
+_SEEN_ORDERS = 4096
+
+
+class EventStream(Generic[E]):
+    """A bounded queue of one consumer's events, and an async iterator over them.
+
+    Tick batches count against ``max_ticks``; past it, the oldest batches are dropped (or the
+    newest, with ``drop_newest``) and counted in :attr:`dropped_ticks`. Other events are rare and
+    are kept, up to ``max_events``.
+    """
+
+    def __init__(
+        self,
+        owner: FeedManager,
+        *,
+        key: str | None,
+        connection: int | None,
+        ticks_only: bool,
+        max_ticks: int,
+        drop_newest: bool,
+        max_events: int = 10_000,
+    ) -> None:
+        self.key = key
+        self.connection = connection
+        self.ticks_only = ticks_only
+        self.max_ticks = max_ticks
+        self.max_events = max_events
+        self.drop_newest = drop_newest
+        self.dropped_ticks = 0
+        self.dropped_events = 0
+        self._owner = owner
+        self._items: deque[E] = deque()
+        self._queued_ticks = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._error: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"EventStream(key={self.key}, connection={self.connection}, queued={len(self)})"
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def queued_ticks(self) -> int:
+        return self._queued_ticks
+
+    def accepts(self, key: str, connection: int | None) -> bool:
+        """Whether an event of this key and connection belongs in this stream."""
+        if self.key is not None and key != self.key:
+            return False
+        return self.connection is None or connection == self.connection
+
+    # Producer side (the manager)
+
+    def _push_batch(self, batch: TickBatch) -> None:
+        if self._closed:
+            return
+        count = len(batch.ticks)
+        if self._queued_ticks + count > self.max_ticks:
+            if self.drop_newest:
+                self.dropped_ticks += count
+                self._owner._count_drop(batch)
+                return
+            self._shed(count)
+        self._items.append(batch)
+        self._queued_ticks += count
+        self._wake()
+
+    def _push_event(self, event: Event) -> None:
+        if self._closed or self.ticks_only:
+            return
+        if len(self._items) >= self.max_events + self.max_ticks:
+            self.dropped_events += 1
+            return
+        self._items.append(event)  # type: ignore[arg-type]
+        self._wake()
+
+    def _shed(self, incoming: int) -> None:
+        items = self._items
+        kept: list[E] = []
+        while items and self._queued_ticks + incoming > self.max_ticks:
+            item = items.popleft()
+            if isinstance(item, TickBatch):
+                self._queued_ticks -= len(item.ticks)
+                self.dropped_ticks += len(item.ticks)
+                self._owner._count_drop(item)
+            else:
+                kept.append(item)
+        items.extendleft(reversed(kept))
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _finish(self, error: BaseException | None = None) -> None:
+        if error is not None and self._error is None:
+            self._error = error
+        self._closed = True
+        self._wake()
+
+    # Consumer side
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> E:
+        while not self._items:
+            if self._error is not None:
+                raise self._error
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        item = self._items.popleft()
+        if isinstance(item, TickBatch):
+            self._queued_ticks -= len(item.ticks)
+        return item
+
+    def drain(self) -> list[E]:
+        """Everything queued now, without waiting (raises the feed's error once drained)."""
+        items = list(self._items)
+        self._items.clear()
+        self._queued_ticks = 0
+        if not items and self._error is not None:
+            raise self._error
+        return items
+
+    def close(self) -> None:
+        """Stop receiving; the iteration ends once what is queued is consumed."""
+        self._owner._streams.discard(self)
+        self._finish()
+
+
+class _Key:
+    """What the manager knows of one key while the feed runs."""
+
+    def __init__(self, config: KeyConfig, max_connections: int) -> None:
+        self.config = config
+        self.max_connections = max_connections
+        self.auth_failed = False
+        self.ever_connected = False
+        self.blocked_slots: set[int] = set()
+        self.probe_index: int | None = None
+        self.message = ""
+        self.orders = 0
+        self._seen: set[object] = set()
+        self._seen_order: deque[object] = deque()
+
+    def first_delivery(self, update: OrderUpdate) -> bool:
+        key = update.dedup_key
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self._seen_order.append(key)
+        if len(self._seen_order) > _SEEN_ORDERS:
+            self._seen.discard(self._seen_order.popleft())
+        self.orders += 1
+        return True
+
+
+class FeedManager:
+    """Every key's connections, one plan, one stream of ticks.
+
+    Args:
+        config: the loaded config (keys, symbols, strategy, limits, tuning).
+        rng: the random source of reconnect jitter (seed it in tests).
+
+    Raises:
+        PlanError: the config's symbols cannot be placed (raised by the constructor).
+    """
+
+    def __init__(self, config: AppConfig, *, rng: random.Random | None = None) -> None:
+        if not config.keys:
+            raise FeedError("the config has no [[keys]]: add at least one key")
+        self._config = config
+        self._tuning = config.tuning
+        self._rng = rng or random.Random()
+        self._keys: dict[str, _Key] = {
+            k.id: _Key(k, config.max_connections_per_key) for k in config.keys
+        }
+        self._symbols: dict[int, SymbolSpec] = {s.token: s for s in config.symbols}
+        self._home = self._plan(self._full_capacities(), previous=None)
+        self._current = self._home
+        self._conns: dict[tuple[str, int], FeedConnection] = {}
+        # Counters live per slot, so that a slot's figures survive its connection being
+        # stopped (failover) and started again.
+        self._slots: dict[tuple[str, int], ConnectionCounters] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: set[EventStream[TickBatch] | EventStream[Event]] = set()
+        self._started_at = time.perf_counter()
+        self._running = False
+        self._failure: BaseException | None = None
+
+    # Lifecycle
+
+    async def __aenter__(self) -> Self:
+        self._running = True
+        self._started_at = time.perf_counter()
+        self._apply(self._current, force=True)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every connection with a close frame and wait for every task to end."""
+        self._running = False
+        for conn in list(self._conns.values()):
+            conn.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(
+                set(self._tasks), timeout=self._tuning.close_timeout_s + 1.0
+            )
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for stream in list(self._streams):
+            stream._finish(self._failure)
+
+    # Consumers
+
+    def ticks(
+        self,
+        *,
+        key: str | None = None,
+        connection: int | None = None,
+        max_ticks: int | None = None,
+    ) -> EventStream[TickBatch]:
+        """A new stream of tick batches, of every key, one key, or one connection of a key."""
+        self._check_key(key)
+        stream: EventStream[TickBatch] = EventStream(
+            self,
+            key=key,
+            connection=connection,
+            ticks_only=True,
+            max_ticks=max_ticks or self._tuning.queue_max_ticks,
+            drop_newest=self._tuning.overflow == "drop-newest",
+        )
+        self._register(stream)
+        return stream
+
+    def events(self, *, key: str | None = None, max_ticks: int | None = None) -> EventStream[Event]:
+        """A new stream of everything: tick batches, status changes, orders and server errors."""
+        self._check_key(key)
+        stream: EventStream[Event] = EventStream(
+            self,
+            key=key,
+            connection=None,
+            ticks_only=False,
+            max_ticks=max_ticks or self._tuning.queue_max_ticks,
+            drop_newest=self._tuning.overflow == "drop-newest",
+        )
+        self._register(stream)
+        return stream
+
+    # Changing what streams
+
+    async def subscribe(
+        self,
+        symbols: Iterable[int | SymbolSpec],
+        *,
+        mode: Mode | None = None,
+        key: str | None = None,
+    ) -> PlanDiff:
+        """Stream more symbols: placed by the strategy, or on ``key`` (pinned there).
+
+        A symbol already streaming changes mode if ``mode`` differs, and moves if pinned
+        elsewhere. Returns what changed.
+        """
+        self._check_key(key)
+        wanted = dict(self._symbols)
+        for item in symbols:
+            spec = item if isinstance(item, SymbolSpec) else self._spec_of(item)
+            spec = replace(spec, mode=mode or spec.mode, key=key if key is not None else spec.key)
+            wanted[spec.token] = spec
+        return self._rehome(wanted)
+
+    async def unsubscribe(self, tokens: Iterable[int]) -> PlanDiff:
+        """Stop streaming these tokens (unknown ones are ignored)."""
+        wanted = dict(self._symbols)
+        for token in tokens:
+            wanted.pop(int(token), None)
+        return self._rehome(wanted)
+
+    async def set_mode(self, tokens: Iterable[int], mode: Mode) -> PlanDiff:
+        """Change the mode of tokens already streaming (others are ignored)."""
+        wanted = dict(self._symbols)
+        for token in tokens:
+            spec = wanted.get(int(token))
+            if spec is not None:
+                wanted[spec.token] = replace(spec, mode=mode)
+        return self._rehome(wanted)
+
+    def preview_config(self, config: AppConfig) -> PlanDiff:
+        """What :meth:`apply_config` would change, without changing anything."""
+        self._check_compatible(config)
+        home = self._plan_symbols(config.symbols, self._full_capacities(config), self._home)
+        target = self._plan_symbols(config.symbols, self._capacities(config), home)
+        return diff(self._current, target)
+
+    async def apply_config(self, config: AppConfig) -> PlanDiff:
+        """Apply an edited config to the running feed with the smallest change.
+
+        New symbols subscribe, removed ones unsubscribe, changed modes change; every other
+        symbol stays where it is and keeps streaming. New tokens of known keys take effect at
+        once (a key back from ``auth_failed`` retries immediately).
+
+        Raises:
+            PlanError: the new symbols cannot be placed (nothing is changed).
+            FeedError: the edit changes what a running feed cannot (keys added or removed, url,
+                limits, strategy): restart the stream for those.
+        """
+        self._check_compatible(config)
+        home = self._plan_symbols(config.symbols, self._full_capacities(config), self._home)
+        for key_config in config.keys:
+            key = self._keys[key_config.id]
+            if key_config.credential != key.config.credential:
+                key.config = key_config
+                for (key_id, _), conn in self._conns.items():
+                    if key_id == key_config.id:
+                        conn.update_credential(key_config.credential)
+        self._config = config
+        self._symbols = {s.token: s for s in config.symbols}
+        self._home = home
+        return self._replan()
+
+    # Looking at it
+
+    @property
+    def config(self) -> AppConfig:
+        return self._config
+
+    @property
+    def plan(self) -> Plan:
+        """Where every symbol streams now (after any failover)."""
+        return self._current
+
+    @property
+    def home_plan(self) -> Plan:
+        """Where every symbol streams when every key is healthy."""
+        return self._home
+
+    def keys(self) -> list[str]:
+        """The key ids, in config order."""
+        return list(self._keys)
+
+    def symbol(self, token: int) -> SymbolSpec | None:
+        """What the feed knows of a token it streams."""
+        return self._symbols.get(token)
+
+    def never_ticked(self, key: str | None = None) -> list[SymbolSpec]:
+        """Subscribed symbols that have not ticked since they were subscribed."""
+        out: list[SymbolSpec] = []
+        for (key_id, _), conn in sorted(self._conns.items()):
+            if key is None or key_id == key:
+                out.extend(self._spec_of(token) for token in sorted(conn.session.silent))
+        return out
+
+    def stats(self) -> FeedStats:
+        """Every key and connection, now."""
+        now = time.perf_counter()
+        return FeedStats(
+            keys=tuple(self._key_stats(key, now) for key in self._keys.values()),
+            updated_at=time.time(),
+            uptime_s=now - self._started_at,
+        )
+
+    def key_stats(self, key_id: str) -> KeyStats:
+        """One key and its connections, now."""
+        self._check_key(key_id)
+        return self._key_stats(self._keys[key_id], time.perf_counter())
+
+    def key_state(self, key_id: str) -> KeyState:
+        return self.key_stats(key_id).state
+
+    # ConnectionSink (called by connections, synchronously, on the event loop)
+
+    def on_ticks(self, batch: TickBatch) -> None:
+        for stream in self._streams:
+            if stream.accepts(batch.key, batch.connection):
+                stream._push_batch(batch)
+
+    def on_order(self, conn: FeedConnection, update: OrderUpdate) -> None:
+        key = self._keys[conn.key_id]
+        if key.first_delivery(update):
+            self._emit(OrderEvent(conn.key_id, conn.index, update, time.time()))
+
+    def on_server_text(self, conn: FeedConnection, text: str, *, error: bool) -> None:
+        if error:
+            self._emit(ErrorEvent(conn.key_id, conn.index, text, time.time()))
+        else:
+            self._emit(StatusEvent(conn.key_id, conn.index, "message", text, time.time()))
+
+    def on_state(self, conn: FeedConnection, message: str, gap: Gap | None = None) -> None:
+        if conn.stopping and conn.state is not ConnState.CONNECTED:
+            return
+        if conn.state in (ConnState.AUTH_FAILED, ConnState.SLOT_LIMITED):
+            return  # on_refused says it once, for the key, with what to do
+        self._emit(
+            StatusEvent(conn.key_id, conn.index, conn.state.value, message, time.time(), gap)
+        )
+
+    def on_refused(self, conn: FeedConnection, refusal: Refusal, status: int) -> None:
+        key = self._keys[conn.key_id]
+        if refusal is Refusal.AUTH:
+            if key.auth_failed:
+                return
+            key.auth_failed = True
+            key.message = (
+                f"refused with HTTP {status}: the access token is invalid or expired; "
+                "put a fresh token in the config and run `kitefan distribute`"
+            )
+            self._emit(
+                StatusEvent(key.config.id, None, KeyState.AUTH_FAILED, key.message, time.time())
+            )
+            if self._tuning.failover:
+                key.probe_index = conn.index
+                self._replan()
+            self._check_usable()
+        elif refusal is Refusal.SLOTS:
+            if conn.index in key.blocked_slots:
+                return
+            key.blocked_slots.add(conn.index)
+            usable = key.max_connections - len(key.blocked_slots)
+            key.message = (
+                f"refused a connection with HTTP {status}: another program holds this key's "
+                f"connections; using {usable} of {key.max_connections}"
+            )
+            self._emit(
+                StatusEvent(
+                    key.config.id, conn.index, KeyState.SLOT_LIMITED, key.message, time.time()
+                )
+            )
+            self._replan()
+
+    def on_opened(self, conn: FeedConnection) -> None:
+        key = self._keys[conn.key_id]
+        key.ever_connected = True
+        changed = False
+        if key.auth_failed:
+            key.auth_failed = False
+            key.probe_index = None
+            key.message = "token accepted again"
+            self._emit(
+                StatusEvent(key.config.id, None, KeyState.CONNECTED, key.message, time.time())
+            )
+            changed = True
+        if conn.index in key.blocked_slots:
+            key.blocked_slots.discard(conn.index)
+            key.message = f"connection {conn.index} slot won back"
+            self._emit(
+                StatusEvent(key.config.id, conn.index, KeyState.CONNECTED, key.message, time.time())
+            )
+            changed = True
+        if changed:
+            self._replan()
+
+    # Planning
+
+    def _full_capacities(self, config: AppConfig | None = None) -> list[KeyCapacity]:
+        config = config or self._config
+        return [KeyCapacity(k.id, config.max_connections_per_key) for k in config.keys]
+
+    def _capacities(self, config: AppConfig | None = None) -> list[KeyCapacity]:
+        config = config or self._config
+        out = []
+        for key_config in config.keys:
+            key = self._keys[key_config.id]
+            if key.auth_failed and self._tuning.failover:
+                out.append(KeyCapacity(key.config.id, 0))
+            else:
+                out.append(
+                    KeyCapacity(
+                        key.config.id,
+                        config.max_connections_per_key,
+                        blocked=frozenset(key.blocked_slots),
+                    )
+                )
+        return out
+
+    def _plan(self, capacities: Sequence[KeyCapacity], previous: Plan | None) -> Plan:
+        return self._plan_symbols(list(self._symbols.values()), capacities, previous)
+
+    def _plan_symbols(
+        self,
+        symbols: Sequence[SymbolSpec],
+        capacities: Sequence[KeyCapacity],
+        previous: Plan | None,
+    ) -> Plan:
+        return plan(
+            symbols,
+            capacities,
+            strategy=self._config.strategy,
+            max_symbols_per_connection=self._config.max_symbols_per_connection,
+            previous=previous,
+        )
+
+    def _rehome(self, wanted: dict[int, SymbolSpec]) -> PlanDiff:
+        home = self._plan_symbols(list(wanted.values()), self._full_capacities(), self._home)
+        self._symbols = wanted
+        self._home = home
+        return self._replan()
+
+    def _replan(self) -> PlanDiff:
+        try:
+            target = self._plan(self._capacities(), previous=self._home)
+        except PlanError as exc:
+            message = f"cannot re-plan around the failed keys: {exc}"
+            log.warning(message)
+            self._emit(StatusEvent("*", None, "replan_failed", message, time.time()))
+            return PlanDiff(changes=())
+        return self._apply(target)
+
+    def _apply(self, target: Plan, *, force: bool = False) -> PlanDiff:
+        change = diff(self._current, target)
+        self._current = target
+        if not self._running:
+            return change
+        touched: set[FeedConnection] = set()
+        if force:
+            for key_plan in target.keys:
+                for slot in key_plan.connections:
+                    if slot.symbols:
+                        conn = self._connection(key_plan.key_id, slot.index)
+                        conn.session.add((s.token, s.mode) for s in slot.symbols)
+        # Subscribe first, so that a moved symbol is picked up before it is dropped.
+        for slot_change in change.changes:
+            if slot_change.subscribe or slot_change.mode_changes:
+                conn = self._connection(slot_change.key_id, slot_change.index)
+                conn.session.add((s.token, s.mode) for s in slot_change.subscribe)
+                conn.session.add(slot_change.mode_changes)
+                touched.add(conn)
+        for slot_change in change.changes:
+            existing = self._conns.get((slot_change.key_id, slot_change.index))
+            if slot_change.unsubscribe and existing is not None:
+                existing.session.remove(slot_change.unsubscribe)
+                touched.add(existing)
+        for conn in touched:
+            conn.kick()
+        for slot_key, conn in list(self._conns.items()):
+            key = self._keys[slot_key[0]]
+            if (
+                len(conn.session) == 0
+                and key.probe_index != conn.index
+                and conn.index not in key.blocked_slots
+            ):
+                del self._conns[slot_key]
+                conn.stop()
+        return change
+
+    # Connections
+
+    def _connection(self, key_id: str, index: int) -> FeedConnection:
+        conn = self._conns.get((key_id, index))
+        if conn is not None:
+            return conn
+        key = self._keys[key_id]
+        counters = self._slots.setdefault((key_id, index), ConnectionCounters())
+        conn = FeedConnection(
+            key_id=key_id,
+            index=index,
+            url=self._config.url,
+            credential=key.config.credential,
+            tuning=self._tuning,
+            sink=self,
+            rng=random.Random(self._rng.random()),
+            counters=counters,
+        )
+        self._conns[(key_id, index)] = conn
+        task = asyncio.get_running_loop().create_task(
+            self._guarded(conn), name=f"kitefan:{key_id}#{index}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return conn
+
+    async def _guarded(self, conn: FeedConnection) -> None:
+        try:
+            await conn.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("connection %s#%d failed", conn.key_id, conn.index)
+            self._fail(
+                FeedError(f"internal error in connection {conn.key_id}#{conn.index}: {exc!r}")
+            )
+        finally:
+            if self._conns.get((conn.key_id, conn.index)) is conn:
+                del self._conns[(conn.key_id, conn.index)]
+
+    def _check_usable(self) -> None:
+        keys = self._keys.values()
+        if all(k.auth_failed for k in keys) and not any(k.ever_connected for k in keys):
+            self._fail(
+                NoUsableKeyError(
+                    "every key was refused with HTTP 403: their access tokens are invalid or "
+                    "expired; put fresh tokens in the config"
+                )
+            )
+
+    def _fail(self, error: KitefanError) -> None:
+        if self._failure is None:
+            self._failure = error
+        for stream in list(self._streams):
+            stream._finish(error)
+
+    # Internals
+
+    def _register(self, stream: EventStream[TickBatch] | EventStream[Event]) -> None:
+        if self._failure is not None:
+            stream._finish(self._failure)
+        self._streams.add(stream)
+
+    def _emit(self, event: Event) -> None:
+        if isinstance(event, StatusEvent):
+            log.info("%s#%s %s: %s", event.key, event.connection, event.state, event.message)
+        for stream in self._streams:
+            if not stream.ticks_only and stream.accepts(event.key, None):
+                stream._push_event(event)
+
+    def _count_drop(self, batch: TickBatch) -> None:
+        counters = self._slots.get((batch.key, batch.connection))
+        if counters is not None:
+            counters.drops += len(batch.ticks)
+
+    def _spec_of(self, token: int) -> SymbolSpec:
+        known = self._symbols.get(token)
+        return known if known is not None else SymbolSpec(token, str(token), self._config.mode)
+
+    def _check_key(self, key: str | None) -> None:
+        if key is not None and key not in self._keys:
+            raise FeedError(f"no key {key!r} in the config; the keys are {', '.join(self._keys)}")
+
+    def _check_compatible(self, config: AppConfig) -> None:
+        if [k.id for k in config.keys] != list(self._keys):
+            raise FeedError(
+                "the edited config adds, removes or reorders keys: restart the stream for that"
+            )
+        for name in ("url", "strategy", "max_connections_per_key", "max_symbols_per_connection"):
+            if getattr(config, name) != getattr(self._config, name):
+                raise FeedError(
+                    f"the edited config changes {name}, which a running stream cannot take: "
+                    "restart the stream for that"
+                )
+
+    def _key_stats(self, key: _Key, now: float) -> KeyStats:
+        key_id = key.config.id
+        slots = sorted(index for k, index in self._slots if k == key_id)
+        conn_stats = tuple(
+            self._connection_stats(
+                index, self._slots[(key_id, index)], self._conns.get((key_id, index)), now
+            )
+            for index in slots
+        )
+        state = key_state(
+            [c.state for c in conn_stats],
+            auth_failed=key.auth_failed,
+            slot_limited=bool(key.blocked_slots),
+        )
+        return KeyStats(key.config.id, state, conn_stats, key.orders, key.message)
+
+    def _connection_stats(
+        self, index: int, c: ConnectionCounters, conn: FeedConnection | None, now: float
+    ) -> ConnectionStats:
+        wanted = conn.session.wanted if conn is not None else {}
+        by_mode = Counter(mode.value for mode in wanted.values())
+        state = conn.state if conn is not None else ConnState.CLOSED
+        connected = state is ConnState.CONNECTED
+        return ConnectionStats(
+            index=index,
+            state=state,
+            symbols=len(wanted),
+            symbols_by_mode={m.value: by_mode.get(m.value, 0) for m in Mode},
+            frames=c.frames,
+            ticks=c.ticks,
+            bytes=c.bytes,
+            ticks_per_s=c.meter.rate(now, c.ticks),
+            heartbeats=c.heartbeats,
+            skipped_packets=c.skipped_packets,
+            decode_errors=c.decode_errors,
+            server_errors=c.server_errors,
+            reconnects=c.reconnects,
+            drops=c.drops,
+            orders=c.orders,
+            last_gap=c.last_gap,
+            last_frame_age_s=(now - c.last_frame_at) if c.last_frame_at is not None else None,
+            uptime_s=(now - c.connected_at) if connected and c.connected_at is not None else None,
+            never_ticked=len(conn.session.silent) if conn is not None else 0,
+            exchange_delay_p50_s=percentile_of_counts(c.delay_counts, 0.5),
+            exchange_delay_p99_s=percentile_of_counts(c.delay_counts, 0.99),
+        )

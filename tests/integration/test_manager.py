@@ -1,0 +1,474 @@
+"""The manager against the real simulator on loopback: streaming, and staying up through faults.
+
+Every case of issue 4's "Staying up" has a test here that fails if the behaviour breaks. Waits
+are on conditions (stats, events, the simulator's own view), each under a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import TypeVar
+
+import pytest
+from websockets.asyncio.client import connect
+
+from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec, Tuning
+from kitefan.errors import NoUsableKeyError
+from kitefan.events import ErrorEvent, Event, KeyState, OrderEvent, StatusEvent, TickBatch
+from kitefan.manager import EventStream, FeedManager
+from kitefan.models import Mode
+from kitefan.simulator import Account, Simulator
+
+pytestmark = pytest.mark.integration
+
+T = TypeVar("T")
+
+FAST = Tuning(
+    connect_timeout_s=2.0,
+    liveness_timeout_s=0.6,
+    backoff_initial_s=0.05,
+    backoff_max_s=0.2,
+    backoff_jitter=0.1,
+    auth_retry_s=300.0,
+    slot_retry_s=0.2,
+    subscribe_batch=200,
+    close_timeout_s=1.0,
+)
+
+KEYS = ("alpha", "bravo", "charlie")
+
+
+def account(key_id: str) -> Account:
+    return Account(f"{key_id}-api-key", f"{key_id}-token-0001")
+
+
+def nse(n: int, start: int = 1000) -> list[int]:
+    return [((start + i) << 8) | 1 for i in range(n)]
+
+
+def make_config(
+    url: str,
+    tokens: Iterable[int],
+    *,
+    keys: Iterable[str] = KEYS,
+    mode: Mode = Mode.QUOTE,
+    tuning: Tuning = FAST,
+    strategy: Strategy = Strategy.ROUND_ROBIN,
+    max_connections_per_key: int = 3,
+    max_symbols_per_connection: int = 3000,
+) -> AppConfig:
+    key_configs = tuple(
+        KeyConfig(k, Credential(account(k).api_key, account(k).access_token)) for k in keys
+    )
+    return AppConfig(
+        source="<test>",
+        url=url,
+        strategy=strategy,
+        mode=mode,
+        max_connections_per_key=max_connections_per_key,
+        max_symbols_per_connection=max_symbols_per_connection,
+        keys=key_configs,
+        symbols=tuple(SymbolSpec(t, str(t), mode) for t in tokens),
+        tuning=tuning,
+    )
+
+
+@asynccontextmanager
+async def simulator(**options: object) -> AsyncIterator[Simulator]:
+    async with Simulator(
+        [account(k) for k in KEYS], port=0, seed=7, heartbeat_interval_s=0.1, **options
+    ) as sim:
+        yield sim
+
+
+async def sim_until(sim: Simulator, predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until the simulator's state satisfies ``predicate`` (checked on every change)."""
+    async with asyncio.timeout(within):
+        await sim.wait_until(predicate)
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Poll a condition on the manager's counters every 10 ms until it holds.
+
+    The counters have no change notification, on purpose: they are bumped on the hot path.
+    """
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polling counters, see the docstring
+            await asyncio.sleep(0.01)
+
+
+async def next_matching(
+    stream: EventStream[Event], match: Callable[[Event], bool], within: float = 10.0
+) -> Event:
+    async with asyncio.timeout(within):
+        async for event in stream:
+            if match(event):
+                return event
+    raise AssertionError("the stream ended")
+
+
+async def tokens_ticking(
+    stream: EventStream[TickBatch], tokens: set[int], within: float = 15.0
+) -> set[int]:
+    """Read the stream until every token has ticked; return the keys they came from."""
+    missing = set(tokens)
+    keys: set[str] = set()
+    async with asyncio.timeout(within):
+        async for batch in stream:
+            for tick in batch.ticks:
+                missing.discard(tick.instrument_token)
+            keys.add(batch.key)
+            if not missing:
+                return keys
+    raise AssertionError(f"{len(missing)} tokens never ticked")
+
+
+def status(state: str, key: str | None = None) -> Callable[[Event], bool]:
+    def match(event: Event) -> bool:
+        return (
+            isinstance(event, StatusEvent)
+            and event.state == state
+            and (key is None or event.key == key)
+        )
+
+    return match
+
+
+def sim_tokens_of(sim: Simulator, key_id: str) -> set[int]:
+    return {
+        token for conn in sim.connections(account(key_id).api_key) for token in conn.subscriptions
+    }
+
+
+# Streaming ---------------------------------------------------------------------------------
+
+
+async def test_every_symbol_streams_in_its_mode_across_keys() -> None:
+    tokens = nse(600)
+    modes = {
+        t: (Mode.FULL if i % 3 == 0 else Mode.QUOTE if i % 3 == 1 else Mode.LTP)
+        for i, t in enumerate(tokens)
+    }
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens)
+        config = replace(
+            config, symbols=tuple(SymbolSpec(t, f"NSE:S{t}", m) for t, m in modes.items())
+        )
+        async with FeedManager(config) as feed:
+            stream = feed.ticks()
+            seen: dict[int, int] = {}
+            async with asyncio.timeout(15):
+                async for batch in stream:
+                    for tick in batch.ticks:
+                        if tick.mode is modes[tick.instrument_token]:
+                            seen[tick.instrument_token] = tick.kind
+                    if len(seen) == len(tokens):
+                        break
+            assert {seen[t] for t in tokens if modes[t] is Mode.FULL} == {184}
+            assert {seen[t] for t in tokens if modes[t] is Mode.QUOTE} == {44}
+            assert {seen[t] for t in tokens if modes[t] is Mode.LTP} == {8}
+            # Round-robin: 200 symbols per key, dealt to each key's 3 connections in turn.
+            for key_id in KEYS:
+                conns = sim.connections(account(key_id).api_key)
+                assert sorted(len(c.subscriptions) for c in conns) == [66, 67, 67]
+                for conn in conns:
+                    assert all(modes[t] is m for t, m in conn.subscriptions.items())
+            stats = feed.stats()
+            assert stats.totals.symbols == 600
+            assert [k.state for k in stats.keys] == [KeyState.CONNECTED] * 3
+        # Leaving closes every connection with a close frame, and leaves no task behind.
+        await sim_until(sim, lambda: not sim.connections())
+        assert sim.close_codes() == {1000: 9}
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_27000_symbols_over_3_keys_all_tick_within_the_limits() -> None:
+    tokens = nse(27_000)
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens, tuning=replace(FAST, subscribe_batch=500))
+        async with FeedManager(config) as feed:
+            keys = await tokens_ticking(feed.ticks(), set(tokens), within=60)
+            assert keys == set(KEYS)
+            for key_id in KEYS:
+                conns = sim.connections(account(key_id).api_key)
+                assert len(conns) == 3
+                assert [len(c.subscriptions) for c in conns] == [3000, 3000, 3000]
+            assert sim.refusals() == {}
+
+
+async def test_order_updates_are_delivered_once_per_key() -> None:
+    async with simulator() as sim, FeedManager(make_config(sim.url, nse(30))) as feed:
+        events = feed.events()
+        await sim.wait_for_connections(3, account("alpha").api_key)
+        await sim.push_order(account("alpha").api_key, {"order_id": "A1", "status": "OPEN"})
+        await sim.push_order(account("alpha").api_key, {"order_id": "A1", "status": "COMPLETE"})
+        first = await next_matching(events, lambda e: isinstance(e, OrderEvent))
+        second = await next_matching(events, lambda e: isinstance(e, OrderEvent))
+        assert isinstance(first, OrderEvent)
+        assert isinstance(second, OrderEvent)
+        assert (first.key, first.update.data["status"]) == ("alpha", "OPEN")
+        assert (second.key, second.update.data["status"]) == ("alpha", "COMPLETE")
+        # Each update reached all three connections; the other two copies were dropped.
+        await eventually(lambda: sum(c.orders for c in feed.key_stats("alpha").connections) == 6)
+        assert feed.key_stats("alpha").orders == 2
+        assert not [e for e in events.drain() if isinstance(e, OrderEvent)]
+
+
+async def test_server_error_texts_are_surfaced() -> None:
+    # A server that allows 5 tokens a connection refuses the 6th with Kite's own text.
+    async with simulator(max_tokens_per_connection=5) as sim:
+        config = make_config(sim.url, nse(8), keys=("alpha",), max_connections_per_key=1)
+        async with FeedManager(config) as feed:
+            events = feed.events()
+            error = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
+            assert isinstance(error, ErrorEvent)
+            assert (error.key, error.connection) == ("alpha", 0)
+            assert error.text == "Can't subscribe to more than 5 instruments."
+            # Kitefan sends subscribe, then mode for the same tokens; the mode message subscribes
+            # implicitly (kite-protocol.md §2), so the server refuses twice.
+            second = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
+            assert second == replace(error, at=second.at)  # type: ignore[union-attr]
+            assert feed.key_stats("alpha").server_errors == 2
+
+
+# Staying up -------------------------------------------------------------------------------
+
+
+async def test_a_silent_connection_is_caught_and_reconnected() -> None:
+    tokens = nse(60)
+    async with (
+        simulator() as sim,
+        FeedManager(make_config(sim.url, tokens, keys=("alpha",))) as feed,
+    ):
+        events = feed.events()
+        await next_matching(events, status("connected", "alpha"))
+        sim.set_silent(True)
+        lost = await next_matching(events, status("reconnecting", "alpha"))
+        assert isinstance(lost, StatusEvent)
+        assert lost.message == "lost: no frame for 0.6 s"
+        sim.set_silent(False)
+        back = await next_matching(events, status("connected", "alpha"))
+        assert isinstance(back, StatusEvent)
+        assert back.gap is not None
+        assert back.gap.reason == "no frame for 0.6 s"
+        stream = feed.ticks()
+        await tokens_ticking(stream, set(tokens))
+
+
+async def test_an_abrupt_drop_of_every_connection_ends_with_all_symbols_ticking() -> None:
+    tokens = nse(900)
+    modes = {t: Mode.FULL if t % 2 else Mode.LTP for t in tokens}
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens)
+        config = replace(config, symbols=tuple(SymbolSpec(t, str(t), m) for t, m in modes.items()))
+        async with FeedManager(config) as feed:
+            events = feed.events()
+            await tokens_ticking(feed.ticks(), set(tokens))
+            await sim.drop_connections()
+            gaps = []
+            while len(gaps) < 9:
+                event = await next_matching(events, status("connected"))
+                assert isinstance(event, StatusEvent)
+                if event.gap is not None:
+                    gaps.append(event.gap)
+            assert {g.reason for g in gaps} == {"dropped without a close frame"}
+            assert sum(len(g.tokens) for g in gaps) == 900
+            assert all(g.end >= g.start for g in gaps)
+            await tokens_ticking(feed.ticks(), set(tokens))
+            # Resubscribed in each symbol's own mode.
+            for key_id in KEYS:
+                for conn in sim.connections(account(key_id).api_key):
+                    assert all(modes[t] is m for t, m in conn.subscriptions.items())
+            stats = feed.stats()
+            assert stats.totals.reconnects == 9
+            assert all(k.last_gap is not None for k in stats.keys)
+
+
+async def test_a_clean_close_by_the_server_is_reconnected() -> None:
+    tokens = nse(30)
+    async with (
+        simulator() as sim,
+        FeedManager(make_config(sim.url, tokens, keys=("alpha",))) as feed,
+    ):
+        events = feed.events()
+        await next_matching(events, status("connected", "alpha"))
+        await sim.close_connections(code=1000)
+        back = await next_matching(events, lambda e: status("connected")(e) and e.gap is not None)  # type: ignore[union-attr]
+        assert back.gap.reason == "closed by the server with code 1000"  # type: ignore[union-attr]
+        await tokens_ticking(feed.ticks(), set(tokens))
+
+
+async def test_an_expired_token_fails_over_and_comes_back_with_a_fresh_one() -> None:
+    tokens = nse(300)
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens)
+        async with FeedManager(config) as feed:
+            events = feed.events()
+            await tokens_ticking(feed.ticks(), set(tokens))
+            home_bravo = sim_tokens_of(sim, "bravo")
+            assert len(home_bravo) == 100
+            alpha_before = feed.key_stats("alpha").reconnects
+            await sim.expire_token(account("bravo").api_key, drop=True)
+            failed = await next_matching(events, status("auth_failed", "bravo"))
+            assert isinstance(failed, StatusEvent)
+            assert "HTTP 403" in failed.message
+            # Bravo's symbols move to alpha and charlie; every symbol ticks again.
+            await sim_until(
+                sim,
+                lambda: sim_tokens_of(sim, "alpha") | sim_tokens_of(sim, "charlie") >= set(tokens),
+            )
+            await tokens_ticking(feed.ticks(), set(tokens))
+            assert feed.key_state("bravo") is KeyState.AUTH_FAILED
+            # Retried slowly, not hammered: one refusal per connection that was open, no more.
+            refused = sim.refusals().get(403, 0)
+            await asyncio.sleep(0.5)
+            assert sim.refusals().get(403, 0) == refused <= 3
+            # The other keys never noticed: no reconnects.
+            assert feed.key_stats("alpha").reconnects == alpha_before
+            # A fresh token comes back through the config; the symbols move home.
+            sim.set_token(account("bravo").api_key, "bravo-token-0002")
+            fresh = replace(
+                config,
+                keys=tuple(
+                    replace(k, credential=Credential(k.credential.api_key, "bravo-token-0002"))
+                    if k.id == "bravo"
+                    else k
+                    for k in config.keys
+                ),
+            )
+            await feed.apply_config(fresh)
+            await next_matching(events, status("connected", "bravo"))
+            await sim_until(sim, lambda: sim_tokens_of(sim, "bravo") == home_bravo)
+            assert feed.plan == feed.home_plan
+            await tokens_ticking(feed.ticks(), set(tokens))
+
+
+async def test_every_key_refused_at_start_raises_no_usable_key() -> None:
+    async with simulator() as sim:
+        config = make_config(sim.url, nse(10), keys=("alpha", "bravo"))
+        bad = replace(
+            config,
+            keys=tuple(
+                replace(k, credential=Credential(k.credential.api_key, "wrong"))
+                for k in config.keys
+            ),
+        )
+        async with FeedManager(bad) as feed:
+            stream = feed.ticks()
+            with pytest.raises(NoUsableKeyError, match="every key was refused with HTTP 403"):
+                await asyncio.wait_for(anext(stream), 10)
+
+
+async def test_a_taken_slot_is_planned_around_and_won_back() -> None:
+    tokens = nse(90)
+    alpha = account("alpha")
+    async with simulator() as sim:
+        url = f"{sim.url}/?api_key={alpha.api_key}&access_token={alpha.access_token}"
+        config = make_config(sim.url, tokens, keys=("alpha",))
+        async with connect(url) as squatter, FeedManager(config) as feed:
+            events = feed.events()
+            limited = await next_matching(events, status("slot_limited", "alpha"))
+            assert isinstance(limited, StatusEvent)
+            assert limited.message == (
+                "refused a connection with HTTP 429: another program holds this key's "
+                "connections; using 2 of 3"
+            )
+            await tokens_ticking(feed.ticks(), set(tokens))
+            assert feed.key_state("alpha") is KeyState.SLOT_LIMITED
+            mine = [c for c in sim.connections(alpha.api_key) if c.subscriptions]
+            assert sorted(len(c.subscriptions) for c in mine) == [45, 45]
+            await squatter.close()
+            await next_matching(
+                events, lambda e: isinstance(e, StatusEvent) and e.message.endswith("won back")
+            )
+            await sim_until(
+                sim,
+                lambda: (
+                    sorted(len(c.subscriptions) for c in sim.connections(alpha.api_key))
+                    == [30, 30, 30]
+                ),
+            )
+            await tokens_ticking(feed.ticks(), set(tokens))
+            assert feed.plan == feed.home_plan
+
+
+async def test_a_slow_consumer_is_bounded_and_every_drop_counted() -> None:
+    tokens = nse(3000)
+    tuning = replace(FAST, queue_max_ticks=5000)
+    async with simulator(rate=None) as sim:
+        config = make_config(sim.url, tokens, keys=("alpha",), tuning=tuning)
+        async with FeedManager(config) as feed:
+            slow = feed.ticks()  # never read until the end
+            fast = feed.ticks(max_ticks=10_000_000)
+            read = 0
+            async with asyncio.timeout(30):
+                async for batch in fast:
+                    read += len(batch.ticks)
+                    if read > 200_000:
+                        break
+            # The sockets kept being read (the fast consumer got everything) while the slow
+            # consumer's queue stayed within its bound, and what did not fit was counted.
+            assert slow.queued_ticks <= 5000
+            assert slow.dropped_ticks > 150_000
+            assert feed.stats().totals.drops == slow.dropped_ticks
+            queued = sum(len(batch.ticks) for batch in slow.drain())
+            assert queued + slow.dropped_ticks == read + fast.queued_ticks
+            assert fast.dropped_ticks == 0
+
+
+async def test_malformed_frames_are_counted_and_skipped() -> None:
+    tokens = nse(30)
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens, keys=("alpha",), max_connections_per_key=1)
+        async with FeedManager(config) as feed:
+            events = feed.events()
+            await next_matching(events, status("connected", "alpha"))
+            assert await sim.send_malformed() == 1
+            error = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
+            assert isinstance(error, ErrorEvent)
+            assert error.text.startswith("skipped a frame: malformed frame at byte ")
+            await tokens_ticking(feed.ticks(), set(tokens))
+            stats = feed.key_stats("alpha")
+            assert stats.decode_errors == 1
+            assert stats.reconnects == 0
+
+
+async def test_live_changes_use_the_plan_and_diff() -> None:
+    tokens = nse(30)
+    bravo = account("bravo").api_key
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens, keys=("alpha", "bravo"))
+        async with FeedManager(config) as feed:
+            await tokens_ticking(feed.ticks(), set(tokens))
+            added = nse(4, start=9000)
+            change = await feed.subscribe(added, mode=Mode.FULL, key="bravo")
+            assert change.subscribe_count == 4
+            await sim_until(sim, lambda: set(added) <= sim_tokens_of(sim, "bravo"))
+            assert {feed.plan.where(t)[0] for t in added} == {"bravo"}  # type: ignore[index]
+            change = await feed.set_mode(added[:2], Mode.LTP)
+            assert change.mode_change_count == 2
+            await sim_until(
+                sim,
+                lambda: (
+                    [
+                        mode
+                        for c in sim.connections(bravo)
+                        for token, mode in c.subscriptions.items()
+                        if token in added
+                    ].count(Mode.LTP)
+                    == 2
+                ),
+            )
+            change = await feed.unsubscribe(tokens[:5])
+            assert change.unsubscribe_count == 5
+            await sim_until(
+                sim,
+                lambda: (
+                    not set(tokens[:5])
+                    & (sim_tokens_of(sim, "alpha") | sim_tokens_of(sim, "bravo"))
+                ),
+            )
+            assert feed.stats().totals.symbols == 29
