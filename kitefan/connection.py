@@ -247,12 +247,13 @@ class FeedConnection:
         gap = None
         if lost_at is not None:
             counters.reconnects += 1
-            gap = Gap(lost_at, time.time(), tuple(session.wanted), lost_reason)
-            counters.last_gap = gap
+            if session.wanted:
+                gap = Gap(lost_at, time.time(), tuple(session.wanted), lost_reason)
+                counters.last_gap = gap
         self._ever_opened = True
         self._set_state(
             ConnState.CONNECTED,
-            "connected" if gap is None else f"reconnected after {gap.seconds:.1f} s",
+            "connected" if lost_at is None else f"reconnected after {time.time() - lost_at:.1f} s",
             gap,
         )
         self._sink.on_opened(self)

@@ -1,3 +1,204 @@
-"""`kitefan stream` (SKELETON: being written)."""
+"""``kitefan stream``: stream the config's symbols across its keys, to the terminal or a pipe."""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections import deque
+from dataclasses import replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.live import Live
+
+from kitefan.cli.app import app
+from kitefan.cli.terminal import err, out, reported_errors, warn
+from kitefan.config import AppConfig, demo_config_path, find_config_path, load_config
+from kitefan.events import Event, TickBatch
+from kitefan.manager import FeedManager
+from kitefan.models import Mode
+from kitefan.render.dashboard import TickBoard, dashboard
+from kitefan.render.records import csv_header, csv_rows, json_lines
+from kitefan.runner import StopSignal, pump, running_feed, until_stopped
+from kitefan.stats import FeedStats
+
+__all__ = ["OutputFormat", "stream"]
+
+
+class OutputFormat(StrEnum):
+    LIVE = "live"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+@app.command()
+def stream(
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="Config file (default: ./kitefan.toml, then $KITEFAN_CONFIG)."
+        ),
+    ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="No config, no account: stream the bundled demo from the simulator."
+        ),
+    ] = False,
+    output: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            help="live dashboard, JSON lines or CSV (default: live on a terminal, else jsonl).",
+        ),
+    ] = None,
+    mode: Annotated[
+        Mode | None, typer.Option("--mode", help="Stream every symbol in this mode.")
+    ] = None,
+    symbols: Annotated[
+        str | None,
+        typer.Option(
+            "--symbols",
+            help="Only these symbols (comma-separated tokens or EXCHANGE:TRADINGSYMBOL names).",
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", min=0.0, help="Stop after this many seconds (exit code 0)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Log details; show tracebacks.")] = False,
+) -> None:
+    """Stream live ticks across every key of the config.
+
+    On a terminal it shows a live dashboard; piped, it writes one JSON object per line.
+    Ctrl-C or SIGTERM stops it cleanly (close frames sent, a summary on stderr, exit code 0).
+    """
+    with reported_errors(debug):
+        fmt = output or (OutputFormat.LIVE if out.is_terminal else OutputFormat.JSONL)
+        _configure_logging(debug, fmt)
+        config = _load(config_path, demo)
+        config = _narrowed(config, symbols, mode)
+        for warning in config.warnings:
+            warn(warning)
+        started = time.perf_counter()
+        stats, reason = asyncio.run(_run(config, fmt, duration, demo))
+        _summary(stats, reason, time.perf_counter() - started)
+
+
+def _configure_logging(debug: bool, fmt: OutputFormat) -> None:
+    level = logging.DEBUG if debug else logging.WARNING
+    if fmt is OutputFormat.LIVE and not debug:
+        level = logging.CRITICAL  # the dashboard shows what the log would say
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("kitefan")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _load(config_path: Path | None, demo: bool) -> AppConfig:
+    if demo:
+        if config_path is not None:
+            raise typer.BadParameter("--demo streams the bundled demo config; drop --config")
+        return load_config(demo_config_path())
+    return load_config(find_config_path(config_path))
+
+
+def _narrowed(config: AppConfig, symbols: str | None, mode: Mode | None) -> AppConfig:
+    specs = config.symbols
+    if symbols is not None:
+        from kitefan.config import select_symbols
+
+        specs = select_symbols(config, [s.strip() for s in symbols.split(",") if s.strip()])
+    if mode is not None:
+        specs = tuple(replace(s, mode=mode) for s in specs)
+    return replace(config, symbols=specs)
+
+
+async def _run(
+    config: AppConfig, fmt: OutputFormat, duration: float | None, demo: bool
+) -> tuple[FeedStats, str]:
+    with StopSignal(duration) as stop:
+        async with running_feed(config, demo=demo) as feed:
+            events = feed.events()
+            if fmt is OutputFormat.LIVE:
+                await until_stopped(stop, _live(feed, events, demo))
+            else:
+                await until_stopped(stop, pump(events, _writer(feed, fmt)))
+            stats = feed.stats()
+    return stats, stop.reason
+
+
+def _writer(feed: FeedManager, fmt: OutputFormat):  # type: ignore[no-untyped-def]
+    def name_of(token: int) -> str:
+        spec = feed.symbol(token)
+        return spec.name if spec is not None else str(token)
+
+    def write(text: str) -> None:
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+
+    if fmt is OutputFormat.CSV:
+        write(csv_header())
+
+    async def handle(items: list[Event]) -> None:
+        text = csv_rows(items, name_of) if fmt is OutputFormat.CSV else json_lines(items, name_of)
+        # The write may block on a slow pipe: do it off the event loop, so the sockets keep
+        # being read (into the bounded queue, which counts what it must drop).
+        await asyncio.to_thread(write, text)
+
+    return handle
+
+
+async def _live(feed: FeedManager, events: object, demo: bool) -> None:
+    from kitefan.manager import EventStream
+
+    assert isinstance(events, EventStream)
+    board = TickBoard([s.token for s in feed.config.symbols])
+    recent: deque[Event] = deque(maxlen=20)
+    title = "kitefan demo" if demo else "kitefan"
+
+    def name_of(token: int) -> str:
+        spec = feed.symbol(token)
+        return spec.name if spec is not None else str(token)
+
+    with Live(console=out, auto_refresh=False, transient=False, redirect_stderr=False) as live:
+        while True:
+            for item in events.drain():
+                if isinstance(item, TickBatch):
+                    board.update(item)
+                else:
+                    recent.append(item)
+            view = dashboard(
+                board,
+                feed.stats(),
+                name_of,
+                list(recent),
+                now=time.time(),
+                title=title,
+                width=out.width,
+                height=out.height,
+            )
+            # Rendering to the terminal happens in a thread: the sockets keep being read.
+            await asyncio.to_thread(live.update, view, refresh=True)
+            await asyncio.sleep(0.25)
+
+
+def _summary(stats: FeedStats, reason: str, elapsed: float) -> None:
+    totals = stats.totals
+    why = {"duration": "duration reached", "SIGINT": "interrupted", "SIGTERM": "terminated"}.get(
+        reason, reason or "stopped"
+    )
+    err.print(
+        f"kitefan: {why} after {elapsed:.1f} s: {totals.ticks:,} ticks from "
+        f"{len(stats.keys)} keys ({totals.symbols:,} symbols), {totals.reconnects} reconnects, "
+        f"{totals.drops:,} dropped, {totals.decode_errors} undecodable frames",
+        markup=False,
+        highlight=False,
+    )

@@ -1,0 +1,124 @@
+"""Running a feed the way ``kitefan stream`` does: optionally against the in-process demo
+simulator, until a duration passes or a signal arrives.
+
+Owns: ``running_feed`` (the feed, and the demo simulator with its faults), ``StopSignal``
+(duration, SIGINT, SIGTERM), ``pump`` (a consumer loop that hands drained batches to a slow
+writer off the event loop). Must not import rich or typer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+from kitefan.config import AppConfig
+from kitefan.events import Event
+from kitefan.manager import EventStream, FeedManager
+
+__all__ = ["StopSignal", "pump", "running_feed", "until_stopped"]
+
+
+@contextlib.asynccontextmanager
+async def running_feed(
+    config: AppConfig, *, demo: bool = False, demo_faults: bool = True, seed: int = 0
+) -> AsyncIterator[FeedManager]:
+    """A started :class:`FeedManager`; with ``demo``, against the simulator on a free loopback
+    port, with a fault now and then (a token expiring, a dropped connection) to ride out."""
+    async with contextlib.AsyncExitStack() as stack:
+        if demo:
+            from kitefan.demo import demo_simulator, run_demo_faults
+
+            sim = await stack.enter_async_context(demo_simulator(config, seed=seed))
+            config = replace(config, url=sim.url)
+            feed = await stack.enter_async_context(FeedManager(config))
+            if demo_faults:
+                task = asyncio.get_running_loop().create_task(run_demo_faults(sim, feed))
+                stack.push_async_callback(_cancel, task)
+        else:
+            feed = await stack.enter_async_context(FeedManager(config))
+        yield feed
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+class StopSignal:
+    """Set when the duration has passed, or on SIGINT / SIGTERM (Ctrl-C, ``kill``).
+
+    Use as a context manager: the signal handlers are installed on entry and removed on exit.
+    """
+
+    def __init__(self, duration_s: float | None = None) -> None:
+        self.duration_s = duration_s
+        self.reason = ""
+        self._event = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._installed: list[signal.Signals] = []
+
+    def __enter__(self) -> StopSignal:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.set, sig.name)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
+                continue
+            self._installed.append(sig)
+        if self.duration_s is not None:
+            self._timer = loop.call_later(self.duration_s, self.set, "duration")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def set(self, reason: str) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    async def wait(self) -> str:
+        await self._event.wait()
+        return self.reason
+
+
+async def pump(
+    stream: EventStream[Event], handle: Callable[[list[Event]], Awaitable[None]]
+) -> None:
+    """Hand everything queued to ``handle``, batch after batch, until the stream ends.
+
+    ``handle`` may be slow (a write to a slow pipe): while it runs, the sockets keep being
+    read into the stream's bounded queue, which drops and counts what does not fit.
+    """
+    async for first in stream:
+        items = [first]
+        items.extend(stream.drain())
+        await handle(items)
+
+
+async def until_stopped(stop: StopSignal, *work: Awaitable[None]) -> None:
+    """Wait for the stop signal while the work runs; the work's first failure is raised."""
+    tasks: list[asyncio.Future[Any]] = [asyncio.ensure_future(w) for w in work]
+    tasks.append(asyncio.ensure_future(stop.wait()))
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = task.exception()
+            if error is not None:
+                raise error
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
