@@ -31,7 +31,7 @@ from kitefan.codec import (
 )
 from kitefan.models import OrderUpdate, ServerError, ServerNotice, UnknownText
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 IST = timezone(timedelta(hours=5, minutes=30))
 
 

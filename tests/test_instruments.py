@@ -22,7 +22,7 @@ from kitefan.instruments import (
 from kitefan.models import segment_of
 
 REPO = Path(__file__).parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures" / "kiteconnect-mocks"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "kiteconnect-mocks"
 HEADER = ",".join(INSTRUMENTS_HEADER)
 
 DUMP = "\n".join(

@@ -24,7 +24,7 @@ from kitefan.render.dashboard import TickBoard, dashboard, format_age
 from kitefan.render.records import CSV_COLUMNS, csv_header, csv_rows, json_lines
 from kitefan.stats import ConnectionStats, FeedStats, KeyStats
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FRAME_A = bytes.fromhex("".join((FIXTURES / "frame_a.hex").read_text().split()))
 NAMES = {408065: "NSE:INFY", 268803: "CDS:USDINR26DECFUT"}
 AT = 1700023532.25  # 2023-11-15 10:15:32.250 IST

@@ -15,7 +15,7 @@ from kitefan.simulator.faults import FaultPlan, FaultSpecError, parse_fault_plan
 from kitefan.simulator.feed import Feed, Reply, RequestCounts
 from kitefan.simulator.orders import CHECKSUM_SECRET, order_postback
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def error(text: str) -> str:
