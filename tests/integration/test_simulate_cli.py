@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import socket
@@ -53,11 +54,18 @@ class Running:
         return f"{self.url}/?api_key=cli-test-api-key-{n}&access_token=cli-test-access-token-{n}"
 
 
+def environment(**extra: str) -> dict[str, str]:
+    """This environment without a default config, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != "KITEFAN_CONFIG"}
+    return {**env, **extra}
+
+
 async def run(*args: str) -> tuple[int, str, str]:
     """Run ``python -m kitefan simulate ARGS`` to its end."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "kitefan", "simulate", *args,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=environment(),
     )  # fmt: skip
     async with asyncio.timeout(TIMEOUT):
         out, err = await process.communicate()
@@ -66,11 +74,12 @@ async def run(*args: str) -> tuple[int, str, str]:
 
 
 @asynccontextmanager
-async def serving(*args: str) -> AsyncIterator[Running]:
+async def serving(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Running]:
     """Start ``python -m kitefan simulate ARGS``, read its URL; the caller must stop it."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "kitefan", "simulate", *args,
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=env or environment(),
     )  # fmt: skip
     try:
         assert process.stdout is not None
@@ -134,6 +143,20 @@ async def test_the_demo_config_and_sigterm(tmp_path: Path) -> None:
         code, _, err = await stop(running, signal.SIGTERM)
     assert code == 0
     assert "key alpha" in err
+
+
+async def test_without_config_or_demo_the_default_config_path_rule_applies(config: Path) -> None:
+    async with serving("--port", "0", env=environment(KITEFAN_CONFIG=str(config))) as running:
+        async with connect(running.ticker(2)) as ws:
+            async with asyncio.timeout(TIMEOUT):
+                assert await ws.recv() == b"\x00"
+        code, _, err = await stop(running, signal.SIGINT)
+    assert code == 0
+    assert "key acct2" in err
+    code, out, err = await run("--port", "0")
+    assert (code, out) == (3, "")
+    assert err.startswith("error: no config: pass --config PATH")
+    assert err.count("\n") == 1
 
 
 async def test_faults_from_the_command_line(config: Path) -> None:

@@ -14,6 +14,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -33,7 +34,7 @@ from kitefan.codec import (
     error_message,
     order_message,
 )
-from kitefan.errors import CodecError
+from kitefan.errors import CodecError, InstrumentsError
 from kitefan.models import Mode, OrderUpdate
 from kitefan.simulator import MALFORMED_FRAME, Account, Market, Simulator
 
@@ -236,6 +237,35 @@ async def test_a_token_on_two_connections_gets_the_same_values(
         firsts = [seconds[0]] + [await next_frame(first, ticks_frame) for _ in range(4)]
         assert firsts == seconds
         assert len(set(seconds)) == 5  # and never the same packet twice in a row
+
+
+async def test_an_instruments_dump_seeds_starting_prices(alpha: Account, tmp_path: Path) -> None:
+    dump = tmp_path / "instruments.csv"
+    dump.write_text(
+        "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,"
+        "lot_size,instrument_type,segment,exchange\n"
+        "408065,1594,INFY,INFOSYS,1512.35,,0.0,0.05,1,EQ,NSE,NSE\n"
+    )
+    async with Simulator([alpha], instruments=dump, rate=0.05) as sim, client(sim, alpha) as ws:
+        await send(ws, "subscribe", [INFY])
+        (tick,) = decode_frame(await next_frame(ws, ticks_frame))
+    assert tick.ohlc is not None
+    assert tick.ohlc.close == 1512.35  # the previous close is the dump's last price
+    assert 1490 < tick.last_price < 1535
+
+
+def test_bad_construction_is_refused_without_naming_secrets(alpha: Account, tmp_path: Path) -> None:
+    with pytest.raises(InstrumentsError, match="cannot read"):
+        Simulator([alpha], instruments=tmp_path / "missing.csv")
+    with pytest.raises(ValueError, match="api key of an earlier account") as raised:
+        Simulator([alpha, Account(alpha.api_key, "another-token")])
+    assert alpha.api_key not in str(raised.value)
+    for kwargs in ({"rate": 0.0}, {"heartbeat_interval_s": 0.0}, {"max_connections_per_key": 0}):
+        with pytest.raises(ValueError):
+            Simulator([alpha], **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="non-empty"):
+        Account("", "token")
+    assert repr(alpha) == "Account(label='alpha')"
 
 
 # Handshake -----------------------------------------------------------------------------------
