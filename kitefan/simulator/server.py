@@ -871,8 +871,9 @@ class Simulator:
                     conn.queued_bytes -= len(item.payload)
                     try:
                         if not self._silent(conn):
-                            await ws.send(item.payload)
+                            # Counted as handed to the socket: send() writes before it can yield.
                             self._count(conn, item)
+                            await ws.send(item.payload)
                     finally:
                         if item.done is not None and not item.done.done():
                             item.done.set_result(None)
@@ -958,7 +959,6 @@ class Simulator:
             for trade in trades:
                 trade(now)
             frame = b"".join(parts)
-            await ws.send(frame)
             counters.frames_sent += 1
             counters.ticks_sent += count
             counters.bytes_sent += len(frame)
@@ -966,6 +966,7 @@ class Simulator:
             conn.ticks_sent += count
             conn.last_enqueue = loop.time()
             self._notify()
+            await ws.send(frame)
             await asyncio.sleep(0)  # let requests and other connections in between frames
 
     # Background tasks ---------------------------------------------------------------------

@@ -7,7 +7,6 @@ Every wait is on a condition under a timeout. The few short windows in which not
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import time
@@ -340,13 +339,14 @@ async def test_a_fourth_connection_of_a_key_gets_429_until_one_closes(
 
 async def test_an_idle_connection_gets_a_one_byte_heartbeat_every_interval(alpha: Account) -> None:
     async with Simulator([alpha], heartbeat_interval_s=0.2) as sim, client(sim, alpha) as ws:
-        arrivals = []
-        for _ in range(4):
-            assert await next_frame(ws, lambda m: True) == b"\x00"
-            arrivals.append(time.monotonic())
-        gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-        assert all(0.15 < gap < 1.0 for gap in gaps), gaps
-        assert sim.connections()[0].heartbeats_sent >= 4
+        assert await next_frame(ws, lambda m: True) == b"\x00"
+        got = await collect(ws, 1.1)
+        (view,) = sim.connections()
+        assert set(got) == {b"\x00"}
+        # One every 0.2 s of idleness: about 5 in 1.1 s, never more than 6.
+        assert 3 <= len(got) <= 6
+        assert view.heartbeats_sent in (len(got) + 1, len(got) + 2)  # one may be on its way
+        assert view.frames_sent == view.texts_sent == 0
 
 
 async def test_pings_are_answered(simulator: Simulator, alpha: Account) -> None:
@@ -415,9 +415,13 @@ async def test_silence_sends_nothing_at_all_then_recovers(
 async def test_silence_on_every_key_and_back(simulator: Simulator, alpha: Account) -> None:
     async with client(simulator, alpha) as ws:
         await next_frame(ws, lambda m: m == b"\x00")
+        (view,) = simulator.connections()
         simulator.set_silent(True)
-        await collect(ws, 0.1)  # whatever was in flight
-        assert await collect(ws, 0.5) == []
+        sent = view.heartbeats_sent
+        got = await collect(ws, 0.6)
+        # Nothing sent since, and nothing received but what was sent before.
+        assert view.heartbeats_sent == sent
+        assert 1 + len(got) == sent
         simulator.set_silent(False)
         assert await next_frame(ws, lambda m: True) == b"\x00"
 
@@ -544,20 +548,23 @@ async def test_fault_controls_refuse_an_unknown_key_without_naming_it(
 async def test_no_token_gets_more_than_rate_packets_a_second_nor_a_repeated_one(
     alpha: Account,
 ) -> None:
-    rate, window = 5.0, 2.0
+    rate = 5
     tokens = [((20_000 + i) << 8) | 1 for i in range(30)] + [NIFTY, SENSEX]
     async with Simulator([alpha], rate=rate) as sim, client(sim, alpha) as ws:
         await send(ws, "mode", ["full", tokens])
         await next_frame(ws, ticks_frame)  # the snapshot
-        counts: Counter[int] = Counter()
-        last: dict[int, tuple[int, ...]] = {}
-        for message in await collect(ws, window):
-            for tick in decode_frame(message) if ticks_frame(message) else []:
-                assert last.get(tick.instrument_token) != tick.values  # only on a change
-                last[tick.instrument_token] = tick.values
-                counts[tick.instrument_token] += 1
-    assert max(counts.values()) <= rate * window + 1
-    assert sum(counts.values()) / len(tokens) >= rate * window * 0.5  # and it does tick
+        received = await collect(ws, 2.5)
+    per_second: Counter[tuple[int, int]] = Counter()
+    last: dict[int, tuple[int, ...]] = {}
+    for message in received:
+        for tick in decode_frame(message) if ticks_frame(message) else []:
+            assert last.get(tick.instrument_token) != tick.values  # only on a change
+            last[tick.instrument_token] = tick.values
+            assert tick.exchange_epoch_s is not None  # full packets say when the step was
+            per_second[tick.instrument_token, tick.exchange_epoch_s] += 1
+    # Counted by the second the market stepped, not by arrival: jitter cannot bunch them up.
+    assert max(per_second.values()) <= rate
+    assert sum(per_second.values()) >= len(tokens) * rate * 2.5 * 0.25  # and it does tick
 
 
 async def test_the_maximum_rate_streams_big_frames_of_correct_packets(alpha: Account) -> None:
