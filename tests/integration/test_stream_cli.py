@@ -169,7 +169,12 @@ async def test_csv_has_a_header_and_a_row_per_tick(tmp_path: Path) -> None:
     assert (ltp["mode"], ltp["volume_traded"], ltp["bid_price"]) == ("ltp", "", "")
 
 
-async def test_sigint_closes_cleanly_with_a_summary_and_exit_0() -> None:
+@pytest.mark.parametrize(
+    ("signum", "said"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")]
+)
+async def test_a_signal_closes_cleanly_with_a_summary_and_exit_0(
+    signum: signal.Signals, said: str
+) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -187,11 +192,11 @@ async def test_sigint_closes_cleanly_with_a_summary_and_exit_0() -> None:
     async with asyncio.timeout(20):
         while b'"type":"tick"' not in await process.stdout.readline():
             pass
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     async with asyncio.timeout(20):
         out, err = await process.communicate()
     assert process.returncode == 0
-    assert err.decode().startswith("kitefan: interrupted after ")
+    assert err.decode().startswith(f"kitefan: {said} after ")
     assert "Traceback" not in err.decode()
     for line in out.decode().splitlines():
         json.loads(line)
