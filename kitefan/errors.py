@@ -11,6 +11,7 @@
     ├── FeedError         a feed that cannot go on (server misbehaving, nothing to stream)
     │   └── NoUsableKeyError  every key was refused: nothing can stream
     ├── ControlError      talking to a running stream failed (none running, gone, refused)
+    │   └── StreamNotRunningError  no stream of this config is running (or it died uncleanly)
     └── InstrumentsError  the instruments dump could not be read or fetched
 
 Messages are lower-case, one line, without a trailing period, and built from the attributes, so
@@ -35,6 +36,7 @@ __all__ = [
     "NoUsableKeyError",
     "PlanError",
     "SlotLimitError",
+    "StreamNotRunningError",
 ]
 
 
@@ -145,6 +147,30 @@ class FeedError(KitefanError):
 
 class ControlError(KitefanError):
     """Talking to a running stream failed: none is running, it is gone, or it refused."""
+
+
+class StreamNotRunningError(ControlError):
+    """No stream of a config is running on this machine for this user.
+
+    Attributes:
+        config: the config file (resolved path) whose stream was looked for.
+        gone: True when one was registered but died without cleaning up (its socket was left).
+        start: the command that starts one, for the message.
+    """
+
+    def __init__(self, config: str, *, gone: bool = False, start: str = "") -> None:
+        self.config = config
+        self.gone = gone
+        self.start = start or f"kitefan stream --config {config}"
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.gone:
+            return (
+                f"the stream of {self.config} is gone (it ended without cleaning up): "
+                f"start one with `{self.start}`"
+            )
+        return f"no running stream for {self.config}: start one with `{self.start}`"
 
 
 class InstrumentsError(KitefanError):

@@ -455,6 +455,13 @@ class FeedManager:
     def key_state(self, key_id: str) -> KeyState:
         return self.key_stats(key_id).state
 
+    def announce(self, state: str, message: str) -> None:
+        """Tell every event stream something about the whole feed (a status event of key ``*``).
+
+        Used by what steers a running feed from outside (a config applied or rejected).
+        """
+        self._emit(StatusEvent("*", None, state, message, time.time()))
+
     # ConnectionSink (called by connections, synchronously, on the event loop)
 
     def on_ticks(self, batch: TickBatch) -> None:

@@ -1,0 +1,687 @@
+"""The control channel of a running stream: how ``kitefan stats`` and ``kitefan distribute``
+reach the ``kitefan stream`` of the same config, on the same machine, as the same user.
+
+Where it lives. One Unix domain socket per config file, named after the file's stem and a hash of
+its resolved absolute path (``kitefan-3f2a…9c.sock``), so ``--config X`` finds the stream of X with
+no other flag. The directory is ``$KITEFAN_RUNTIME_DIR`` if set, else ``$XDG_RUNTIME_DIR/kitefan``
+(when ``XDG_RUNTIME_DIR`` is an existing directory), else ``/tmp/kitefan-<uid>``; a stream
+registers in the first, a client looks in each (a stream started under systemd without
+``XDG_RUNTIME_DIR`` is found from a login shell that has it). The directory is created 0700 and
+must belong to the user; the socket is 0600. No TCP port is opened.
+
+Liveness. A socket whose connection is refused belongs to a stream that died without cleaning
+up: the client reports it gone and removes the file. A stream starting while another stream of
+the same config answers on the socket refuses to start: two streams of one config would fight
+over the keys' connection slots (Kite answers the fourth with HTTP 429).
+
+Protocol (version 1). Newline-delimited JSON over the socket, one request and one response per
+line, as many as the client likes on one connection. A request is ``{"v": 1, "op": OP, ...}``; a
+response ``{"v": 1, "ok": true, "result": ...}`` or ``{"v": 1, "ok": false, "error": {"kind":
+KIND, "message": ...}}``. The ops:
+
+* ``hello``: ``{"pid", "config", "version", "protocol", "started_at", "metrics"}``;
+* ``stats``: :meth:`kitefan.stats.FeedStats.as_dict` (what ``kitefan stats --format json``
+  prints);
+* ``never_ticked`` (``"key"``: an id or null): ``{"symbols": [{"instrument_token", "symbol",
+  "mode", "key", "connection"}]}``, subscribed symbols that have not ticked since subscribed;
+* ``preview``: re-read the config file, and answer the change applying it would make
+  (:meth:`kitefan.change.ConfigChange.as_dict`, ``"applied": false``), changing nothing;
+* ``apply``: re-read the config file and apply it (``"applied": true``). SIGHUP does the same.
+
+No secret crosses the channel: a client never sends a config, only asks the stream to re-read its
+own file (with its own environment); answers carry stats, symbol names, modes and key ids, and
+errors as one line each. Errors keep their kind (``config``, ``plan``, ``feed``, ``control``,
+``internal``) so that the client raises the same error, with the same exit code, as a local
+command would.
+
+Owns: ``ControlServer`` (the stream's side, SIGHUP included), ``ControlClient``, the socket's
+place (``control_dirs``, ``socket_name``). Must not import rich or typer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import stat
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from kitefan import __version__
+from kitefan.change import ConfigChange
+from kitefan.config import AppConfig
+from kitefan.errors import (
+    ConfigError,
+    ControlError,
+    FeedError,
+    KitefanError,
+    PlanError,
+    StreamNotRunningError,
+)
+from kitefan.manager import FeedManager
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "RUNTIME_DIR_ENV",
+    "ControlClient",
+    "ControlServer",
+    "Reload",
+    "control_dirs",
+    "socket_name",
+]
+
+log = logging.getLogger(__name__)
+
+#: The version of the protocol; a request of another version is refused.
+PROTOCOL_VERSION = 1
+#: The environment variable naming the socket directory (overrides the XDG and /tmp rule).
+RUNTIME_DIR_ENV = "KITEFAN_RUNTIME_DIR"
+
+#: Given the config the stream runs with, the edited config to apply (re-read from its file).
+Reload = Callable[[AppConfig], AppConfig]
+
+_MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, NUL included
+_REQUEST_LIMIT = 64 * 1024
+_RESPONSE_LIMIT = 256 * 1024 * 1024
+_STEM = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+# Where ------------------------------------------------------------------------------------------
+
+
+def control_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The socket directories, in order: a stream registers in the first; clients try each.
+
+    ``$KITEFAN_RUNTIME_DIR`` alone if set; else ``$XDG_RUNTIME_DIR/kitefan`` (if that variable
+    names an existing directory) then ``/tmp/kitefan-<uid>``.
+    """
+    env = os.environ if environ is None else environ
+    override = env.get(RUNTIME_DIR_ENV)
+    if override:
+        return [Path(override)]
+    dirs = []
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime) and os.path.isdir(runtime):
+        dirs.append(Path(runtime) / "kitefan")
+    dirs.append(Path("/tmp") / f"kitefan-{os.getuid()}")  # noqa: S108 - checked: ours and 0700
+    return dirs
+
+
+def socket_name(config_path: Path) -> str:
+    """The socket's file name for a config: its stem and a hash of its resolved absolute path."""
+    resolved = config_path.resolve()
+    digest = hashlib.sha256(os.fsencode(resolved)).hexdigest()[:16]
+    stem = _STEM.sub("_", resolved.stem)[:24] or "config"
+    return f"{stem}-{digest}.sock"
+
+
+def _private_dir(path: Path, *, create: bool) -> bool:
+    """Check (and with ``create``, make) a directory only this user can enter.
+
+    Returns:
+        Whether the directory exists.
+
+    Raises:
+        ControlError: it is not a directory, or belongs to someone else.
+    """
+    if create:
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700, parents=True)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ControlError(
+            f"{path} is not a directory of yours: remove it, or set {RUNTIME_DIR_ENV} to a "
+            "private directory"
+        )
+    if info.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return True
+
+
+def _check_length(path: Path) -> None:
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        raise ControlError(
+            f"the control socket path {path} is too long for a Unix socket "
+            f"({len(os.fsencode(path))} bytes, at most {_MAX_SOCKET_PATH}): set "
+            f"{RUNTIME_DIR_ENV} to a shorter directory"
+        )
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def _error_document(exc: BaseException) -> dict[str, Any]:
+    """A library error as the channel carries it (its own message holds no secret)."""
+    match exc:
+        case ConfigError():
+            return {
+                "kind": "config",
+                "message": str(exc),
+                "source": exc.source,
+                "problems": exc.problems,
+            }
+        case PlanError():
+            return {
+                "kind": "plan",
+                "message": str(exc),
+                "reason": exc.reason,
+                "asked": exc.asked,
+                "fits": exc.fits,
+                "hint": exc.hint,
+            }
+        case FeedError():
+            return {"kind": "feed", "message": str(exc)}
+        case KitefanError():
+            return {"kind": "control", "message": str(exc)}
+        case _:
+            # Not ours: its text could say anything, so only its type crosses the channel.
+            return {
+                "kind": "internal",
+                "message": f"internal error in the stream ({type(exc).__name__}); "
+                "run it with --debug to see it",
+            }
+
+
+def _error_of(document: Mapping[str, Any]) -> KitefanError:
+    """The error a response carries, raised again on the client's side."""
+    kind = document.get("kind")
+    message = str(document.get("message", "the stream refused the request"))
+    try:
+        if kind == "config":
+            return ConfigError(str(document["source"]), [str(p) for p in document["problems"]])
+        if kind == "plan":
+            return PlanError(
+                str(document["reason"]),
+                asked=int(document["asked"]),
+                fits=int(document["fits"]),
+                hint=str(document["hint"]),
+            )
+    except (KeyError, TypeError, ValueError):
+        pass
+    if kind == "feed":
+        return FeedError(message)
+    return ControlError(message)
+
+
+# The stream's side ------------------------------------------------------------------------------
+
+
+class ControlServer:
+    """The stream's end of the control channel, and its SIGHUP handler.
+
+    Entering claims the config's socket (refusing if a stream of this config answers on it) and
+    starts listening; :meth:`attach` hands it the running feed. Leaving stops listening, removes
+    the socket and the SIGHUP handler. Requests that arrive before :meth:`attach` are answered
+    with "starting".
+
+    Args:
+        config_path: the config file the stream runs (the socket is named after it).
+        environ: where the directory rule reads its variables (default: ``os.environ``).
+    """
+
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config_path = config_path.resolve()
+        self._environ = environ
+        self._dirs = control_dirs(environ)
+        self.path = self._dirs[0] / socket_name(config_path)
+        self._server: asyncio.Server | None = None
+        self._inode: int | None = None
+        self._feed: FeedManager | None = None
+        self._reload: Reload | None = None
+        self._metrics: str | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sighup = False
+        self._started_at = time.time()
+
+    def __repr__(self) -> str:
+        return f"ControlServer({self.path})"
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Claim the socket and listen.
+
+        Raises:
+            ControlError: a stream of this config is already running, or the socket cannot be
+                made (a directory that is not the user's, a path too long).
+        """
+        _private_dir(self._dirs[0], create=True)
+        _check_length(self.path)
+        for directory in self._dirs:
+            if not _private_dir(directory, create=False):
+                continue
+            candidate = directory / self.path.name
+            pid = await _probe(candidate)
+            if pid is not None:
+                raise self._already_running(pid or None)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(os.fspath(self.path))
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise self._already_running(None) from None
+            raise ControlError(
+                f"cannot make the control socket {self.path}: {exc.strerror}"
+            ) from None
+        try:
+            os.chmod(self.path, 0o600)
+            sock.listen(64)
+            self._inode = os.stat(self.path).st_ino
+            self._server = await asyncio.start_unix_server(
+                self._serve_client, sock=sock, limit=_REQUEST_LIMIT
+            )
+        except BaseException:
+            sock.close()
+            self._unlink()
+            raise
+        log.info("control socket at %s", self.path)
+
+    def attach(self, feed: FeedManager, reload: Reload, *, metrics_url: str | None = None) -> None:
+        """Serve this feed; ``reload`` re-reads the config file for ``preview``, ``apply`` and
+        SIGHUP. Installs the SIGHUP handler (where the platform has one)."""
+        self._feed = feed
+        self._reload = reload
+        self._metrics = metrics_url
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+            self._sighup = True
+
+    async def close(self) -> None:
+        """Stop listening, end every client's connection, remove the socket and SIGHUP handler."""
+        if self._sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            self._sighup = False
+        server = self._server
+        self._server = None
+        if server is not None:
+            server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+        self._unlink()
+
+    async def reload(self, *, apply: bool, source: str) -> ConfigChange:
+        """Re-read the config file, and apply it (``apply``) or say what applying would change.
+
+        An applied change, or a refused one, is also announced on the feed's event streams
+        (status ``config_applied`` or ``config_rejected``, key ``*``).
+
+        Raises:
+            ConfigError: the edited config is invalid.
+            PlanError: its symbols do not fit (nothing was changed).
+            FeedError: it changes what a running stream cannot take (keys, url, limits,
+                strategy), or there is no feed yet.
+        """
+        feed, reload = self._feed, self._reload
+        if feed is None or reload is None:
+            raise ControlError("the stream is starting: try again in a moment")
+        async with self._lock:
+            before = feed.config
+            try:
+                after = await asyncio.to_thread(reload, before)
+                if apply:
+                    diff = await feed.apply_config(after)
+                else:
+                    diff = feed.preview_config(after)
+            except KitefanError as exc:
+                if apply:
+                    message = f"{source}: not applied: {exc}"
+                    log.warning("%s", message)
+                    feed.announce("config_rejected", message)
+                raise
+            notes = []
+            if after.tuning != before.tuning:
+                notes.append("[tuning] changes take effect when the stream is started again")
+            change = ConfigChange.from_diff(
+                diff,
+                before,
+                after,
+                config=str(self.config_path),
+                applied=apply,
+                warnings=notes,
+            )
+            if apply:
+                feed.announce("config_applied", f"{source}: {change.summary()}")
+            return change
+
+    # Internals
+
+    def _already_running(self, pid: int | None) -> ControlError:
+        which = f" (pid {pid})" if pid else ""
+        return ControlError(
+            f"a stream of {self.config_path} is already running{which}: two streams of one "
+            "config would fight over its keys' connections; stop it first, or change it with "
+            "`kitefan distribute`"
+        )
+
+    def _unlink(self) -> None:
+        """Remove the socket, if the file there is still ours."""
+        if self._inode is None:
+            return
+        try:
+            if os.stat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
+        self._inode = None
+
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._reload_on_signal())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reload_on_signal(self) -> None:
+        with contextlib.suppress(KitefanError):  # announced by reload()
+            await self.reload(apply=True, source="SIGHUP")
+
+    async def _serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:
+                    writer.write(_dumps(self._failure("control", "request too long")))
+                    await writer.drain()
+                    return
+                if not line:
+                    return
+                writer.write(_dumps(await self._respond(line)))
+                await writer.drain()
+        except ConnectionError:
+            return
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    def _failure(self, kind: str, message: str) -> dict[str, Any]:
+        return {"v": PROTOCOL_VERSION, "ok": False, "error": {"kind": kind, "message": message}}
+
+    async def _respond(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return self._failure("control", "a request is one JSON object per line")
+        if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+            return self._failure("control", 'a request needs an "op"')
+        version = request.get("v")
+        if version != PROTOCOL_VERSION:
+            return self._failure(
+                "control",
+                f"this stream speaks control protocol {PROTOCOL_VERSION}, the request "
+                f"{version}: use the same kitefan version for both",
+            )
+        try:
+            result = await self._dispatch(request["op"], request)
+        except Exception as exc:
+            if not isinstance(exc, KitefanError):
+                log.exception("control request %r failed", request["op"])
+            return {"v": PROTOCOL_VERSION, "ok": False, "error": _error_document(exc)}
+        return {"v": PROTOCOL_VERSION, "ok": True, "result": result}
+
+    async def _dispatch(self, op: str, request: Mapping[str, Any]) -> Any:
+        if op == "hello":
+            return {
+                "pid": os.getpid(),
+                "config": str(self.config_path),
+                "version": __version__,
+                "protocol": PROTOCOL_VERSION,
+                "started_at": self._started_at,
+                "metrics": self._metrics,
+            }
+        feed = self._feed
+        if feed is None:
+            raise ControlError("the stream is starting: try again in a moment")
+        match op:
+            case "stats":
+                return feed.stats().as_dict()
+            case "never_ticked":
+                key = request.get("key")
+                if key is not None and not isinstance(key, str):
+                    raise ControlError('"key" is a key id or null')
+                current = feed.plan
+                symbols = []
+                for key_id in [key] if key is not None else feed.keys():
+                    for spec in feed.never_ticked(key_id):
+                        slot = current.where(spec.token) or (key_id, -1)
+                        symbols.append(
+                            {
+                                "instrument_token": spec.token,
+                                "symbol": spec.name,
+                                "mode": spec.mode.value,
+                                "key": slot[0],
+                                "connection": slot[1],
+                            }
+                        )
+                return {"symbols": symbols}
+            case "preview":
+                change = await self.reload(apply=False, source="kitefan distribute --dry-run")
+                return change.as_dict()
+            case "apply":
+                change = await self.reload(apply=True, source="kitefan distribute")
+                return change.as_dict()
+            case _:
+                raise ControlError(
+                    f"unknown op {op!r}: hello, stats, never_ticked, preview or apply"
+                )
+
+
+async def _probe(path: Path) -> int | None:
+    """Whether a stream answers on ``path``: its pid (0 if it did not say), or None.
+
+    A socket left by a stream that died (connection refused) is removed.
+    """
+    try:
+        reader, writer = await asyncio.open_unix_connection(os.fspath(path))
+    except FileNotFoundError:
+        return None
+    except ConnectionRefusedError:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return None
+    try:
+        writer.write(_dumps({"v": PROTOCOL_VERSION, "op": "hello"}))
+        async with asyncio.timeout(2.0):
+            await writer.drain()
+            answer = json.loads(await reader.readline())
+        return int(answer["result"]["pid"])
+    except (OSError, TimeoutError, ValueError, KeyError, TypeError):
+        return 0
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+# The client's side ------------------------------------------------------------------------------
+
+
+def _candidates(config_path: Path, environ: Mapping[str, str] | None) -> tuple[str, list[Path]]:
+    """The config's resolved path, and where its socket may be (in existing directories)."""
+    name = socket_name(config_path)
+    paths = [d / name for d in control_dirs(environ) if _private_dir(d, create=False)]
+    return str(config_path.resolve()), paths
+
+
+class ControlClient:
+    """A connection to the running stream of a config.
+
+    ``async with await ControlClient.connect(path) as client: await client.stats()``.
+
+    Args:
+        reader: the connection's reader.
+        writer: the connection's writer.
+        path: the socket connected to.
+        config: the config file (resolved) whose stream this is.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        path: Path,
+        config: str,
+    ) -> None:
+        self.path = path
+        self.config = config
+        self._reader = reader
+        self._writer = writer
+
+    def __repr__(self) -> str:
+        return f"ControlClient({self.path})"
+
+    @classmethod
+    async def connect(
+        cls,
+        config_path: Path,
+        *,
+        start: str = "",
+        environ: Mapping[str, str] | None = None,
+    ) -> ControlClient:
+        """Connect to the running stream of ``config_path``.
+
+        Args:
+            config_path: the config file the stream was started with (any path to the same
+                file works).
+            start: the command that starts one, for the message when none runs.
+            environ: where the directory rule reads its variables (default: ``os.environ``).
+
+        Raises:
+            StreamNotRunningError: none runs (``gone`` if one died without cleaning up; its
+                socket is removed).
+            ControlError: a socket directory is not the user's.
+        """
+        resolved, candidates = _candidates(config_path, environ)
+        gone = False
+        for path in candidates:
+            try:
+                reader, writer = await asyncio.open_unix_connection(
+                    os.fspath(path), limit=_RESPONSE_LIMIT
+                )
+            except FileNotFoundError:
+                continue
+            except ConnectionRefusedError:
+                gone = True
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                continue
+            except OSError as exc:
+                raise ControlError(f"cannot reach the stream at {path}: {exc.strerror}") from None
+            return cls(reader, writer, path=path, config=resolved)
+        raise StreamNotRunningError(resolved, gone=gone, start=start)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection."""
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await self._writer.wait_closed()
+
+    async def request(self, op: str, *, timeout_s: float = 10.0, **args: Any) -> Any:
+        """Send one request and return its result.
+
+        Raises:
+            ConfigError, PlanError, FeedError: the stream refused, for that reason.
+            ControlError: no answer within ``timeout_s``, the stream went away, or it refused
+                the request.
+        """
+        try:
+            self._writer.write(_dumps({"v": PROTOCOL_VERSION, "op": op, **args}))
+            async with asyncio.timeout(timeout_s):
+                await self._writer.drain()
+                line = await self._reader.readline()
+        except TimeoutError:
+            raise ControlError(
+                f"the stream of {self.config} did not answer within {timeout_s:g} s"
+            ) from None
+        except (ConnectionError, ValueError):
+            line = b""
+        if not line:
+            raise ControlError(f"the stream of {self.config} stopped") from None
+        try:
+            answer = json.loads(line)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise ControlError(f"the stream of {self.config} answered garbage") from None
+        if not isinstance(answer, dict):
+            raise ControlError(f"the stream of {self.config} answered garbage")
+        if answer.get("ok") is True:
+            return answer.get("result")
+        error = answer.get("error")
+        raise _error_of(error if isinstance(error, dict) else {})
+
+    async def hello(self) -> dict[str, Any]:
+        """The stream's pid, config, version, protocol, start time and metrics URL."""
+        result: dict[str, Any] = await self.request("hello")
+        return result
+
+    async def stats(self) -> dict[str, Any]:
+        """The stream's stats (:meth:`kitefan.stats.FeedStats.as_dict`)."""
+        result: dict[str, Any] = await self.request("stats")
+        return result
+
+    async def never_ticked(self, key: str | None = None) -> list[dict[str, Any]]:
+        """Subscribed symbols that have not ticked since subscribed, of one key or all."""
+        result = await self.request("never_ticked", key=key)
+        symbols: list[dict[str, Any]] = result["symbols"]
+        return symbols
+
+    async def preview(self, *, timeout_s: float = 120.0) -> ConfigChange:
+        """What applying the config file (as it is now) would change; nothing is changed."""
+        return ConfigChange.from_dict(await self.request("preview", timeout_s=timeout_s))
+
+    async def apply(self, *, timeout_s: float = 120.0) -> ConfigChange:
+        """Have the stream re-read its config file and apply it; what changed."""
+        return ConfigChange.from_dict(await self.request("apply", timeout_s=timeout_s))

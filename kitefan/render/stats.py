@@ -1,0 +1,294 @@
+"""``kitefan stats`` for people: a running stream's stats document as Rich tables.
+
+The input is the stats document the stream serves over its control channel
+(:meth:`kitefan.stats.FeedStats.as_dict`, the same JSON ``kitefan stats --format json`` prints),
+so what people see and what scripts read cannot disagree.
+
+Tables with one row per key (its totals) followed by a row per connection:
+
+* connections: state, symbols by mode, uptime, age of the last frame;
+* traffic: ticks, ticks/s, frames, bytes, dropped ticks (in the connections table from 120
+  columns on);
+* health: reconnects and the last gap, decode errors, server errors, the exchange
+  delay of full-mode ticks (p50/p99, whole seconds: exchange timestamps have 1 s resolution),
+  and how many subscribed symbols have not ticked since they were subscribed.
+
+Pure: documents in, renderables out. Owns: ``stats_view``, ``never_ticked_table``,
+``format_bytes``, ``format_duration``. Must not import asyncio, websockets or typer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from kitefan.render.dashboard import format_age
+
+__all__ = [
+    "DELAY_NOTE",
+    "format_bytes",
+    "format_duration",
+    "never_ticked_table",
+    "stats_view",
+]
+
+#: What the exchange delay is, and how coarse.
+DELAY_NOTE = (
+    "delay: receipt time minus the exchange timestamp of full-mode ticks, p50/p99, "
+    "1 s resolution (exchange timestamps are whole seconds; clock differences count)"
+)
+
+_STATE_STYLE = {
+    "connected": "green",
+    "connecting": "yellow",
+    "reconnecting": "yellow",
+    "auth_failed": "bold red",
+    "slot_limited": "magenta",
+    "idle": "dim",
+    "closed": "dim",
+}
+_MODES = ("full", "quote", "ltp")
+
+
+def format_bytes(value: int) -> str:
+    """A byte count for people: ``512 B``, ``1.5 kB``, ``2.25 MB``, ``1.10 GB``."""
+    if value < 1000:
+        return f"{value} B"
+    if value < 1_000_000:
+        return f"{value / 1000:.1f} kB"
+    if value < 1_000_000_000:
+        return f"{value / 1_000_000:.2f} MB"
+    return f"{value / 1_000_000_000:.2f} GB"
+
+
+def format_duration(seconds: float | None) -> str:
+    """A duration for people: ``42s``, ``5m07s``, ``3h05m``, ``2d04h``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    whole = max(int(seconds), 0)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+def _state(state: str) -> Text:
+    return Text(state, style=_STATE_STYLE.get(state, ""))
+
+
+def _gap(gap: Mapping[str, Any] | None, updated_at: float) -> str:
+    if not gap:
+        return "-"
+    ago = format_age(updated_at - float(gap["end"]))
+    return f"{float(gap['seconds']):.1f}s, {ago} ago"
+
+
+def _delay(p50: int | None, p99: int | None) -> str:
+    if p50 is None or p99 is None:
+        return "-"
+    return f"{p50}/{p99}s"
+
+
+def _by_mode(connections: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    totals = dict.fromkeys(_MODES, 0)
+    for conn in connections:
+        for mode in _MODES:
+            totals[mode] += int(conn.get("symbols_by_mode", {}).get(mode, 0))
+    return totals
+
+
+# A column: its header, and the cell of a key's row and of a connection's row.
+_Cell = Callable[[Mapping[str, Any], float], "str | Text"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    header: str
+    key: _Cell
+    conn: _Cell
+    left: bool = False
+
+
+def _key_modes(key: Mapping[str, Any], mode: str) -> str:
+    return f"{_by_mode(key['connections'])[mode]:,}"
+
+
+_COLUMNS = {
+    "state": _Column(
+        "state", lambda k, _: _state(k["state"]), lambda c, _: _state(c["state"]), True
+    ),
+    "symbols": _Column(
+        "symbols", lambda k, _: f"{k['symbols']:,}", lambda c, _: f"{c['symbols']:,}"
+    ),
+    "full": _Column(
+        "full",
+        lambda k, _: _key_modes(k, "full"),
+        lambda c, _: f"{c['symbols_by_mode'].get('full', 0):,}",
+    ),
+    "quote": _Column(
+        "quote",
+        lambda k, _: _key_modes(k, "quote"),
+        lambda c, _: f"{c['symbols_by_mode'].get('quote', 0):,}",
+    ),
+    "ltp": _Column(
+        "ltp",
+        lambda k, _: _key_modes(k, "ltp"),
+        lambda c, _: f"{c['symbols_by_mode'].get('ltp', 0):,}",
+    ),
+    "uptime": _Column("uptime", lambda k, _: "", lambda c, _: format_duration(c["uptime_s"])),
+    "last frame": _Column(
+        "last frame",
+        lambda k, _: format_age(k["last_frame_age_s"]),
+        lambda c, _: format_age(c["last_frame_age_s"]),
+    ),
+    "ticks": _Column("ticks", lambda k, _: f"{k['ticks']:,}", lambda c, _: f"{c['ticks']:,}"),
+    "ticks/s": _Column(
+        "ticks/s", lambda k, _: f"{k['ticks_per_s']:,.0f}", lambda c, _: f"{c['ticks_per_s']:,.0f}"
+    ),
+    "frames": _Column("frames", lambda k, _: f"{k['frames']:,}", lambda c, _: f"{c['frames']:,}"),
+    "bytes": _Column(
+        "bytes", lambda k, _: format_bytes(k["bytes"]), lambda c, _: format_bytes(c["bytes"])
+    ),
+    "reconnects": _Column(
+        "reconnects", lambda k, _: str(k["reconnects"]), lambda c, _: str(c["reconnects"])
+    ),
+    "last gap": _Column(
+        "last gap", lambda k, at: _gap(k["last_gap"], at), lambda c, at: _gap(c["last_gap"], at)
+    ),
+    "drops": _Column("drops", lambda k, _: f"{k['drops']:,}", lambda c, _: f"{c['drops']:,}"),
+    "decode errors": _Column(
+        "decode errors", lambda k, _: str(k["decode_errors"]), lambda c, _: str(c["decode_errors"])
+    ),
+    "server errors": _Column(
+        "server errors", lambda k, _: str(k["server_errors"]), lambda c, _: str(c["server_errors"])
+    ),
+    "delay": _Column(
+        "delay",
+        lambda k, _: "",
+        lambda c, _: _delay(c["exchange_delay_p50_s"], c["exchange_delay_p99_s"]),
+    ),
+    "never ticked": _Column(
+        "never ticked", lambda k, _: f"{k['never_ticked']:,}", lambda c, _: f"{c['never_ticked']:,}"
+    ),
+}
+
+_STATE = ("state", "symbols", "full", "quote", "ltp", "uptime", "last frame")
+_TRAFFIC = ("ticks", "ticks/s", "frames", "bytes", "drops")
+_HEALTH = (
+    "reconnects",
+    "last gap",
+    "decode errors",
+    "server errors",
+    "delay",
+    "never ticked",
+)
+
+
+_TWO_LINES = frozenset({"decode errors", "server errors", "never ticked", "last frame"})
+
+
+def _table(title: str, columns: Sequence[str], document: Mapping[str, Any]) -> Table:
+    updated_at = float(document["updated_at"])
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("key", no_wrap=True)
+    table.add_column("conn", justify="right")
+    specs = [_COLUMNS[name] for name in columns]
+    for spec in specs:
+        table.add_column(
+            spec.header.replace(" ", "\n") if spec.header in _TWO_LINES else spec.header,
+            justify="left" if spec.left else "right",
+            no_wrap=spec.left,
+        )
+    for key in document["keys"]:
+        table.add_row(
+            Text(key["id"], style="bold"), "all", *[spec.key(key, updated_at) for spec in specs]
+        )
+        for conn in key["connections"]:
+            table.add_row("", str(conn["index"]), *[spec.conn(conn, updated_at) for spec in specs])
+    return table
+
+
+def stats_view(
+    document: Mapping[str, Any],
+    *,
+    source: str,
+    never_ticked: Sequence[Mapping[str, Any]] | None = None,
+    width: int = 80,
+) -> RenderableType:
+    """A running stream's stats, for people.
+
+    Args:
+        document: the stats document (``FeedStats.as_dict()``).
+        source: who this is, for the header (the config file and the stream's pid).
+        never_ticked: the symbols that have not ticked, to list them (None: only count them).
+        width: the width to fit (from 120 columns, state and traffic share one table).
+    """
+    totals = document["totals"]
+    clock = datetime.fromtimestamp(float(document["updated_at"])).strftime("%H:%M:%S")
+    header = Text.assemble(
+        ("kitefan stream", "bold"),
+        f" of {source}, up {format_duration(document.get('uptime_s'))}, at {clock}",
+    )
+    summary = Text(
+        f"{totals['symbols']:,} symbols on {len(document['keys'])} keys, "
+        f"{totals['connections_up']}/{totals['connections']} connections up, "
+        f"{totals['ticks_per_s']:,.0f} ticks/s, {totals['ticks']:,} ticks, "
+        f"{totals['reconnects']} reconnects, {totals['drops']:,} dropped"
+    )
+    parts: list[RenderableType] = [header, summary]
+    if width >= 120:
+        parts.append(_table("connections", (*_STATE, *_TRAFFIC), document))
+    else:
+        parts.append(_table("connections", _STATE, document))
+        parts.append(_table("traffic", _TRAFFIC, document))
+    parts.append(_table("health", _HEALTH, document))
+    for key in document["keys"]:
+        if key.get("message") and key["state"] in ("auth_failed", "slot_limited"):
+            parts.append(Text(f"{key['id']}: {key['message']}", style=_STATE_STYLE[key["state"]]))
+    notes = [DELAY_NOTE]
+    silent = sum(int(key["never_ticked"]) for key in document["keys"])
+    if never_ticked is not None:
+        parts.append(never_ticked_table(never_ticked))
+    elif silent:
+        notes.append(
+            f"never ticked: {silent:,} subscribed symbols have not ticked since they were "
+            "subscribed; list them with --never-ticked"
+        )
+    parts.extend(Text(note, style="dim") for note in notes)
+    return Group(*parts)
+
+
+def never_ticked_table(symbols: Sequence[Mapping[str, Any]]) -> RenderableType:
+    """The subscribed symbols that have not ticked since they were subscribed, one per row."""
+    if not symbols:
+        return Text("never ticked: every subscribed symbol has ticked")
+    table = Table(
+        title=f"never ticked ({len(symbols):,})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("symbol", no_wrap=True)
+    table.add_column("token", justify="right")
+    table.add_column("mode")
+    table.add_column("key", no_wrap=True)
+    table.add_column("conn", justify="right")
+    for row in symbols:
+        table.add_row(
+            str(row["symbol"]),
+            str(row["instrument_token"]),
+            str(row["mode"]),
+            str(row["key"]),
+            str(row["connection"]),
+        )
+    return table
