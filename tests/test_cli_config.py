@@ -201,10 +201,11 @@ def test_debug_lets_the_exception_through(tmp_path: Path) -> None:
 def test_distribute_without_dry_run_says_there_is_no_stream(tmp_path: Path) -> None:
     result = run("distribute", "--config", str(demo_config_path()))
     assert result.exit_code == 1
+    demo = demo_config_path().resolve()
     assert result.stderr == (
-        "error: no running stream to apply the config to (live apply is not available yet); "
-        "use --dry-run to see the plan\n"
+        f"error: no running stream for {demo}: start one with `kitefan stream --config {demo}`\n"
     )
+    assert result.stdout == ""
 
 
 def test_warnings_go_to_stderr(tmp_path: Path) -> None:

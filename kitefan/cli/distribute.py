@@ -1,28 +1,36 @@
 """``kitefan distribute``: show where every symbol goes (``--dry-run``), or apply a config live.
 
-Parses, calls the library (load the config, plan it), renders (:mod:`kitefan.render.plan`).
-Applying an edited config to a running stream is not wired yet: without ``--dry-run`` the
-command says so and exits 1.
+Without ``--dry-run``, it finds the running stream of the config (:mod:`kitefan.control`), has it
+re-read its config file and apply it with the smallest change, and shows what changed
+(:mod:`kitefan.render.change`); with no stream running it says so and exits 1. With
+``--dry-run`` and a stream running, it shows the change the stream would make, changing nothing;
+with none running, the plan of the config from scratch (:mod:`kitefan.render.plan`).
 
-Owns: the ``distribute`` command and :func:`show_dry_run`. Must not import websockets or asyncio.
+Parses, calls the library, renders. Owns: the ``distribute`` command, :func:`show_dry_run` and
+:func:`show_change`. Must not import websockets.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, assert_never
 
 import typer
 
+from kitefan.change import ConfigChange
 from kitefan.cli.app import app
 from kitefan.cli.terminal import err, out, reported_errors, warn
 from kitefan.config import AppConfig, find_config_path, load_config
-from kitefan.errors import ControlError
+from kitefan.control import ControlClient
+from kitefan.errors import StreamNotRunningError
 from kitefan.planner import Plan, plan_config
+from kitefan.render.change import change_view
 from kitefan.render.plan import plan_json, plan_pins, plan_table
 
-__all__ = ["PlanFormat", "distribute", "load_and_plan", "show_dry_run"]
+__all__ = ["PlanFormat", "distribute", "load_and_plan", "show_change", "show_dry_run"]
 
 
 class PlanFormat(StrEnum):
@@ -60,15 +68,19 @@ def show_dry_run(config_path: Path | None, fmt: PlanFormat, output: Path | None)
         case _:
             assert_never(fmt)
     if output is not None:
-        output.write_text(plan_pins(plan, mode=config.mode), encoding="utf-8")
-        err.print(f"wrote the plan as pins to {output}", markup=False, highlight=False)
+        _write_pins(config, plan, output)
     return plan
 
 
 @app.command("distribute")
 def distribute(
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the plan; connect to nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Change nothing: show the change the running stream would make, or, with "
+            "none running, the plan.",
+        ),
     ] = False,
     config: Annotated[
         Path | None,
@@ -81,15 +93,57 @@ def distribute(
     ] = PlanFormat.TABLE,
     output: Annotated[
         Path | None,
-        typer.Option("--output", help="Also write the plan as TOML pins, to freeze it."),
+        typer.Option("--output", help="Also write the config's plan (from scratch) as TOML pins."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Show where every symbol goes (--dry-run), or apply the edited config to a running stream."""
+    """Apply the edited config to the running stream, or show where every symbol goes (--dry-run).
+
+    Against a running stream, --dry-run shows the change it would make, and changes nothing.
+    """
     with reported_errors(debug):
-        if not dry_run:
-            raise ControlError(
-                "no running stream to apply the config to (live apply is not available yet); "
-                "use --dry-run to see the plan"
-            )
-        show_dry_run(config, fmt, output)
+        path = find_config_path(config)
+        try:
+            change, pid = asyncio.run(_reload(path, apply=not dry_run))
+        except StreamNotRunningError:
+            if not dry_run:
+                raise
+            show_dry_run(config, fmt, output)
+            return
+        show_change(change, pid, fmt)
+        if output is not None:
+            _write_pins(*load_and_plan(config), output)
+
+
+async def _reload(path: Path, *, apply: bool) -> tuple[ConfigChange, int]:
+    """Have the running stream of ``path`` re-read its config: apply it, or preview it."""
+    client = await ControlClient.connect(path)
+    async with client:
+        hello = await client.hello()
+        change = await client.apply() if apply else await client.preview()
+    return change, int(hello["pid"])
+
+
+def show_change(change: ConfigChange, pid: int, fmt: PlanFormat) -> None:
+    """Print what applying the config changed (or, not applied, would change)."""
+    for warning in change.warnings:
+        warn(warning)
+    match fmt:
+        case PlanFormat.TABLE:
+            if change.applied:
+                headline = f"applied {change.config} to its running stream (pid {pid})"
+            else:
+                headline = (
+                    f"dry run against the running stream of {change.config} (pid {pid}): "
+                    "nothing is changed"
+                )
+            out.print(change_view(change, headline=headline))
+        case PlanFormat.JSON:
+            typer.echo(json.dumps(change.as_dict(), indent=2, ensure_ascii=False))
+        case _:
+            assert_never(fmt)
+
+
+def _write_pins(config: AppConfig, plan: Plan, output: Path) -> None:
+    output.write_text(plan_pins(plan, mode=config.mode), encoding="utf-8")
+    err.print(f"wrote the plan as pins to {output}", markup=False, highlight=False)

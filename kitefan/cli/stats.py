@@ -1,3 +1,157 @@
-"""`kitefan stats` (SKELETON: being written)."""
+"""``kitefan stats``: look at the running stream of a config, from another shell.
+
+Finds the stream through its control socket (:mod:`kitefan.control`: the same config path rule as
+``kitefan stream``, no other flag), asks it for its stats, and renders them
+(:mod:`kitefan.render.stats`) or prints them as JSON. ``--watch`` asks again every
+``--interval`` seconds: in place on a terminal, one snapshot after another otherwise.
+
+Owns: the ``stats`` command. Must not import websockets.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, assert_never
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from kitefan.cli.app import app
+from kitefan.cli.terminal import reported_errors
+from kitefan.config import demo_config_path, find_config_path
+from kitefan.control import ControlClient
+from kitefan.render.stats import stats_view
+from kitefan.runner import StopSignal
+
+__all__ = ["StatsFormat", "stats"]
+
+T = TypeVar("T")
+
+#: stdout, wrapping long lines (unlike ``terminal.out``): ``Live`` must know every line it draws
+#: to redraw in place.
+screen = Console(highlight=False)
+
+
+class StatsFormat(StrEnum):
+    """How ``kitefan stats`` prints."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+@app.command("stats")
+def stats(
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="The config the stream runs (default: ./kitefan.toml, then $KITEFAN_CONFIG).",
+        ),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="The stream started with `kitefan stream --demo`.")
+    ] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh until Ctrl-C.")] = False,
+    fmt: Annotated[
+        StatsFormat,
+        typer.Option("--format", help="table for people; json (one object per line) for scripts."),
+    ] = StatsFormat.TABLE,
+    never_ticked: Annotated[
+        bool,
+        typer.Option(
+            "--never-ticked",
+            help="List the subscribed symbols that have not ticked since they were subscribed.",
+        ),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", min=0.1, help="Seconds between refreshes with --watch."),
+    ] = 1.0,
+    count: Annotated[
+        int | None,
+        typer.Option("--count", min=1, help="With --watch, stop after this many refreshes."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Show the running stream's stats: per key and connection, state, traffic and health.
+
+    Exits 1 with one line when no stream of the config is running (or it died).
+    """
+    with reported_errors(debug):
+        if demo and config_path is not None:
+            raise typer.BadParameter("--demo looks at the demo's stream; drop --config")
+        path = demo_config_path() if demo else find_config_path(config_path)
+        start = "kitefan stream --demo" if demo else ""
+        refreshes = (count if watch else 1) or None
+        asyncio.run(_show(path, start, fmt, never_ticked, interval, refreshes, watch))
+
+
+async def _show(
+    path: Path,
+    start: str,
+    fmt: StatsFormat,
+    never_ticked: bool,
+    interval: float,
+    refreshes: int | None,
+    watch: bool,
+) -> None:
+    client = await ControlClient.connect(path, start=start)
+    async with client:
+        hello = await client.hello()
+        source = f"{hello['config']} (pid {hello['pid']})"
+
+        async def snapshot() -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+            document = await client.stats()
+            silent = await client.never_ticked() if never_ticked else None
+            return document, silent
+
+        with StopSignal() as stop:
+            match fmt:
+                case StatsFormat.JSON:
+                    async for document, silent in _every(snapshot, interval, refreshes, stop):
+                        if silent is not None:
+                            document = {**document, "never_ticked_symbols": silent}
+                        typer.echo(json.dumps(document, separators=(",", ":")))
+                case StatsFormat.TABLE if watch and screen.is_terminal:
+                    with Live(console=screen, auto_refresh=False, transient=False) as live:
+                        async for document, silent in _every(snapshot, interval, refreshes, stop):
+                            live.update(
+                                stats_view(
+                                    document, source=source, never_ticked=silent, width=screen.width
+                                )
+                            )
+                            live.refresh()
+                case StatsFormat.TABLE:
+                    first = True
+                    async for document, silent in _every(snapshot, interval, refreshes, stop):
+                        if not first:
+                            screen.print()
+                        first = False
+                        screen.print(
+                            stats_view(
+                                document, source=source, never_ticked=silent, width=screen.width
+                            )
+                        )
+                case _:
+                    assert_never(fmt)
+
+
+async def _every(
+    take: Callable[[], Awaitable[T]], interval: float, refreshes: int | None, stop: StopSignal
+) -> AsyncIterator[T]:
+    """Take a snapshot, then one every ``interval`` seconds, until ``refreshes`` or a signal."""
+    done = 0
+    while not stop.is_set():
+        yield await take()
+        done += 1
+        if refreshes is not None and done >= refreshes:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(interval):
+                await stop.wait()

@@ -1,8 +1,19 @@
-"""``kitefan stream``: stream the config's symbols across its keys, to the terminal or a pipe."""
+"""``kitefan stream``: stream the config's symbols across its keys, to the terminal or a pipe.
+
+Next to the feed it serves the control socket of its config (:mod:`kitefan.control`, what
+``kitefan stats`` and ``kitefan distribute`` talk to; SIGHUP re-reads and applies the config
+file) and, with ``--metrics HOST:PORT``, a Prometheus endpoint (:mod:`kitefan.metrics`).
+
+A stream narrowed with ``--symbols`` or ``--mode`` stays narrowed when its config is applied
+again: the edited file is read and narrowed the same way (the same symbols, their modes and pins
+from the file unless ``--mode`` overrides them; new tokens, and symbols of the file outside the
+narrowing, are not streamed).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -18,6 +29,8 @@ from rich.live import Live
 from kitefan.cli.app import app
 from kitefan.cli.terminal import err, out, reported_errors, warn
 from kitefan.config import AppConfig, demo_config_path, find_config_path, load_config
+from kitefan.control import ControlServer, Reload
+from kitefan.errors import KitefanError
 from kitefan.events import Event, TickBatch
 from kitefan.manager import FeedManager
 from kitefan.models import Mode
@@ -70,23 +83,57 @@ def stream(
         float | None,
         typer.Option("--duration", min=0.0, help="Stop after this many seconds (exit code 0)."),
     ] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics",
+            metavar="HOST:PORT",
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to "
+            "127.0.0.1; port 0 picks a free one, printed on stderr).",
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Log details; show tracebacks.")] = False,
 ) -> None:
     """Stream live ticks across every key of the config.
 
     On a terminal it shows a live dashboard; piped, it writes one JSON object per line.
     Ctrl-C or SIGTERM stops it cleanly (close frames sent, a summary on stderr, exit code 0).
+    `kitefan stats` shows how it is doing; `kitefan distribute` (or SIGHUP) applies the edited
+    config to it without a restart.
     """
     with reported_errors(debug):
         fmt = output or (OutputFormat.LIVE if out.is_terminal else OutputFormat.JSONL)
+        address = _metrics_address(metrics)
         _configure_logging(debug, fmt)
-        config = _load(config_path, demo)
-        config = _narrowed(config, symbols, mode)
+        config_file = _config_file(config_path, demo)
+        config = _narrowed(load_config(config_file), symbols, mode)
         for warning in config.warnings:
             warn(warning)
+        reload = _reloader(config_file, symbols, mode, demo)
         started = time.perf_counter()
-        stats, reason = asyncio.run(_run(config, fmt, duration, demo))
+        stats, reason = asyncio.run(
+            _run(
+                config, fmt, duration, demo, config_file=config_file, reload=reload, metrics=address
+            )
+        )
         _summary(stats, reason, time.perf_counter() - started)
+
+
+def _metrics_address(text: str | None) -> tuple[str, int] | None:
+    if text is None:
+        return None
+    from kitefan.metrics import is_loopback, parse_address
+
+    try:
+        host, port = parse_address(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--metrics") from None
+    if not is_loopback(host):
+        warn(
+            f"serving metrics on {host}, beyond loopback: whoever can reach this machine can "
+            "read them (no secret is in them)"
+        )
+    return host, port
 
 
 def _configure_logging(debug: bool, fmt: OutputFormat) -> None:
@@ -101,12 +148,29 @@ def _configure_logging(debug: bool, fmt: OutputFormat) -> None:
     root.propagate = False
 
 
-def _load(config_path: Path | None, demo: bool) -> AppConfig:
+def _config_file(config_path: Path | None, demo: bool) -> Path:
     if demo:
         if config_path is not None:
             raise typer.BadParameter("--demo streams the bundled demo config; drop --config")
-        return load_config(demo_config_path())
-    return load_config(find_config_path(config_path))
+        return demo_config_path()
+    return find_config_path(config_path)
+
+
+def _reloader(path: Path, symbols: str | None, mode: Mode | None, demo: bool) -> Reload:
+    """How the running stream re-reads its config (``kitefan distribute``, SIGHUP)."""
+
+    def reload(running: AppConfig) -> AppConfig:
+        edited = _narrowed(load_config(path), symbols, mode)
+        if demo and [k.id for k in edited.keys] == [k.id for k in running.keys]:
+            # The demo's simulator runs in this process on its own port, and renews its tokens.
+            keys = tuple(
+                replace(k, credential=r.credential)
+                for k, r in zip(edited.keys, running.keys, strict=True)
+            )
+            edited = replace(edited, url=running.url, keys=keys)
+        return edited
+
+    return reload
 
 
 def _narrowed(config: AppConfig, symbols: str | None, mode: Mode | None) -> AppConfig:
@@ -121,10 +185,36 @@ def _narrowed(config: AppConfig, symbols: str | None, mode: Mode | None) -> AppC
 
 
 async def _run(
-    config: AppConfig, fmt: OutputFormat, duration: float | None, demo: bool
+    config: AppConfig,
+    fmt: OutputFormat,
+    duration: float | None,
+    demo: bool,
+    *,
+    config_file: Path,
+    reload: Reload,
+    metrics: tuple[str, int] | None,
 ) -> tuple[FeedStats, str]:
     with StopSignal(duration) as stop:
-        async with running_feed(config, demo=demo) as feed:
+        async with contextlib.AsyncExitStack() as stack:
+            # The control socket first: a second stream of this config stops here, before it
+            # takes any of the keys' connection slots.
+            control = await stack.enter_async_context(ControlServer(config_file))
+            exporter = None
+            if metrics is not None:
+                from kitefan.metrics import MetricsServer
+
+                host, port = metrics
+                try:
+                    exporter = await stack.enter_async_context(MetricsServer(host, port))
+                except OSError as exc:
+                    raise KitefanError(
+                        f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+                    ) from None
+                err.print(f"kitefan: metrics at {exporter.url}", markup=False, highlight=False)
+            feed = await stack.enter_async_context(running_feed(config, demo=demo))
+            if exporter is not None:
+                exporter.attach(feed.stats)
+            control.attach(feed, reload, metrics_url=exporter.url if exporter else None)
             events = feed.events()
             if fmt is OutputFormat.LIVE:
                 await until_stopped(stop, _live(feed, events, demo))
