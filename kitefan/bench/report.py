@@ -1,0 +1,112 @@
+"""Run the chosen benchmarks in one go and gather their figures, the machine and the date.
+
+``kitefan bench`` calls :func:`run_benchmarks` and renders the :class:`BenchReport`. Defaults are
+chosen so that ``kitefan bench all`` finishes in about a minute on a 2-core machine:
+
+========  ========  ============================================================
+benchmark rounds    seconds
+========  ========  ============================================================
+decode    5         0.3 per parser per round (3 parsers, interleaved)
+e2e       3         2 per client per round (kitefan, then the official client)
+load      (1 run)   20 measured, after the subscribe burst and a 5 s warm-up
+========  ========  ============================================================
+
+``rounds`` applies to decode and e2e; ``seconds``, when given, to every benchmark chosen.
+
+Owns: :class:`BenchReport`, :func:`run_benchmarks`, the benchmark names. Must not import rich or
+typer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitefan import __version__
+from kitefan.bench import Figure, machine
+from kitefan.bench.decode import run_decode_benchmark
+from kitefan.bench.endtoend import run_endtoend_benchmark
+from kitefan.bench.load import run_load_benchmark
+
+__all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
+
+#: The benchmarks, in the order ``all`` runs them.
+BENCHMARKS = ("decode", "e2e", "load")
+
+#: (rounds, seconds) of each benchmark when not given.
+DEFAULTS: dict[str, tuple[int, float]] = {"decode": (5, 0.3), "e2e": (3, 2.0), "load": (1, 20.0)}
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    """Every figure of one ``kitefan bench`` run, and where and when it ran."""
+
+    machine: str
+    date: str
+    command: str
+    figures: tuple[Figure, ...]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (``kitefan bench --format json``)."""
+        return {
+            "kitefan": __version__,
+            "machine": self.machine,
+            "date": self.date,
+            "command": self.command,
+            "figures": [f.as_dict() for f in self.figures],
+            "details": self.details,
+        }
+
+
+def run_benchmarks(
+    names: Sequence[str],
+    *,
+    rounds: int | None = None,
+    seconds: float | None = None,
+    command: str = "kitefan bench",
+    progress: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """Run the named benchmarks (see :data:`BENCHMARKS`) one after the other.
+
+    Args:
+        names: which benchmarks, in the order to run them.
+        rounds: rounds of decode and e2e (default: :data:`DEFAULTS`).
+        seconds: the seconds of each sample, or of load's measured span (default: DEFAULTS).
+        command: the command line, for the report.
+        progress: told one line per round or step.
+
+    Raises:
+        ValueError: an unknown benchmark name.
+        BenchmarkError: a benchmark could not run.
+    """
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ValueError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    figures: list[Figure] = []
+    details: dict[str, Any] = {}
+    for name in names:
+        n, s = DEFAULTS[name]
+        n = rounds if rounds is not None else n
+        s = seconds if seconds is not None else s
+        if name == "decode":
+            decode = run_decode_benchmark(rounds=n, min_s=s, progress=progress)
+            figures += decode.figures()
+            details[name] = decode.as_dict()
+        elif name == "e2e":
+            e2e = run_endtoend_benchmark(rounds=n, seconds=s, progress=progress)
+            figures += e2e.figures()
+            details[name] = e2e.as_dict()
+        else:
+            load = run_load_benchmark(seconds=s, progress=progress)
+            figures += load.figures()
+            details[name] = load.as_dict()
+    return BenchReport(
+        machine=machine(),
+        date=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        command=command,
+        figures=tuple(figures),
+        details=details,
+    )
