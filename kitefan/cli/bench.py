@@ -1,3 +1,100 @@
-"""`kitefan bench` (SKELETON: being written)."""
+"""``kitefan bench``: reproducible throughput, CPU, memory and latency figures on this machine.
+
+Parses the arguments, calls :func:`kitefan.bench.report.run_benchmarks`, and prints the figures:
+a table (:mod:`kitefan.render.bench`) or one JSON document on stdout; one progress line per round
+on stderr.
+
+Owns: the ``bench`` command. Must not import websockets or asyncio.
+"""
 
 from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, assert_never
+
+import typer
+
+from kitefan.bench.report import BENCHMARKS, DEFAULTS, run_benchmarks
+from kitefan.cli.app import app
+from kitefan.cli.terminal import err, out, reported_errors
+from kitefan.render.bench import bench_json, bench_view
+
+__all__ = ["BenchFormat", "Which", "bench"]
+
+
+class Which(StrEnum):
+    """Which benchmarks ``kitefan bench`` runs."""
+
+    DECODE = "decode"
+    E2E = "e2e"
+    LOAD = "load"
+    ALL = "all"
+
+
+class BenchFormat(StrEnum):
+    """How ``kitefan bench`` prints."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+def _progress(line: str) -> None:
+    err.print(line, markup=False, highlight=False)
+
+
+@app.command("bench")
+def bench(
+    which: Annotated[
+        Which,
+        typer.Argument(
+            help="decode: kitefan's decoder vs the official parser, same bytes. e2e: simulator "
+            "at full rate -> manager -> consumer, kitefan vs the official client. load: 27,000 "
+            "full-mode symbols at 1 tick/s: CPU, memory, latency. all: each in turn (~1 min)."
+        ),
+    ] = Which.ALL,
+    rounds: Annotated[
+        int | None,
+        typer.Option(
+            "--rounds",
+            min=1,
+            help=f"Rounds of decode and e2e; figures are medians "
+            f"[default: decode {DEFAULTS['decode'][0]}, e2e {DEFAULTS['e2e'][0]}].",
+            show_default=False,
+        ),
+    ] = None,
+    seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--seconds",
+            min=0.01,
+            help=f"Seconds of each sample: decode per parser per round, e2e per client per "
+            f"round, load the measured span [default: {DEFAULTS['decode'][1]:g}, "
+            f"{DEFAULTS['e2e'][1]:g}, {DEFAULTS['load'][1]:g}].",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        BenchFormat,
+        typer.Option("--format", help="table for people; json for scripts."),
+    ] = BenchFormat.TABLE,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    """Measure decode, end-to-end and realistic-load figures, side by side with the official
+    client where one applies, and print them with their targets and this machine."""
+    names = list(BENCHMARKS) if which is Which.ALL else [which.value]
+    command = f"kitefan bench {which.value}"
+    if rounds is not None:
+        command += f" --rounds {rounds}"
+    if seconds is not None:
+        command += f" --seconds {seconds:g}"
+    with reported_errors(debug):
+        report = run_benchmarks(
+            names, rounds=rounds, seconds=seconds, command=command, progress=_progress
+        )
+    match fmt:
+        case BenchFormat.TABLE:
+            out.print(bench_view(report))
+        case BenchFormat.JSON:
+            out.print(bench_json(report), markup=False, highlight=False, soft_wrap=True)
+        case _:
+            assert_never(fmt)
