@@ -481,6 +481,8 @@ class ControlServer:
                 key = request.get("key")
                 if key is not None and not isinstance(key, str):
                     raise ControlError('"key" is a key id or null')
+                if key is not None:
+                    feed.key_stats(key)  # an unknown key raises FeedError, naming the keys
                 current = feed.plan
                 symbols = []
                 for key_id in [key] if key is not None else feed.keys():
