@@ -9,6 +9,9 @@ registers in the first, a client looks in each (a stream started under systemd w
 ``XDG_RUNTIME_DIR`` is found from a login shell that has it). The directory is created 0700 and
 must belong to the user; the socket is 0600. No TCP port is opened.
 
+Rates. While it serves a feed, the server takes a stats snapshot every second, so that the rates
+(ticks/s, over the stats' sliding window) are ready when a client asks once.
+
 Liveness. A socket whose connection is refused belongs to a stream that died without cleaning
 up: the client reports it gone and removes the file. A stream starting while another stream of
 the same config answers on the socket refuses to start: two streams of one config would fight
@@ -52,7 +55,7 @@ import signal
 import socket
 import stat
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -93,6 +96,7 @@ Reload = Callable[[AppConfig], AppConfig]
 _MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, NUL included
 _REQUEST_LIMIT = 64 * 1024
 _RESPONSE_LIMIT = 256 * 1024 * 1024
+_SAMPLE_INTERVAL_S = 1.0
 _STEM = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -317,6 +321,7 @@ class ControlServer:
         with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
             self._sighup = True
+        self._spawn(self._sample(feed))
 
     async def close(self) -> None:
         """Stop listening, end every client's connection, remove the socket and SIGHUP handler."""
@@ -400,10 +405,20 @@ class ControlServer:
             pass
         self._inode = None
 
-    def _on_sighup(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._reload_on_signal())
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _on_sighup(self) -> None:
+        self._spawn(self._reload_on_signal())
+
+    async def _sample(self, feed: FeedManager) -> None:
+        """Take a snapshot every second, so that rates (ticks/s) cover the last few seconds
+        when a client asks, rather than starting from its first question."""
+        while True:
+            feed.stats()
+            await asyncio.sleep(_SAMPLE_INTERVAL_S)
 
     async def _reload_on_signal(self) -> None:
         with contextlib.suppress(KitefanError):  # announced by reload()

@@ -96,6 +96,7 @@ async def test_stats_json_from_another_process_shows_every_key_with_ticks_rising
         assert {"id", "state", "symbols", "ticks", "connections"} <= set(key)
         assert key["state"] == "connected"
         assert key["symbols"] == 12
+        assert key["ticks_per_s"] > 0  # sampled every second by the stream, ready when asked
         assert [c["index"] for c in key["connections"]] == [0, 1, 2]
         for conn in key["connections"]:
             assert {"index", "state", "symbols", "ticks"} <= set(conn)
