@@ -281,9 +281,7 @@ class ControlServer:
         """
         _private_dir(self._dirs[0], create=True)
         _check_length(self.path)
-        for directory in self._dirs:
-            if not _private_dir(directory, create=False):
-                continue
+        for directory in _usable_dirs(self._dirs)[0]:
             candidate = directory / self.path.name
             pid = await _probe(candidate)
             if pid is not None:
@@ -555,11 +553,27 @@ async def _probe(path: Path) -> int | None:
 # The client's side ------------------------------------------------------------------------------
 
 
-def _candidates(config_path: Path, environ: Mapping[str, str] | None) -> tuple[str, list[Path]]:
-    """The config's resolved path, and where its socket may be (in existing directories)."""
+def _usable_dirs(dirs: list[Path]) -> tuple[list[Path], ControlError | None]:
+    """The directories that exist and are the user's; and the first refusal of one that is not
+    (a directory someone else made at our path is passed over, not trusted)."""
+    usable = []
+    refused = None
+    for directory in dirs:
+        try:
+            if _private_dir(directory, create=False):
+                usable.append(directory)
+        except ControlError as exc:
+            refused = refused or exc
+    return usable, refused
+
+
+def _candidates(
+    config_path: Path, environ: Mapping[str, str] | None
+) -> tuple[str, list[Path], ControlError | None]:
+    """The config's resolved path, where its socket may be, and a directory refused."""
     name = socket_name(config_path)
-    paths = [d / name for d in control_dirs(environ) if _private_dir(d, create=False)]
-    return str(config_path.resolve()), paths
+    usable, refused = _usable_dirs(control_dirs(environ))
+    return str(config_path.resolve()), [d / name for d in usable], refused
 
 
 class ControlClient:
@@ -609,9 +623,10 @@ class ControlClient:
         Raises:
             StreamNotRunningError: none runs (``gone`` if one died without cleaning up; its
                 socket is removed).
-            ControlError: a socket directory is not the user's.
+            ControlError: none was found, and a socket directory is not the user's (it was
+                passed over).
         """
-        resolved, candidates = _candidates(config_path, environ)
+        resolved, candidates, refused = _candidates(config_path, environ)
         gone = False
         for path in candidates:
             try:
@@ -628,6 +643,8 @@ class ControlClient:
             except OSError as exc:
                 raise ControlError(f"cannot reach the stream at {path}: {exc.strerror}") from None
             return cls(reader, writer, path=path, config=resolved)
+        if refused is not None and not gone:
+            raise refused
         raise StreamNotRunningError(resolved, gone=gone, start=start)
 
     async def __aenter__(self) -> Self:

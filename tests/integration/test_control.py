@@ -22,7 +22,13 @@ from typer.testing import CliRunner
 
 from kitefan.cli import app
 from kitefan.config import load_config
-from kitefan.control import ControlClient, ControlServer, control_dirs, socket_name
+from kitefan.control import (
+    ControlClient,
+    ControlServer,
+    _usable_dirs,
+    control_dirs,
+    socket_name,
+)
 from kitefan.errors import ConfigError, ControlError, FeedError, PlanError, StreamNotRunningError
 from kitefan.events import Event, StatusEvent
 from kitefan.manager import EventStream, FeedManager
@@ -142,6 +148,27 @@ async def test_a_directory_that_is_not_one_is_refused(tmp_path: Path, runtime_di
     )
     os.unlink(runtime_dir)
     os.mkdir(runtime_dir)
+
+
+async def test_a_directory_that_is_not_the_users_is_passed_over_by_clients(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    os.mkdir(mine, 0o700)
+    os.close(os.open(theirs, os.O_CREAT | os.O_WRONLY, 0o600))
+    refusal = (
+        f"{theirs} is not a directory of yours: remove it, or set KITEFAN_RUNTIME_DIR to a "
+        "private directory"
+    )
+    usable, refused = _usable_dirs([theirs, mine, tmp_path / "missing"])
+    assert usable == [mine]
+    assert str(refused) == refusal
+    # Found nowhere else, the client says why rather than "no running stream".
+    monkeypatch.setenv("KITEFAN_RUNTIME_DIR", str(theirs))
+    config = write_config(tmp_path / "kitefan.toml", "ws://127.0.0.1:1", quote=nse(3))
+    with pytest.raises(ControlError) as caught:
+        await ControlClient.connect(config)
+    assert str(caught.value) == refusal
 
 
 async def test_a_socket_path_too_long_is_said_plainly(
