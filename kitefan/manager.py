@@ -104,6 +104,7 @@ class EventStream(Generic[E]):
         self._items: deque[E] = deque()
         self._queued_ticks = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._woken = False
         self._closed = False
         self._error: BaseException | None = None
 
@@ -167,6 +168,9 @@ class EventStream(Generic[E]):
             self._waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+                if not self._woken:
+                    self._woken = True
+                    self._owner._handing_over += 1
 
     def _finish(self, error: BaseException | None = None) -> None:
         if error is not None and self._error is None:
@@ -186,7 +190,12 @@ class EventStream(Generic[E]):
             if self._closed:
                 raise StopAsyncIteration
             self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
+            try:
+                await self._waiter
+            finally:
+                if self._woken:
+                    self._woken = False
+                    self._owner._handing_over -= 1
         item = self._items.popleft()
         if isinstance(item, TickBatch):
             self._queued_ticks -= len(item.ticks)
@@ -266,6 +275,8 @@ class FeedManager:
         self._started_at = time.perf_counter()
         self._running = False
         self._failure: BaseException | None = None
+        # Consumers woken with ticks that have not run yet (see handing_over).
+        self._handing_over = 0
 
     # Lifecycle
 
@@ -463,6 +474,14 @@ class FeedManager:
         self._emit(StatusEvent("*", None, state, message, time.time()))
 
     # ConnectionSink (called by connections, synchronously, on the event loop)
+
+    def handing_over(self) -> bool:
+        """Whether a consumer was woken with ticks and has not run yet.
+
+        A connection holding a frame then yields once before decoding it, so that frames that
+        arrive together reach the consumers one by one instead of all after the last is decoded.
+        """
+        return self._handing_over > 0
 
     def on_ticks(self, batch: TickBatch) -> None:
         for stream in self._streams:
