@@ -121,10 +121,44 @@ def decode_packets(data: bytes | bytearray | memoryview) -> tuple[list[Tick], in
     size = len(data)
     if size < 2:
         return [], 0
+    # The hot path of the product. Well-formed frames take this loop, which leaves the bounds
+    # checks to indexing and ``unpack_from`` (every layout's size is its packet length) and
+    # builds each Tick by setting its two slots, as Tick.__init__ does, without the call. Any
+    # anomaly sends the frame to _decode_checked, which finds and reports it exactly.
     count = data[0] << 8 | data[1]
     ticks: list[Tick] = []
     append = ticks.append
-    unpackers = _UNPACK
+    unpacker = _UNPACK.get
+    new = object.__new__
+    skipped = 0
+    offset = 2
+    try:
+        for _ in range(count):
+            length = data[offset] << 8 | data[offset + 1]
+            offset += 2
+            unpack = unpacker(length)
+            if unpack is None:
+                if offset + length > size:
+                    return _decode_checked(data)
+                skipped += 1
+            else:
+                tick = new(Tick)
+                tick.kind = length
+                tick.values = unpack(data, offset)
+                append(tick)
+            offset += length
+    except (IndexError, struct.error):
+        return _decode_checked(data)
+    if offset != size:
+        return _decode_checked(data)
+    return ticks, skipped
+
+
+def _decode_checked(data: bytes | bytearray | memoryview) -> tuple[list[Tick], int]:
+    """:func:`decode_packets` with every bound checked in order, raising at the first fault."""
+    size = len(data)
+    count = data[0] << 8 | data[1]
+    ticks: list[Tick] = []
     skipped = 0
     offset = 2
     for index in range(count):
@@ -141,11 +175,11 @@ def decode_packets(data: bytes | bytearray | memoryview) -> tuple[list[Tick], in
                 offset,
                 f"packet {index + 1} of {count} is {length} bytes but only {size - offset} remain",
             )
-        unpack = unpackers.get(length)
+        unpack = _UNPACK.get(length)
         if unpack is None:
             skipped += 1
         else:
-            append(Tick(length, unpack(data, offset)))
+            ticks.append(Tick(length, unpack(data, offset)))
         offset = end
     if offset != size:
         raise CodecError(

@@ -157,6 +157,8 @@ class Tick:
     values: tuple[int, ...]
 
     def __init__(self, kind: int, values: tuple[int, ...]) -> None:
+        # kitefan.codec.decode_packets sets these two slots itself, without calling __init__
+        # (it is the hot path): a Tick must stay exactly these two slots.
         self.kind = kind
         self.values = values
 
