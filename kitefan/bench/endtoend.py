@@ -41,12 +41,20 @@ from kitefan.bench.harness import (
     client_spec,
     connection_subscriptions,
     cpu_seconds,
+    measured_run,
     realistic_tokens,
     run_child,
 )
 from kitefan.models import Mode
 
-__all__ = ["TARGET_TICKS_PER_S", "EndToEndResult", "main", "run_endtoend_benchmark"]
+__all__ = [
+    "KITEFAN",
+    "OFFICIAL",
+    "TARGET_TICKS_PER_S",
+    "EndToEndResult",
+    "main",
+    "run_endtoend_benchmark",
+]
 
 #: The design's target for kitefan, on a 2-core machine.
 TARGET_TICKS_PER_S = 150_000
@@ -137,15 +145,28 @@ class EndToEndResult:
                 self.ratio("ticks_per_s"),
                 "x",
                 samples=min(n, m),
-                note="per-round ratio, median",
+                note="per-round ratio, median; kitefan's rate is capped by the simulator",
+            ),
+            Figure(
+                "e2e",
+                "official / kitefan CPU per tick",
+                self.ratio("cpu_per_100k_s", inverse=True),
+                "x",
+                samples=min(n, m),
+                note="per-round ratio, median: how much less CPU kitefan spends per tick",
             ),
         ]
         return out
 
-    def ratio(self, field: str) -> float | None:
-        """The median over rounds of kitefan's ``field`` over the official client's."""
+    def ratio(self, field: str, *, inverse: bool = False) -> float | None:
+        """The median over rounds of kitefan's ``field`` over the official client's (or the
+        official client's over kitefan's, with ``inverse``)."""
         pairs = zip(self.runs.get(KITEFAN, []), self.runs.get(OFFICIAL, []), strict=False)
-        ratios = [a[field] / b[field] for a, b in pairs if a.get(field) and b.get(field)]
+        ratios = [
+            (b[field] / a[field]) if inverse else (a[field] / b[field])
+            for a, b in pairs
+            if a.get(field) and b.get(field)
+        ]
         return statistics.median(ratios) if ratios else None
 
     def as_dict(self) -> dict[str, Any]:
@@ -247,26 +268,6 @@ def _line(client: str, index: int, rounds: int, run: dict[str, Any]) -> str:
     )
 
 
-def measured(
-    ticks: int, wall_s: float, cpu_s: float, sim_pid: int | None, sim_cpu_s: float | None
-) -> dict[str, Any]:
-    """What one client run reports (shared with the official client's process)."""
-    sim_share = None
-    if sim_pid is not None and sim_cpu_s is not None:
-        end = cpu_seconds(sim_pid)
-        if end is not None:
-            sim_share = (end - sim_cpu_s) / wall_s
-    return {
-        "ticks": ticks,
-        "seconds": wall_s,
-        "ticks_per_s": ticks / wall_s,
-        "cpu_s": cpu_s,
-        "cpu_share": cpu_s / wall_s,
-        "cpu_per_100k_s": cpu_s / ticks * 100_000 if ticks else None,
-        "simulator_cpu_share": sim_share,
-    }
-
-
 async def _client(spec: dict[str, Any]) -> dict[str, Any]:
     from kitefan.manager import FeedManager
 
@@ -289,7 +290,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
             sim0 = cpu_seconds(sim_pid) if sim_pid is not None else None
             await asyncio.sleep(spec["seconds"])
             ticks1, wall1, cpu1 = count, time.perf_counter(), time.process_time()
-            result = measured(ticks1 - ticks0, wall1 - wall0, cpu1 - cpu0, sim_pid, sim0)
+            result = measured_run(ticks1 - ticks0, wall1 - wall0, cpu1 - cpu0, sim_pid, sim0)
             result["drops"] = feed.stats().totals.drops
         finally:
             consumer.cancel()

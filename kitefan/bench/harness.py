@@ -5,8 +5,12 @@
 * :func:`run_child` runs one measuring client in a fresh interpreter (``python -m
   kitefan.bench.<module> SPEC``) and returns the JSON object it prints last: a fresh process per
   client keeps one benchmark's memory and CPU out of another's figures.
+* :func:`client_spec` and :func:`client_config`: what a measuring client streams (fake keys, the
+  URL, the symbols), as JSON and as kitefan's config; :func:`connection_subscriptions`: the same
+  placement, per connection, for a baseline client.
 * :func:`cpu_seconds` (any process, from ``/proc``), :func:`memory_kb` (this process, from
-  ``/proc/self/status``, with ``resource`` as the fallback) and :func:`percentile`.
+  ``/proc/self/status``, with ``resource`` as the fallback), :func:`measured_run` (what an
+  end-to-end run reports) and :func:`percentile`.
 
 Both processes get ``PYTHONPATH`` pointing at this copy of kitefan, so a checkout works as well as
 an installed package. The keys are fake (``bench-…``) and never printed.
@@ -41,6 +45,7 @@ __all__ = [
     "client_spec",
     "connection_subscriptions",
     "cpu_seconds",
+    "measured_run",
     "memory_kb",
     "percentile",
     "realistic_tokens",
@@ -152,6 +157,26 @@ def memory_kb() -> tuple[int, int]:
         now = now or maxrss
         peak = peak or maxrss
     return now, peak
+
+
+def measured_run(
+    ticks: int, wall_s: float, cpu_s: float, sim_pid: int | None, sim_cpu_s: float | None
+) -> dict[str, Any]:
+    """What one end-to-end client run reports (the kitefan and the official client alike)."""
+    sim_share = None
+    if sim_pid is not None and sim_cpu_s is not None:
+        end = cpu_seconds(sim_pid)
+        if end is not None:
+            sim_share = (end - sim_cpu_s) / wall_s
+    return {
+        "ticks": ticks,
+        "seconds": wall_s,
+        "ticks_per_s": ticks / wall_s,
+        "cpu_s": cpu_s,
+        "cpu_share": cpu_s / wall_s,
+        "cpu_per_100k_s": cpu_s / ticks * 100_000 if ticks else None,
+        "simulator_cpu_share": sim_share,
+    }
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:

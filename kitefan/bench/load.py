@@ -10,14 +10,15 @@ a second, so each connection gets about ten frames a second). The client, in a f
   the span; the median of 1-second windows is reported alongside.
 * **Resident memory**: ``VmHWM`` (the peak since the process started, subscribe burst included)
   and ``VmRSS`` at each window (steady state, the median); ``ru_maxrss`` off Linux.
-* **Frame-to-consumer latency**, one sample per frame: from ``TickBatch.received_at`` (taken when
-  the connection's reader got the message from ``websockets``, before decoding) to the consumer's
-  ``time.perf_counter()`` when the batch comes out of ``feed.ticks()``. It includes decoding, the
-  queue, and waiting behind the other connections' frames of the same moment; it excludes the
-  kernel, TCP, and ``websockets``' own frame parsing before the reader is handed the message.
+* **Frame-to-consumer latency**, one sample per frame: from ``TickBatch.received_at`` (taken as
+  the connection's reader gets the message from ``websockets``, before it waits for consumers to
+  take earlier frames and before decoding) to the consumer's ``time.perf_counter()`` when the
+  batch comes out of ``feed.ticks()``. It includes that wait, decoding, the queue, and the other
+  connections' frames of the same moment; it excludes the kernel, TCP, and ``websockets``' own
+  frame parsing before the reader is handed the message.
 * **Event-loop lag**, to bound what that excludes: a probe sleeping 20 ms at a time records how
   late it wakes. A frame that reaches the socket waits for the loop about as long as the probe.
-* Full garbage collections (generation 2) during the span, and the longest.
+* Garbage collections of each generation during the span, and the longest full one.
 
 The exchange timestamp could measure the whole path from the simulator, but it has 1-second
 resolution; the simulator embeds no send time. Both are noted, not used.
@@ -71,46 +72,61 @@ _PROBE_S = 0.02
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What the client measured (see the module docstring for each field).
+    """What the client measured in each run (see the module docstring for each field).
 
     Attributes:
-        run: the client's report: ``cpu_share``, ``cpu_share_windows``, ``rss_peak_mb``,
-            ``rss_mb_windows``, ``latency_ms`` (p50, p99, max, frames), ``loop_lag_ms``,
+        runs: each run's report: ``cpu_share``, ``cpu_share_windows``, ``rss_peak_mb``,
+            ``rss_mb_windows``, ``latency_ms`` (frames, p50, p90, p99, max), ``loop_lag_ms``,
             ``ticks_per_s``, ``gc``, ``drops``, ``simulator_cpu_share``.
         keys: keys streamed.
         symbols: symbols streamed (full mode).
         rate: the simulator's ``--rate``.
-        seconds: the measured span.
+        seconds: the measured span of each run.
         warmup_s: the time let pass after the subscribe burst, before measuring.
     """
 
-    run: dict[str, Any]
+    runs: list[dict[str, Any]]
     keys: int
     symbols: int
     rate: float
     seconds: float
     warmup_s: float
 
+    def median(self, *path: str) -> float:
+        """The median over runs of one reading, e.g. ``median("latency_ms", "p99")``."""
+        values = []
+        for run in self.runs:
+            value: Any = run
+            for name in path:
+                value = value[name]
+            values.append(float(value))
+        return statistics.median(values)
+
     def figures(self) -> list[Figure]:
-        """The figures of this benchmark, with the design's targets."""
-        run = self.run
-        windows = len(run["cpu_share_windows"])
-        share = run["cpu_share"]
-        peak = run["rss_peak_mb"]
-        steady = statistics.median(run["rss_mb_windows"])
-        latency = run["latency_ms"]
-        lag = run["loop_lag_ms"]
-        frames = latency["frames"]
-        load = f"{self.symbols:,} full symbols on {self.keys} keys x 3 connections"
+        """The figures of this benchmark (medians over runs), with the design's targets."""
+        n = len(self.runs)
+        share = self.median("cpu_share")
+        peak = self.median("rss_peak_mb")
+        steady = statistics.median(statistics.median(r["rss_mb_windows"]) for r in self.runs)
+        windows = statistics.median(statistics.median(r["cpu_share_windows"]) for r in self.runs)
+        p99 = self.median("latency_ms", "p99")
+        frames = sum(r["latency_ms"]["frames"] for r in self.runs)
+        p99s = ", ".join(f"{r['latency_ms']['p99']:.2f}" for r in self.runs)
+        collections = "/".join(
+            str(sum(r["gc"]["collections"][g] for r in self.runs)) for g in range(3)
+        )
+        longest = max(r["gc"]["longest_ms"] for r in self.runs)
+        load = f"{self.symbols:,} full symbols, {self.keys} keys x 3 connections"
+        span = f"{self.seconds:g} s a run"
         return [
             Figure(
                 "load",
                 "ticks/s received",
-                run["ticks_per_s"],
+                self.median("ticks_per_s"),
                 "ticks/s",
-                samples=windows,
+                samples=n,
                 note=f"{load}, simulator at --rate {self.rate:g} "
-                f"({_pct(run.get('simulator_cpu_share'))} of a core)",
+                f"({_pct(self.median_or_none('simulator_cpu_share'))} of a core)",
             ),
             Figure(
                 "load",
@@ -119,9 +135,8 @@ class LoadResult:
                 "%",
                 target="< 15 %",
                 ok=share < TARGET_CPU_SHARE,
-                samples=windows,
-                note=f"process CPU / wall over {run['seconds']:.0f} s; 1-s windows median "
-                f"{statistics.median(run['cpu_share_windows']):.1%}",
+                samples=n,
+                note=f"process CPU / wall, {span}; median of 1-s windows {windows:.1%}",
             ),
             Figure(
                 "load",
@@ -130,37 +145,44 @@ class LoadResult:
                 "MB",
                 target="< 200 MB",
                 ok=peak < TARGET_RSS_MB,
-                samples=1,
-                note=f"VmHWM since start, subscribe burst included; steady {steady:.0f} MB",
+                samples=n,
+                note=f"VmHWM of the client, subscribe burst included; steady {steady:.0f} MB",
             ),
             Figure(
                 "load",
                 "latency p50",
-                latency["p50"],
+                self.median("latency_ms", "p50"),
                 "ms",
-                samples=frames,
-                note="frame from websockets -> decode -> queue -> consumer",
+                samples=n,
+                note=f"websockets hands the frame over -> decode -> queue -> consumer; "
+                f"{frames:,} frames in all",
             ),
             Figure(
                 "load",
                 "latency p99",
-                latency["p99"],
+                p99,
                 "ms",
                 target="< 5 ms",
-                ok=latency["p99"] < TARGET_LATENCY_P99_MS,
-                samples=frames,
-                note=f"max {latency['max']:.1f} ms; {run['gc']['full']} full GCs, longest "
-                f"{run['gc']['longest_ms']:.1f} ms",
+                ok=p99 < TARGET_LATENCY_P99_MS,
+                samples=n,
+                note=f"each run: {p99s} ms; max {self.median('latency_ms', 'max'):.1f} ms; "
+                f"GCs by generation {collections}, longest full {longest:.1f} ms",
             ),
             Figure(
                 "load",
                 "event-loop lag p99",
-                lag["p99"],
+                self.median("loop_lag_ms", "p99"),
                 "ms",
-                samples=lag["samples"],
-                note=f"p50 {lag['p50']:.2f} ms: the wait a frame in the kernel may add",
+                samples=n,
+                note=f"p50 {self.median('loop_lag_ms', 'p50'):.2f} ms: what a frame waiting in "
+                f"the kernel may add (not in the latency above)",
             ),
         ]
+
+    def median_or_none(self, name: str) -> float | None:
+        """The median over runs of a reading some runs may lack (None if all do)."""
+        values = [r[name] for r in self.runs if r.get(name) is not None]
+        return statistics.median(values) if values else None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form."""
@@ -170,7 +192,7 @@ class LoadResult:
             "rate": self.rate,
             "seconds": self.seconds,
             "warmup_s": self.warmup_s,
-            "run": self.run,
+            "runs": self.runs,
         }
 
 
@@ -179,6 +201,7 @@ def _pct(value: float | None) -> str:
 
 
 def run_load_benchmark(
+    rounds: int = 1,
     seconds: float = 20.0,
     warmup_s: float = 5.0,
     keys: int = 3,
@@ -187,7 +210,17 @@ def run_load_benchmark(
     rate: float = 1.0,
     progress: Callable[[str], None] | None = None,
 ) -> LoadResult:
-    """Start the simulator at ``rate``, run the client once, return what it measured.
+    """Run the client ``rounds`` times, each against a fresh simulator at ``rate``.
+
+    Args:
+        rounds: how many runs; the figures are their medians.
+        seconds: the measured span of each run.
+        warmup_s: how long to stream after the first ticks (the subscribe burst) before measuring.
+        keys: keys, each with ``connections`` connections of ``tokens_per_connection`` tokens.
+        connections: connections per key (at most 3).
+        tokens_per_connection: full-mode tokens on each connection (at most 3000).
+        rate: the simulator's ``--rate``: packets per instrument per second at most.
+        progress: told one line per run.
 
     Raises:
         BenchmarkError: the simulator or the client failed.
@@ -198,28 +231,31 @@ def run_load_benchmark(
     if progress is not None:
         progress(
             f"load: {len(symbols):,} full symbols on {keys} keys at --rate {rate:g}; "
-            f"{warmup_s:g} s warm-up, then {seconds:g} s measured"
+            f"{warmup_s:g} s warm-up, then {seconds:g} s measured, {rounds} run(s)"
         )
-    with SimulatorProcess(names, rate=f"{rate:g}") as sim:
-        spec = client_spec(
-            sim.url,
-            names,
-            symbols,
-            seconds=seconds,
-            warmup_s=warmup_s,
-            window_s=min(1.0, seconds),
-            simulator_pid=sim.pid,
-        )
-        run = run_child("kitefan.bench.load", spec, timeout_s=90.0 + warmup_s + seconds)
-    if progress is not None:
-        latency = run["latency_ms"]
-        progress(
-            f"load: {run['ticks_per_s']:,.0f} ticks/s, CPU {run['cpu_share']:.1%} of a core, "
-            f"peak {run['rss_peak_mb']:.0f} MB, latency p50 {latency['p50']:.2f} ms "
-            f"p99 {latency['p99']:.2f} ms"
-        )
+    runs = []
+    for index in range(rounds):
+        with SimulatorProcess(names, rate=f"{rate:g}") as sim:
+            spec = client_spec(
+                sim.url,
+                names,
+                symbols,
+                seconds=seconds,
+                warmup_s=warmup_s,
+                window_s=min(1.0, seconds),
+                simulator_pid=sim.pid,
+            )
+            run = run_child("kitefan.bench.load", spec, timeout_s=90.0 + warmup_s + seconds)
+        runs.append(run)
+        if progress is not None:
+            latency = run["latency_ms"]
+            progress(
+                f"load run {index + 1}/{rounds}: {run['ticks_per_s']:,.0f} ticks/s, "
+                f"CPU {run['cpu_share']:.1%} of a core, peak {run['rss_peak_mb']:.0f} MB, "
+                f"latency p50 {latency['p50']:.2f} ms p99 {latency['p99']:.2f} ms"
+            )
     return LoadResult(
-        run=run,
+        runs=runs,
         keys=keys,
         symbols=len(symbols),
         rate=rate,
@@ -280,6 +316,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
             tasks.append(loop.create_task(probe()))
             watch = _GcWatch()
             gc.callbacks.append(watch)
+            collections0 = [g["collections"] for g in gc.get_stats()]
             latencies.clear()
             ticks0, wall0, cpu0 = count, clock(), time.process_time()
             sim0 = cpu_seconds(sim_pid) if sim_pid is not None else None
@@ -294,6 +331,9 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
             ticks1, wall1, cpu1 = count, clock(), time.process_time()
             sim1 = cpu_seconds(sim_pid) if sim_pid is not None else None
             gc.callbacks.remove(watch)
+            collections = [
+                g["collections"] - c for g, c in zip(gc.get_stats(), collections0, strict=True)
+            ]
             frames = sorted(latencies)
             lag = sorted(lags)
             wall = wall1 - wall0
@@ -325,6 +365,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
             "max": lag[-1] * 1000 if lag else float("nan"),
         },
         "gc": {
+            "collections": collections,
             "full": len(watch.pauses),
             "longest_ms": max(watch.pauses, default=0.0) * 1000,
         },

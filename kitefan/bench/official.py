@@ -20,8 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kitefan.bench.endtoend import measured
-from kitefan.bench.harness import cpu_seconds
+from kitefan.bench.harness import cpu_seconds, measured_run
 
 __all__ = ["main"]
 
@@ -63,7 +62,7 @@ def _run(spec: dict[str, Any]) -> dict[str, Any]:
     def finish(ticks0: int, wall0: float, cpu0: float, sim0: float | None) -> None:
         nonlocal result
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        result = measured(count[0] - ticks0, wall, cpu, sim_pid, sim0)
+        result = measured_run(count[0] - ticks0, wall, cpu, sim_pid, sim0)
         result["drops"] = 0
         stop()
 

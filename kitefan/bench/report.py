@@ -8,10 +8,11 @@ benchmark rounds    seconds
 ========  ========  ============================================================
 decode    5         0.3 per parser per round (3 parsers, interleaved)
 e2e       3         2 per client per round (kitefan, then the official client)
-load      (1 run)   20 measured, after the subscribe burst and a 5 s warm-up
+load      1         20 measured per run, after the subscribe burst and 5 s more
 ========  ========  ============================================================
 
-``rounds`` applies to decode and e2e; ``seconds``, when given, to every benchmark chosen.
+``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
+median over its rounds.
 
 Owns: :class:`BenchReport`, :func:`run_benchmarks`, the benchmark names. Must not import rich or
 typer.
@@ -73,7 +74,7 @@ def run_benchmarks(
 
     Args:
         names: which benchmarks, in the order to run them.
-        rounds: rounds of decode and e2e (default: :data:`DEFAULTS`).
+        rounds: rounds (load: runs) of each benchmark (default: :data:`DEFAULTS`).
         seconds: the seconds of each sample, or of load's measured span (default: DEFAULTS).
         command: the command line, for the report.
         progress: told one line per round or step.
@@ -100,7 +101,7 @@ def run_benchmarks(
             figures += e2e.figures()
             details[name] = e2e.as_dict()
         else:
-            load = run_load_benchmark(seconds=s, progress=progress)
+            load = run_load_benchmark(rounds=n, seconds=s, progress=progress)
             figures += load.figures()
             details[name] = load.as_dict()
     return BenchReport(

@@ -57,8 +57,9 @@ def bench(
         typer.Option(
             "--rounds",
             min=1,
-            help=f"Rounds of decode and e2e; figures are medians "
-            f"[default: decode {DEFAULTS['decode'][0]}, e2e {DEFAULTS['e2e'][0]}].",
+            help=f"Rounds of each benchmark (load: runs); figures are medians "
+            f"[default: decode {DEFAULTS['decode'][0]}, e2e {DEFAULTS['e2e'][0]}, "
+            f"load {DEFAULTS['load'][0]}].",
             show_default=False,
         ),
     ] = None,

@@ -53,7 +53,7 @@ def bench_view(report: BenchReport) -> RenderableType:
     """The figures (median, target, pass or short, samples), what each covers, then the
     machine, the date and the command that reproduces them. Fits 80 columns."""
     figures = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    figures.add_column("figure")
+    figures.add_column("figure", no_wrap=True)
     figures.add_column("median", justify="right", no_wrap=True)
     figures.add_column("target", no_wrap=True)
     figures.add_column("result", no_wrap=True)
