@@ -284,19 +284,21 @@ class FeedConnection:
         on_text = self._on_text
         handing_over = self._sink.handing_over
         clock = time.perf_counter
+        wall_clock = time.time
         try:
             async with asyncio.timeout(liveness) as watchdog:
                 async for message in ws:
                     received_at = clock()
                     watchdog.reschedule(loop.time() + liveness)
                     if isinstance(message, bytes):
+                        received_wall = wall_clock()
                         # While a consumer was handed ticks and has not run yet, let it take them
                         # before this frame is decoded (see _on_binary). Bounded, as a guard.
                         for _ in range(_MAX_YIELDS):
                             if not handing_over():
                                 break
                             await asyncio.sleep(0)
-                        on_binary(message, received_at)
+                        on_binary(message, received_at, received_wall)
                     else:
                         on_text(message)
         except TimeoutError:
@@ -360,8 +362,9 @@ class FeedConnection:
 
     # Frames
 
-    def _on_binary(self, data: bytes, received_at: float) -> None:
-        """Count, decode and hand on one binary frame, read off the socket at ``received_at``.
+    def _on_binary(self, data: bytes, received_at: float, received_wall: float) -> None:
+        """Count, decode and hand on one binary frame, read off the socket at ``received_at``
+        (``time.perf_counter()``), which was ``received_wall`` (``time.time()``).
 
         Frames of several connections often arrive at the same moment. Decoding them all before
         any consumer runs would make the first one wait for all the others, keep every one of
@@ -373,7 +376,7 @@ class FeedConnection:
         counters.frames += 1
         counters.bytes += len(data)
         counters.last_frame_at = received_at
-        wall = time.time()
+        wall = received_wall
         self._last_frame_wall = wall
         if len(data) < 2:
             counters.heartbeats += 1
