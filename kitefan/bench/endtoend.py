@@ -1,10 +1,10 @@
 """End to end: the simulator in its own process at full rate → the manager → a counting consumer.
 
 The simulator (``kitefan simulate --rate max``) sends every subscribed token as fast as the
-client reads. Each round runs two clients in turn, each in a fresh process, on the same simulator
-with the same subscriptions (one key, 3 connections × 3000 tokens, two thirds full mode and one
-third quote, across NSE, BSE, NFO, BFO, MCX and the indices; connections placed by kitefan's
-planner):
+client reads. Each round runs two clients in turn, each in a fresh process against a fresh
+simulator process, with the same subscriptions (one key, 3 connections × 3000 tokens, two thirds
+full mode and one third quote, across NSE, BSE, NFO, BFO, MCX and the indices; connections placed
+by kitefan's planner):
 
 * kitefan: ``FeedManager`` and one consumer, ``async for batch in feed.ticks(): n +=
   len(batch.ticks)``;
@@ -206,7 +206,7 @@ def run_endtoend_benchmark(
     official: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> EndToEndResult:
-    """Start the simulator, then run each client once per round, in turn; return every run.
+    """Run each client once per round, in turn, each against a fresh simulator; return every run.
 
     Args:
         rounds: how many times each client runs.
@@ -226,30 +226,31 @@ def run_endtoend_benchmark(
         skipped[OFFICIAL] = "not asked for"
     elif importlib.util.find_spec("kiteconnect") is None:
         skipped[OFFICIAL] = "kiteconnect is not installed: pip install -e '.[bench]'"
-    names = [f"kitefan{r}" for r in range(rounds)]
-    if OFFICIAL not in skipped:
-        names += [f"official{r}" for r in range(rounds)]
     runs: dict[str, list[dict[str, Any]]] = {KITEFAN: []}
+    clients = [(KITEFAN, "kitefan.bench.endtoend")]
     if OFFICIAL not in skipped:
         runs[OFFICIAL] = []
+        clients.append((OFFICIAL, "kitefan.bench.official"))
     timeout_s = 60.0 + warmup_s + seconds
-    # A fresh key per run, so that a run never waits for the last one's connections to go.
-    with SimulatorProcess(names, rate="max") as sim:
-        extra = {"seconds": seconds, "warmup_s": warmup_s, "simulator_pid": sim.pid}
-        for r in range(rounds):
-            spec = client_spec(sim.url, [f"kitefan{r}"], symbols, **extra)
-            run = run_child("kitefan.bench.endtoend", spec, timeout_s=timeout_s)
-            runs[KITEFAN].append(run)
+    for r in range(rounds):
+        for client, module in clients:
+            # A fresh simulator per run: one that has served clients before sends more slowly
+            # (see the README's figures), and runs must not depend on their order.
+            with SimulatorProcess(["bench"], rate="max") as sim:
+                spec = client_spec(
+                    sim.url,
+                    ["bench"],
+                    symbols,
+                    seconds=seconds,
+                    warmup_s=warmup_s,
+                    simulator_pid=sim.pid,
+                )
+                if client == OFFICIAL:
+                    spec["connections"] = connection_subscriptions(client_config(spec))
+                run = run_child(module, spec, timeout_s=timeout_s)
+            runs[client].append(run)
             if progress is not None:
-                progress(_line(KITEFAN, r, rounds, run))
-            if OFFICIAL in skipped:
-                continue
-            spec = client_spec(sim.url, [f"official{r}"], symbols, **extra)
-            spec["connections"] = connection_subscriptions(client_config(spec))
-            run = run_child("kitefan.bench.official", spec, timeout_s=timeout_s)
-            runs[OFFICIAL].append(run)
-            if progress is not None:
-                progress(_line(OFFICIAL, r, rounds, run))
+                progress(_line(client, r, rounds, run))
     return EndToEndResult(
         runs=runs,
         connections=connections,
