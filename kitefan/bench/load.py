@@ -23,6 +23,9 @@ a second, so each connection gets about ten frames a second). The client, in a f
 The exchange timestamp could measure the whole path from the simulator, but it has 1-second
 resolution; the simulator embeds no send time. Both are noted, not used.
 
+No official client runs beside this one: it has no multi-key manager to hold 27,000 symbols in
+one process, and :mod:`kitefan.bench.endtoend` already compares CPU per tick on the same work.
+
 Run as ``python -m kitefan.bench.load SPEC.json``, this module is the client.
 
 Owns: the realistic-load benchmark. Must not import rich or typer.
