@@ -158,6 +158,7 @@ class FeedConnection:
         self._ws: ClientConnection | None = None
         self._closing: asyncio.Task[None] | None = None
         self._last_frame_wall: float | None = None
+        self._opened_s = 0
         self._stopping = False
         self._wake = asyncio.Event()
         self._outbox_ready = asyncio.Event()
@@ -242,6 +243,7 @@ class FeedConnection:
         """Subscribe, read until the socket is lost or stopped; return why it ended."""
         self._ws = ws
         self._last_frame_wall = time.time()
+        self._opened_s = int(self._last_frame_wall)
         session = self.session
         session.opened()
         counters = self.counters
@@ -397,7 +399,9 @@ class FeedConnection:
             for tick in ticks:
                 silent.discard(tick.values[0])
         first = ticks[0]
-        if first.kind == 184:
+        # The exchange delay, sampled once a frame. Ticks stamped before this socket opened are
+        # the server's cached last ticks, sent on subscribe: old by design, not late.
+        if first.kind == 184 and first.values[15] >= self._opened_s:
             delay = int(wall) - first.values[15]
             counts = counters.delay_counts
             counts[delay] = counts.get(delay, 0) + 1

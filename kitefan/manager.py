@@ -412,7 +412,9 @@ class FeedManager:
                 for (key_id, _), conn in self._conns.items():
                     if key_id == key_config.id:
                         conn.update_credential(key_config.credential)
-        self._config = config
+        # Tuning is read when connections are made; a running feed keeps the tuning it started
+        # with, and its config says so.
+        self._config = replace(config, tuning=self._tuning)
         self._symbols = {s.token: s for s in config.symbols}
         self._home = home
         return self._replan()
@@ -441,8 +443,18 @@ class FeedManager:
         """What the feed knows of a token it streams."""
         return self._symbols.get(token)
 
+    def name_of(self, token: int) -> str:
+        """A token's display name: ``EXCHANGE:TRADINGSYMBOL`` when known, else the number."""
+        spec = self._symbols.get(token)
+        return spec.name if spec is not None else str(token)
+
     def never_ticked(self, key: str | None = None) -> list[SymbolSpec]:
-        """Subscribed symbols that have not ticked since they were subscribed."""
+        """Subscribed symbols that have not ticked since they were subscribed.
+
+        Raises:
+            FeedError: ``key`` is not a key of the config.
+        """
+        self._check_key(key)
         out: list[SymbolSpec] = []
         for (key_id, _), conn in sorted(self._conns.items()):
             if key is None or key_id == key:

@@ -18,12 +18,14 @@ import logging
 import sys
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.live import Live
 
 from kitefan.cli.app import app
@@ -32,7 +34,7 @@ from kitefan.config import AppConfig, demo_config_path, find_config_path, load_c
 from kitefan.control import ControlServer, Reload
 from kitefan.errors import KitefanError
 from kitefan.events import Event, TickBatch
-from kitefan.manager import FeedManager
+from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
 from kitefan.render.dashboard import TickBoard, dashboard
 from kitefan.render.records import csv_header, csv_rows, json_lines
@@ -224,10 +226,8 @@ async def _run(
     return stats, stop.reason
 
 
-def _writer(feed: FeedManager, fmt: OutputFormat):  # type: ignore[no-untyped-def]
-    def name_of(token: int) -> str:
-        spec = feed.symbol(token)
-        return spec.name if spec is not None else str(token)
+def _writer(feed: FeedManager, fmt: OutputFormat) -> Callable[[list[Event]], Awaitable[None]]:
+    name_of = feed.name_of
 
     def write(text: str) -> None:
         if text:
@@ -246,19 +246,15 @@ def _writer(feed: FeedManager, fmt: OutputFormat):  # type: ignore[no-untyped-de
     return handle
 
 
-async def _live(feed: FeedManager, events: object, demo: bool) -> None:
-    from kitefan.manager import EventStream
-
-    assert isinstance(events, EventStream)
+async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> None:
     board = TickBoard([s.token for s in feed.config.symbols])
     recent: deque[Event] = deque(maxlen=20)
     title = "kitefan demo" if demo else "kitefan"
-
-    def name_of(token: int) -> str:
-        spec = feed.symbol(token)
-        return spec.name if spec is not None else str(token)
-
-    with Live(console=out, auto_refresh=False, transient=False, redirect_stderr=False) as live:
+    name_of = feed.name_of
+    # Live counts the lines it drew to redraw in place: a console that does not soft-wrap keeps
+    # that count right when a line is wider than the terminal.
+    screen = Console(highlight=False)
+    with Live(console=screen, auto_refresh=False, transient=False, redirect_stderr=False) as live:
         while True:
             for item in events.drain():
                 if isinstance(item, TickBatch):
@@ -272,8 +268,8 @@ async def _live(feed: FeedManager, events: object, demo: bool) -> None:
                 list(recent),
                 now=time.time(),
                 title=title,
-                width=out.width,
-                height=out.height,
+                width=screen.width,
+                height=screen.height,
             )
             # Rendering to the terminal happens in a thread: the sockets keep being read.
             await asyncio.to_thread(live.update, view, refresh=True)

@@ -7,6 +7,7 @@ are on conditions (stats, events, the simulator's own view), each under a timeou
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -16,7 +17,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec, Tuning
-from kitefan.errors import NoUsableKeyError
+from kitefan.errors import FeedError, NoUsableKeyError
 from kitefan.events import ErrorEvent, Event, KeyState, OrderEvent, StatusEvent, TickBatch
 from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
@@ -472,3 +473,41 @@ async def test_live_changes_use_the_plan_and_diff() -> None:
                 ),
             )
             assert feed.stats().totals.symbols == 29
+
+
+async def test_exchange_delay_leaves_out_the_cached_ticks_sent_on_subscribe() -> None:
+    tokens = nse(20)
+    async with simulator() as sim:
+        started = int(time.time())
+        for token in tokens:  # the market has known these for a while: cached ticks are old
+            sim.market.instrument(token, started - 100)
+        config = make_config(sim.url, tokens, keys=("alpha",), mode=Mode.FULL)
+        async with FeedManager(config) as feed:
+            stream = feed.ticks()
+            stale = fresh = 0
+            async with asyncio.timeout(15):
+                async for batch in stream:
+                    for tick in batch.ticks:
+                        if tick.kind == 184:
+                            stale += tick.exchange_epoch_s < started  # type: ignore[operator]
+                            fresh += tick.exchange_epoch_s >= started  # type: ignore[operator]
+                    if stale and fresh >= 40:
+                        break
+            delays = [c.exchange_delay_p99_s for c in feed.key_stats("alpha").connections]
+            assert delays
+            assert all(d is not None and 0 <= d <= 1 for d in delays)
+
+
+async def test_an_applied_config_keeps_the_running_tuning_and_unknown_keys_are_refused() -> None:
+    tokens = nse(10)
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens, keys=("alpha",))
+        async with FeedManager(config) as feed:
+            edited = replace(config, tuning=replace(FAST, liveness_timeout_s=9.0))
+            change = await feed.apply_config(edited)
+            assert change.is_empty
+            assert feed.config.tuning == FAST
+            with pytest.raises(FeedError, match="no key 'nope' in the config; the keys are alpha"):
+                feed.never_ticked("nope")
+            with pytest.raises(FeedError, match="adds, removes or reorders keys"):
+                feed.preview_config(make_config(sim.url, tokens, keys=("alpha", "bravo")))
