@@ -103,6 +103,7 @@ class EventStream(Generic[E]):
         self._owner = owner
         self._items: deque[E] = deque()
         self._queued_ticks = 0
+        self._queued_events = 0
         self._waiter: asyncio.Future[None] | None = None
         self._woken = False
         self._closed = False
@@ -143,10 +144,11 @@ class EventStream(Generic[E]):
     def _push_event(self, event: Event) -> None:
         if self._closed or self.ticks_only:
             return
-        if len(self._items) >= self.max_events + self.max_ticks:
+        if self._queued_events >= self.max_events:
             self.dropped_events += 1
             return
         self._items.append(event)  # type: ignore[arg-type]
+        self._queued_events += 1
         self._wake()
 
     def _shed(self, incoming: int) -> None:
@@ -199,12 +201,15 @@ class EventStream(Generic[E]):
         item = self._items.popleft()
         if isinstance(item, TickBatch):
             self._queued_ticks -= len(item.ticks)
+        else:
+            self._queued_events -= 1
         return item
 
     def drain(self) -> list[E]:
         """Everything queued now, without waiting (raises the feed's error once drained)."""
         items = list(self._items)
         self._items.clear()
+        self._queued_events = 0
         self._queued_ticks = 0
         if not items and self._error is not None:
             raise self._error

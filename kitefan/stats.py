@@ -317,7 +317,7 @@ def key_state(states: Sequence[ConnState], *, auth_failed: bool, slot_limited: b
         return KeyState.IDLE
     if all(s is ConnState.CLOSED for s in states):
         return KeyState.CLOSED
-    if any(s in (ConnState.RECONNECTING,) for s in states):
+    if any(s is ConnState.RECONNECTING for s in states):
         return KeyState.RECONNECTING
     if any(s is ConnState.CONNECTING for s in states):
         return KeyState.CONNECTING

@@ -93,3 +93,22 @@ async def test_two_consumers_are_counted_apart() -> None:
     assert manager._handing_over == 2
     await asyncio.gather(a, b)
     assert not manager.handing_over()
+
+
+async def test_a_stream_keeps_at_most_max_events_other_events_and_counts_the_rest() -> None:
+    manager = feed()
+    stream = manager.events()
+    stream.max_events = 3
+    for n in range(5):
+        manager.announce("note", f"event {n}")
+    manager.on_ticks(batch())
+    assert stream.dropped_events == 2
+    assert [getattr(e, "message", "tick") for e in stream.drain()] == [
+        "event 0",
+        "event 1",
+        "event 2",
+        "tick",
+    ]
+    manager.announce("note", "event 5")  # drained: room again
+    assert stream.dropped_events == 2
+    assert len(stream) == 1
