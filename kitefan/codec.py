@@ -67,11 +67,13 @@ __all__ = [
     "encode_packet",
     "error_message",
     "frame_of_packets",
+    "frame_tokens",
     "is_heartbeat",
     "mode_message",
     "notice_message",
     "order_message",
     "parse_request",
+    "scan_frame",
     "subscribe_message",
     "unsubscribe_message",
 ]
@@ -187,6 +189,70 @@ def _decode_checked(data: bytes | bytearray | memoryview) -> tuple[list[Tick], i
             f"{size - offset} bytes follow the {count} packets the frame announced",
         )
     return ticks, skipped
+
+
+def scan_frame(data: bytes | bytearray | memoryview) -> tuple[int, int]:
+    """Check a frame's structure and count its packets, without decoding them.
+
+    Returns:
+        How many ticks :func:`decode_packets` would give, and how many packets it would skip
+        (a length no layout has). A heartbeat gives ``(0, 0)``.
+
+    Raises:
+        CodecError: exactly when :func:`decode_packets` would, with the same offset and reason.
+    """
+    size = len(data)
+    if size < 2:
+        return 0, 0
+    count = data[0] << 8 | data[1]
+    if count and size >= 4:
+        # Most frames hold packets of one length: their length fields sit every length + 2
+        # bytes, which two strided slices compare at C speed.
+        length = data[2] << 8 | data[3]
+        step = length + 2
+        if (
+            size == 2 + count * step
+            and data[2::step] == bytes((length >> 8,)) * count
+            and data[3::step] == bytes((length & 0xFF,)) * count
+        ):
+            return (count, 0) if length in _FIELDS else (0, count)
+    ticks = 0
+    offset = 2
+    for _ in range(count):
+        if offset + 2 > size:
+            offset = -1  # cut inside the length field
+            break
+        length = data[offset] << 8 | data[offset + 1]
+        offset += 2 + length
+        if length in _FIELDS:
+            ticks += 1
+    if offset != size:
+        _decode_checked(data)  # raises, saying exactly where and what
+        raise CodecError(offset, "malformed frame")  # pragma: no cover - _decode_checked raised
+    return ticks, count - ticks
+
+
+def frame_tokens(data: bytes | bytearray | memoryview) -> list[int]:
+    """The instrument token of every decodable packet of a well-formed frame, in frame order.
+
+    Cheaper than decoding: only each packet's first four bytes are read. Call it on frames
+    :func:`scan_frame` accepted.
+    """
+    size = len(data)
+    if size < 2:
+        return []
+    count = data[0] << 8 | data[1]
+    out: list[int] = []
+    offset = 2
+    for _ in range(count):
+        if offset + 2 > size:
+            break
+        length = data[offset] << 8 | data[offset + 1]
+        offset += 2
+        if length in _FIELDS and offset + 4 <= size:
+            out.append(int.from_bytes(data[offset : offset + 4], "big"))
+        offset += length
+    return out
 
 
 def decode_frame(data: bytes | bytearray | memoryview) -> list[Tick]:

@@ -13,10 +13,12 @@ the socket is lost, opens it again and resubscribes everything, reporting the ga
   connection tries again every ``slot_retry_s`` seconds to win the slot back.
 * A frame that does not decode is counted, reported and skipped; the connection lives on.
 
-The hot path (:meth:`FeedConnection._on_binary`) decodes and counts; nothing else happens per
-tick except discarding it from the set of subscribed tokens that have not ticked yet. Each frame
-is handed on before the next one is decoded: a connection holding a frame first yields to any
-consumer that was handed ticks and has not run yet.
+The hot path (:meth:`FeedConnection._on_binary`) checks a frame's structure and counts its
+packets without decoding them (:func:`~kitefan.codec.scan_frame`), and hands the frame on as it
+came, in a :class:`~kitefan.events.TickBatch` that decodes once, when a consumer first reads its
+ticks; a batch dropped from a full queue is never decoded. Each frame is handed on before the next
+is taken: a connection holding a frame first yields to any consumer that was handed ticks and has
+not run yet.
 
 The URL carries the credentials as query parameters (as Kite requires); it is never logged, and
 websockets' own logger is given a filter that masks them.
@@ -40,7 +42,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from kitefan import __version__
-from kitefan.codec import decode_packets, decode_text
+from kitefan.codec import decode_text, frame_tokens, scan_frame
 from kitefan.config import Credential, Tuning
 from kitefan.errors import CodecError
 from kitefan.events import ConnState, Gap, TickBatch
@@ -365,14 +367,14 @@ class FeedConnection:
     # Frames
 
     def _on_binary(self, data: bytes, received_at: float, received_wall: float) -> None:
-        """Count, decode and hand on one binary frame, read off the socket at ``received_at``
+        """Check, count and hand on one binary frame, read off the socket at ``received_at``
         (``time.perf_counter()``), which was ``received_wall`` (``time.time()``).
 
-        Frames of several connections often arrive at the same moment. Decoding them all before
-        any consumer runs would make the first one wait for all the others, keep every one of
-        their ticks alive at once (more garbage collection, colder caches), so :meth:`_read`
-        yields to a consumer that was handed ticks and has not run yet before calling this: each
-        frame reaches the consumers before the next is decoded.
+        The frame is not decoded here: its batch decodes when a consumer reads its ticks. Frames
+        of several connections often arrive at the same moment; :meth:`_read` yields to a
+        consumer that was handed ticks and has not run yet before calling this, so that each
+        frame reaches the consumers (and is decoded there) before the next is taken, instead of
+        the first waiting for all the others.
         """
         counters = self.counters
         counters.frames += 1
@@ -384,28 +386,32 @@ class FeedConnection:
             counters.heartbeats += 1
             return
         try:
-            ticks, skipped = decode_packets(data)
+            count, skipped = scan_frame(data)
         except CodecError as exc:
             counters.decode_errors += 1
             self._sink.on_server_text(self, f"skipped a frame: {exc}", error=True)
             return
         if skipped:
             counters.skipped_packets += skipped
-        if not ticks:
+        if not count:
             return
-        counters.ticks += len(ticks)
+        counters.ticks += count
         silent = self.session.silent
         if silent:
-            for tick in ticks:
-                silent.discard(tick.values[0])
-        first = ticks[0]
-        # The exchange delay, sampled once a frame. Ticks stamped before this socket opened are
-        # the server's cached last ticks, sent on subscribe: old by design, not late.
-        if first.kind == 184 and first.values[15] >= self._opened_s:
-            delay = int(wall) - first.values[15]
-            counts = counters.delay_counts
-            counts[delay] = counts.get(delay, 0) + 1
-        self._sink.on_ticks(TickBatch(self.key_id, self.index, ticks, received_at, wall))
+            silent.difference_update(frame_tokens(data))
+        # The exchange delay, sampled once a frame from the first packet when it is a full one
+        # (its exchange timestamp is the packet's 16th field, bytes 64-68 of the frame). Ticks
+        # stamped before this socket opened are the server's cached last ticks, sent on
+        # subscribe: old by design, not late.
+        if data[2] == 0 and data[3] == 184:
+            stamp = int.from_bytes(data[64:68], "big")
+            if stamp >= self._opened_s:
+                delay = int(wall) - stamp
+                counts = counters.delay_counts
+                counts[delay] = counts.get(delay, 0) + 1
+        self._sink.on_ticks(
+            TickBatch(self.key_id, self.index, data, received_at, wall, count=count)
+        )
 
     def _on_text(self, text: str) -> None:
         counters = self.counters

@@ -10,9 +10,11 @@ or typer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from kitefan.codec import decode_packets, encode_frame, scan_frame
 from kitefan.models import OrderUpdate, Tick
 
 __all__ = [
@@ -68,19 +70,88 @@ class Gap:
         return self.end - self.start
 
 
-@dataclass(frozen=True, slots=True)
 class TickBatch:
-    """The ticks of one frame.
+    """The ticks of one frame, kept as the frame's bytes and decoded once, on first use.
 
-    ``received_at`` is ``time.perf_counter()`` when the frame was read off the socket (for
-    latency), ``received_wall`` is the Unix time of the same moment.
+    What comes off the socket is a frame: the packets of one connection at one moment. A batch
+    holds that frame exactly as it was received (``frame``), where it came from (``key``,
+    ``connection``), when (``received_at`` is ``time.perf_counter()`` when it was read off the
+    socket, for latency; ``received_wall`` the Unix time of the same moment), and how many ticks it
+    holds (``len(batch)``, known without decoding). :attr:`ticks` decodes it the first time anyone
+    asks and keeps the result, so every consumer of the same batch shares one decode, and a batch
+    dropped from a full queue is never decoded at all.
+
+    The connection checks a frame's structure (:func:`kitefan.codec.scan_frame`) before it makes a
+    batch of it, so decoding a batch never fails.
     """
+
+    __slots__ = ("_ticks", "connection", "count", "frame", "key", "received_at", "received_wall")
 
     key: str
     connection: int
-    ticks: list[Tick]
+    frame: bytes
+    count: int
     received_at: float
     received_wall: float
+
+    def __init__(
+        self,
+        key: str,
+        connection: int,
+        frame: bytes,
+        received_at: float,
+        received_wall: float,
+        *,
+        count: int | None = None,
+    ) -> None:
+        self.key = key
+        self.connection = connection
+        self.frame = frame
+        self.received_at = received_at
+        self.received_wall = received_wall
+        self._ticks: list[Tick] | None = None
+        if count is None:
+            count = scan_frame(frame)[0]
+        self.count = count
+
+    @classmethod
+    def of_ticks(
+        cls,
+        key: str,
+        connection: int,
+        ticks: Sequence[Tick],
+        received_at: float = 0.0,
+        received_wall: float = 0.0,
+    ) -> TickBatch:
+        """A batch of ticks that did not come off a socket (tests, a replay): their frame is
+        encoded."""
+        batch = cls(
+            key, connection, encode_frame(ticks), received_at, received_wall, count=len(ticks)
+        )
+        batch._ticks = list(ticks)
+        return batch
+
+    @property
+    def ticks(self) -> list[Tick]:
+        """The frame's ticks, in frame order (decoded on first use, then kept)."""
+        ticks = self._ticks
+        if ticks is None:
+            ticks = self._ticks = decode_packets(self.frame)[0]
+        return ticks
+
+    @property
+    def decoded(self) -> bool:
+        """Whether :attr:`ticks` has been decoded already."""
+        return self._ticks is not None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return (
+            f"TickBatch(key={self.key!r}, connection={self.connection}, ticks={self.count}, "
+            f"bytes={len(self.frame)})"
+        )
 
 
 @dataclass(frozen=True, slots=True)

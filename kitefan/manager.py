@@ -130,7 +130,7 @@ class EventStream(Generic[E]):
     def _push_batch(self, batch: TickBatch) -> None:
         if self._closed:
             return
-        count = len(batch.ticks)
+        count = batch.count
         if self._queued_ticks + count > self.max_ticks:
             if self.drop_newest:
                 self.dropped_ticks += count
@@ -157,8 +157,8 @@ class EventStream(Generic[E]):
         while items and self._queued_ticks + incoming > self.max_ticks:
             item = items.popleft()
             if isinstance(item, TickBatch):
-                self._queued_ticks -= len(item.ticks)
-                self.dropped_ticks += len(item.ticks)
+                self._queued_ticks -= item.count
+                self.dropped_ticks += item.count
                 self._owner._count_drop(item)
             else:
                 kept.append(item)
@@ -200,7 +200,7 @@ class EventStream(Generic[E]):
                     self._owner._handing_over -= 1
         item = self._items.popleft()
         if isinstance(item, TickBatch):
-            self._queued_ticks -= len(item.ticks)
+            self._queued_ticks -= item.count
         else:
             self._queued_events -= 1
         return item
@@ -746,7 +746,7 @@ class FeedManager:
     def _count_drop(self, batch: TickBatch) -> None:
         counters = self._slots.get((batch.key, batch.connection))
         if counters is not None:
-            counters.drops += len(batch.ticks)
+            counters.drops += batch.count
 
     def _spec_of(self, token: int) -> SymbolSpec:
         known = self._symbols.get(token)

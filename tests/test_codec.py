@@ -21,11 +21,13 @@ from kitefan.codec import (
     encode_packet,
     error_message,
     frame_of_packets,
+    frame_tokens,
     is_heartbeat,
     mode_message,
     notice_message,
     order_message,
     parse_request,
+    scan_frame,
     subscribe_message,
     unsubscribe_message,
 )
@@ -506,3 +508,59 @@ def test_order_updates_deduplicate_on_content_not_identity() -> None:
     assert isinstance(later, OrderUpdate)
     assert first.dedup_key == again.dedup_key
     assert first.dedup_key != later.dedup_key
+
+
+# scan_frame: the structure check a connection makes before it hands a frame on undecoded ------
+
+
+def scan_agrees_with_decode(data: bytes) -> None:
+    """``scan_frame`` counts what ``decode_packets`` gives, and fails exactly as it does."""
+    try:
+        ticks, skipped = decode_packets(data)
+    except CodecError as exc:
+        with pytest.raises(CodecError) as info:
+            scan_frame(data)
+        assert (info.value.offset, info.value.reason) == (exc.offset, exc.reason)
+    else:
+        assert scan_frame(data) == (len(ticks), skipped)
+        assert frame_tokens(data) == [t.instrument_token for t in ticks]
+
+
+def test_scan_counts_the_fixtures_without_decoding() -> None:
+    assert scan_frame(FRAME_A) == (len(decode_frame(FRAME_A)), 0)
+    assert scan_frame(FRAME_B) == (len(decode_frame(FRAME_B)), 0)
+    assert scan_frame(b"") == scan_frame(b"\x00") == scan_frame(b"\x00\x00") == (0, 0)
+
+
+def test_scan_of_a_uniform_frame_of_unknown_packets_counts_them_skipped() -> None:
+    assert scan_frame(frame_of_packets([bytes(12)] * 3)) == (0, 3)
+
+
+@pytest.mark.parametrize("frame", [FRAME_A, FRAME_B])
+def test_scan_fails_like_decode_at_every_cut(frame: bytes) -> None:
+    for end in range(len(frame) + 1):
+        scan_agrees_with_decode(frame[:end])
+
+
+def test_scan_of_a_uniform_frame_with_one_wrong_length_fails_like_decode() -> None:
+    packets = [encode_packet(Tick.ltp(256265, 100 + i)) for i in range(4)]
+    frame = bytearray(frame_of_packets(packets))
+    frame[2 + 3 * 10 + 1] = 7  # the last packet's length says 7, its bytes are 8
+    scan_agrees_with_decode(bytes(frame))
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=600))
+def test_scan_agrees_with_decode_on_arbitrary_bytes(data: bytes) -> None:
+    scan_agrees_with_decode(data)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from([8, 12, 28, 32, 44, 184]), max_size=6), st.data())
+def test_scan_agrees_with_decode_on_well_framed_packets(
+    kinds: list[int], data: st.DataObject
+) -> None:
+    packets = [data.draw(st.binary(min_size=k, max_size=k)) for k in kinds]
+    frame = frame_of_packets(packets)
+    scan_agrees_with_decode(frame)
+    scan_agrees_with_decode(frame + b"\x00")

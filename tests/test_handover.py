@@ -31,7 +31,7 @@ def feed() -> FeedManager:
 
 
 def batch() -> TickBatch:
-    return TickBatch("alpha", 0, [Tick.ltp(408065, 150_000)], 0.0, 0.0)
+    return TickBatch.of_ticks("alpha", 0, [Tick.ltp(408065, 150_000)], 0.0, 0.0)
 
 
 async def waiting_consumer(stream: EventStream[TickBatch]) -> asyncio.Task[TickBatch]:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from kitefan.codec import decode_frame
 from kitefan.events import (
     ConnState,
     ErrorEvent,
@@ -35,7 +34,7 @@ def name_of(token: int) -> str:
 
 
 def batch() -> TickBatch:
-    return TickBatch("alpha", 2, decode_frame(FRAME_A), 123.0, AT)
+    return TickBatch("alpha", 2, FRAME_A, 123.0, AT)
 
 
 def test_tick_lines_carry_key_connection_symbol_and_the_official_fields() -> None:
