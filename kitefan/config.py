@@ -129,6 +129,7 @@ class Tuning:
     auth_retry_s: float = 300.0
     subscribe_batch: int = 500
     queue_max_ticks: int = 200_000
+    queue_max_bytes: int = 32 * 1024 * 1024
     failover: bool = True
     fetch_timeout_s: float = 30.0
     close_timeout_s: float = 2.0
@@ -148,6 +149,8 @@ TUNING_HELP: Mapping[str, str] = {
     "auth_retry_s": "seconds between slow retries of a key whose token was refused (HTTP 403)",
     "subscribe_batch": "instrument tokens per subscribe or mode message (1 to 3000)",
     "queue_max_ticks": "bound of the unified tick stream; ticks beyond it are dropped and counted",
+    "queue_max_bytes": "bound of the unified tick stream in bytes of frames (32 MiB); frames "
+    "beyond it are dropped, undecoded, and their ticks counted",
     "failover": "move the symbols of a key that cannot connect to spare capacity on other keys",
     "fetch_timeout_s": "network timeout of `kitefan instruments fetch`",
     "close_timeout_s": "seconds to wait for the server's answer to a close frame",
@@ -162,6 +165,7 @@ _TUNING_RANGES: Mapping[str, tuple[float, float, bool]] = {
     "backoff_jitter": (0.0, 1.0, False),
     "subscribe_batch": (1, 3000, False),
     "queue_max_ticks": (1, math.inf, False),
+    "queue_max_bytes": (1, math.inf, False),
 }
 _POSITIVE = (0.0, math.inf, True)
 # The accepted values of each text knob.

@@ -30,9 +30,11 @@ Owns: ``FeedManager``, ``EventStream``. Must not import rich or typer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
@@ -56,10 +58,12 @@ from kitefan.models import Mode, OrderUpdate
 from kitefan.planner import KeyCapacity, Plan, PlanDiff, diff, plan
 from kitefan.retry import Refusal
 from kitefan.stats import (
+    LOOP_PROBE_S,
     ConnectionCounters,
     ConnectionStats,
     FeedStats,
     KeyStats,
+    LoopLagMeter,
     key_state,
     percentile_of_counts,
 )
@@ -76,9 +80,22 @@ _SEEN_ORDERS = 4096
 class EventStream(Generic[E]):
     """A bounded queue of one consumer's events, and an async iterator over them.
 
-    Tick batches count against ``max_ticks``; past it, the oldest batches are dropped (or the
-    newest, with ``drop_newest``) and counted in :attr:`dropped_ticks`. Other events are rare and
-    are kept, up to ``max_events``.
+    Bounds: tick batches count against ``max_ticks`` ticks and ``max_bytes`` bytes of frames;
+    past either, the oldest batches are dropped (or the newest, with ``drop_newest``), before
+    anyone decoded them, and counted in :attr:`dropped_ticks` (and in their connection's
+    ``drops``). Status events (state changes, gaps, failover) are never dropped. Orders and error
+    texts are kept up to ``max_events``; past it they are dropped and counted in
+    :attr:`dropped_events`.
+
+    Accounting: every tick pushed is counted in :attr:`received_ticks`, and at every moment
+    ``received_ticks == delivered_ticks + dropped_ticks + queued_ticks``.
+
+    Lifetime: :meth:`close` ends it: the feed stops pushing to it, its queue is freed and what
+    was queued is counted as dropped; leaving ``async with feed.ticks() as stream:`` closes it.
+    The feed holds its streams weakly, so a stream nobody references any more is gone too:
+    breaking out of ``async for batch in feed.ticks():``, or cancelling the task that iterates
+    it, leaves nothing queueing behind. A stream kept in a variable lives on (it can be iterated
+    again) until it is closed.
     """
 
     def __init__(
@@ -91,18 +108,23 @@ class EventStream(Generic[E]):
         max_ticks: int,
         drop_newest: bool,
         max_events: int = 10_000,
+        max_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.key = key
         self.connection = connection
         self.ticks_only = ticks_only
         self.max_ticks = max_ticks
+        self.max_bytes = max_bytes
         self.max_events = max_events
         self.drop_newest = drop_newest
+        self.received_ticks = 0
+        self.delivered_ticks = 0
         self.dropped_ticks = 0
         self.dropped_events = 0
         self._owner = owner
         self._items: deque[E] = deque()
         self._queued_ticks = 0
+        self._queued_bytes = 0
         self._queued_events = 0
         self._waiter: asyncio.Future[None] | None = None
         self._woken = False
@@ -119,6 +141,16 @@ class EventStream(Generic[E]):
     def queued_ticks(self) -> int:
         return self._queued_ticks
 
+    @property
+    def queued_bytes(self) -> int:
+        """The bytes of the frames queued."""
+        return self._queued_bytes
+
+    @property
+    def closed(self) -> bool:
+        """Whether the stream takes no more events (what is queued can still be read)."""
+        return self._closed
+
     def accepts(self, key: str, connection: int | None) -> bool:
         """Whether an event of this key and connection belongs in this stream."""
         if self.key is not None and key != self.key:
@@ -131,38 +163,55 @@ class EventStream(Generic[E]):
         if self._closed:
             return
         count = batch.count
-        if self._queued_ticks + count > self.max_ticks:
+        size = len(batch.frame)
+        self.received_ticks += count
+        if (
+            self._queued_ticks + count > self.max_ticks
+            or self._queued_bytes + size > self.max_bytes
+        ):
             if self.drop_newest:
                 self.dropped_ticks += count
-                self._owner._count_drop(batch)
+                self._owner._count_drop(batch, count)
                 return
-            self._shed(count)
+            self._shed(count, size)
         self._items.append(batch)
         self._queued_ticks += count
+        self._queued_bytes += size
         self._wake()
 
     def _push_event(self, event: Event) -> None:
         if self._closed or self.ticks_only:
             return
-        if self._queued_events >= self.max_events:
-            self.dropped_events += 1
-            return
+        if not isinstance(event, StatusEvent):
+            if self._queued_events >= self.max_events:
+                self.dropped_events += 1
+                return
+            self._queued_events += 1
         self._items.append(event)  # type: ignore[arg-type]
-        self._queued_events += 1
         self._wake()
 
-    def _shed(self, incoming: int) -> None:
+    def _shed(self, incoming: int, size: int) -> None:
         items = self._items
         kept: list[E] = []
-        while items and self._queued_ticks + incoming > self.max_ticks:
+        while items and (
+            self._queued_ticks + incoming > self.max_ticks
+            or self._queued_bytes + size > self.max_bytes
+        ):
             item = items.popleft()
             if isinstance(item, TickBatch):
-                self._queued_ticks -= item.count
+                self._forget(item)
                 self.dropped_ticks += item.count
-                self._owner._count_drop(item)
+                self._owner._count_drop(item, item.count)
             else:
                 kept.append(item)
         items.extendleft(reversed(kept))
+
+    def _forget(self, item: E) -> None:
+        if isinstance(item, TickBatch):
+            self._queued_ticks -= item.count
+            self._queued_bytes -= len(item.frame)
+        elif not isinstance(item, StatusEvent):
+            self._queued_events -= 1
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -185,40 +234,84 @@ class EventStream(Generic[E]):
     def __aiter__(self) -> Self:
         return self
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
     async def __anext__(self) -> E:
         while not self._items:
             if self._error is not None:
                 raise self._error
             if self._closed:
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
             try:
-                await self._waiter
+                await waiter
             finally:
+                # A cancelled wait leaves no future behind: its error's traceback holds this
+                # frame, and so the stream, which must be free to go once its consumer has.
+                if self._waiter is waiter:
+                    self._waiter = None
+                del waiter
                 if self._woken:
                     self._woken = False
                     self._owner._handing_over -= 1
         item = self._items.popleft()
+        self._forget(item)
         if isinstance(item, TickBatch):
-            self._queued_ticks -= item.count
-        else:
-            self._queued_events -= 1
+            self.delivered_ticks += item.count
         return item
 
-    def drain(self) -> list[E]:
-        """Everything queued now, without waiting (raises the feed's error once drained)."""
-        items = list(self._items)
-        self._items.clear()
-        self._queued_events = 0
-        self._queued_ticks = 0
+    def drain(self, max_ticks: int | None = None) -> list[E]:
+        """What is queued now, without waiting: everything, or the items before the first
+        batch that would take the ticks taken past ``max_ticks`` (at least one item).
+
+        Raises the feed's error once everything is drained.
+        """
+        items = self._items
         if not items and self._error is not None:
             raise self._error
-        return items
+        if max_ticks is None:
+            out = list(items)
+            items.clear()
+            delivered = self._queued_ticks
+            self._queued_events = 0
+            self._queued_ticks = 0
+            self._queued_bytes = 0
+            self.delivered_ticks += delivered
+            return out
+        out = []
+        taken = 0
+        while items:
+            item = items[0]
+            if isinstance(item, TickBatch):
+                if out and taken + item.count > max_ticks:
+                    break
+                taken += item.count
+            items.popleft()
+            self._forget(item)
+            out.append(item)
+        self.delivered_ticks += taken
+        return out
 
     def close(self) -> None:
-        """Stop receiving; the iteration ends once what is queued is consumed."""
-        self._owner._streams.discard(self)
+        """Stop receiving and free the queue; what was queued is counted as dropped.
+
+        The iteration ends (at once: nothing queued is left to read).
+        """
+        self._owner._unregister(self)
+        for item in self._items:
+            if isinstance(item, TickBatch):
+                self.dropped_ticks += item.count
+                self._owner._count_drop(item, item.count)
+        self._items.clear()
+        self._queued_ticks = self._queued_bytes = self._queued_events = 0
         self._finish()
+
+
+AnyStream = EventStream[TickBatch] | EventStream[Event]
 
 
 class _Key:
@@ -276,7 +369,10 @@ class FeedManager:
         # stopped (failover) and started again.
         self._slots: dict[tuple[str, int], ConnectionCounters] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._streams: set[EventStream[TickBatch] | EventStream[Event]] = set()
+        # The consumers' streams, held weakly: a stream nobody references is forgotten.
+        self._streams: tuple[weakref.ref[AnyStream], ...] = ()
+        self._lag = LoopLagMeter()
+        self._probe: asyncio.Task[None] | None = None
         self._started_at = time.perf_counter()
         self._running = False
         self._failure: BaseException | None = None
@@ -288,6 +384,9 @@ class FeedManager:
     async def __aenter__(self) -> Self:
         self._running = True
         self._started_at = time.perf_counter()
+        self._probe = asyncio.get_running_loop().create_task(
+            self._probe_loop(), name="kitefan:loop-lag"
+        )
         self._apply(self._current, force=True)
         return self
 
@@ -312,7 +411,12 @@ class FeedManager:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
-        for stream in list(self._streams):
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+            self._probe = None
+        for stream in self._live_streams():
             stream._finish(self._failure)
 
     # Consumers
@@ -323,8 +427,14 @@ class FeedManager:
         key: str | None = None,
         connection: int | None = None,
         max_ticks: int | None = None,
+        max_bytes: int | None = None,
     ) -> EventStream[TickBatch]:
-        """A new stream of tick batches, of every key, one key, or one connection of a key."""
+        """A new stream of tick batches, of every key, one key, or one connection of a key.
+
+        Bounded by ``max_ticks`` and ``max_bytes`` (default: the tuning's ``queue_max_ticks`` and
+        ``queue_max_bytes``). Close it when done (``close()``, ``async with``, or leaving an
+        ``async for`` over it).
+        """
         self._check_key(key)
         stream: EventStream[TickBatch] = EventStream(
             self,
@@ -332,13 +442,23 @@ class FeedManager:
             connection=connection,
             ticks_only=True,
             max_ticks=max_ticks or self._tuning.queue_max_ticks,
+            max_bytes=max_bytes or self._tuning.queue_max_bytes,
             drop_newest=self._tuning.overflow == "drop-newest",
         )
         self._register(stream)
         return stream
 
-    def events(self, *, key: str | None = None, max_ticks: int | None = None) -> EventStream[Event]:
-        """A new stream of everything: tick batches, status changes, orders and server errors."""
+    def events(
+        self,
+        *,
+        key: str | None = None,
+        max_ticks: int | None = None,
+        max_bytes: int | None = None,
+    ) -> EventStream[Event]:
+        """A new stream of everything: tick batches, status changes, orders and server errors.
+
+        Bounded as :meth:`ticks` is; status events are never dropped.
+        """
         self._check_key(key)
         stream: EventStream[Event] = EventStream(
             self,
@@ -346,6 +466,7 @@ class FeedManager:
             connection=None,
             ticks_only=False,
             max_ticks=max_ticks or self._tuning.queue_max_ticks,
+            max_bytes=max_bytes or self._tuning.queue_max_bytes,
             drop_newest=self._tuning.overflow == "drop-newest",
         )
         self._register(stream)
@@ -473,6 +594,9 @@ class FeedManager:
             keys=tuple(self._key_stats(key, now) for key in self._keys.values()),
             updated_at=time.time(),
             uptime_s=now - self._started_at,
+            loop_lag=self._lag.snapshot(asyncio.get_running_loop().time())
+            if self._probe is not None
+            else None,
         )
 
     def key_stats(self, key_id: str) -> KeyStats:
@@ -501,8 +625,9 @@ class FeedManager:
         return self._handing_over > 0
 
     def on_ticks(self, batch: TickBatch) -> None:
-        for stream in self._streams:
-            if stream.accepts(batch.key, batch.connection):
+        for ref in self._streams:
+            stream = ref()
+            if stream is not None and stream.accepts(batch.key, batch.connection):
                 stream._push_batch(batch)
 
     def on_order(self, conn: FeedConnection, update: OrderUpdate) -> None:
@@ -726,27 +851,46 @@ class FeedManager:
     def _fail(self, error: KitefanError) -> None:
         if self._failure is None:
             self._failure = error
-        for stream in list(self._streams):
+        for stream in self._live_streams():
             stream._finish(error)
 
     # Internals
 
-    def _register(self, stream: EventStream[TickBatch] | EventStream[Event]) -> None:
+    def _register(self, stream: AnyStream) -> None:
         if self._failure is not None:
             stream._finish(self._failure)
-        self._streams.add(stream)
+        self._streams = (*self._streams, weakref.ref(stream, self._forget_ref))
+
+    def _unregister(self, stream: AnyStream) -> None:
+        self._streams = tuple(ref for ref in self._streams if ref() is not stream)
+
+    def _forget_ref(self, dead: weakref.ref[AnyStream]) -> None:
+        self._streams = tuple(ref for ref in self._streams if ref is not dead)
+
+    def _live_streams(self) -> list[AnyStream]:
+        return [stream for stream in (ref() for ref in self._streams) if stream is not None]
 
     def _emit(self, event: Event) -> None:
         if isinstance(event, StatusEvent):
             log.info("%s#%s %s: %s", event.key, event.connection, event.state, event.message)
-        for stream in self._streams:
+        for stream in self._live_streams():
             if not stream.ticks_only and stream.accepts(event.key, None):
                 stream._push_event(event)
 
-    def _count_drop(self, batch: TickBatch) -> None:
+    def _count_drop(self, batch: TickBatch, count: int) -> None:
         counters = self._slots.get((batch.key, batch.connection))
         if counters is not None:
-            counters.drops += batch.count
+            counters.drops += count
+
+    async def _probe_loop(self) -> None:
+        """Ask to wake every LOOP_PROBE_S and record how late the loop woke (loop lag)."""
+        loop = asyncio.get_running_loop()
+        lag = self._lag
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(LOOP_PROBE_S)
+            woke = loop.time()
+            lag.add(woke - asked - LOOP_PROBE_S, woke)
 
     def _spec_of(self, token: int) -> SymbolSpec:
         known = self._symbols.get(token)

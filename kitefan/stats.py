@@ -10,7 +10,13 @@ a display refreshing a few times a second sees a steady figure.
 Exchange delay: for full-mode ticks, the receipt time minus the packet's exchange timestamp,
 counted in whole seconds (the timestamp has 1 s resolution; one tick per frame is sampled).
 
-Owns: ``ConnectionCounters``, ``RateMeter``, the snapshot types and their JSON form. Must not
+Event-loop lag: a probe in the feed asks to wake every ``LOOP_PROBE_S`` and records how late it
+woke; anything that holds the loop (a slow consumer, a big format, a long collection) shows here.
+:class:`LoopLagMeter` keeps the samples as a histogram of 0.1 ms bins, since the start and for the
+last ``window_s`` seconds.
+
+Owns: ``ConnectionCounters``, ``RateMeter``, ``LoopLagMeter``, the snapshot types and their JSON
+form. Must not
 import asyncio, websockets, rich or typer.
 """
 
@@ -28,6 +34,8 @@ __all__ = [
     "ConnectionStats",
     "FeedStats",
     "KeyStats",
+    "LoopLag",
+    "LoopLagMeter",
     "RateMeter",
     "Totals",
     "key_state",
@@ -73,6 +81,96 @@ def percentile_of_counts(counts: Mapping[int, int], fraction: float) -> int | No
         if seen >= rank:
             return value
     return max(counts)
+
+
+#: How often the feed's loop-lag probe asks to wake.
+LOOP_PROBE_S = 0.02
+
+
+def _bin_ms(counts: Mapping[int, int], fraction: float) -> float | None:
+    value = percentile_of_counts(counts, fraction)
+    return None if value is None else value / 10
+
+
+@dataclass(frozen=True, slots=True)
+class LoopLag:
+    """How late the event loop woke the probe: since the start, and over the last ``window_s``.
+
+    Milliseconds, to 0.1 ms. ``None`` before the first sample.
+    """
+
+    samples: int
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    window_s: float
+    recent_p99_ms: float | None
+    recent_max_ms: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "max_ms": self.max_ms,
+            "window_s": self.window_s,
+            "recent_p99_ms": self.recent_p99_ms,
+            "recent_max_ms": self.recent_max_ms,
+        }
+
+
+class LoopLagMeter:
+    """Samples of event-loop lag, as histograms of 0.1 ms bins.
+
+    Args:
+        window_s: how far back the recent figures look (whole seconds of samples are kept).
+    """
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_s = window_s
+        self._counts: dict[int, int] = {}
+        self._samples = 0
+        self._max_bin = -1
+        # (second, its histogram, its largest bin), oldest first.
+        self._recent: deque[tuple[int, dict[int, int], int]] = deque()
+
+    def add(self, lag_s: float, now: float) -> None:
+        """Record that the probe woke ``lag_s`` seconds late at ``now`` (seconds, any clock)."""
+        bin_ = max(0, round(lag_s * 10_000))
+        counts = self._counts
+        counts[bin_] = counts.get(bin_, 0) + 1
+        self._samples += 1
+        if bin_ > self._max_bin:
+            self._max_bin = bin_
+        second = int(now)
+        recent = self._recent
+        if not recent or recent[-1][0] != second:
+            recent.append((second, {}, -1))
+            while recent and recent[0][0] <= second - self.window_s:
+                recent.popleft()
+        _, histogram, top = recent[-1]
+        histogram[bin_] = histogram.get(bin_, 0) + 1
+        if bin_ > top:
+            recent[-1] = (second, histogram, bin_)
+
+    def snapshot(self, now: float) -> LoopLag:
+        """The figures at ``now`` (same clock as :meth:`add`)."""
+        window: dict[int, int] = {}
+        top = -1
+        for second, histogram, largest in self._recent:
+            if second > now - self.window_s:
+                for bin_, count in histogram.items():
+                    window[bin_] = window.get(bin_, 0) + count
+                top = max(top, largest)
+        return LoopLag(
+            samples=self._samples,
+            p50_ms=_bin_ms(self._counts, 0.5),
+            p99_ms=_bin_ms(self._counts, 0.99),
+            max_ms=self._max_bin / 10 if self._max_bin >= 0 else None,
+            window_s=self.window_s,
+            recent_p99_ms=_bin_ms(window, 0.99),
+            recent_max_ms=top / 10 if top >= 0 else None,
+        )
 
 
 @dataclass(slots=True)
@@ -260,6 +358,7 @@ class FeedStats:
     keys: tuple[KeyStats, ...]
     updated_at: float
     uptime_s: float
+    loop_lag: LoopLag | None = None
 
     def key(self, key_id: str) -> KeyStats:
         for key in self.keys:
@@ -306,6 +405,7 @@ class FeedStats:
             },
             "updated_at": self.updated_at,
             "uptime_s": round(self.uptime_s, 1),
+            "loop_lag": None if self.loop_lag is None else self.loop_lag.as_dict(),
         }
 
 

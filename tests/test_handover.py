@@ -8,9 +8,13 @@ the stream is closed under it. No sockets and no timing: batches are pushed by h
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+from typing import cast
 
-from kitefan import Tick
+from kitefan import Tick, encode_frame
 from kitefan.config import AppConfig, Credential, KeyConfig, Strategy
+from kitefan.connection import FeedConnection
 from kitefan.events import TickBatch
 from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
@@ -95,20 +99,162 @@ async def test_two_consumers_are_counted_apart() -> None:
     assert not manager.handing_over()
 
 
+def server_error(manager: FeedManager, text: str) -> None:
+    """An error text as connection 0 of alpha hands it to the manager."""
+    manager.on_server_text(cast(FeedConnection, _Slot()), text, error=True)
+
+
+class _Slot:
+    key_id = "alpha"
+    index = 0
+
+
 async def test_a_stream_keeps_at_most_max_events_other_events_and_counts_the_rest() -> None:
     manager = feed()
     stream = manager.events()
     stream.max_events = 3
     for n in range(5):
-        manager.announce("note", f"event {n}")
+        server_error(manager, f"error {n}")
     manager.on_ticks(batch())
     assert stream.dropped_events == 2
-    assert [getattr(e, "message", "tick") for e in stream.drain()] == [
+    assert [getattr(e, "text", "tick") for e in stream.drain()] == [
+        "error 0",
+        "error 1",
+        "error 2",
+        "tick",
+    ]
+    server_error(manager, "error 5")  # drained: room again
+    assert stream.dropped_events == 2
+    assert len(stream) == 1
+
+
+async def test_status_events_are_never_dropped() -> None:
+    manager = feed()
+    stream = manager.events()
+    stream.max_events = 3
+    for n in range(5):
+        manager.announce("note", f"event {n}")
+    server_error(manager, "error")
+    assert stream.dropped_events == 0
+    assert [getattr(e, "message", None) for e in stream.drain()] == [
         "event 0",
         "event 1",
         "event 2",
-        "tick",
+        "event 3",
+        "event 4",
+        None,
     ]
-    manager.announce("note", "event 5")  # drained: room again
-    assert stream.dropped_events == 2
-    assert len(stream) == 1
+
+
+def frame_of(n: int) -> TickBatch:
+    """A batch as a connection makes it: the frame's bytes, not yet decoded."""
+    return TickBatch(
+        "alpha", 0, encode_frame([Tick.ltp(408065, 150_000 + i) for i in range(n)]), 0, 0
+    )
+
+
+async def test_a_stream_is_bounded_in_bytes_of_frames_and_drops_undecoded() -> None:
+    manager = feed()
+    one = frame_of(10)  # 2 + 10 * (2 + 8) = 102 bytes
+    stream = manager.ticks(max_bytes=3 * len(one.frame))
+    batches = [frame_of(10) for _ in range(5)]
+    for b in batches:
+        manager.on_ticks(b)
+    assert stream.queued_bytes == 3 * 102
+    assert stream.dropped_ticks == 20
+    assert not batches[0].decoded and not batches[1].decoded
+    assert stream.drain() == batches[2:]
+    assert stream.received_ticks == 50 == stream.delivered_ticks + stream.dropped_ticks
+
+
+async def test_drain_with_a_bound_takes_whole_batches_up_to_it() -> None:
+    manager = feed()
+    stream = manager.events()
+    for n in (4, 4, 4):
+        manager.on_ticks(frame_of(n))
+    manager.announce("note", "between")
+    manager.on_ticks(frame_of(4))
+    assert [len(b) for b in stream.drain(max_ticks=9) if isinstance(b, TickBatch)] == [4, 4]
+    taken = stream.drain(max_ticks=9)
+    assert [len(b) if isinstance(b, TickBatch) else "status" for b in taken] == [4, "status", 4]
+    assert stream.drain(max_ticks=1) == []
+    assert stream.delivered_ticks == 16 and stream.queued_ticks == 0
+    manager.on_ticks(frame_of(12))
+    assert [len(b) for b in stream.drain(max_ticks=5)] == [12]  # at least one item
+
+
+async def test_closing_a_stream_frees_its_queue_and_counts_it_dropped() -> None:
+    manager = feed()
+    stream = manager.ticks()
+    for _ in range(3):
+        manager.on_ticks(frame_of(10))
+    stream.close()
+    assert len(stream) == 0 and stream.queued_bytes == 0
+    assert stream.dropped_ticks == 30
+    manager.on_ticks(frame_of(10))  # no longer registered: nothing queued, nothing counted
+    assert stream.received_ticks == 30
+    assert manager._streams == ()
+
+
+async def test_breaking_out_of_async_for_over_an_unkept_stream_forgets_it() -> None:
+    manager = feed()
+    stream = manager.ticks()
+    manager.on_ticks(frame_of(1))
+    async for _ in stream:
+        break
+    del stream  # what `async for batch in feed.ticks():` leaves after the break
+    assert manager._streams == ()
+
+
+async def test_a_stream_kept_in_a_variable_can_be_iterated_again() -> None:
+    manager = feed()
+    stream = manager.ticks()
+    for _ in range(2):
+        manager.on_ticks(frame_of(1))
+    got = []
+    for _ in range(2):
+        async for batch in stream:
+            got.append(batch)
+            break
+    assert [len(b) for b in got] == [1, 1]
+    assert not stream.closed
+
+
+async def test_a_cancelled_consumer_leaves_no_stream_behind() -> None:
+    manager = feed()
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        stream = manager.ticks()
+        started.set()
+        async for _ in stream:
+            pass
+
+    task = asyncio.get_running_loop().create_task(consume())
+    await started.wait()
+    manager.on_ticks(frame_of(1))
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    del task  # a finished task keeps its frame (and the stream) for its traceback
+    # The loop lets go of the finished task once its done-callbacks have run.
+    for _ in range(10):
+        if not manager._streams:
+            break
+        await asyncio.sleep(0)
+    assert manager._streams == ()
+
+
+async def test_leaving_async_with_closes_the_stream() -> None:
+    manager = feed()
+    async with manager.ticks() as stream:
+        manager.on_ticks(frame_of(3))
+    assert stream.closed and stream.dropped_ticks == 3
+
+
+async def test_a_stream_nobody_references_is_forgotten() -> None:
+    manager = feed()
+    manager.ticks()
+    gc.collect()
+    assert manager._streams == ()
+    manager.on_ticks(frame_of(3))  # reaches no stream
