@@ -2,8 +2,8 @@
 simulator, until a duration passes or a signal arrives.
 
 Owns: ``running_feed`` (the feed, and the demo simulator with its faults), ``StopSignal``
-(duration, SIGINT, SIGTERM), ``pump`` (a consumer loop that hands drained batches to a slow
-writer off the event loop). Must not import rich or typer.
+(duration, SIGINT, SIGTERM), ``stream_records`` (a feed's events written as records until a stop,
+then a prompt, exactly counted end), ``Outcome``, ``pump``. Must not import rich or typer.
 """
 
 from __future__ import annotations
@@ -12,14 +12,19 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kitefan.config import AppConfig
 from kitefan.events import Event
 from kitefan.manager import EventStream, FeedManager
+from kitefan.output import Encoder, RecordOutput, write_records
+from kitefan.stats import FeedStats
 
-__all__ = ["StopSignal", "pump", "running_feed", "until_stopped"]
+__all__ = ["Outcome", "StopSignal", "pump", "running_feed", "stream_records", "until_stopped"]
+
+#: How long after a stop the records still queued may take to reach the reader.
+STOP_GRACE_S = 1.5
 
 
 @contextlib.asynccontextmanager
@@ -122,3 +127,87 @@ async def until_stopped(stop: StopSignal, *work: Awaitable[None]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a stream of records ended, every tick accounted for.
+
+    ``received == written + dropped``: ``dropped`` counts what a full queue shed, what was still
+    queued at the end, and what the reader did not take by the end of the grace after the stop.
+    ``dropped_events`` counts orders and error texts a full queue shed (status events never are).
+    ``seconds`` is the streaming time: from the feed's start to the stop; ``stats`` the feed's
+    figures at the stop (before its connections closed).
+    """
+
+    stats: FeedStats
+    reason: str
+    seconds: float
+    received: int
+    written: int
+    dropped: int
+    dropped_events: int
+
+
+async def stream_records(
+    feed: FeedManager,
+    events: EventStream[Event],
+    output: RecordOutput,
+    encode: Encoder,
+    stop: StopSignal,
+    *,
+    started_at: float,
+    in_thread: bool = False,
+    grace_s: float = STOP_GRACE_S,
+) -> Outcome:
+    """Write the feed's events as records until the stop signal (or the reader goes away).
+
+    At the stop the feed closes its connections (what they still receive is queued), the
+    writer goes on with what is queued until ``grace_s`` has passed, and what could not be
+    written by then is counted as dropped. So the return is prompt even when the reader has
+    stopped reading.
+
+    Args:
+        started_at: ``loop.time()`` when the feed started (for the streaming time).
+    """
+    loop = asyncio.get_running_loop()
+    writer = loop.create_task(write_records(events, encode, output, in_thread=in_thread))
+    waiter = loop.create_task(stop.wait())
+    try:
+        await asyncio.wait({writer, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    _raise_failure(writer)
+    stopped_at = loop.time()
+    stats = feed.stats()
+    reason = stop.reason if stop.is_set() else "the reader closed the output"
+    deadline = stopped_at + grace_s
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout_at(deadline):
+            await feed.close()
+    if not writer.done():
+        _, pending = await asyncio.wait({writer}, timeout=max(0.0, deadline - loop.time()))
+        for task in pending:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    else:
+        _raise_failure(writer)
+    await output.finish(deadline)
+    events.close()
+    return Outcome(
+        stats=stats,
+        reason=reason,
+        seconds=stopped_at - started_at,
+        received=events.received_ticks,
+        written=output.written_ticks,
+        dropped=events.dropped_ticks + output.unwritten_ticks,
+        dropped_events=events.dropped_events,
+    )
+
+
+def _raise_failure(task: asyncio.Task[None]) -> None:
+    if task.done() and not task.cancelled():
+        error = task.exception()
+        if error is not None:
+            raise error

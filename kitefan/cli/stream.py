@@ -19,7 +19,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -37,10 +37,10 @@ from kitefan.errors import KitefanError
 from kitefan.events import Event, TickBatch
 from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
+from kitefan.output import Encoder, RecordOutput
 from kitefan.render.dashboard import TickBoard, dashboard
 from kitefan.render.records import csv_header, csv_rows, json_lines
-from kitefan.runner import StopSignal, pump, running_feed, until_stopped
-from kitefan.stats import FeedStats
+from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
 
 __all__ = ["OutputFormat", "stream"]
 
@@ -113,13 +113,12 @@ def stream(
         for warning in config.warnings:
             warn(warning)
         reload = _reloader(config_file, symbols, mode, demo)
-        started = time.perf_counter()
-        stats, reason = asyncio.run(
+        outcome = asyncio.run(
             _run(
                 config, fmt, duration, demo, config_file=config_file, reload=reload, metrics=address
             )
         )
-        _summary(stats, reason, time.perf_counter() - started)
+        _summary(outcome, fmt)
 
 
 def _metrics_address(text: str | None) -> tuple[str, int] | None:
@@ -196,7 +195,8 @@ async def _run(
     config_file: Path,
     reload: Reload,
     metrics: tuple[str, int] | None,
-) -> tuple[FeedStats, str]:
+) -> Outcome:
+    loop = asyncio.get_running_loop()
     with StopSignal(duration) as stop:
         async with contextlib.AsyncExitStack() as stack:
             # The control socket first: a second stream of this config stops here, before it
@@ -214,7 +214,17 @@ async def _run(
                         f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
                     ) from None
                 err.print(f"kitefan: metrics at {exporter.url}", markup=False, highlight=False)
+            output = None
+            if fmt is not OutputFormat.LIVE:
+                output = RecordOutput(sys.stdout.fileno())
+                await output.open()
+                if fmt is OutputFormat.CSV:
+                    await output.write([(csv_header().encode(), 0)])
             feed = await stack.enter_async_context(running_feed(config, demo=demo))
+            started_at = loop.time()
+            # Registered before any connection has run (entering the feed does not yield to
+            # them), so this stream sees every tick the feed receives.
+            events = feed.events()
             if exporter is not None:
                 exporter.attach(feed.stats)
             control.attach(feed, reload, metrics_url=exporter.url if exporter else None)
@@ -222,33 +232,40 @@ async def _run(
             # of every later full collection, which would otherwise pause the sockets for tens of
             # milliseconds with tens of thousands of symbols.
             gc.freeze()
-            events = feed.events()
-            if fmt is OutputFormat.LIVE:
-                await until_stopped(stop, _live(feed, events, demo))
+            if output is not None:
+                encode = _encoder(fmt, feed.name_of)
+                outcome = await stream_records(
+                    feed, events, output, encode, stop, started_at=started_at, in_thread=True
+                )
             else:
-                await until_stopped(stop, pump(events, _writer(feed, fmt)))
-            stats = feed.stats()
-    return stats, stop.reason
+                await until_stopped(stop, _live(feed, events, demo))
+                seconds = loop.time() - started_at
+                stats = feed.stats()
+                await feed.close()
+                events.close()
+                outcome = Outcome(
+                    stats=stats,
+                    reason=stop.reason,
+                    seconds=seconds,
+                    received=events.received_ticks,
+                    written=events.delivered_ticks,
+                    dropped=events.dropped_ticks,
+                    dropped_events=events.dropped_events,
+                )
+    return outcome
 
 
-def _writer(feed: FeedManager, fmt: OutputFormat) -> Callable[[list[Event]], Awaitable[None]]:
-    name_of = feed.name_of
+def _encoder(fmt: OutputFormat, name_of: Callable[[int], str]) -> Encoder:
+    """Events to pieces of output, one per event, each with the ticks it holds."""
+    render = csv_rows if fmt is OutputFormat.CSV else json_lines
 
-    def write(text: str) -> None:
-        if text:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+    def encode(items: Sequence[Event]) -> list[tuple[bytes, int]]:
+        return [
+            (render([item], name_of).encode(), item.count if isinstance(item, TickBatch) else 0)
+            for item in items
+        ]
 
-    if fmt is OutputFormat.CSV:
-        write(csv_header())
-
-    async def handle(items: list[Event]) -> None:
-        text = csv_rows(items, name_of) if fmt is OutputFormat.CSV else json_lines(items, name_of)
-        # The write may block on a slow pipe: do it off the event loop, so the sockets keep
-        # being read (into the bounded queue, which counts what it must drop).
-        await asyncio.to_thread(write, text)
-
-    return handle
+    return encode
 
 
 async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> None:
@@ -281,15 +298,19 @@ async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> No
             await asyncio.sleep(0.25)
 
 
-def _summary(stats: FeedStats, reason: str, elapsed: float) -> None:
+def _summary(outcome: Outcome, fmt: OutputFormat) -> None:
+    stats = outcome.stats
     totals = stats.totals
     why = {"duration": "duration reached", "SIGINT": "interrupted", "SIGTERM": "terminated"}.get(
-        reason, reason or "stopped"
+        outcome.reason, outcome.reason or "stopped"
     )
+    written = "" if fmt is OutputFormat.LIVE else f"{outcome.written:,} written, "
+    events = f", {outcome.dropped_events:,} events dropped" if outcome.dropped_events else ""
     err.print(
-        f"kitefan: {why} after {elapsed:.1f} s: {totals.ticks:,} ticks from "
-        f"{len(stats.keys)} keys ({totals.symbols:,} symbols), {totals.reconnects} reconnects, "
-        f"{totals.drops:,} dropped, {totals.decode_errors} undecodable frames",
+        f"kitefan: {why} after {outcome.seconds:.1f} s: {outcome.received:,} ticks from "
+        f"{len(stats.keys)} keys ({totals.symbols:,} symbols), {written}"
+        f"{outcome.dropped:,} dropped{events}, {totals.reconnects} reconnects, "
+        f"{totals.decode_errors} undecodable frames",
         markup=False,
         highlight=False,
     )

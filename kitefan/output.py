@@ -1,0 +1,248 @@
+"""Records out of the process: bytes to a file descriptor that never block the event loop, with
+every tick accounted for.
+
+``kitefan stream --format jsonl|csv`` writes to its stdout, and whoever reads it may be slow, stop
+reading, resume with a backlog, or go away. None of that may hold up the sockets, so nothing here
+waits on the reader with the loop:
+
+* A pipe, socket or terminal is written through asyncio's non-blocking pipe transport: a write
+  never blocks; what the reader has not taken yet stays buffered, and past ``high_water`` bytes
+  :meth:`RecordOutput.write` waits (the stream's bounded queue then fills, and drops and counts
+  what does not fit: the sockets keep being read). A resumed reader is fed from that buffer a
+  pipe's worth at a time, as it reads.
+* A regular file is written directly: the kernel's page cache takes it at once.
+* Every piece handed over says how many ticks it holds (one line each). :attr:`written_ticks`
+  counts the ticks whose line reached the descriptor whole; what could not be written by the end
+  (:meth:`RecordOutput.finish` has a deadline) is discarded and counted in
+  :attr:`unwritten_ticks`. So at the end, ``handed == written_ticks + unwritten_ticks``.
+* The reader going away (``EPIPE``: ``kitefan stream | head``) ends the output:
+  :attr:`reader_gone` is set, and later pieces count as unwritten.
+
+:func:`write_records` is the loop between a feed's event stream and an output: it takes what is
+queued in chunks of at most ``chunk_ticks`` ticks, encodes them (in a worker thread when the
+encoder is slow), and writes them; a chunk never holds the loop for long.
+
+Owns: ``RecordOutput``, ``write_records``. Must not import rich or typer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import IO, Any
+
+from kitefan.events import Event, TickBatch
+from kitefan.manager import EventStream
+
+__all__ = ["Encoder", "RecordOutput", "write_records"]
+
+#: Turns events into pieces of output, one per event: (bytes, ticks they hold).
+Encoder = Callable[[Sequence[Event]], list[tuple[bytes, int]]]
+
+
+class _PipeProtocol(asyncio.Protocol):
+    """Flow control from the transport to its :class:`RecordOutput`."""
+
+    def __init__(self, output: RecordOutput) -> None:
+        self._output = output
+
+    def pause_writing(self) -> None:
+        self._output._resumed.clear()
+
+    def resume_writing(self) -> None:
+        self._output._resumed.set()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._output._lost()
+
+
+class RecordOutput:
+    """A file descriptor to write records to, without ever blocking the event loop.
+
+    Args:
+        fd: the descriptor (``1`` for stdout). It is not closed; its blocking mode is restored.
+        high_water: bytes buffered for a slow reader before :meth:`write` waits.
+    """
+
+    def __init__(self, fd: int, *, high_water: int = 1 << 20) -> None:
+        self.fd = fd
+        self.high_water = high_water
+        self.written_ticks = 0
+        self.unwritten_ticks = 0
+        self._transport: asyncio.WriteTransport | None = None
+        self._pipe: IO[bytes] | None = None
+        self._was_blocking = True
+        self._regular = False
+        self._gone = False
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        # Pieces handed to the transport and not known to be written: (end offset, ticks, data).
+        self._pending: deque[tuple[int, int, bytes]] = deque()
+        self._submitted = 0
+
+    @property
+    def reader_gone(self) -> bool:
+        """Whether the reader went away (a broken pipe): nothing more can be written."""
+        return self._gone
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes handed over that the reader has not taken yet."""
+        transport = self._transport
+        return (
+            0 if transport is None or transport.is_closing() else transport.get_write_buffer_size()
+        )
+
+    async def open(self) -> None:
+        """Get ready to write: a pipe transport, or direct writes to a regular file."""
+        mode = os.fstat(self.fd).st_mode
+        if stat.S_ISREG(mode) or not (
+            stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISSOCK(mode)
+        ):
+            self._regular = True
+            return
+        self._was_blocking = os.get_blocking(self.fd)
+        # A descriptor of our own, so that closing the transport leaves ``fd`` open.
+        self._pipe = os.fdopen(os.dup(self.fd), "wb", buffering=0)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_write_pipe(lambda: _PipeProtocol(self), self._pipe)
+        transport.set_write_buffer_limits(high=self.high_water)
+        self._transport = transport
+
+    async def write(self, pieces: Sequence[tuple[bytes, int]]) -> None:
+        """Write pieces (bytes, the ticks they hold); waits while a slow reader is behind."""
+        if self._gone:
+            self.unwritten_ticks += sum(ticks for _, ticks in pieces)
+            return
+        if self._regular:
+            self._write_file(pieces)
+            return
+        transport = self._transport
+        assert transport is not None, "open() first"
+        pending = self._pending
+        for data, ticks in pieces:
+            if not data:
+                continue
+            self._submitted += len(data)
+            pending.append((self._submitted, ticks, data))
+        transport.write(b"".join(data for data, _ in pieces))
+        self._settle()
+        if not self._resumed.is_set():
+            await self._resumed.wait()
+            self._settle()
+
+    async def finish(self, deadline: float) -> None:
+        """Let the reader take what is buffered until ``deadline`` (``loop.time()``); discard
+        and count the rest. Restores the descriptor's blocking mode."""
+        loop = asyncio.get_running_loop()
+        transport = self._transport
+        if transport is not None:
+            while not self._gone and transport.get_write_buffer_size() and loop.time() < deadline:  # noqa: ASYNC110
+                # No callback says "buffer empty"; poll it, briefly and boundedly.
+                await asyncio.sleep(0.005)
+            self._settle()
+            self._discard_pending()
+            transport.abort()
+            self._transport = None
+            with contextlib.suppress(OSError):
+                os.set_blocking(self.fd, self._was_blocking)
+
+    # Internals
+
+    def _write_file(self, pieces: Sequence[tuple[bytes, int]]) -> None:
+        data = memoryview(b"".join(data for data, _ in pieces))
+        ticks = sum(ticks for _, ticks in pieces)
+        try:
+            while data:
+                data = data[os.write(self.fd, data) :]
+        except BrokenPipeError:
+            self._gone = True
+            self.unwritten_ticks += ticks
+            return
+        self.written_ticks += ticks
+
+    def _settle(self) -> None:
+        """Count the pieces the reader has taken whole."""
+        transport = self._transport
+        if transport is None:
+            return
+        written = self._submitted - transport.get_write_buffer_size()
+        pending = self._pending
+        while pending and pending[0][0] <= written:
+            self.written_ticks += pending.popleft()[1]
+
+    def _discard_pending(self) -> None:
+        """Count what is still buffered as unwritten; of a piece half written, its whole lines
+        count as written."""
+        transport = self._transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        if self._gone:
+            buffered = sum(len(data) for _, _, data in self._pending)
+        written = self._submitted - buffered
+        pending = self._pending
+        while pending:
+            end, ticks, data = pending.popleft()
+            start = end - len(data)
+            if ticks and start < written < end:
+                whole = data.count(b"\n", 0, written - start)
+                self.written_ticks += whole
+                self.unwritten_ticks += ticks - whole
+            else:
+                self.unwritten_ticks += ticks
+        self._submitted = written
+
+    def _lost(self) -> None:
+        if self._transport is not None and not self._gone:
+            self._gone = True
+            self._discard_pending()
+        self._resumed.set()
+
+
+def _ticks_of(items: Sequence[Any]) -> int:
+    return sum(item.count for item in items if isinstance(item, TickBatch))
+
+
+async def write_records(
+    stream: EventStream[Event],
+    encode: Encoder,
+    output: RecordOutput,
+    *,
+    chunk_ticks: int = 4096,
+    in_thread: bool = False,
+) -> None:
+    """Write everything the stream yields until it ends or the reader goes away.
+
+    Args:
+        stream: the feed's event stream.
+        encode: events to pieces of output.
+        output: where to write.
+        chunk_ticks: at most this many ticks are encoded at a time (one batch more than that is
+            never split), so that no chunk holds the loop for long.
+        in_thread: encode in a worker thread (for a slow, pure-Python encoder).
+
+    A tick taken from the stream is always accounted for by ``output``: written, or counted in
+    ``output.unwritten_ticks`` (also when this is cancelled).
+    """
+    async for first in stream:
+        items: list[Event] = [first]
+        room = chunk_ticks - (first.count if isinstance(first, TickBatch) else 0)
+        if room > 0:
+            items.extend(stream.drain(max_ticks=room) if len(stream) else ())
+        handed = False
+        try:
+            if in_thread:
+                pieces = await asyncio.to_thread(encode, items)
+            else:
+                pieces = encode(items)
+            handed = True
+            await output.write(pieces)
+        except BaseException:
+            if not handed:
+                output.unwritten_ticks += _ticks_of(items)
+            raise
+        if output.reader_gone:
+            return
