@@ -792,3 +792,20 @@ def test_select_symbols_keeps_config_specs_and_resolves_others(tmp_path: Path, d
         '"INFY" is neither an instrument token nor EXCHANGE:TRADINGSYMBOL',
         '"NSE:INFY:fast": unknown mode "fast" (ltp, quote or full)',
     ]
+
+
+def test_select_symbols_refuses_tokens_out_of_the_uint32_range(tmp_path: Path, dump: Path) -> None:
+    (tmp_path / "watchlist.txt").write_text("")
+    config = load(write(tmp_path, DESIGN_EXAMPLE))
+    assert select_symbols(config, ["4294967295"]) == (
+        SymbolSpec(4294967295, "4294967295", Mode.QUOTE),
+    )
+    with pytest.raises(ConfigError) as caught:
+        select_symbols(config, ["0", "4294967296:full", "99999999999", "²"])
+    assert str(caught.value).startswith("--symbols: 4 problems: ")
+    assert caught.value.problems == [
+        "0 is not an instrument token (tokens are 1 to 4294967295)",
+        "4294967296 is not an instrument token (tokens are 1 to 4294967295)",
+        "99999999999 is not an instrument token (tokens are 1 to 4294967295)",
+        '"²" is neither an instrument token nor EXCHANGE:TRADINGSYMBOL',
+    ]
