@@ -9,8 +9,9 @@ Relative paths in a config resolve against the directory of the config file.
 Secrets (api keys and access tokens) live only in :class:`Credential`, whose repr hides them; no
 message, warning or dump of this module contains one except masked (``abcd…34``).
 
-Owns: the config types, finding, loading and validating the file, the starter config, the masked
-dump, masking secrets. Must not import rich, typer, asyncio or websockets.
+Owns: the config types, finding, loading and validating the file, checking the symbols and modes
+given to a running feed (``spec_of``, ``parse_token``, ``parse_mode``), the starter config, the
+masked dump, masking secrets. Must not import rich, typer, asyncio or websockets.
 """
 
 from __future__ import annotations
