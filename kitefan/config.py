@@ -921,7 +921,7 @@ class _Loader:
                 f"not {_quoted(value)}"
             )
             return None
-        if value.isdigit():
+        if _DECIMAL.fullmatch(value):  # not isdigit(): "²" is a digit that int() refuses
             return self.token_of(place, int(value))
         if ":" not in value:
             self.problem(

@@ -437,7 +437,12 @@ class FeedManager:
             raise SymbolError(
                 items, f"symbols must be a list of tokens, names or specs, not {items!r:.40}"
             )
-        listed = list(items)
+        try:
+            listed = list(items)
+        except TypeError:
+            raise SymbolError(
+                items, f"symbols must be a list of tokens, names or specs, not {items!r:.40}"
+            ) from None
         by_name = {spec.name: spec for spec in self._symbols.values()}
         dump = self._config.instruments
         index = None

@@ -525,13 +525,14 @@ SPLIT = "[[keys]]\nid = 'b'\napi_key = 'key-bbbb'\naccess_token = '${KITE_ACCESS
             id="symbols-table",
         ),
         pytest.param(
-            KEY + "[symbols]\nquote = ['INFY', 0, true, 4294967296]\n",
+            KEY + "[symbols]\nquote = ['INFY', 0, true, 4294967296, '²']\n",
             [
                 'symbols.quote[0]: "INFY" is neither an instrument token nor '
                 "EXCHANGE:TRADINGSYMBOL",
                 "symbols.quote[1]: 0 is not an instrument token",
                 "symbols.quote[2]: must be an instrument token or EXCHANGE:TRADINGSYMBOL, not true",
                 "symbols.quote[3]: 4294967296 is not an instrument token",
+                'symbols.quote[4]: "²" is neither an instrument token nor EXCHANGE:TRADINGSYMBOL',
             ],
             id="bad-symbols",
         ),

@@ -208,6 +208,7 @@ BAD_CALLS: dict[str, Callable[[FeedManager], Awaitable[object]]] = {
     "subscribe-mode": lambda feed: feed.subscribe([408065], mode="FULL"),
     "subscribe-str": lambda feed: feed.subscribe("408065"),  # type: ignore[arg-type]
     "subscribe-int": lambda feed: feed.subscribe(408065),  # type: ignore[arg-type]
+    "subscribe-none": lambda feed: feed.subscribe(None),  # type: ignore[arg-type]
     "unsubscribe": lambda feed: feed.unsubscribe([256265, "INFY"]),
     "set_mode-token": lambda feed: feed.set_mode([256265, 0], Mode.LTP),
     "set_mode-mode": lambda feed: feed.set_mode([256265], "fast"),
@@ -221,6 +222,7 @@ BAD_CALLS: dict[str, Callable[[FeedManager], Awaitable[object]]] = {
         ("subscribe-mode", '"FULL" is not a mode (ltp, quote or full)'),
         ("subscribe-str", "symbols must be a list of tokens, names or specs, not '408065'"),
         ("subscribe-int", "symbols must be a list of tokens, names or specs, not 408065"),
+        ("subscribe-none", "symbols must be a list of tokens, names or specs, not None"),
         ("unsubscribe", '"INFY" is neither an instrument token nor EXCHANGE:TRADINGSYMBOL'),
         ("set_mode-token", "0 is not an instrument token (tokens are 1 to 4294967295)"),
         ("set_mode-mode", '"fast" is not a mode (ltp, quote or full)'),
