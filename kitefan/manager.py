@@ -391,8 +391,9 @@ class FeedManager:
         """
         self._check_key(key)
         new_mode = None if mode is None else parse_mode(mode)
-        wanted = dict(self._symbols)
-        for spec in await self._checked(symbols):
+        specs = await self._checked(symbols)
+        wanted = dict(self._symbols)  # after the await: another change may have run meanwhile
+        for spec in specs:
             spec = replace(
                 spec, mode=new_mode or spec.mode, key=key if key is not None else spec.key
             )
@@ -406,8 +407,9 @@ class FeedManager:
             SymbolError: a symbol is malformed, out of range or unknown (nothing is changed).
             InstrumentsError: the instruments dump cannot be read.
         """
+        specs = await self._checked(tokens)
         wanted = dict(self._symbols)
-        for spec in await self._checked(tokens):
+        for spec in specs:
             wanted.pop(spec.token, None)
         return self._rehome(wanted)
 
@@ -424,8 +426,9 @@ class FeedManager:
             InstrumentsError: the instruments dump cannot be read.
         """
         new_mode = parse_mode(mode)
+        specs = await self._checked(tokens)
         wanted = dict(self._symbols)
-        for checked in await self._checked(tokens):
+        for checked in specs:
             spec = wanted.get(checked.token)
             if spec is not None:
                 wanted[spec.token] = replace(spec, mode=new_mode)

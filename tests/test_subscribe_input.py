@@ -8,6 +8,7 @@ that a refusal sends nothing on a live connection is tested against the simulato
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -245,3 +246,13 @@ async def test_a_spec_given_is_checked_and_keeps_its_pin() -> None:
     with pytest.raises(SymbolError) as caught:
         await feed.subscribe([SymbolSpec(408065, "NSE:INFY", Mode.FULL, 7)])  # type: ignore[arg-type]
     assert str(caught.value) == "the key of 408065 must be a key id, not 7"
+
+
+async def test_subscribes_reading_the_dump_at_once_both_take_effect(tmp_path: Path) -> None:
+    dump = tmp_path / "instruments.csv"
+    dump.write_text(DUMP)
+    feed = FeedManager(config(dump))
+    await asyncio.gather(
+        feed.subscribe(["NSE:INFY"]), feed.subscribe(["NSE:TCS"]), feed.unsubscribe([256265])
+    )
+    assert sorted(placed(feed)) == [408065, 2953217]
