@@ -18,6 +18,7 @@ from kitefan.errors import (
     KitefanError,
     PlanError,
     SlotLimitError,
+    SymbolError,
 )
 from kitefan.models import Mode, PacketKind, Tick
 
@@ -35,6 +36,7 @@ __all__ = [
     "PacketKind",
     "PlanError",
     "SlotLimitError",
+    "SymbolError",
     "Tick",
     "__version__",
     "decode_frame",

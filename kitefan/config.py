@@ -9,8 +9,9 @@ Relative paths in a config resolve against the directory of the config file.
 Secrets (api keys and access tokens) live only in :class:`Credential`, whose repr hides them; no
 message, warning or dump of this module contains one except masked (``abcd…34``).
 
-Owns: the config types, finding, loading and validating the file, the starter config, the masked
-dump, masking secrets. Must not import rich, typer, asyncio or websockets.
+Owns: the config types, finding, loading and validating the file, checking the symbols and modes
+given to a running feed (``spec_of``, ``parse_token``, ``parse_mode``), the starter config, the
+masked dump, masking secrets. Must not import rich, typer, asyncio or websockets.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any, Literal, TypeVar
 
 import tomli_w
 
-from kitefan.errors import ConfigError, InstrumentsError
+from kitefan.errors import ConfigError, InstrumentsError, SymbolError
 from kitefan.instruments import InstrumentFilter, InstrumentIndex, load_instruments
 from kitefan.models import MODE_RANK, Mode
 
@@ -50,7 +51,11 @@ __all__ = [
     "find_config_path",
     "load_config",
     "mask",
+    "needs_instruments",
+    "parse_mode",
+    "parse_token",
     "select_symbols",
+    "spec_of",
     "starter_config",
     "write_starter_config",
 ]
@@ -280,6 +285,7 @@ _MAX_TOKEN = 0xFFFFFFFF
 _MAX_DUPLICATE_WARNINGS = 5
 _MODES = frozenset(mode.value for mode in Mode)
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DECIMAL = re.compile(r"[0-9]+")
 
 
 def load_config(
@@ -919,7 +925,7 @@ class _Loader:
                 f"not {_quoted(value)}"
             )
             return None
-        if value.isdigit():
+        if _DECIMAL.fullmatch(value):  # not isdigit(): "²" is a digit that int() refuses
             return self.token_of(place, int(value))
         if ":" not in value:
             self.problem(
@@ -960,6 +966,121 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+# Symbols given to a running feed -----------------------------------------------------------------
+
+
+def parse_token(value: object) -> int:
+    """An instrument token: an integer, or its decimal string, from 1 to 4294967295 (uint32).
+
+    Raises:
+        SymbolError: ``value`` is not one (a bool, a float, a name, out of range, ...).
+    """
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        token = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        token = value.__index__()  # a plain int, also of an int subclass
+    else:
+        raise SymbolError(
+            value,
+            f"{_shown(value)} is neither an instrument token nor EXCHANGE:TRADINGSYMBOL",
+        )
+    if not 0 < token <= _MAX_TOKEN:
+        raise SymbolError(
+            value, f"{token} is not an instrument token (tokens are 1 to {_MAX_TOKEN})"
+        )
+    return token
+
+
+def parse_mode(value: object) -> Mode:
+    """A :class:`Mode`, or its wire string (``"ltp"``, ``"quote"``, ``"full"``), as a Mode.
+
+    Raises:
+        SymbolError: ``value`` is neither.
+    """
+    if isinstance(value, Mode):
+        return value
+    if isinstance(value, str) and value in _MODES:
+        return Mode(value)
+    raise SymbolError(value, f"{_shown(value)} is not a mode (ltp, quote or full)")
+
+
+def needs_instruments(item: object, by_name: Mapping[str, SymbolSpec]) -> bool:
+    """Whether :func:`spec_of` needs the instruments dump to resolve ``item``.
+
+    True for an ``EXCHANGE:TRADINGSYMBOL`` name that is not in ``by_name``.
+    """
+    return isinstance(item, str) and ":" in item and item not in by_name
+
+
+def spec_of(
+    item: object,
+    *,
+    mode: Mode,
+    by_token: Mapping[int, SymbolSpec],
+    by_name: Mapping[str, SymbolSpec],
+    index: InstrumentIndex | None,
+    instruments: Path | None = None,
+) -> SymbolSpec:
+    """The spec of one symbol given to a running feed, checked; raises rather than guesses.
+
+    ``item`` is an instrument token (an integer, or its decimal string: a name always has a
+    colon, so a string of digits can only be a token), an ``EXCHANGE:TRADINGSYMBOL`` name, or a
+    :class:`SymbolSpec` (its token, mode and pin are checked). A token or name in ``by_token`` /
+    ``by_name`` (what the feed streams) gives that spec; another name is resolved through
+    ``index``, the instruments dump; another token streams as itself. New symbols get ``mode``.
+
+    Args:
+        item: what was given.
+        mode: the mode of a symbol the feed does not stream yet.
+        by_token: the specs the feed streams, by token.
+        by_name: the same, by name.
+        index: the instruments dump, if loaded (names not in ``by_name`` need it).
+        instruments: the dump's configured path, for the message when ``index`` is None.
+
+    Raises:
+        SymbolError: a malformed item, a token out of range, a bad mode, an unknown name (with
+            the closest names of the dump), or a name with no dump to resolve it.
+    """
+    if isinstance(item, SymbolSpec):
+        token = parse_token(item.token)
+        if item.key is not None and not isinstance(item.key, str):
+            raise SymbolError(item, f"the key of {token} must be a key id, not {_shown(item.key)}")
+        name = item.name if isinstance(item.name, str) and item.name else str(token)
+        return SymbolSpec(token, name, parse_mode(item.mode), item.key)
+    if not isinstance(item, str) or _DECIMAL.fullmatch(item):
+        token = parse_token(item)
+        known = by_token.get(token)
+        if known is not None:
+            return known
+        row = index.get(token) if index is not None else None
+        return SymbolSpec(token, row.symbol if row is not None else str(token), mode)
+    known = by_name.get(item)
+    if known is not None:
+        return known
+    if ":" not in item:
+        parse_token(item)  # raises: neither a token nor a name
+    if index is None:
+        where = (
+            "set instruments in the config and"
+            if instruments is None
+            else f"{instruments} does not exist:"
+        )
+        raise SymbolError(
+            item,
+            f'"{item}" needs the instruments dump to resolve it: {where} '
+            "run `kitefan instruments fetch`",
+        )
+    row = index.resolve(item)
+    if row is None:
+        raise SymbolError(item, f'unknown symbol "{item}"', closest=index.closest(item))
+    return by_token.get(row.instrument_token) or SymbolSpec(row.instrument_token, row.symbol, mode)
+
+
+def _shown(value: object) -> str:
+    text = f'"{value}"' if isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def select_symbols(config: AppConfig, symbols: Sequence[str]) -> tuple[SymbolSpec, ...]:
     """The symbols named on a command line (``stream --symbols``), as specs.
 
@@ -985,10 +1106,17 @@ def select_symbols(config: AppConfig, symbols: Sequence[str]) -> tuple[SymbolSpe
                 problems.append(f'"{item}": unknown mode "{suffix}" (ltp, quote or full)')
                 continue
             mode = Mode(suffix.lower())
-        spec = by_token.get(int(text)) if text.isdigit() else by_name.get(text)
-        if spec is None and text.isdigit():
-            spec = SymbolSpec(int(text), text, config.mode)
-        elif spec is None and ":" in text:
+        spec: SymbolSpec | None
+        if _DECIMAL.fullmatch(text):
+            try:
+                token = parse_token(text)
+            except SymbolError as exc:
+                problems.append(str(exc))
+                continue
+            spec = by_token.get(token) or SymbolSpec(token, str(token), config.mode)
+        else:
+            spec = by_name.get(text)
+        if spec is None and ":" in text:
             if index is None:
                 if config.instruments is None or not config.instruments.is_file():
                     problems.append(

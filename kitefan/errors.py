@@ -6,6 +6,7 @@
     ├── CodecError        a binary frame or text message that does not follow the wire protocol
     ├── ConfigError       a config file with one or more problems (all of them, each with its place)
     ├── PlanError         symbols that cannot be placed: over capacity, unpinned under "manual", ...
+    ├── SymbolError       a token, name or mode given to a running feed that is malformed or unknown
     ├── AuthError         the server refused a key's credentials (HTTP 403 on the upgrade)
     ├── SlotLimitError    the server refused another connection for a key (HTTP 429)
     ├── FeedError         a feed that cannot go on (server misbehaving, nothing to stream)
@@ -37,6 +38,7 @@ __all__ = [
     "PlanError",
     "SlotLimitError",
     "StreamNotRunningError",
+    "SymbolError",
 ]
 
 
@@ -101,6 +103,30 @@ class PlanError(KitefanError):
 
     def __str__(self) -> str:
         return f"{self.reason}; {self.hint}" if self.hint else self.reason
+
+
+class SymbolError(KitefanError):
+    """A symbol or mode that cannot be streamed: malformed, out of range, or unknown.
+
+    :meth:`FeedManager.subscribe <kitefan.manager.FeedManager.subscribe>`, ``unsubscribe`` and
+    ``set_mode`` raise it before changing or sending anything.
+
+    Attributes:
+        given: what was given, as it was given.
+        reason: what is wrong with it, naming it (e.g. ``unknown symbol "NSE:INFYY"``).
+        closest: the names of the instruments dump closest to it, best first (may be empty).
+    """
+
+    def __init__(self, given: object, reason: str, *, closest: Sequence[str] = ()) -> None:
+        self.given = given
+        self.reason = reason
+        self.closest = tuple(closest)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.closest:
+            return f"{self.reason}; closest: {', '.join(self.closest)}"
+        return self.reason
 
 
 class AuthError(KitefanError):

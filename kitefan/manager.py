@@ -41,9 +41,16 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Generic, Self, TypeVar
 
-from kitefan.config import AppConfig, KeyConfig, SymbolSpec
+from kitefan.config import (
+    AppConfig,
+    KeyConfig,
+    SymbolSpec,
+    needs_instruments,
+    parse_mode,
+    spec_of,
+)
 from kitefan.connection import FeedConnection
-from kitefan.errors import FeedError, KitefanError, NoUsableKeyError, PlanError
+from kitefan.errors import FeedError, KitefanError, NoUsableKeyError, PlanError, SymbolError
 from kitefan.events import (
     ConnState,
     ErrorEvent,
@@ -54,6 +61,7 @@ from kitefan.events import (
     StatusEvent,
     TickBatch,
 )
+from kitefan.instruments import load_instruments
 from kitefan.models import Mode, OrderUpdate
 from kitefan.planner import KeyCapacity, Plan, PlanDiff, diff, plan
 from kitefan.retry import Refusal
@@ -476,39 +484,109 @@ class FeedManager:
 
     async def subscribe(
         self,
-        symbols: Iterable[int | SymbolSpec],
+        symbols: Iterable[int | str | SymbolSpec],
         *,
-        mode: Mode | None = None,
+        mode: Mode | str | None = None,
         key: str | None = None,
     ) -> PlanDiff:
         """Stream more symbols: placed by the strategy, or on ``key`` (pinned there).
 
+        Each symbol is an instrument token (an ``int`` from 1 to 4294967295, or its decimal
+        string: a name always has a colon), an ``EXCHANGE:TRADINGSYMBOL`` name, or a
+        :class:`SymbolSpec`. A name the feed does not stream is resolved through the config's
+        instruments dump, read for the call off the event loop. ``mode`` is a :class:`Mode` or
+        its wire string (``"ltp"``, ``"quote"``, ``"full"``); without it a new symbol takes the
+        config's mode. Everything is checked before anything changes: with one bad symbol,
+        nothing is subscribed and nothing is sent.
+
         A symbol already streaming changes mode if ``mode`` differs, and moves if pinned
         elsewhere. Returns what changed.
+
+        Raises:
+            SymbolError: a symbol is malformed, out of range, or unknown (with the closest names
+                of the dump), a name needs a dump the config does not have, or ``mode`` is not
+                a mode.
+            FeedError: ``key`` is not a key of the config.
+            PlanError: the symbols cannot be placed.
+            InstrumentsError: the instruments dump cannot be read.
         """
         self._check_key(key)
-        wanted = dict(self._symbols)
-        for item in symbols:
-            spec = item if isinstance(item, SymbolSpec) else self._spec_of(item)
-            spec = replace(spec, mode=mode or spec.mode, key=key if key is not None else spec.key)
+        new_mode = None if mode is None else parse_mode(mode)
+        specs = await self._checked(symbols)
+        wanted = dict(self._symbols)  # after the await: another change may have run meanwhile
+        for spec in specs:
+            spec = replace(
+                spec, mode=new_mode or spec.mode, key=key if key is not None else spec.key
+            )
             wanted[spec.token] = spec
         return self._rehome(wanted)
 
-    async def unsubscribe(self, tokens: Iterable[int]) -> PlanDiff:
-        """Stop streaming these tokens (unknown ones are ignored)."""
+    async def unsubscribe(self, tokens: Iterable[int | str | SymbolSpec]) -> PlanDiff:
+        """Stop streaming these symbols (given as to :meth:`subscribe`); others are ignored.
+
+        Raises:
+            SymbolError: a symbol is malformed, out of range or unknown (nothing is changed).
+            InstrumentsError: the instruments dump cannot be read.
+        """
+        specs = await self._checked(tokens)
         wanted = dict(self._symbols)
-        for token in tokens:
-            wanted.pop(int(token), None)
+        for spec in specs:
+            wanted.pop(spec.token, None)
         return self._rehome(wanted)
 
-    async def set_mode(self, tokens: Iterable[int], mode: Mode) -> PlanDiff:
-        """Change the mode of tokens already streaming (others are ignored)."""
+    async def set_mode(
+        self, tokens: Iterable[int | str | SymbolSpec], mode: Mode | str
+    ) -> PlanDiff:
+        """Change the mode of symbols already streaming (given as to :meth:`subscribe`).
+
+        ``mode`` is a :class:`Mode` or its wire string; symbols not streaming are ignored.
+
+        Raises:
+            SymbolError: a symbol is malformed, out of range or unknown, or ``mode`` is not a
+                mode (nothing is changed).
+            InstrumentsError: the instruments dump cannot be read.
+        """
+        new_mode = parse_mode(mode)
+        specs = await self._checked(tokens)
         wanted = dict(self._symbols)
-        for token in tokens:
-            spec = wanted.get(int(token))
+        for checked in specs:
+            spec = wanted.get(checked.token)
             if spec is not None:
-                wanted[spec.token] = replace(spec, mode=mode)
+                wanted[spec.token] = replace(spec, mode=new_mode)
         return self._rehome(wanted)
+
+    async def _checked(self, items: Iterable[int | str | SymbolSpec]) -> list[SymbolSpec]:
+        """Every item given to subscribe, unsubscribe or set_mode, as a checked spec."""
+        if isinstance(items, (str, bytes, int, SymbolSpec)):
+            raise SymbolError(
+                items, f"symbols must be a list of tokens, names or specs, not {items!r:.40}"
+            )
+        try:
+            listed = list(items)
+        except TypeError:
+            raise SymbolError(
+                items, f"symbols must be a list of tokens, names or specs, not {items!r:.40}"
+            ) from None
+        by_name = {spec.name: spec for spec in self._symbols.values()}
+        dump = self._config.instruments
+        index = None
+        if (
+            dump is not None
+            and any(needs_instruments(item, by_name) for item in listed)
+            and dump.is_file()
+        ):
+            index = await asyncio.to_thread(load_instruments, dump)
+        return [
+            spec_of(
+                item,
+                mode=self._config.mode,
+                by_token=self._symbols,
+                by_name=by_name,
+                index=index,
+                instruments=dump,
+            )
+            for item in listed
+        ]
 
     def preview_config(self, config: AppConfig) -> PlanDiff:
         """What :meth:`apply_config` would change, without changing anything."""

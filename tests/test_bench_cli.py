@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import json
 
-from typer.testing import CliRunner
-
-from kitefan.cli import app
+from processes import invoke
 
 
 def test_bench_decode_json_has_every_figure_and_the_machine() -> None:
-    result = CliRunner().invoke(
-        app, ["bench", "decode", "--rounds", "1", "--seconds", "0.1", "--format", "json"]
-    )
+    result = invoke("bench", "decode", "--rounds", "1", "--seconds", "0.1", "--format", "json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert set(report) == {"kitefan", "machine", "date", "command", "figures", "details"}
@@ -41,6 +37,6 @@ def test_bench_decode_json_has_every_figure_and_the_machine() -> None:
 
 
 def test_bench_rejects_an_unknown_benchmark() -> None:
-    result = CliRunner().invoke(app, ["bench", "everything"])
+    result = invoke("bench", "everything")
     assert result.exit_code == 2
     assert result.stdout == ""

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import tomli_w
 from instruments_server import serve_dump
-from typer.testing import CliRunner, Result
+from processes import invoke
+from typer.testing import Result
 
-from kitefan.cli import app
 from kitefan.config import demo_config_path
 from kitefan.errors import ConfigError
 from kitefan.instruments import INSTRUMENTS_HEADER
@@ -26,7 +26,7 @@ ENV = {"KITE_ACCESS_TOKEN_1": "token-one-000001"}
 
 
 def run(*args: str, env: dict[str, str | None] | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), env={"KITEFAN_CONFIG": None, **(env or {})})
+    return invoke(*args, env={"KITEFAN_CONFIG": None, **(env or {})})
 
 
 def keys_toml(count: int, *, literal: bool = True) -> str:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
+from processes import invoke, kitefan, run_sync
 
 from kitefan import __version__
 from kitefan.cli import app
@@ -44,7 +42,7 @@ def test_every_command_is_there() -> None:
 
 @pytest.mark.parametrize("words", commands(), ids=" ".join)
 def test_help_exits_0_with_a_description(words: list[str]) -> None:
-    result = CliRunner().invoke(app, [*words, "--help"])
+    result = invoke(*words, "--help")
     assert result.exit_code == 0
     assert result.stdout.startswith(f"Usage: kitefan {' '.join(words)} ")
     description = result.stdout.split("\n\n")[1].strip()
@@ -57,7 +55,5 @@ def test_the_readme_documents_every_command(words: list[str]) -> None:
 
 
 def test_python_dash_m_and_version() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "kitefan", "--version"], capture_output=True, text=True, check=False
-    )
+    done = run_sync(*kitefan("--version"))
     assert (done.returncode, done.stdout, done.stderr) == (0, f"kitefan {__version__}\n", "")

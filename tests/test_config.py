@@ -525,13 +525,14 @@ SPLIT = "[[keys]]\nid = 'b'\napi_key = 'key-bbbb'\naccess_token = '${KITE_ACCESS
             id="symbols-table",
         ),
         pytest.param(
-            KEY + "[symbols]\nquote = ['INFY', 0, true, 4294967296]\n",
+            KEY + "[symbols]\nquote = ['INFY', 0, true, 4294967296, '²']\n",
             [
                 'symbols.quote[0]: "INFY" is neither an instrument token nor '
                 "EXCHANGE:TRADINGSYMBOL",
                 "symbols.quote[1]: 0 is not an instrument token",
                 "symbols.quote[2]: must be an instrument token or EXCHANGE:TRADINGSYMBOL, not true",
                 "symbols.quote[3]: 4294967296 is not an instrument token",
+                'symbols.quote[4]: "²" is neither an instrument token nor EXCHANGE:TRADINGSYMBOL',
             ],
             id="bad-symbols",
         ),
@@ -791,4 +792,21 @@ def test_select_symbols_keeps_config_specs_and_resolves_others(tmp_path: Path, d
         'unknown symbol "NSE:RELAINCE"; closest: NSE:RELIANCE',
         '"INFY" is neither an instrument token nor EXCHANGE:TRADINGSYMBOL',
         '"NSE:INFY:fast": unknown mode "fast" (ltp, quote or full)',
+    ]
+
+
+def test_select_symbols_refuses_tokens_out_of_the_uint32_range(tmp_path: Path, dump: Path) -> None:
+    (tmp_path / "watchlist.txt").write_text("")
+    config = load(write(tmp_path, DESIGN_EXAMPLE))
+    assert select_symbols(config, ["4294967295"]) == (
+        SymbolSpec(4294967295, "4294967295", Mode.QUOTE),
+    )
+    with pytest.raises(ConfigError) as caught:
+        select_symbols(config, ["0", "4294967296:full", "99999999999", "²"])
+    assert str(caught.value).startswith("--symbols: 4 problems: ")
+    assert caught.value.problems == [
+        "0 is not an instrument token (tokens are 1 to 4294967295)",
+        "4294967296 is not an instrument token (tokens are 1 to 4294967295)",
+        "99999999999 is not an instrument token (tokens are 1 to 4294967295)",
+        '"²" is neither an instrument token nor EXCHANGE:TRADINGSYMBOL',
     ]

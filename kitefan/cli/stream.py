@@ -79,7 +79,8 @@ def stream(
         str | None,
         typer.Option(
             "--symbols",
-            help="Only these symbols (comma-separated tokens or EXCHANGE:TRADINGSYMBOL names).",
+            help="Only these symbols (comma-separated tokens or EXCHANGE:TRADINGSYMBOL names); "
+            "checked before anything connects.",
         ),
     ] = None,
     duration: Annotated[
@@ -180,7 +181,14 @@ def _narrowed(config: AppConfig, symbols: str | None, mode: Mode | None) -> AppC
     if symbols is not None:
         from kitefan.config import select_symbols
 
-        specs = select_symbols(config, [s.strip() for s in symbols.split(",") if s.strip()])
+        listed = [s.strip() for s in symbols.split(",") if s.strip()]
+        if not listed:
+            raise typer.BadParameter(
+                "names no symbol: give tokens or EXCHANGE:TRADINGSYMBOL names, comma-separated, "
+                "or leave --symbols out to stream the config's symbols",
+                param_hint="--symbols",
+            )
+        specs = select_symbols(config, listed)
     if mode is not None:
         specs = tuple(replace(s, mode=mode) for s in specs)
     return replace(config, symbols=specs)

@@ -5,7 +5,8 @@ the stream, ``kitefan stats`` and ``kitefan distribute`` run as the user runs th
 own process, finding each other through the control socket in the test's runtime directory
 (``XDG_RUNTIME_DIR``). The stream writes JSON lines to a file, read back incrementally.
 
-Every api key and access token here contains ``SENTINEL``: no output, file or answer may.
+Every api key and access token here contains ``SENTINEL``: no output, file or answer may. Every
+process starts through :mod:`processes`, which checks what it printed for secrets.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ import contextlib
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import processes
 
 from kitefan.control import ControlClient
 from kitefan.errors import ControlError
@@ -80,20 +82,7 @@ def environment(runtime: Path) -> dict[str, str]:
 
 async def kitefan(*args: str, env: Mapping[str, str], within: float = 60.0) -> tuple[int, str, str]:
     """Run ``kitefan ARGS`` to the end: its exit code, stdout and stderr."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kitefan",
-        *args,
-        cwd=ROOT,
-        env=dict(env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(within):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await processes.run(*processes.kitefan(*args), env=env, cwd=ROOT, within=within)
 
 
 async def until(predicate: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
@@ -117,7 +106,7 @@ async def eventually(predicate: Callable[[], bool], within: float = 20.0) -> Non
 class StreamProcess:
     """A ``kitefan stream --format jsonl`` process, its output files, and how to reach it."""
 
-    process: asyncio.subprocess.Process
+    process: processes.Command
     config: Path
     env: dict[str, str]
     stdout: Path
@@ -158,42 +147,33 @@ async def running_stream(
     Leaving stops it with SIGINT (if it still runs) and waits for it.
     """
     stdout, stderr = directory / "stream.jsonl", directory / "stream.err"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "kitefan",
-            "stream",
-            "--config",
-            str(config),
-            "--format",
-            "jsonl",
-            *args,
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=err,
-        )
-    stream = StreamProcess(process, config, env, stdout, stderr)
+    async with processes.started(
+        *processes.kitefan("stream", "--config", str(config), "--format", "jsonl", *args),
+        cwd=ROOT,
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+    ) as process:
+        stream = StreamProcess(process, config, env, stdout, stderr)
 
-    async def answers() -> bool:
-        if process.returncode is not None:
-            raise AssertionError(f"the stream exited: {stderr.read_text()}")
-        try:
-            await stream.stats()
-        except ControlError:  # not listening yet, or listening before the feed started
-            return False
-        return True
-
-    try:
-        await until(answers)
-        yield stream
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
+        async def answers() -> bool:
+            if process.returncode is not None:
+                raise AssertionError(f"the stream exited: {stderr.read_text()}")
             try:
-                async with asyncio.timeout(20):
+                await stream.stats()
+            except ControlError:  # not listening yet, or listening before the feed started
+                return False
+            return True
+
+        try:
+            await until(answers)
+            yield stream
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    async with asyncio.timeout(20):
+                        await process.wait()
+                except TimeoutError:
+                    process.kill()
                     await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()

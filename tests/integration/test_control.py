@@ -17,10 +17,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from processes import invoke
 from streams import KEYS, SENTINEL, account, nse, write_config
-from typer.testing import CliRunner
 
-from kitefan.cli import app
 from kitefan.config import load_config
 from kitefan.control import (
     ControlClient,
@@ -352,7 +351,7 @@ async def test_refused_edits_keep_their_kind_and_change_nothing(
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "120"})
+    result = invoke(*args, env={"COLUMNS": "120"})
     return result.exit_code, result.stdout, result.stderr
 
 

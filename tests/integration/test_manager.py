@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec, Tuning
-from kitefan.errors import FeedError, NoUsableKeyError
+from kitefan.errors import FeedError, NoUsableKeyError, SymbolError
 from kitefan.events import ErrorEvent, Event, KeyState, OrderEvent, StatusEvent, TickBatch
 from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
@@ -473,6 +473,48 @@ async def test_live_changes_use_the_plan_and_diff() -> None:
                 ),
             )
             assert feed.stats().totals.symbols == 29
+
+
+async def test_a_refused_subscribe_sends_nothing_and_the_connection_streams_on() -> None:
+    tokens = nse(6)
+    added = nse(1, start=9000)[0]
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens, keys=("alpha",), max_connections_per_key=1)
+        async with FeedManager(config) as feed:
+            events = feed.events()
+            await tokens_ticking(feed.ticks(), set(tokens))
+            (conn,) = sim.connections(account("alpha").api_key)
+            before = replace(conn.requests)
+            # Issue 8: each of these used to reach the wire, or the feed's state, and poison it.
+            with pytest.raises(SymbolError, match="needs the instruments dump"):
+                await feed.subscribe(["NSE:INFY"])  # this config has no dump
+            with pytest.raises(SymbolError, match="not an instrument token"):
+                await feed.subscribe([added, 2**32])
+            with pytest.raises(SymbolError, match="not a mode"):
+                await feed.subscribe([added], mode="FULL")
+            with pytest.raises(SymbolError, match="neither an instrument token"):
+                await feed.set_mode(["408065x"], Mode.LTP)
+            # A good request after them: when it has arrived, anything sent before it has too.
+            await feed.subscribe([str(added)], mode="full")
+            await sim_until(sim, lambda: conn.subscriptions.get(added) is Mode.FULL)
+            assert conn.requests == replace(
+                before,
+                subscribe_messages=before.subscribe_messages + 1,
+                subscribe_tokens=before.subscribe_tokens + 1,
+                mode_messages=before.mode_messages + 1,
+                mode_tokens=before.mode_tokens + 1,
+            )
+            assert conn.requests.invalid_messages == 0
+            assert feed.stats().totals.symbols == 7
+            assert all(isinstance(spec.token, int) for spec in feed.never_ticked())
+            # After a reconnect the whole batch is accepted: every symbol ticks again.
+            assert await sim.drop_connections() == 1
+            (again,) = await sim.wait_for_connections(1)
+            await tokens_ticking(feed.ticks(), {*tokens, added})
+            assert again.subscriptions == {**dict.fromkeys(tokens, Mode.QUOTE), added: Mode.FULL}
+            assert again.requests.invalid_messages == 0
+            assert [e for e in events.drain() if isinstance(e, ErrorEvent)] == []
+            assert feed.key_stats("alpha").server_errors == 0
 
 
 async def test_exchange_delay_leaves_out_the_cached_ticks_sent_on_subscribe() -> None:

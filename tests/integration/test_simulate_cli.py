@@ -8,12 +8,12 @@ import os
 import re
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import processes
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
@@ -47,7 +47,7 @@ def config(tmp_path: Path) -> Path:
 
 @dataclass
 class Running:
-    process: asyncio.subprocess.Process
+    process: processes.Command
     url: str
 
     def ticker(self, n: int = 1) -> str:
@@ -62,35 +62,22 @@ def environment(**extra: str) -> dict[str, str]:
 
 async def run(*args: str) -> tuple[int, str, str]:
     """Run ``python -m kitefan simulate ARGS`` to its end."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kitefan", "simulate", *args,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=environment(),
-    )  # fmt: skip
-    async with asyncio.timeout(TIMEOUT):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await processes.run(
+        *processes.kitefan("simulate", *args), cwd=ROOT, env=environment(), within=TIMEOUT
+    )
 
 
 @asynccontextmanager
 async def serving(*args: str, env: dict[str, str] | None = None) -> AsyncIterator[Running]:
     """Start ``python -m kitefan simulate ARGS``, read its URL; the caller must stop it."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kitefan", "simulate", *args,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=env or environment(),
-    )  # fmt: skip
-    try:
+    async with processes.started(
+        *processes.kitefan("simulate", *args), cwd=ROOT, env=env or environment()
+    ) as process:
         assert process.stdout is not None
         async with asyncio.timeout(TIMEOUT):
             first = (await process.stdout.readline()).decode()
         assert re.fullmatch(r"ws://127\.0\.0\.1:\d+\n", first), first
         yield Running(process, first.strip())
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def closing(ws: ClientConnection) -> ConnectionClosed:

@@ -15,11 +15,11 @@ import pty
 import re
 import signal
 import stat
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import processes
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from streams import (
@@ -160,40 +160,38 @@ async def in_terminal(*args: str, env: dict[str, str]) -> str:
     """Run ``kitefan ARGS`` on a pseudo-terminal (80×60); everything it drew."""
     controller, terminal = pty.openpty()
     os.set_blocking(controller, False)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kitefan",
-        *args,
+    chunks: list[bytes] = []
+    async with processes.started(
+        *processes.kitefan(*args),
         cwd=ROOT,
         env={**env, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "60"},
         stdin=terminal,
         stdout=terminal,
         stderr=terminal,
-    )
-    os.close(terminal)
-    chunks: list[bytes] = []
-    readable = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_reader(controller, readable.set)
-    try:
-        async with asyncio.timeout(30):
-            while True:
-                await readable.wait()
-                readable.clear()
-                try:
-                    chunk = os.read(controller, 65536)
-                except BlockingIOError:
-                    continue
-                except OSError:  # EIO: the other side is closed, the process has exited
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            assert await process.wait() == 0
-    finally:
-        loop.remove_reader(controller)
-        os.close(controller)
+    ) as process:
+        os.close(terminal)
+        readable = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(controller, readable.set)
+        try:
+            async with asyncio.timeout(30):
+                while True:
+                    await readable.wait()
+                    readable.clear()
+                    try:
+                        chunk = os.read(controller, 65536)
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # EIO: the other side is closed, the process has exited
+                        break
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    process.record("terminal", chunk)
+                assert await process.wait() == 0
+        finally:
+            loop.remove_reader(controller)
+            os.close(controller)
     return b"".join(chunks).decode()
 
 

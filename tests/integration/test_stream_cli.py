@@ -9,12 +9,14 @@ import io
 import json
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import processes
 import pytest
+
+from kitefan.simulator import Account, Simulator
 
 pytestmark = pytest.mark.integration
 
@@ -23,49 +25,25 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
 
 
 async def kitefan(*args: str, within: float = 60.0) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kitefan",
-        *args,
-        cwd=ROOT,
-        env=ENV,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(within):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await processes.run(*processes.kitefan(*args), cwd=ROOT, env=ENV, within=within)
 
 
 @asynccontextmanager
 async def simulate(config: Path) -> AsyncIterator[str]:
     """``kitefan simulate`` in its own process; yields its URL."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kitefan",
-        "simulate",
-        "--config",
-        str(config),
-        "--port",
-        "0",
-        cwd=ROOT,
-        env=ENV,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        async with asyncio.timeout(20):
-            url = (await process.stdout.readline()).decode().strip()
-        assert url.startswith("ws://127.0.0.1:")
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        async with asyncio.timeout(20):
-            await process.communicate()
+    async with processes.started(
+        *processes.kitefan("simulate", "--config", str(config), "--port", "0"), cwd=ROOT, env=ENV
+    ) as process:
+        try:
+            assert process.stdout is not None
+            async with asyncio.timeout(20):
+                url = (await process.stdout.readline()).decode().strip()
+            assert url.startswith("ws://127.0.0.1:")
+            yield url
+        finally:
+            process.send_signal(signal.SIGINT)
+            async with asyncio.timeout(20):
+                await process.communicate()
 
 
 def write_config(path: Path, url: str, token_suffix: str = "") -> Path:
@@ -175,26 +153,16 @@ async def test_csv_has_a_header_and_a_row_per_tick(tmp_path: Path) -> None:
 async def test_a_signal_closes_cleanly_with_a_summary_and_exit_0(
     signum: signal.Signals, said: str
 ) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kitefan",
-        "stream",
-        "--demo",
-        "--format",
-        "jsonl",
-        cwd=ROOT,
-        env=ENV,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    async with asyncio.timeout(20):
-        while b'"type":"tick"' not in await process.stdout.readline():
-            pass
-    process.send_signal(signum)
-    async with asyncio.timeout(20):
-        out, err = await process.communicate()
+    async with processes.started(
+        *processes.kitefan("stream", "--demo", "--format", "jsonl"), cwd=ROOT, env=ENV
+    ) as process:
+        assert process.stdout is not None
+        async with asyncio.timeout(20):
+            while b'"type":"tick"' not in await process.stdout.readline():
+                pass
+        process.send_signal(signum)
+        async with asyncio.timeout(20):
+            out, err = await process.communicate()
     assert process.returncode == 0
     assert err.decode().startswith(f"kitefan: {said} after ")
     assert "Traceback" not in err.decode()
@@ -223,6 +191,13 @@ async def test_every_key_refused_exits_4_with_one_line(tmp_path: Path) -> None:
     [
         (["--config", "missing.toml"], 3, "error: missing.toml: cannot read"),
         (["--demo", "--symbols", "NSE:INFYY"], 3, "error: "),
+        (["--demo", "--symbols", ""], 2, ""),
+        (["--demo", "--symbols", " , ,"], 2, ""),
+        (
+            ["--demo", "--symbols", "256265,4294967296"],
+            3,
+            "error: --symbols: 4294967296 is not an instrument token (tokens are 1 to 4294967295)",
+        ),
         (["--demo", "--format", "xml"], 2, ""),
     ],
 )
@@ -236,3 +211,33 @@ async def test_bad_input_is_one_line_and_an_exit_code(
     if message:
         assert err.startswith(message)
         assert len(err.strip().splitlines()) == 1
+
+
+async def test_an_empty_symbols_list_is_a_usage_error_naming_the_option() -> None:
+    status, out, err = await kitefan("stream", "--demo", "--symbols", ",", "--duration", "1")
+    assert (status, out) == (2, "")
+    assert "Invalid value for --symbols: names no symbol: give tokens or" in err
+    assert "Traceback" not in err
+
+
+async def test_a_token_out_of_range_is_refused_before_anything_connects(
+    simulator: Simulator, accounts: tuple[Account, Account], tmp_path: Path
+) -> None:
+    alpha = accounts[0]
+    config = tmp_path / "kitefan.toml"
+    config.write_text(
+        f'url = "{simulator.url}"\n'
+        "[[keys]]\n"
+        f'id = "alpha"\napi_key = "{alpha.api_key}"\naccess_token = "{alpha.access_token}"\n'
+        "[symbols]\nquote = [408065]\n"
+    )
+    config.chmod(0o600)
+    status, out, err = await kitefan(
+        "stream", "--config", str(config), "--symbols", "408065,99999999999", "--duration", "5"
+    )
+    assert (status, out) == (3, "")
+    assert err == (
+        "error: --symbols: 99999999999 is not an instrument token (tokens are 1 to 4294967295)\n"
+    )
+    assert simulator.counters.connections_opened == 0
+    assert simulator.refusals() == {}

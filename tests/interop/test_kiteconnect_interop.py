@@ -8,7 +8,6 @@ Twisted's reactor cannot be restarted, and a process keeps its imports away from
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -16,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import processes
 import pytest
 
 from kitefan.codec import decode_frame
@@ -33,14 +33,11 @@ USDINR_CDS, USDINR_BCD = (1050 << 8) | 3, (1050 << 8) | 6
 
 
 async def official_client(sim: Simulator, access_token: str, scenario: str) -> dict[str, Any]:
-    process = await asyncio.create_subprocess_exec(
+    code, out, err = await processes.run(
         sys.executable, str(CLIENT), sim.url, ACCOUNT.api_key, access_token, scenario,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "TZ": "UTC"},
+        env={**os.environ, "TZ": "UTC"}, within=40,
     )  # fmt: skip
-    async with asyncio.timeout(40):
-        out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
+    assert code == 0, err
     report: dict[str, Any] = json.loads(out)
     return report
 
