@@ -258,3 +258,17 @@ async def test_a_stream_nobody_references_is_forgotten() -> None:
     gc.collect()
     assert manager._streams == ()
     manager.on_ticks(frame_of(3))  # reaches no stream
+
+
+async def test_a_batch_reaching_several_consumers_is_decoded_once_and_shared() -> None:
+    manager = feed()
+    ticks_stream, events_stream = manager.ticks(), manager.events()
+    batch = frame_of(3)
+    manager.on_ticks(batch)
+    first, second = ticks_stream.drain()[0], events_stream.drain()[0]
+    assert first is second is batch
+    assert not batch.decoded
+    decoded = first.ticks
+    assert batch.decoded
+    assert isinstance(second, TickBatch) and second.ticks is decoded
+    assert [t.last_price for t in decoded] == [1500.0, 1500.01, 1500.02]

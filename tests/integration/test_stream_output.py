@@ -19,9 +19,11 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import IO
 
 import pytest
-from streams import ROOT, account, environment, nse, until, write_config
+from processes import Command, kitefan, started
+from streams import account, environment, nse, until, write_config
 
 from kitefan.control import ControlClient
 from kitefan.simulator import Simulator
@@ -51,23 +53,8 @@ async def test_at_max_rate_every_tick_is_written_or_counted_dropped(tmp_path: Pa
     async with max_rate() as sim:
         config = write_config(tmp_path / "kitefan.toml", sim.url, full=nse(600))
         out_path = tmp_path / "out.jsonl"
-        with out_path.open("wb") as out:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "kitefan",
-                "stream",
-                "--config",
-                str(config),
-                "--format",
-                "jsonl",
-                "--duration",
-                "3",
-                cwd=ROOT,
-                env=environment(tmp_path),
-                stdout=out,
-                stderr=asyncio.subprocess.PIPE,
-            )
+        argv = kitefan("stream", "--config", str(config), "--format", "jsonl", "--duration", "3")
+        async with started(*argv, env=environment(tmp_path), stdout=out_path) as process:
             async with asyncio.timeout(60):
                 _, err = await process.communicate()
         assert process.returncode == 0, err
@@ -85,30 +72,18 @@ async def test_sigterm_with_a_reader_that_stopped_reading_exits_promptly(tmp_pat
     async with max_rate() as sim:
         config = write_config(tmp_path / "kitefan.toml", sim.url, full=nse(600))
         read_end, write_end = os.pipe()
+        argv = kitefan("stream", "--config", str(config), "--format", "jsonl")
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "kitefan",
-                "stream",
-                "--config",
-                str(config),
-                "--format",
-                "jsonl",
-                cwd=ROOT,
-                env=environment(tmp_path),
-                stdout=write_end,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            os.close(write_end)
-            # Streaming: the frames of every symbol reached it, and the pipe is full (nobody reads).
-            await until(lambda: _subscribed(sim, 600))
-            await until(lambda: _pipe_full(read_end))
-            process.send_signal(signal.SIGTERM)
-            signalled = time.monotonic()
-            async with asyncio.timeout(15):
-                _, err = await process.communicate()
-            took = time.monotonic() - signalled
+            async with started(*argv, env=environment(tmp_path), stdout=write_end) as process:
+                os.close(write_end)
+                # Streaming, and the pipe is full: nobody reads it.
+                await until(lambda: _subscribed(sim, 600))
+                await until(lambda: _pipe_full(read_end))
+                process.send_signal(signal.SIGTERM)
+                signalled = time.monotonic()
+                async with asyncio.timeout(15):
+                    _, err = await process.communicate()
+                took = time.monotonic() - signalled
         finally:
             os.close(read_end)
         assert process.returncode == 0, err
@@ -138,60 +113,55 @@ async def test_a_resumed_slow_reader_leaves_the_stream_answering_and_connected(
         config = write_config(tmp_path / "kitefan.toml", sim.url, full=nse(600))
         env = environment(tmp_path)
         read_end, write_end = os.pipe()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "kitefan",
-            "stream",
-            "--config",
-            str(config),
-            "--format",
-            "jsonl",
-            cwd=ROOT,
-            env=env,
-            stdout=write_end,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        os.close(write_end)
+        argv = kitefan("stream", "--config", str(config), "--format", "jsonl")
         reader = os.fdopen(read_end, "rb", buffering=0)
-        try:
-            await until(lambda: _subscribed(sim, 600))
-            await until(lambda: _pipe_full(read_end))
-            # The reader stalls for two seconds: the stream's queue fills and sheds (counted).
-            await asyncio.sleep(2.0)  # the stall itself is what is tested, not a wait for state
-            loop = asyncio.get_running_loop()
-            drained = loop.run_in_executor(None, _read_for, reader, 3.0)
-            # While it reads the backlog, the stream's control socket answers within a second.
-            for _ in range(5):
-                asked = time.monotonic()
-                async with asyncio.timeout(5):
-                    client = await ControlClient.connect(config, environ=env)
-                    async with client:
-                        stats = await client.stats()
-                assert time.monotonic() - asked < 1.0
-                await asyncio.sleep(0.3)
-            read = await drained
-            assert read > 1_000_000
-            assert stats["totals"]["reconnects"] == 0
-            assert stats["totals"]["drops"] > 0
-            lag = stats["loop_lag"]
-            assert lag["samples"] > 0
-        finally:
-            process.send_signal(signal.SIGINT)
-            async with asyncio.timeout(20):
-                _, err = await process.communicate()
-            reader.close()
+        async with started(*argv, env=env, stdout=write_end) as process:
+            os.close(write_end)
+            try:
+                await _resume_and_ask(sim, process, reader, config, env)
+            finally:
+                process.send_signal(signal.SIGINT)
+                async with asyncio.timeout(20):
+                    _, err = await process.communicate()
+                reader.close()
         assert process.returncode == 0, err
         figures = summary(err.decode())
         assert figures["written"] + figures["dropped"] == figures["received"]
 
 
-def _read_for(reader: object, seconds: float) -> int:
+async def _resume_and_ask(
+    sim: Simulator, process: Command, reader: IO[bytes], config: Path, env: dict[str, str]
+) -> None:
+    read_end = reader.fileno()
+    await until(lambda: _subscribed(sim, 600))
+    await until(lambda: _pipe_full(read_end))
+    # The reader stalls for two seconds: the stream's queue fills and sheds (counted).
+    await asyncio.sleep(2.0)  # the stall itself is what is tested, not a wait for state
+    loop = asyncio.get_running_loop()
+    drained = loop.run_in_executor(None, _read_for, reader, 3.0)
+    # While it reads the backlog, the stream's control socket answers within a second.
+    for _ in range(5):
+        asked = time.monotonic()
+        async with asyncio.timeout(5):
+            client = await ControlClient.connect(config, environ=env)
+            async with client:
+                stats = await client.stats()
+        assert time.monotonic() - asked < 1.0
+        await asyncio.sleep(0.3)
+    read = await drained
+    assert read > 1_000_000
+    assert stats["totals"]["reconnects"] == 0
+    assert stats["totals"]["drops"] > 0
+    assert stats["loop_lag"]["samples"] > 0
+    assert process.returncode is None
+
+
+def _read_for(reader: IO[bytes], seconds: float) -> int:
     """Read as fast as possible for ``seconds``; return the bytes read."""
     deadline = time.monotonic() + seconds
     total = 0
     while time.monotonic() < deadline:
-        chunk = reader.read(1 << 16)  # type: ignore[attr-defined]
+        chunk = reader.read(1 << 16)
         if not chunk:
             break
         total += len(chunk)
