@@ -3,7 +3,6 @@ and the invariants every plan keeps (hypothesis)."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Sequence
 
@@ -274,12 +273,11 @@ def test_a_pin_moves_an_unpinned_symbol_out_of_its_full_key() -> None:
 # Incremental planning and diffs ---------------------------------------------------------------
 
 
-def test_20000_symbols_plan_fast_and_500_in_500_out_moves_nothing_else() -> None:
+def test_20000_symbols_500_in_500_out_moves_nothing_else() -> None:
+    # How fast this plans is a benchmark's business (kitefan bench), not a timed test's.
     keys = caps(("a", 3), ("b", 3), ("c", 3))
     symbols = specs(range(1, 20001))
-    started = time.perf_counter()
     home = plan(symbols, keys, strategy=RR, max_symbols_per_connection=3000)
-    assert time.perf_counter() - started < 0.5
     counts = sorted(k.symbol_count for k in home.keys)
     assert counts == [6666, 6667, 6667]
     edited = symbols[500:] + specs(range(30001, 30501))

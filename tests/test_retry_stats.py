@@ -12,6 +12,8 @@ from kitefan.stats import (
     ConnectionStats,
     FeedStats,
     KeyStats,
+    LoopLag,
+    LoopLagMeter,
     RateMeter,
     key_state,
     percentile_of_counts,
@@ -128,7 +130,8 @@ def test_feed_stats_json_shape_and_sums() -> None:
         uptime_s=12.25,
     )
     data = stats.as_dict()
-    assert set(data) == {"keys", "totals", "updated_at", "uptime_s"}
+    assert set(data) == {"keys", "totals", "updated_at", "uptime_s", "loop_lag"}
+    assert data["loop_lag"] is None  # no probe ran
     assert [k["id"] for k in data["keys"]] == ["alpha", "bravo"]
     alpha = data["keys"][0]
     assert (alpha["state"], alpha["symbols"], alpha["ticks"], alpha["drops"]) == (
@@ -157,3 +160,28 @@ def test_feed_stats_json_shape_and_sums() -> None:
     assert stats.key("bravo").ticks == 7
     with pytest.raises(KeyError):
         stats.key("nope")
+
+
+def test_loop_lag_meter_keeps_percentiles_since_the_start_and_for_the_window() -> None:
+    meter = LoopLagMeter(window_s=10)
+    assert meter.snapshot(0.0) == LoopLag(0, None, None, None, 10, None, None)
+    for i in range(98):
+        meter.add(0.0002, 100.0 + i * 0.01)  # 0.2 ms, in second 100
+    meter.add(0.0031, 100.5)  # 3.1 ms
+    meter.add(0.0450, 101.2)  # 45 ms, in second 101
+    lag = meter.snapshot(101.5)
+    assert (lag.samples, lag.p50_ms, lag.p99_ms, lag.max_ms) == (100, 0.2, 3.1, 45.0)
+    assert (lag.recent_p99_ms, lag.recent_max_ms) == (3.1, 45.0)
+    meter.add(0.0010, 111.0)  # seconds 100 and 101 fall out of the window
+    later = meter.snapshot(111.0)
+    assert (later.samples, later.max_ms) == (101, 45.0)
+    assert (later.recent_p99_ms, later.recent_max_ms) == (1.0, 1.0)
+    assert later.as_dict() == {
+        "samples": 101,
+        "p50_ms": 0.2,
+        "p99_ms": 3.1,
+        "max_ms": 45.0,
+        "window_s": 10,
+        "recent_p99_ms": 1.0,
+        "recent_max_ms": 1.0,
+    }
