@@ -374,8 +374,7 @@ def decode_text(text: str | bytes) -> ServerMessage:
             if isinstance(value, dict | list | bool):
                 raise CodecError(
                     -1,
-                    f"order message whose {name} is a {_json_kind(value)}, "
-                    "not a string or a number",
+                    f"order message whose {name} is {_json_kind(value)}, not a string or a number",
                 )
         return OrderUpdate(data)
     if kind == "error":
@@ -414,5 +413,5 @@ def _depth_exceeds(value: object, limit: int) -> bool:
 
 def _json_kind(value: object) -> str:
     if isinstance(value, dict):
-        return "object"
-    return "list" if isinstance(value, list) else "boolean"
+        return "an object"
+    return "a list" if isinstance(value, list) else "a boolean"

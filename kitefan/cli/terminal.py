@@ -65,7 +65,7 @@ def warn(message: str) -> None:
 class PrintableFormatter(logging.Formatter):
     """A log formatter whose messages hold no control characters (tracebacks are kept)."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+    def formatMessage(self, record: logging.LogRecord) -> str:
         return printable(super().formatMessage(record))
 
 

@@ -36,6 +36,7 @@ __all__ = ["CSV_COLUMNS", "csv_header", "csv_rows", "json_lines", "status_record
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 

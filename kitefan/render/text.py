@@ -30,8 +30,8 @@ _BEYOND_C0 = (
     *range(0x2066, 0x206A),
 )
 _DROPPED: dict[int, int | None] = {
-    **{c: None for c in range(0x20)},
-    **{c: None for c in _BEYOND_C0},
+    **dict.fromkeys(range(32)),
+    **dict.fromkeys(_BEYOND_C0),
     ord("\t"): ord(" "),
     ord("\n"): ord(" "),
     ord("\r"): ord(" "),
@@ -51,4 +51,6 @@ _ESCAPED = {c: f"\\u{c:04x}" for c in _BEYOND_C0}
 def json_escaped(line: str) -> str:
     """A JSON text (from an encoder that escapes C0) with DEL, C1 and the bidirectional marks
     escaped too: the same JSON value, and nothing in it a terminal would obey."""
-    return line if line.isascii() else line.translate(_ESCAPED)
+    if line.isascii() and "\x7f" not in line:
+        return line
+    return line.translate(_ESCAPED)
