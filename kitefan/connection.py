@@ -256,6 +256,16 @@ class FeedConnection:
 
     async def _serve(self, ws: ClientConnection, lost_at: float | None, lost_reason: str) -> str:
         """Subscribe, read until the socket is lost or stopped; return why it ended."""
+        try:
+            return await self._serve_open(ws, lost_at, lost_reason)
+        except Exception:
+            # A bug: the owner restarts the connection; this socket must not linger open.
+            ws.transport.abort()
+            raise
+
+    async def _serve_open(
+        self, ws: ClientConnection, lost_at: float | None, lost_reason: str
+    ) -> str:
         self._ws = ws
         self._last_frame_wall = time.time()
         self._opened_s = int(self._last_frame_wall)
@@ -287,10 +297,6 @@ class FeedConnection:
         sender = asyncio.get_running_loop().create_task(self._sender(ws))
         try:
             return await self._read(ws)
-        except Exception:
-            # A bug: the owner restarts the connection; this socket must not linger open.
-            ws.transport.abort()
-            raise
         finally:
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError):
