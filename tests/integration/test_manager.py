@@ -601,6 +601,38 @@ async def test_a_bug_in_one_connection_restarts_only_that_connection(
     ]
 
 
+async def test_a_bug_while_opening_a_connection_aborts_its_socket_and_restarts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The fault injected is a bug in the manager's handling of alpha's first open.
+    opened = FeedManager.on_opened
+    bugs = [("alpha", 0)]
+
+    def buggy(self: FeedManager, conn: connection_module.FeedConnection) -> None:
+        if (conn.key_id, conn.index) in bugs:
+            bugs.remove((conn.key_id, conn.index))
+            raise KeyError("a bug in kitefan")
+        opened(self, conn)
+
+    monkeypatch.setattr(FeedManager, "on_opened", buggy)
+    tokens = nse(30)
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens, max_connections_per_key=1)
+        async with FeedManager(config) as feed:
+            events = feed.events()
+            error = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
+            assert (error.key, error.connection, error.text) == (  # type: ignore[union-attr]
+                "alpha",
+                0,
+                "internal error (KeyError) in kitefan: restarting the connection",
+            )
+            assert await tokens_ticking(feed.ticks(), set(tokens)) == set(KEYS)
+            await sim_until(sim, lambda: sim.close_codes() == {1006: 1})
+            assert len(sim.connections()) == 3
+            counts = {key.id: (key.internal_errors, key.reconnects) for key in feed.stats().keys}
+            assert counts == {"alpha": (1, 1), "bravo": (0, 0), "charlie": (0, 0)}
+
+
 async def test_live_changes_use_the_plan_and_diff() -> None:
     tokens = nse(30)
     bravo = account("bravo").api_key
