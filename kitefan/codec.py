@@ -57,6 +57,7 @@ __all__ = [
     "ERROR_TOO_MANY",
     "HEARTBEAT",
     "LAYOUTS",
+    "MAX_TEXT_DEPTH",
     "Action",
     "Request",
     "RequestError",
@@ -409,24 +410,74 @@ def notice_message(text: str) -> str:
 def decode_text(text: str | bytes) -> ServerMessage:
     """Read a server text message.
 
+    Whatever the text, this returns a message or raises :class:`CodecError`, nothing else: JSON
+    nested deeper than :data:`MAX_TEXT_DEPTH` is refused (before it can exhaust the stack of
+    whatever handles it next), and an order must name its order and status by a string or a
+    number, for it is delivered once per key by those.
+
     Raises:
-        CodecError: the text is not a JSON object with a string ``type``, or an ``order`` without
-            an object as its data.
+        CodecError: the text is not a JSON object with a string ``type``, nests too deeply, or is
+            an ``order`` without an object as its data, or whose ``order_id`` or ``status`` is
+            neither a string nor a number.
     """
     try:
         message = json.loads(text)
     except (ValueError, UnicodeDecodeError):
         raise CodecError(-1, "text message is not valid JSON") from None
+    except RecursionError:
+        raise CodecError(-1, _TOO_DEEP) from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise CodecError(-1, 'text message is not an object with a string "type"')
+    if _depth_exceeds(message, MAX_TEXT_DEPTH):
+        raise CodecError(-1, _TOO_DEEP)
     kind = message["type"]
     data = message.get("data")
     if kind == "order":
         if not isinstance(data, dict):
             raise CodecError(-1, "order message without an object as its data")
+        for name in ("order_id", "status"):
+            value = data.get(name)
+            if isinstance(value, dict | list | bool):
+                raise CodecError(
+                    -1,
+                    f"order message whose {name} is {_json_kind(value)}, not a string or a number",
+                )
         return OrderUpdate(data)
     if kind == "error":
         return ServerError(data if isinstance(data, str) else json.dumps(data))
     if kind == "message":
         return ServerNotice(data if isinstance(data, str) else json.dumps(data))
     return UnknownText(kind, data)
+
+
+#: How deeply a server text may nest (Kite's deepest, an order's ``meta``, is 3 levels).
+MAX_TEXT_DEPTH = 32
+
+_TOO_DEEP = f"text message nests deeper than {MAX_TEXT_DEPTH} levels"
+
+
+def _depth_exceeds(value: object, limit: int) -> bool:
+    """Whether a parsed JSON value nests deeper than ``limit`` (without recursing)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        item, depth = pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        for child in children:
+            if isinstance(child, dict | list):
+                push((child, depth + 1))
+    return False
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    return "a list" if isinstance(value, list) else "a boolean"

@@ -11,7 +11,11 @@ the socket is lost, opens it again and resubscribes everything, reporting the ga
   connection retries only every ``auth_retry_s`` seconds, or at once when given a fresh token.
 * HTTP 429: the state becomes ``slot_limited``, the owner is told (it re-plans), and the
   connection tries again every ``slot_retry_s`` seconds to win the slot back.
-* A frame that does not decode is counted, reported and skipped; the connection lives on.
+* A frame that does not decode, or a text kitefan does not understand, is counted, reported and
+  skipped; the connection lives on. Nothing a server sends raises out of a connection.
+* A bug (an exception out of :meth:`FeedConnection.run`) is the owner's to catch: the socket is
+  aborted, and :meth:`FeedConnection.recover` waits with its own backoff before the owner runs
+  the connection again, which then reports the gap and resubscribes like any reconnect.
 
 The hot path (:meth:`FeedConnection._on_binary`) checks a frame's structure and counts its
 packets without decoding them (:func:`~kitefan.codec.scan_frame`), and hands the frame on as it
@@ -46,7 +50,7 @@ from kitefan.codec import decode_text, frame_tokens, scan_frame
 from kitefan.config import Credential, Tuning
 from kitefan.errors import CodecError
 from kitefan.events import ConnState, Gap, TickBatch
-from kitefan.models import OrderUpdate, ServerError, ServerNotice
+from kitefan.models import OrderUpdate, ServerError, ServerNotice, UnknownText
 from kitefan.retry import Backoff, Refusal, classify_status
 from kitefan.session import FeedSession
 from kitefan.stats import ConnectionCounters
@@ -165,6 +169,16 @@ class FeedConnection:
         self._wake = asyncio.Event()
         self._outbox_ready = asyncio.Event()
         self._ever_opened = False
+        # Set by recover(): what the next run() reports as the gap it closes.
+        self._lost_at: float | None = None
+        self._lost_reason = ""
+        self._restart_backoff = Backoff(
+            tuning.backoff_initial_s,
+            tuning.backoff_factor,
+            tuning.backoff_max_s,
+            tuning.backoff_jitter,
+            self._backoff.rng,
+        )
 
     def __repr__(self) -> str:
         return f"FeedConnection({self.key_id}#{self.index}, {self.state.value})"
@@ -201,9 +215,10 @@ class FeedConnection:
     # The loop
 
     async def run(self) -> None:
-        """Keep the connection up until :meth:`stop`. Never raises for network trouble."""
-        lost_at: float | None = None
-        lost_reason = ""
+        """Keep the connection up until :meth:`stop`. Never raises for network trouble, nor for
+        anything a server sends; an exception out of it is a bug (see :meth:`recover`)."""
+        lost_at, lost_reason = self._lost_at, self._lost_reason
+        self._lost_at, self._lost_reason = None, ""
         try:
             while not self._stopping:
                 try:
@@ -243,6 +258,16 @@ class FeedConnection:
 
     async def _serve(self, ws: ClientConnection, lost_at: float | None, lost_reason: str) -> str:
         """Subscribe, read until the socket is lost or stopped; return why it ended."""
+        try:
+            return await self._serve_open(ws, lost_at, lost_reason)
+        except Exception:
+            # A bug: the owner restarts the connection; this socket must not linger open.
+            ws.transport.abort()
+            raise
+
+    async def _serve_open(
+        self, ws: ClientConnection, lost_at: float | None, lost_reason: str
+    ) -> str:
         self._ws = ws
         self._last_frame_wall = time.time()
         self._opened_s = int(self._last_frame_wall)
@@ -356,6 +381,27 @@ class FeedConnection:
         self._set_state(state, f"attempt failed: {reason}")
         await self._pause(self._backoff.next_delay())
 
+    async def recover(self, reason: str) -> None:
+        """Wait before running again after :meth:`run` raised (a bug, ``reason`` says which).
+
+        The connection is ``reconnecting`` meanwhile (``connecting`` if it never opened). The
+        wait is a backoff of its own, which grows while the bug keeps recurring and starts over
+        once the connection stayed up for ``backoff_max_s``; :meth:`stop` cuts it short. The next
+        :meth:`run` counts a reconnect and reports the gap since the last frame.
+        """
+        connected_at = self.counters.connected_at
+        if (
+            connected_at is not None
+            and time.perf_counter() - connected_at > self.tuning.backoff_max_s
+        ):
+            self._restart_backoff.reset()
+        if self._ever_opened:
+            self._lost_at = self._last_frame_wall or time.time()
+            self._lost_reason = reason
+        state = ConnState.RECONNECTING if self._ever_opened else ConnState.CONNECTING
+        self._set_state(state, f"lost: {reason}")
+        await self._pause(self._restart_backoff.next_delay())
+
     async def _pause(self, seconds: float) -> None:
         self._wake.clear()
         if self._stopping:
@@ -434,6 +480,11 @@ class FeedConnection:
             self._sink.on_server_text(self, message.text, error=True)
         elif isinstance(message, ServerNotice):
             self._sink.on_server_text(self, message.text, error=False)
+        elif isinstance(message, UnknownText):
+            counters.decode_errors += 1
+            self._sink.on_server_text(
+                self, f"skipped a text message of unknown type {message.type!r}", error=True
+            )
 
     # Internals
 

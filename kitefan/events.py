@@ -178,7 +178,12 @@ class OrderEvent:
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
-    """An error text the server sent on a connection (or a frame that did not decode)."""
+    """An error on a connection: a text the server sent as an error, a frame or text that did not
+    decode (``skipped a ...: why``), or an internal error (the connection is restarted).
+
+    ``text`` is exactly what the server sent, control characters included; renderers show it
+    through :func:`kitefan.render.text.printable`.
+    """
 
     key: str
     connection: int

@@ -21,6 +21,10 @@ Faults, and what the manager does about them:
 * HTTP 429: that connection slot is taken by another program; the key uses its other slots, the
   slot's symbols are re-planned, and the slot is tried again now and then;
 * every key refused before any connected: the streams end with :class:`NoUsableKeyError`.
+* a text the server sends that kitefan does not understand: counted, reported as an error
+  event, skipped; the connection goes on;
+* a bug in one connection's handling (an exception out of it): that connection is counted
+  (``internal_errors``), reported, and restarted after a backoff; the others stream on.
 
 Order updates arrive on every connection of a key; each is delivered once per key.
 
@@ -903,18 +907,46 @@ class FeedManager:
         return conn
 
     async def _guarded(self, conn: FeedConnection) -> None:
+        """Run one connection until it is stopped; a bug in it restarts it, and only it.
+
+        An exception out of the connection is counted (``internal_errors``), logged (the
+        traceback at debug level only) and reported as an error event; the connection then
+        waits out a backoff (:meth:`FeedConnection.recover`, reported as ``reconnecting``) and
+        runs again, resubscribing what it carries. The other connections never notice.
+        """
+        slot = (conn.key_id, conn.index)
         try:
-            await conn.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("connection %s#%d failed", conn.key_id, conn.index)
-            self._fail(
-                FeedError(f"internal error in connection {conn.key_id}#{conn.index}: {exc!r}")
-            )
+            while True:
+                try:
+                    await conn.run()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    reason = f"internal error ({type(exc).__name__})"
+                    conn.counters.internal_errors += 1
+                    log.error(
+                        "connection %s#%d: %s in kitefan; restarting the connection "
+                        "(the traceback is logged at debug level)",
+                        conn.key_id,
+                        conn.index,
+                        reason,
+                    )
+                    log.debug("the traceback of that internal error", exc_info=True)
+                    self._emit(
+                        ErrorEvent(
+                            conn.key_id,
+                            conn.index,
+                            f"{reason} in kitefan: restarting the connection",
+                            time.time(),
+                        )
+                    )
+                if conn.stopping or self._conns.get(slot) is not conn:
+                    return
+                await conn.recover(reason)
         finally:
-            if self._conns.get((conn.key_id, conn.index)) is conn:
-                del self._conns[(conn.key_id, conn.index)]
+            if self._conns.get(slot) is conn:
+                del self._conns[slot]
 
     def _check_usable(self) -> None:
         keys = self._keys.values()
@@ -1026,6 +1058,7 @@ class FeedManager:
             skipped_packets=c.skipped_packets,
             decode_errors=c.decode_errors,
             server_errors=c.server_errors,
+            internal_errors=c.internal_errors,
             reconnects=c.reconnects,
             drops=c.drops,
             orders=c.orders,

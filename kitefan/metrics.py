@@ -16,8 +16,8 @@ Metrics, labelled ``key`` (the config id) and ``connection`` (0, 1 or 2):
 * counters: ``kitefan_ticks_total``, ``kitefan_frames_total``, ``kitefan_bytes_total``,
   ``kitefan_heartbeats_total``, ``kitefan_reconnects_total``, ``kitefan_dropped_ticks_total``,
   ``kitefan_decode_errors_total``, ``kitefan_skipped_packets_total``,
-  ``kitefan_server_errors_total``; ``kitefan_order_updates_total`` (``key`` only, each update
-  once);
+  ``kitefan_server_errors_total``, ``kitefan_internal_errors_total``;
+  ``kitefan_order_updates_total`` (``key`` only, each update once);
 * gauges: ``kitefan_connection_up``, ``kitefan_symbols`` (also ``mode``),
   ``kitefan_never_ticked_symbols``, ``kitefan_last_frame_age_seconds``,
   ``kitefan_connection_uptime_seconds``, ``kitefan_exchange_delay_seconds`` (also ``quantile``,
@@ -77,6 +77,11 @@ _COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("kitefan_decode_errors", "Frames or texts that did not decode (skipped).", "decode_errors"),
     ("kitefan_skipped_packets", "Packets of unknown length skipped.", "skipped_packets"),
     ("kitefan_server_errors", "Error texts sent by the server.", "server_errors"),
+    (
+        "kitefan_internal_errors",
+        "Times a bug in kitefan ended the connection (it was restarted).",
+        "internal_errors",
+    ),
 )
 
 

@@ -14,6 +14,7 @@ and the decoded server text messages. Must not import asyncio, websockets, rich 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -473,26 +474,34 @@ class OrderUpdate:
         return None if value is None else str(value)
 
     @property
-    def dedup_key(self) -> tuple[Any, ...]:
+    def dedup_key(self) -> str:
         """What makes two deliveries the same update: the order, its status and its times.
 
         Kite pushes each update to every open connection of a key; an order moving through
-        ``OPEN`` -> ``UPDATE`` -> ``COMPLETE`` gives distinct updates, each once.
+        ``OPEN`` -> ``UPDATE`` -> ``COMPLETE`` gives distinct updates, each once. The key is the
+        canonical JSON of those fields, so it is hashable whatever JSON values they hold.
         """
         d = self.data
-        return (
-            d.get("order_id"),
-            d.get("status"),
-            d.get("exchange_update_timestamp"),
-            d.get("filled_quantity"),
-            d.get("pending_quantity"),
-            d.get("cancelled_quantity"),
-            d.get("average_price"),
-            d.get("quantity"),
-            d.get("price"),
-            d.get("trigger_price"),
-            d.get("checksum"),
-        )
+        return _canonical([d.get(name) for name in _DEDUP_FIELDS])
+
+
+_DEDUP_FIELDS = (
+    "order_id",
+    "status",
+    "exchange_update_timestamp",
+    "filled_quantity",
+    "pending_quantity",
+    "cancelled_quantity",
+    "average_price",
+    "quantity",
+    "price",
+    "trigger_price",
+    "checksum",
+)
+
+_canonical = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+).encode
 
 
 @dataclass(frozen=True, slots=True)

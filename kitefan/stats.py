@@ -187,6 +187,8 @@ class ConnectionCounters:
     reconnects: int = 0
     drops: int = 0
     orders: int = 0
+    #: Times a bug in kitefan ended the connection (it was restarted; see the manager).
+    internal_errors: int = 0
     last_frame_at: float | None = None
     connected_at: float | None = None
     last_gap: Gap | None = None
@@ -219,6 +221,7 @@ class ConnectionStats:
     never_ticked: int
     exchange_delay_p50_s: int | None
     exchange_delay_p99_s: int | None
+    internal_errors: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -234,6 +237,7 @@ class ConnectionStats:
             "skipped_packets": self.skipped_packets,
             "decode_errors": self.decode_errors,
             "server_errors": self.server_errors,
+            "internal_errors": self.internal_errors,
             "reconnects": self.reconnects,
             "drops": self.drops,
             "orders": self.orders,
@@ -293,6 +297,10 @@ class KeyStats:
         return sum(c.server_errors for c in self.connections)
 
     @property
+    def internal_errors(self) -> int:
+        return sum(c.internal_errors for c in self.connections)
+
+    @property
     def never_ticked(self) -> int:
         return sum(c.never_ticked for c in self.connections)
 
@@ -325,6 +333,7 @@ class KeyStats:
             "drops": self.drops,
             "decode_errors": self.decode_errors,
             "server_errors": self.server_errors,
+            "internal_errors": self.internal_errors,
             "orders": self.orders,
             "never_ticked": self.never_ticked,
             "connections_up": self.connections_up,
@@ -349,6 +358,7 @@ class Totals:
     orders: int
     connections_up: int
     connections: int
+    internal_errors: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +392,7 @@ class FeedStats:
             orders=sum(k.orders for k in keys),
             connections_up=sum(k.connections_up for k in keys),
             connections=sum(len(k.connections) for k in keys),
+            internal_errors=sum(k.internal_errors for k in keys),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -399,6 +410,7 @@ class FeedStats:
                 "drops": totals.drops,
                 "decode_errors": totals.decode_errors,
                 "server_errors": totals.server_errors,
+                "internal_errors": totals.internal_errors,
                 "orders": totals.orders,
                 "connections_up": totals.connections_up,
                 "connections": totals.connections,

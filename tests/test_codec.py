@@ -490,7 +490,29 @@ def test_server_texts_round_trip() -> None:
         ("nope", "text message is not valid JSON"),
         ('{"data":1}', 'text message is not an object with a string "type"'),
         ('{"type":"order","data":"x"}', "order message without an object as its data"),
+        (
+            '{"type":"order","data":{"order_id":["A1"]}}',
+            "order message whose order_id is a list, not a string or a number",
+        ),
+        (
+            '{"type":"order","data":{"order_id":"A1","status":{"s":1}}}',
+            "order message whose status is an object, not a string or a number",
+        ),
+        (
+            '{"type":"order","data":{"order_id":true}}',
+            "order message whose order_id is a boolean, not a string or a number",
+        ),
+        ("[" * 100_000 + "]" * 100_000, "text message nests deeper than 32 levels"),
+        (
+            '{"type":"error","data":' + "[" * 100_000 + "]" * 100_000 + "}",
+            "text message nests deeper than 32 levels",
+        ),
+        (
+            '{"type":"message","data":' + '{"a":' * 40 + "1" + "}" * 40 + "}",
+            "text message nests deeper than 32 levels",
+        ),
     ],
+    ids=lambda value: value[:40] if isinstance(value, str) else None,
 )
 def test_bad_server_texts_raise_codec_error(text: str, reason: str) -> None:
     with pytest.raises(CodecError) as info:
@@ -508,6 +530,17 @@ def test_order_updates_deduplicate_on_content_not_identity() -> None:
     assert isinstance(later, OrderUpdate)
     assert first.dedup_key == again.dedup_key
     assert first.dedup_key != later.dedup_key
+
+
+def test_the_dedup_key_takes_any_json_value() -> None:
+    odd = {"order_id": 7, "status": None, "filled_quantity": [1, {"b": 2, "a": [3]}]}
+    update = OrderUpdate(odd)
+    assert (
+        update.dedup_key == '[7,null,null,[1,{"a":[3],"b":2}],null,null,null,null,null,null,null]'
+    )
+    assert {update.dedup_key, OrderUpdate(dict(odd)).dedup_key} == {update.dedup_key}
+    reordered = OrderUpdate({"filled_quantity": [1, {"a": [3], "b": 2}], "order_id": 7})
+    assert reordered.dedup_key == update.dedup_key
 
 
 # scan_frame: the structure check a connection makes before it hands a frame on undecoded ------

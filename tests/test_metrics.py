@@ -81,6 +81,7 @@ def connection(index: int, **changes: object) -> ConnectionStats:
         "never_ticked": 2,
         "exchange_delay_p50_s": 1,
         "exchange_delay_p99_s": 3,
+        "internal_errors": 8,
     }
     values.update(changes)
     return ConnectionStats(**values)  # type: ignore[arg-type]
@@ -168,6 +169,7 @@ async def test_the_endpoint_serves_every_metric_of_the_stats_exactly() -> None:
         "kitefan_decode_errors": "counter",
         "kitefan_skipped_packets": "counter",
         "kitefan_server_errors": "counter",
+        "kitefan_internal_errors": "counter",
         "kitefan_order_updates": "counter",
         "kitefan_connection_up": "gauge",
         "kitefan_symbols": "gauge",
@@ -193,6 +195,7 @@ async def test_the_endpoint_serves_every_metric_of_the_stats_exactly() -> None:
         ("kitefan_skipped_packets_total", 1),
         ("kitefan_decode_errors_total", 2),
         ("kitefan_server_errors_total", 3),
+        ("kitefan_internal_errors_total", 8),
         ("kitefan_reconnects_total", 5),
         ("kitefan_dropped_ticks_total", 6),
         ("kitefan_never_ticked_symbols", 2),

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.live import Live
 
 from kitefan.cli.app import app
-from kitefan.cli.terminal import err, out, reported_errors, warn
+from kitefan.cli.terminal import PrintableFormatter, err, out, reported_errors, warn
 from kitefan.config import AppConfig, demo_config_path, find_config_path, load_config
 from kitefan.control import ControlServer, Reload
 from kitefan.errors import KitefanError
@@ -144,7 +144,7 @@ def _configure_logging(debug: bool, fmt: OutputFormat) -> None:
     if fmt is OutputFormat.LIVE and not debug:
         level = logging.CRITICAL  # the dashboard shows what the log would say
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("kitefan")
     root.handlers[:] = [handler]
     root.setLevel(level)

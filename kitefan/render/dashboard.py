@@ -5,6 +5,10 @@ Pure: the board (latest tick per symbol) is plain state updated from tick batche
 :func:`dashboard` turns it and a stats snapshot into one Rich renderable. The CLI refreshes it a
 few times a second from its own task, so rendering never holds up the sockets.
 
+Whatever came from a server (error and broadcast texts, order fields, symbol names) is shown
+through :func:`~kitefan.render.text.printable`, as plain text (never Rich markup), so no control
+sequence reaches the terminal.
+
 Owns: ``TickBoard``, ``dashboard``. Must not import asyncio, websockets or typer.
 """
 
@@ -21,6 +25,7 @@ from rich.text import Text
 from kitefan.events import ErrorEvent, Event, KeyState, OrderEvent, StatusEvent, TickBatch
 from kitefan.models import Tick
 from kitefan.render.records import status_record
+from kitefan.render.text import printable
 from kitefan.stats import FeedStats
 
 __all__ = ["LatestTick", "TickBoard", "dashboard", "format_age"]
@@ -126,7 +131,7 @@ def _ticks_table(rows: list[LatestTick], name_of: Callable[[int], str], now: flo
         ask = _price(depth.sell[0].price, divisor) if depth is not None else "-"
         volume = tick.volume_traded
         table.add_row(
-            name_of(tick.values[0]),
+            Text(printable(name_of(tick.values[0]))),
             _price(tick.last_price, divisor),
             _change(tick.change),
             "-" if volume is None else f"{volume:,}",
@@ -142,7 +147,10 @@ def _depth_table(row: LatestTick, name_of: Callable[[int], str]) -> Table:
     tick = row.tick
     depth = tick.depth
     table = Table(
-        title=f"depth {name_of(tick.values[0])}", title_justify="left", pad_edge=False, expand=True
+        title=Text(f"depth {printable(name_of(tick.values[0]))}"),
+        title_justify="left",
+        pad_edge=False,
+        expand=True,
     )
     table.add_column("orders", justify="right", style="green")
     table.add_column("qty", justify="right", style="green")
@@ -227,12 +235,14 @@ def _event_line(event: Event) -> Text:
     clock = record["at"][11:19]
     where = f"{event.key}" + (f"#{event.connection}" if event.connection is not None else "")
     if isinstance(event, ErrorEvent):
-        return Text(f"{clock} {where} error: {event.text}", style="red")
+        return Text(printable(f"{clock} {where} error: {event.text}"), style="red")
     if isinstance(event, OrderEvent):
         data = event.update.data
         return Text(
-            f"{clock} {where} order {data.get('order_id')} {data.get('tradingsymbol')} "
-            f"{data.get('transaction_type')} {data.get('status')}",
+            printable(
+                f"{clock} {where} order {data.get('order_id')} {data.get('tradingsymbol')} "
+                f"{data.get('transaction_type')} {data.get('status')}"
+            ),
             style="cyan",
         )
     assert isinstance(event, StatusEvent)
@@ -242,7 +252,7 @@ def _event_line(event: Event) -> Text:
     text = f"{clock} {where} {event.state}: {event.message}"
     if event.gap is not None:
         text += f" (gap {event.gap.seconds:.1f}s, {len(event.gap.tokens)} symbols)"
-    return Text(text, style=style)
+    return Text(printable(text), style=style)
 
 
 def dashboard(

@@ -9,6 +9,10 @@ JSON lines carry a ``"type"``:
   ``start``/``end`` (ISO 8601), ``seconds`` and ``symbols``;
 * ``error``: ``key``, ``connection``, ``message`` (a server error text, or a skipped frame).
 
+Server text is kept exact: the JSON escapes every control character (``\u001b``), C1 and DEL
+and the bidirectional marks included, so a line shown on a terminal cannot drive it, and a JSON
+reader gets the text back as the server sent it.
+
 Pure: events in, strings out.
 
 Owns: the record shapes of ``--format jsonl`` and ``--format csv``. Must not import asyncio,
@@ -26,6 +30,7 @@ from typing import Any
 
 from kitefan.events import ErrorEvent, Event, Gap, OrderEvent, StatusEvent, TickBatch
 from kitefan.models import IST
+from kitefan.render.text import json_escaped
 
 __all__ = ["CSV_COLUMNS", "csv_header", "csv_rows", "json_lines", "status_record"]
 
@@ -95,7 +100,7 @@ def json_lines(events: Iterable[Event], name_of: Callable[[int], str]) -> str:
                     record[field] = value.isoformat() if isinstance(value, datetime) else value
                 append(_dumps(record))
         else:
-            append(_dumps(status_record(event)))
+            append(json_escaped(_dumps(status_record(event))))
     if not out:
         return ""
     return "\n".join(out) + "\n"

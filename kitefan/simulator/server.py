@@ -30,6 +30,8 @@ open connections dropped) and accept a fresh one, delay every outgoing frame, se
 frame. A consumer so slow that 64 MiB pile up in its queue is dropped, as Kite drops slow
 consumers (§9.2).
 
+A test can also send any text frame, well-formed or hostile (:meth:`Simulator.send_text`).
+
 Inspection: counters, per-connection views, and :meth:`Simulator.wait_until`, woken by every
 state change (no polling).
 
@@ -622,6 +624,20 @@ class Simulator:
         """
         sent = await self._broadcast(self._select(api_key), MALFORMED_FRAME, _Kind.MALFORMED)
         log.info("fault: malformed frame sent on %d connection(s)", sent)
+        return sent
+
+    async def send_text(self, text: str, api_key: str | None = None) -> int:
+        """Send ``text`` as a text frame, as is, on every open connection (of one key, or of
+        all); return on how many it was sent (silent connections send nothing).
+
+        Counted in ``texts_sent``. For texts a client must survive: JSON it does not expect,
+        JSON nested too deeply, control characters, anything.
+
+        Raises:
+            KeyError: no account has this api key.
+        """
+        sent = await self._broadcast(self._select(api_key), text, _Kind.TEXT)
+        log.info("fault: a text of %d characters sent on %d connection(s)", len(text), sent)
         return sent
 
     async def push_order(

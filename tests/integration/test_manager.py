@@ -7,6 +7,9 @@ are on conditions (stats, events, the simulator's own view), each under a timeou
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -14,13 +17,18 @@ from dataclasses import replace
 from typing import TypeVar
 
 import pytest
+from rich.console import Console
 from websockets.asyncio.client import connect
 
+import kitefan.connection as connection_module
+from kitefan.codec import error_message, order_message
 from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec, Tuning
 from kitefan.errors import FeedError, NoUsableKeyError, SymbolError
 from kitefan.events import ErrorEvent, Event, KeyState, OrderEvent, StatusEvent, TickBatch
 from kitefan.manager import EventStream, FeedManager
-from kitefan.models import Mode
+from kitefan.models import Mode, ServerMessage
+from kitefan.render.dashboard import TickBoard, dashboard
+from kitefan.render.records import json_lines
 from kitefan.simulator import Account, Simulator
 
 pytestmark = pytest.mark.integration
@@ -435,6 +443,194 @@ async def test_malformed_frames_are_counted_and_skipped() -> None:
             stats = feed.key_stats("alpha")
             assert stats.decode_errors == 1
             assert stats.reconnects == 0
+
+
+async def connections_ticking(
+    stream: EventStream[TickBatch], connections: set[tuple[str, int]], within: float = 10.0
+) -> None:
+    """Read the stream until a frame of ticks has come from each of these connections."""
+    missing = set(connections)
+    async with asyncio.timeout(within):
+        async for batch in stream:
+            missing.discard((batch.key, batch.connection))
+            if not missing:
+                return
+    raise AssertionError(f"no ticks from {sorted(missing)}")
+
+
+ONE_EACH = {(key_id, 0) for key_id in KEYS}
+
+
+async def test_hostile_texts_on_one_connection_leave_every_key_streaming() -> None:
+    tokens = nse(60)
+    alpha = account("alpha").api_key
+    hostile = [
+        order_message({"order_id": ["A1"], "status": "OPEN"}),
+        '{"type":"error","data":' + "[" * 100_000 + "]" * 100_000 + "}",
+        error_message("\x1b[2Jthe screen is cleared"),
+    ]
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens, max_connections_per_key=1)
+        async with FeedManager(config) as feed:
+            events = feed.events()
+            assert await tokens_ticking(feed.ticks(), set(tokens)) == set(KEYS)
+            opened = {c.id for c in sim.connections()}
+            assert len(opened) == 3
+            for text in hostile:
+                assert await sim.send_text(text, alpha) == 1
+            errors: list[ErrorEvent] = []
+            async with asyncio.timeout(10):
+                async for event in events:
+                    assert not isinstance(event, OrderEvent)
+                    if isinstance(event, ErrorEvent):
+                        errors.append(event)
+                        if len(errors) == 3:
+                            break
+            assert [(e.key, e.connection, e.text) for e in errors] == [
+                (
+                    "alpha",
+                    0,
+                    "skipped a text message: order message whose order_id is a list, "
+                    "not a string or a number",
+                ),
+                ("alpha", 0, "skipped a text message: text message nests deeper than 32 levels"),
+                ("alpha", 0, "\x1b[2Jthe screen is cleared"),
+            ]
+            # Every connection of every key goes on ticking, on the sockets it had.
+            await connections_ticking(feed.ticks(), ONE_EACH)
+            assert {c.id for c in sim.connections()} == opened
+            stats = feed.stats()
+            counts = {
+                key.id: (key.decode_errors, key.server_errors, key.internal_errors, key.reconnects)
+                for key in stats.keys
+            }
+            assert counts == {"alpha": (2, 1, 0, 0), "bravo": (0, 0, 0, 0), "charlie": (0, 0, 0, 0)}
+            assert stats.key("alpha").orders == 0
+            assert [k.state for k in stats.keys] == [KeyState.CONNECTED] * 3
+            # The JSON line keeps the exact text; the dashboard shows it without the escape.
+            line = json_lines(errors[2:], feed.name_of)
+            assert json.loads(line)["message"] == "\x1b[2Jthe screen is cleared"
+            assert "\x1b" not in line
+            screen = Console(file=io.StringIO(), width=160, color_system=None)
+            screen.print(
+                dashboard(
+                    TickBoard(tokens),
+                    stats,
+                    feed.name_of,
+                    errors,
+                    now=time.time(),
+                    title="kitefan",
+                    width=160,
+                    height=40,
+                )
+            )
+            shown = screen.file.getvalue()  # type: ignore[attr-defined]
+            assert "\x1b" not in shown
+            assert "alpha#0 error: [2Jthe screen is cleared" in shown
+
+
+async def test_a_bug_in_one_connection_restarts_only_that_connection(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The fault injected is a bug: the text handling of every connection raises on this text.
+    decode = connection_module.decode_text
+
+    def buggy(text: str | bytes) -> ServerMessage:
+        if text == "trigger the bug":
+            raise RuntimeError("a bug in kitefan")
+        return decode(text)
+
+    monkeypatch.setattr(connection_module, "decode_text", buggy)
+    caplog.set_level(logging.DEBUG, logger="kitefan.manager")
+    tokens = nse(60)
+    alpha = account("alpha").api_key
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens, max_connections_per_key=1)
+        async with FeedManager(config) as feed:
+            events = feed.events()
+            assert await tokens_ticking(feed.ticks(), set(tokens)) == set(KEYS)
+            others = {
+                c.id for k in ("bravo", "charlie") for c in sim.connections(account(k).api_key)
+            }
+            assert await sim.send_text("trigger the bug", alpha) == 1
+            error = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
+            assert isinstance(error, ErrorEvent)
+            assert (error.key, error.connection, error.text) == (
+                "alpha",
+                0,
+                "internal error (RuntimeError) in kitefan: restarting the connection",
+            )
+            lost = await next_matching(events, status("reconnecting"))
+            assert isinstance(lost, StatusEvent)
+            assert (lost.key, lost.connection, lost.message) == (
+                "alpha",
+                0,
+                "lost: internal error (RuntimeError)",
+            )
+            back = await next_matching(events, status("connected"))
+            assert isinstance(back, StatusEvent)
+            assert (back.key, back.connection) == ("alpha", 0)
+            assert back.gap is not None
+            assert back.gap.reason == "internal error (RuntimeError)"
+            assert len(back.gap.tokens) == 20
+            # The restarted connection resubscribed; every key streams, the others untouched.
+            gap_tokens = set(back.gap.tokens)
+            await sim_until(sim, lambda: sim_tokens_of(sim, "alpha") == gap_tokens)
+            await connections_ticking(feed.ticks(), ONE_EACH)
+            assert {
+                c.id for k in ("bravo", "charlie") for c in sim.connections(account(k).api_key)
+            } == others
+            assert sim.close_codes() == {1006: 1}  # the old socket was aborted
+            counts = {key.id: (key.internal_errors, key.reconnects) for key in feed.stats().keys}
+            assert counts == {"alpha": (1, 1), "bravo": (0, 0), "charlie": (0, 0)}
+            assert feed.stats().as_dict()["totals"]["internal_errors"] == 1
+    # One line at error level, without the traceback; the traceback at debug level only.
+    failures = [
+        r
+        for r in caplog.records
+        if r.name == "kitefan.manager" and (r.levelno >= logging.WARNING or r.exc_info)
+    ]
+    assert [(r.levelno, r.getMessage(), r.exc_info is not None) for r in failures] == [
+        (
+            logging.ERROR,
+            "connection alpha#0: internal error (RuntimeError) in kitefan; restarting the "
+            "connection (the traceback is logged at debug level)",
+            False,
+        ),
+        (logging.DEBUG, "the traceback of that internal error", True),
+    ]
+
+
+async def test_a_bug_while_opening_a_connection_aborts_its_socket_and_restarts_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The fault injected is a bug in the manager's handling of alpha's first open.
+    opened = FeedManager.on_opened
+    bugs = [("alpha", 0)]
+
+    def buggy(self: FeedManager, conn: connection_module.FeedConnection) -> None:
+        if (conn.key_id, conn.index) in bugs:
+            bugs.remove((conn.key_id, conn.index))
+            raise KeyError("a bug in kitefan")
+        opened(self, conn)
+
+    monkeypatch.setattr(FeedManager, "on_opened", buggy)
+    tokens = nse(30)
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens, max_connections_per_key=1)
+        async with FeedManager(config) as feed:
+            events = feed.events()
+            error = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
+            assert (error.key, error.connection, error.text) == (  # type: ignore[union-attr]
+                "alpha",
+                0,
+                "internal error (KeyError) in kitefan: restarting the connection",
+            )
+            assert await tokens_ticking(feed.ticks(), set(tokens)) == set(KEYS)
+            await sim_until(sim, lambda: sim.close_codes() == {1006: 1})
+            assert len(sim.connections()) == 3
+            counts = {key.id: (key.internal_errors, key.reconnects) for key in feed.stats().keys}
+            assert counts == {"alpha": (1, 1), "bravo": (0, 0), "charlie": (0, 0)}
 
 
 async def test_live_changes_use_the_plan_and_diff() -> None:

@@ -325,6 +325,7 @@ async def test_the_metrics_scraped_agree_with_stats_exactly(
         "kitefan_decode_errors_total": "decode_errors",
         "kitefan_skipped_packets_total": "skipped_packets",
         "kitefan_server_errors_total": "server_errors",
+        "kitefan_internal_errors_total": "internal_errors",
         "kitefan_never_ticked_symbols": "never_ticked",
     }
     compared = 0
