@@ -568,7 +568,9 @@ SPLIT = "[[keys]]\nid = 'b'\napi_key = 'key-bbbb'\naccess_token = '${KITE_ACCESS
         ),
         pytest.param(
             "url = 'ws://[::1'\n" + KEY,
-            ['url: "ws://[::1" is not a URL (Invalid IPv6 URL); write ws://HOST:PORT or wss://HOST'],
+            [
+                'url: "ws://[::1" is not a URL (Invalid IPv6 URL); write ws://HOST:PORT or wss://HOST'
+            ],
             id="url-unparsable",
         ),
         pytest.param(
