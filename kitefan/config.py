@@ -237,7 +237,7 @@ class AppConfig:
 
     Attributes:
         source: the path of the file, as it was given.
-        url: the ticker's WebSocket URL.
+        url: the ticker's WebSocket URL, without credentials (see :func:`ticker_url_problems`).
         strategy: how unpinned symbols are placed.
         mode: the mode of symbols listed without one.
         max_connections_per_key: connections each key may open (1–3).
