@@ -1,5 +1,7 @@
-"""Handshakes and frames kitefan cannot use, against the real simulator: a redirecting handshake,
-a url it cannot connect to, a text frame that is not UTF-8.
+"""Handshakes and frames kitefan cannot use: a redirecting handshake and a text frame that is not
+UTF-8 (against the real simulator), a url it cannot use and a broken proxy setting (no server), a
+proxy answering with a redirect and a server that is no WebSocket server (stand-ins: the
+simulator cannot be either).
 
 Each is a failed attempt or a lost socket of that one connection (a status that says what
 happened, then the backoff), never the end of the stream, and no output carries the api key or
