@@ -23,12 +23,13 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import tomli_w
 
@@ -57,6 +58,7 @@ __all__ = [
     "select_symbols",
     "spec_of",
     "starter_config",
+    "ticker_url_problems",
     "write_starter_config",
 ]
 
@@ -79,6 +81,67 @@ def mask(secret: str) -> str:
     if len(secret) <= 6:
         return "…"
     return f"{secret[:4]}…{secret[-2:]}"
+
+
+def ticker_url_problems(url: str) -> list[str]:
+    """What makes ``url`` unusable as the ticker's URL, each with what to write instead.
+
+    kitefan adds ``?api_key=…&access_token=…`` to the URL itself, so the URL has no query, no
+    fragment and no user or password; its scheme is ``ws`` or ``wss``, it has a host, and its port,
+    if any, is 1 to 65535. No problem shows the URL's query, fragment or user part (they may hold
+    secrets).
+
+    Returns:
+        The problems, without a place (``port 70000 is out of range; a port is 1 to 65535``);
+        empty when the URL is usable.
+    """
+    before_query = url.partition("#")[0].partition("?")[0]
+    shown = _quoted(_USERINFO.sub("//", before_query))
+    if not url.startswith(("ws://", "wss://")):
+        return [f"must start with ws:// or wss://, not {shown}"]
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:
+        return [f"{shown} is not a URL ({exc}); write ws://HOST:PORT or wss://HOST"]
+    problems = []
+    if not hostname:
+        problems.append("has no host; write ws://HOST:PORT or wss://HOST")
+    host_port = parts.netloc.rpartition("@")[2]
+    try:
+        port = parts.port
+    except ValueError:
+        text = host_port.rpartition("]")[2].partition(":")[2]
+        problems.append(
+            f"port {text} is out of range; a port is 1 to 65535"
+            if text.isdigit()
+            else f"port {_quoted(text)} is not a number; a port is 1 to 65535"
+        )
+    else:
+        if port == 0:
+            problems.append("port 0 is out of range; a port is 1 to 65535")
+    usable = _quoted(urlunsplit((parts.scheme, host_port, parts.path, "", "")))
+    if "@" in parts.netloc:
+        problems.append(
+            "must not carry a user or password (kitefan signs in with each key's api_key and "
+            f"access_token): write {usable}"
+        )
+    if "?" in url.partition("#")[0]:
+        problems.append(
+            f"must not have a query (kitefan adds api_key and access_token itself): write {usable}"
+        )
+    if "#" in url:
+        problems.append(f"must not have a fragment: write {usable}")
+    return problems
+
+
+_USERINFO = re.compile(r"//[^/?#]*@")
+
+
+def _api_root_problems(url: str) -> list[str]:
+    if url.startswith(("http://", "https://")):
+        return []
+    return [f"must start with http:// or https://, not {_quoted(url)}"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +246,7 @@ class AppConfig:
 
     Attributes:
         source: the path of the file, as it was given.
-        url: the ticker's WebSocket URL.
+        url: the ticker's WebSocket URL, without credentials (see :func:`ticker_url_problems`).
         strategy: how unpinned symbols are placed.
         mode: the mode of symbols listed without one.
         max_connections_per_key: connections each key may open (1–3).
@@ -449,17 +512,17 @@ class _Loader:
         self.problem(f"{place}: must be one of {options}, not {_quoted(value)}")
         return None
 
-    def url(self, key: str, default: str, schemes: tuple[str, ...]) -> str:
+    def url(self, key: str, default: str, problems_of: Callable[[str], list[str]]) -> str:
         value = self.string(self.raw, key, key)
         if value is None:
             return default
         expanded = self.expand(value, key)
         if expanded is None:
             return default
-        if not expanded.startswith(schemes):
-            self.problem(f"{key}: must start with {' or '.join(schemes)}, not {_quoted(expanded)}")
-            return default
-        return expanded
+        problems = problems_of(expanded)
+        for problem in problems:
+            self.problem(f"{key}: {problem}")
+        return default if problems else expanded
 
     def path_of(self, value: str, place: str) -> Path | None:
         expanded = self.expand(value, place)
@@ -477,8 +540,8 @@ class _Loader:
         for key in raw:
             if key not in _TOP_KEYS:
                 self.problem(_unknown("", key, _TOP_KEYS))
-        url = self.url("url", "wss://ws.kite.trade", ("ws://", "wss://"))
-        api_root = self.url("api_root", "https://api.kite.trade", ("http://", "https://"))
+        url = self.url("url", "wss://ws.kite.trade", ticker_url_problems)
+        api_root = self.url("api_root", "https://api.kite.trade", _api_root_problems)
         strategy = self.choice(raw.get("strategy", "round-robin"), "strategy", Strategy)
         mode = self.choice(raw.get("mode", "quote"), "mode", Mode)
         max_connections = self.integer("max_connections_per_key", 1, 3, 3)

@@ -11,6 +11,10 @@ the socket is lost, opens it again and resubscribes everything, reporting the ga
   connection retries only every ``auth_retry_s`` seconds, or at once when given a fresh token.
 * HTTP 429: the state becomes ``slot_limited``, the owner is told (it re-plans), and the
   connection tries again every ``slot_retry_s`` seconds to win the slot back.
+* Anything else that stops the socket from opening (a refused TCP connection, a timeout, another
+  HTTP status, a redirect, which kitefan does not follow, an answer that is not a WebSocket
+  handshake, a url it cannot use) is a failed attempt: a status saying what happened, then the
+  backoff. It never ends the connection's task.
 * A frame that does not decode, or a text kitefan does not understand, is counted, reported and
   skipped; the connection lives on. Nothing a server sends raises out of a connection.
 * A bug (an exception out of :meth:`FeedConnection.run`) is the owner's to catch: the socket is
@@ -24,8 +28,9 @@ ticks; a batch dropped from a full queue is never decoded. Each frame is handed 
 is taken: a connection holding a frame first yields to any consumer that was handed ticks and has
 not run yet.
 
-The URL carries the credentials as query parameters (as Kite requires); it is never logged, and
-websockets' own logger is given a filter that masks them.
+The URL carries the credentials as query parameters (as Kite requires); it is never logged nor
+put in a status message, and the loggers of this module and websockets' (``kitefan.websockets``)
+have a filter that masks them in messages and tracebacks.
 
 Owns: ``FeedConnection``, ``ConnectionSink``. Must not import rich, typer, the planner or the
 manager.
@@ -39,15 +44,26 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable
 from typing import Protocol
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidMessage,
+    InvalidProxy,
+    InvalidProxyStatus,
+    InvalidStatus,
+    InvalidURI,
+    ProxyError,
+)
+from websockets.frames import Close, CloseCode
 
 from kitefan import __version__
 from kitefan.codec import decode_text, frame_tokens, scan_frame
-from kitefan.config import Credential, Tuning
+from kitefan.config import Credential, Tuning, ticker_url_problems
 from kitefan.errors import CodecError
 from kitefan.events import ConnState, Gap, TickBatch
 from kitefan.models import OrderUpdate, ServerError, ServerNotice, UnknownText
@@ -63,21 +79,47 @@ log = logging.getLogger(__name__)
 _MAX_YIELDS = 64
 
 _SECRET_PARAM = re.compile(r"(api_key|access_token)=[^&\s\"']*")
+# The password of a URL's user part (a proxy's, in the environment): ``//user:password@``.
+_URL_PASSWORD = re.compile(r"(//[^/?#@\s:\"']*:)[^/?#@\s\"']*@")
+
+
+def _mask_secrets(text: str) -> str:
+    """``text`` with the values of ``api_key=`` and ``access_token=`` and URL passwords masked."""
+    return _URL_PASSWORD.sub(r"\1…@", _SECRET_PARAM.sub(r"\1=…", text))
 
 
 class SecretFilter(logging.Filter):
-    """Masks ``api_key=`` and ``access_token=`` values in every log record it sees."""
+    """Masks ``api_key=`` and ``access_token=`` values and URL passwords in every log record it
+    sees, in its message and in the text of its exception (which then replaces the exception)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "api_key=" in message or "access_token=" in message:
-            record.msg = _SECRET_PARAM.sub(r"\1=…", message)
+        masked = _mask_secrets(message)
+        if masked != message:
+            record.msg = masked
             record.args = ()
+        if record.exc_info:
+            text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            record.exc_text = _mask_secrets(text)
+            record.exc_info = None
         return True
 
 
+log.addFilter(SecretFilter())
 _WS_LOGGER = logging.getLogger("kitefan.websockets")
 _WS_LOGGER.addFilter(SecretFilter())
+
+
+class _Connect(connect):
+    """websockets' ``connect``, except that a redirect is an answer, not an order.
+
+    websockets follows 3xx answers to the handshake; kitefan does not: the credentials are in the
+    query, so following would either drop them or hand them to wherever the server points.
+    Returning the exception makes ``connect`` raise the :class:`InvalidStatus`.
+    """
+
+    def process_redirect(self, exc: Exception) -> Exception | str:
+        return exc
 
 
 class ConnectionSink(Protocol):
@@ -101,21 +143,62 @@ class ConnectionSink(Protocol):
         ...
 
 
-def _describe(exc: BaseException) -> str:
-    """A one-line reason for a failed attempt that cannot carry the URL (and so no secret)."""
+def _describe(exc: BaseException, shown: Callable[[str], str] = _mask_secrets) -> str:
+    """A one-line reason for a failed attempt or a lost socket.
+
+    Built from the exception's fields, never from its text where that holds the URL
+    (``InvalidURI``, ``InvalidProxy``, ``ValueError`` of the URL's parser, unknown exceptions):
+    no reason carries the credentials. Texts the server chose (a ``Location``, a header, a status
+    line) pass through ``shown``, which masks any secret they echo and keeps them short.
+    """
     if isinstance(exc, InvalidStatus):
-        return f"HTTP {exc.response.status_code}"
+        status = exc.response.status_code
+        if 300 <= status < 400:
+            location = exc.response.headers.get("Location")
+            if not location:
+                return f"the server answered HTTP {status} with no Location; check the url"
+            return (
+                f"the server redirected to {shown(location)} (HTTP {status}): kitefan does not "
+                "follow redirects; check the url"
+            )
+        return f"HTTP {status}"
+    if isinstance(exc, InvalidProxyStatus):
+        return f"the proxy refused the connection with HTTP {exc.response.status_code}"
+    if isinstance(exc, ProxyError):
+        return f"proxy: {shown(str(exc))}"
+    if isinstance(exc, InvalidProxy):
+        return f"invalid proxy in the environment: {exc.msg}"
     if isinstance(exc, InvalidURI):
-        return "the url is not a valid ws:// or wss:// URL"
+        return f"invalid url: {exc.msg}"
+    if isinstance(exc, InvalidMessage):
+        cause = f" ({exc.__cause__})" if exc.__cause__ is not None else ""
+        return f"not a WebSocket handshake answer: {shown(f'{exc}{cause}')}"
+    if isinstance(exc, InvalidHandshake):
+        return f"invalid handshake answer: {shown(str(exc))}"
     if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, ConnectionClosed):
-        if exc.rcvd is None:
-            return "dropped without a close frame"
-        return f"closed by the server with code {exc.rcvd.code}"
+        return _closed(exc.rcvd, exc.sent, exc.rcvd_then_sent)
     if isinstance(exc, OSError):
         return exc.strerror or type(exc).__name__
     return type(exc).__name__
+
+
+def _closed(rcvd: Close | None, sent: Close | None, rcvd_then_sent: bool | None) -> str:
+    """Why a socket closed, from the close frames received and sent."""
+    if sent is not None and (rcvd is None or not rcvd_then_sent):
+        # kitefan closed first: websockets fails the connection when the server breaks the
+        # protocol (and then ignores whatever the server sends, its close frame included).
+        if sent.code == CloseCode.INVALID_DATA:
+            return "the server sent invalid UTF-8 in a text frame (closed with 1007)"
+        if sent.code == CloseCode.PROTOCOL_ERROR:
+            return f"the server broke the WebSocket protocol: {sent.reason} (closed with 1002)"
+        return f"closed by kitefan with code {sent.code}" + (
+            f": {sent.reason}" if sent.reason else ""
+        )
+    if rcvd is None:
+        return "dropped without a close frame"
+    return f"closed by the server with code {rcvd.code}"
 
 
 class FeedConnection:
@@ -221,8 +304,12 @@ class FeedConnection:
         self._lost_at, self._lost_reason = None, ""
         try:
             while not self._stopping:
+                problems = ticker_url_problems(self.url)
+                if problems:
+                    await self._failed_attempt(f"invalid url: {problems[0]}")
+                    continue
                 try:
-                    ws = await connect(
+                    ws = await _Connect(
                         self._url_with_credentials(),
                         open_timeout=self.tuning.connect_timeout_s,
                         ping_interval=None,
@@ -234,11 +321,16 @@ class FeedConnection:
                         additional_headers={"X-Kite-Version": "3"},
                         logger=_WS_LOGGER,
                     )
-                except InvalidStatus as exc:
-                    await self._refused(exc.response.status_code)
-                    continue
-                except (OSError, TimeoutError, InvalidHandshake) as exc:
-                    await self._failed_attempt(_describe(exc))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    # Whatever stops the socket from opening fails this attempt, never the task;
+                    # the status says why in one secret-free line, --debug logs the traceback.
+                    log.debug("%s#%d: the attempt failed", self.key_id, self.index, exc_info=True)
+                    if isinstance(exc, InvalidStatus) and not 300 <= exc.response.status_code < 400:
+                        await self._refused(exc.response.status_code)
+                    else:
+                        await self._failed_attempt(_describe(exc, self._shown))
                     continue
                 if self.stopping:
                     await self._close(ws)
@@ -337,10 +429,8 @@ class FeedConnection:
             return _describe(exc)
         if self._stopping:
             return "stopped"
-        close = ws.protocol.close_rcvd
-        if close is None:
-            return "dropped without a close frame"
-        return f"closed by the server with code {close.code}"
+        protocol = ws.protocol
+        return _closed(protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent)
 
     async def _sender(self, ws: ClientConnection) -> None:
         while True:
@@ -378,7 +468,7 @@ class FeedConnection:
 
     async def _failed_attempt(self, reason: str) -> None:
         state = ConnState.RECONNECTING if self._ever_opened else ConnState.CONNECTING
-        self._set_state(state, f"attempt failed: {reason}")
+        self._set_state(state, f"attempt failed: {self._masked(reason)}")
         await self._pause(self._backoff.next_delay())
 
     async def recover(self, reason: str) -> None:
@@ -493,9 +583,24 @@ class FeedConnection:
         self._sink.on_state(self, message, gap)
 
     def _url_with_credentials(self) -> str:
-        joiner = "&" if "?" in self.url else "?"
+        # ticker_url_problems refused a url with a query, a fragment or a user part.
         cred = self.credential
         return (
-            f"{self.url}{joiner}api_key={quote(cred.api_key, safe='')}"
+            f"{self.url}?api_key={quote(cred.api_key, safe='')}"
             f"&access_token={quote(cred.access_token, safe='')}"
         )
+
+    def _masked(self, text: str) -> str:
+        """``text`` without the credentials, should a server have echoed them into it."""
+        text = _mask_secrets(text)
+        cred = self.credential
+        for secret in (cred.api_key, cred.access_token):
+            for form in {secret, quote(secret, safe="")}:
+                if len(form) >= 4:
+                    text = text.replace(form, "…")
+        return text
+
+    def _shown(self, text: str) -> str:
+        """A text the server chose, as a status may show it: masked, printable, short."""
+        text = self._masked(text).encode("ascii", "backslashreplace").decode()
+        return text if len(text) <= 200 else text[:200] + "…"

@@ -356,6 +356,20 @@ def test_check_lists_every_problem_on_its_own_line(tmp_path: Path) -> None:
     ]
 
 
+def test_check_refuses_a_url_with_the_credentials_in_its_query_without_showing_them(
+    tmp_path: Path,
+) -> None:
+    url = "wss://ws.kite.trade/?api_key=key-0-0001&access_token=token-0-0000001"
+    path = write_config(tmp_path, f'url = "{url}"\n' + keys_toml(1))
+    result = run("config", "check", str(path))
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: {path}: url: must not have a query (kitefan adds api_key and access_token "
+        'itself): write "wss://ws.kite.trade/"\n'
+    )
+
+
 def test_check_reports_a_plan_that_does_not_fit(tmp_path: Path) -> None:
     path = write_config(
         tmp_path, 'strategy = "manual"\n' + keys_toml(1) + "[symbols]\nquote = [1, 2]\n"

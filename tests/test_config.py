@@ -520,6 +520,60 @@ SPLIT = "[[keys]]\nid = 'b'\napi_key = 'key-bbbb'\naccess_token = '${KITE_ACCESS
             id="urls",
         ),
         pytest.param(
+            "url = 'wss://ws.kite.trade/?api_key=abcd1234&access_token=tok-secret#top'\n" + KEY,
+            [
+                "url: must not have a query (kitefan adds api_key and access_token itself): "
+                'write "wss://ws.kite.trade/"',
+                'url: must not have a fragment: write "wss://ws.kite.trade/"',
+            ],
+            id="url-query-and-fragment",
+        ),
+        pytest.param(
+            "url = 'ws://127.0.0.1:8765/feed#x'\n" + KEY,
+            ['url: must not have a fragment: write "ws://127.0.0.1:8765/feed"'],
+            id="url-fragment",
+        ),
+        pytest.param(
+            "url = 'ws://127.0.0.1:70000'\n" + KEY,
+            ["url: port 70000 is out of range; a port is 1 to 65535"],
+            id="url-port-out-of-range",
+        ),
+        pytest.param(
+            "url = 'ws://[::1]:0'\n" + KEY,
+            ["url: port 0 is out of range; a port is 1 to 65535"],
+            id="url-port-zero",
+        ),
+        pytest.param(
+            "url = 'ws://localhost:http'\n" + KEY,
+            ['url: port "http" is not a number; a port is 1 to 65535'],
+            id="url-port-not-a-number",
+        ),
+        pytest.param(
+            "url = 'wss://me:pass-secret@ws.kite.trade'\n" + KEY,
+            [
+                "url: must not carry a user or password (kitefan signs in with each key's "
+                'api_key and access_token): write "wss://ws.kite.trade"'
+            ],
+            id="url-user-and-password",
+        ),
+        pytest.param(
+            "url = 'http://me:pass-secret@ws.kite.trade/?access_token=tok-secret'\n" + KEY,
+            ['url: must start with ws:// or wss://, not "http://ws.kite.trade/"'],
+            id="url-scheme-hides-query-and-user",
+        ),
+        pytest.param(
+            "url = 'ws:///feed'\n" + KEY,
+            ["url: has no host; write ws://HOST:PORT or wss://HOST"],
+            id="url-no-host",
+        ),
+        pytest.param(
+            "url = 'ws://[::1'\n" + KEY,
+            [
+                'url: "ws://[::1" is not a URL (Invalid IPv6 URL); write ws://HOST:PORT or wss://HOST'
+            ],
+            id="url-unparsable",
+        ),
+        pytest.param(
             KEY + "[symbols]\nqoute = [1]\nquote = 5\n",
             ["symbols.qoute: unknown key (did you mean quote?)", "symbols.quote: must be an array"],
             id="symbols-table",

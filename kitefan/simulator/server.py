@@ -27,8 +27,8 @@ Faults, for tests and ``kitefan simulate``: drop connections without a close fra
 clients see 1006), close them cleanly, go silent (no frames at all, not even heartbeats; pings are
 still answered by ``websockets``, requests still read), expire a key's token (403 from then on,
 open connections dropped) and accept a fresh one, delay every outgoing frame, send a malformed
-frame. A consumer so slow that 64 MiB pile up in its queue is dropped, as Kite drops slow
-consumers (§9.2).
+frame, answer every handshake with a redirect, send a text frame that is not UTF-8. A consumer
+so slow that 64 MiB pile up in its queue is dropped, as Kite drops slow consumers (§9.2).
 
 A test can also send any text frame, well-formed or hostile (:meth:`Simulator.send_text`).
 
@@ -84,7 +84,14 @@ from kitefan.simulator.market import (
 )
 from kitefan.simulator.orders import order_postback
 
-__all__ = ["MALFORMED_FRAME", "Account", "ConnectionView", "Counters", "Simulator"]
+__all__ = [
+    "INVALID_UTF8_TEXT",
+    "MALFORMED_FRAME",
+    "Account",
+    "ConnectionView",
+    "Counters",
+    "Simulator",
+]
 
 log = logging.getLogger("kitefan.simulator")
 
@@ -92,6 +99,9 @@ log = logging.getLogger("kitefan.simulator")
 MALFORMED_FRAME = (
     b"\x00\x02" + b"\x00\x08" + struct.pack(">II", 256265, 1967545) + b"\x00\xb8" + b"\x00\x01\x02"
 )
+
+#: The payload of the text frame of :meth:`Simulator.send_invalid_utf8` (``0xff`` is never UTF-8).
+INVALID_UTF8_TEXT = b'{"type": "message", "data": "\xff"}'
 
 _MAX_BACKLOG_BYTES = 64 * 1024 * 1024
 
@@ -130,7 +140,8 @@ class Counters:
         malformed_sent: malformed frames sent on purpose.
         bytes_sent: payload bytes of every frame above.
         slow_consumers_dropped: connections dropped because their queue grew past 64 MiB.
-        refusals: handshakes refused, by HTTP status (400, 403, 404, 429).
+        refusals: handshakes refused, by HTTP status (400, 403, 404, 429; a 3xx of
+            :meth:`Simulator.set_redirect`).
         close_codes: connections gone, by the close code the client sent (1006: none, the
             connection was dropped or lost).
     """
@@ -391,6 +402,7 @@ class Simulator:
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._silent_all = False
         self._delay_s = 0.0
+        self._redirect: tuple[HTTPStatus, str | None] | None = None
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_id = 0
@@ -604,6 +616,25 @@ class Simulator:
         log.info("key %s has a fresh access token", key.label)
         self._notify()
 
+    def set_redirect(self, status: int | None, location: str | None = None) -> None:
+        """Answer every handshake from now on with HTTP ``status`` (a 3xx) and a ``Location``
+        header of ``location`` (none if ``None``), as a misconfigured proxy might;
+        ``set_redirect(None)`` serves again. Open connections are left alone.
+
+        Raises:
+            ValueError: ``status`` is not a 3xx HTTP status, or ``location`` has a line break.
+        """
+        if status is None:
+            self._redirect = None
+            log.info("fault: handshakes served again")
+            return
+        if not 300 <= status <= 399 or status not in {s.value for s in HTTPStatus}:
+            raise ValueError(f"a redirect is HTTP 300 to 305, 307 or 308, not {status}")
+        if location is not None and ("\r" in location or "\n" in location):
+            raise ValueError("a Location cannot have a line break")
+        self._redirect = (HTTPStatus(status), location)
+        log.info("fault: handshakes answered with %d", status)
+
     def set_delay(self, seconds: float) -> None:
         """Delay every outgoing frame (heartbeats included) by ``seconds`` from now on.
 
@@ -614,6 +645,23 @@ class Simulator:
             raise ValueError("a delay is 0 or more seconds")
         self._delay_s = seconds
         log.info("fault: frames delayed by %gms", seconds * 1000)
+
+    async def send_invalid_utf8(self, api_key: str | None = None) -> int:
+        """Send a text frame whose payload, :data:`INVALID_UTF8_TEXT`, is not UTF-8 on every
+        connection (of one key, or of all), at once, ahead of any queued frame; return on how
+        many it was sent (silent connections send nothing). A client must close with 1007.
+        The frame is not in the frame and text counters.
+
+        Raises:
+            KeyError: no account has this api key.
+        """
+        conns = [conn for conn in self._select(api_key) if not self._silent(conn)]
+        for conn in conns:
+            with contextlib.suppress(ConnectionClosed):
+                # websockets checks the text of a str; bytes sent as text go out as they are.
+                await conn.ws.send(INVALID_UTF8_TEXT, text=True)
+        log.info("fault: text frame of invalid UTF-8 sent on %d connection(s)", len(conns))
+        return len(conns)
 
     async def send_malformed(self, api_key: str | None = None) -> int:
         """Send :data:`MALFORMED_FRAME` on every connection (of one key, or of all); return on
@@ -698,6 +746,12 @@ class Simulator:
     # Handshake ----------------------------------------------------------------------------
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        if self._redirect is not None:
+            status, location = self._redirect
+            response = self._refuse(ws, status, "redirect fault", None)
+            if location is not None:
+                response.headers["Location"] = location
+            return response
         target = urlsplit(request.path)
         if target.path not in ("", "/"):
             return self._refuse(ws, HTTPStatus.NOT_FOUND, "the ticker is served at /", None)

@@ -36,6 +36,7 @@ from kitefan.codec import (
 from kitefan.errors import CodecError, InstrumentsError
 from kitefan.models import Mode, OrderUpdate
 from kitefan.simulator import MALFORMED_FRAME, Account, Market, Simulator
+from kitefan.simulator.server import INVALID_UTF8_TEXT
 
 pytestmark = pytest.mark.integration
 
@@ -458,6 +459,68 @@ async def test_expiring_without_drop_keeps_open_connections(
         with pytest.raises(InvalidStatus):
             async with client(simulator, alpha):
                 pass
+
+
+async def handshake_answer(sim: Simulator, account: Account) -> bytes:
+    """The head of the server's answer to a WebSocket upgrade request, read raw (a websockets
+    client would follow a redirect)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", sim.port)
+    try:
+        query = urlencode({"api_key": account.api_key, "access_token": account.access_token})
+        writer.write(
+            f"GET /?{query} HTTP/1.1\r\nHost: 127.0.0.1:{sim.port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        async with asyncio.timeout(TIMEOUT):
+            return await reader.readuntil(b"\r\n\r\n")
+    finally:
+        writer.close()
+
+
+async def test_a_redirect_answers_every_handshake_until_lifted(
+    simulator: Simulator, alpha: Account
+) -> None:
+    async with client(simulator, alpha) as ws:
+        await simulator.wait_for_connections(1)
+        simulator.set_redirect(307, "ws://127.0.0.1:9/elsewhere")
+        head = await handshake_answer(simulator, alpha)
+        assert head.startswith(b"HTTP/1.1 307 Temporary Redirect\r\n")
+        assert b"\r\nLocation: ws://127.0.0.1:9/elsewhere\r\n" in head
+        simulator.set_redirect(302)
+        head = await handshake_answer(simulator, alpha)
+        assert head.startswith(b"HTTP/1.1 302 Found\r\n")
+        assert b"Location" not in head
+        # The open connection is left alone.
+        assert await next_frame(ws, lambda m: m == b"\x00") == b"\x00"
+        simulator.set_redirect(None)
+        async with client(simulator, alpha):
+            await simulator.wait_for_connections(2)
+    assert simulator.refusals() == {307: 1, 302: 1}
+    for status, location, message in (
+        (200, None, "a redirect is HTTP 300 to 305, 307 or 308, not 200"),
+        (306, None, "a redirect is HTTP 300 to 305, 307 or 308, not 306"),
+        (301, "ws://x/\r\nSet-Cookie: a=b", "a Location cannot have a line break"),
+    ):
+        with pytest.raises(ValueError) as raised:
+            simulator.set_redirect(status, location)
+        assert str(raised.value) == message
+
+
+async def test_a_text_frame_of_invalid_utf8_makes_a_client_close_with_1007(
+    simulator: Simulator, alpha: Account
+) -> None:
+    async with client(simulator, alpha) as ws:
+        await simulator.wait_for_connections(1)
+        assert await simulator.send_invalid_utf8() == 1
+        closed = await closing(ws)
+    assert isinstance(closed, ConnectionClosedError)
+    assert closed.sent is not None
+    assert closed.sent.code == 1007
+    async with asyncio.timeout(TIMEOUT):
+        await simulator.wait_until(lambda: simulator.close_codes() == {1007: 1})
+    with pytest.raises(UnicodeDecodeError):
+        INVALID_UTF8_TEXT.decode()
 
 
 async def test_a_delay_holds_every_frame_back(simulator: Simulator, alpha: Account) -> None:
