@@ -328,7 +328,8 @@ class ControlServer:
 
         Raises:
             ControlError: a stream of this config is already running, or the socket cannot be
-                made (a directory that is not the user's, a path too long).
+                made (a directory that is not the user's or that others may enter, a path too
+                long, something other than a socket at its path).
         """
         _private_dir(self._dirs[0], create=True, environ=self._environ)
         _check_length(self.path)
@@ -679,8 +680,9 @@ class ControlClient:
         Raises:
             StreamNotRunningError: none runs (``gone`` if one died without cleaning up; its
                 socket is removed).
-            ControlError: none was found, and a socket directory is not the user's (it was
-                passed over).
+            ControlError: none was found, and a socket directory is not the user's or others
+                may enter it (it was passed over); or something other than a socket (a file, a
+                symlink) is at the socket's path.
         """
         resolved, candidates, refused = _candidates(config_path, environ)
         gone = False

@@ -440,12 +440,13 @@ class _Exchange(asyncio.Protocol):
             self._transport.abort()
 
     def _serve(self) -> None:
-        lines = self.head[: self._scanned].decode("latin-1").splitlines()
+        request_line, *fields = [
+            line.removesuffix(b"\r") for line in bytes(self.head[: self._scanned]).split(b"\n")
+        ]
         headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
+        for field in fields:
+            name, _, value = field.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
-        request_line = lines[0].encode("latin-1")
         status, content_type, body = self.server._answer(request_line, headers)
         head_only = request_line.split(b" ", 1)[0] == b"HEAD"
         self._finish(_response(status, content_type, body, head_only=head_only))

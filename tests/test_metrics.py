@@ -300,11 +300,17 @@ async def test_a_head_over_8_kib_is_431_and_closed() -> None:
 
 async def test_more_than_50_header_lines_is_431_and_closed() -> None:
     def request(lines: int) -> bytes:
-        fields = b"".join(b"X-%d: 1\r\n" % i for i in range(lines))
-        return b"GET /metrics HTTP/1.1\r\n" + fields + b"\r\n"
+        fields = b"".join(b"X-%d: 1\r\n" % i for i in range(lines - 1))
+        accept = b"Accept: application/openmetrics-text; version=1.0.0\r\n"
+        return b"GET /metrics HTTP/1.1\r\n" + fields + accept + b"\r\n"
 
     async with MetricsServer("127.0.0.1", 0) as server:
-        assert (await exchange(server, request(50))).startswith(b"HTTP/1.1 200 OK\r\n")
+        served = await exchange(server, request(50))
+        # Every line up to the 50th is read: the last one chose the format.
+        assert served.startswith(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; "
+        )
+        assert served.endswith(b"# EOF\n")
         assert await exchange(server, request(51)) == refusal(
             "431 Request Header Fields Too Large", "too many header lines: at most 50\n"
         )
