@@ -22,8 +22,8 @@ connections costs a few dozen more only for the moment it takes to refuse them (
 most 16 at one go). That stays far below a process's descriptor limit (1024 by default, 256 on
 some systems): scrapers, or anyone else, cannot starve the feed's own reconnects. What follows
 a request (a body, a second request) is dropped, and the connection cut when that goes on past
-8 KiB. A well-kept HTTP library would bring the same bounds and a dependency; this is the one
-request the endpoint serves, parsed in a protocol that holds only what it has to.
+8 KiB. No HTTP library is added for this: the endpoint serves one kind of request, read by an
+asyncio protocol that holds only what it has to.
 
 Metrics, labelled ``key`` (the config id) and ``connection`` (0, 1 or 2):
 
