@@ -19,11 +19,12 @@ once; 5 s from connecting to being answered and done, else 408 (a slow loris) or
 that does not take its answer). The server holds at most 8 KiB per connection, so 128 KiB in all
 (:attr:`MetricsServer.buffered_bytes`); it keeps at most 16 descriptors, and a flood of
 connections costs a few dozen more only for the moment it takes to refuse them (it accepts at
-most 16 at one go). That stays far below a process's descriptor limit (1024 by default, 256 on
-some systems): scrapers, or anyone else, cannot starve the feed's own reconnects. What follows
-a request (a body, a second request) is dropped, and the connection cut when that goes on past
-8 KiB. No HTTP library is added for this: the endpoint serves one kind of request, read by an
-asyncio protocol that holds only what it has to.
+most 16 at one go; 2000 connecting at once peaked at 64 in all). That stays far below a
+process's descriptor limit (1024 by default, 256 on some systems): scrapers, or anyone else,
+cannot starve the feed's own reconnects. What follows a request (a body, a second request) is
+dropped, and the connection cut when that goes on past 8 KiB. No HTTP library is added for
+this: the endpoint serves one kind of request, read by an asyncio protocol that holds only what
+it has to.
 
 Metrics, labelled ``key`` (the config id) and ``connection`` (0, 1 or 2):
 

