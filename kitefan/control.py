@@ -9,13 +9,18 @@ registers in the first, a client looks in each (a stream started under systemd w
 ``XDG_RUNTIME_DIR`` is found from a login shell that has it). The directory is created 0700 and
 must belong to the user; the socket is 0600. No TCP port is opened.
 
+What kitefan did not make, it does not change: a directory already there that others may enter
+(``/tmp``, mode 1777; or 0755) is refused, not chmodded, and so is anything but a socket at the
+socket's path: a file or a directory is left alone, a symlink is never followed (it could lead
+to another config's stream), each with a line saying what to move or remove.
+
 Rates. While it serves a feed, the server takes a stats snapshot every second, so that the rates
 (ticks/s, over the stats' sliding window) are ready when a client asks once.
 
 Liveness. A socket whose connection is refused belongs to a stream that died without cleaning
-up: the client reports it gone and removes the file. A stream starting while another stream of
-the same config answers on the socket refuses to start: two streams of one config would fight
-over the keys' connection slots (Kite answers the fourth with HTTP 429).
+up: the client reports it gone and removes it (a socket, nothing else). A stream starting while
+another stream of the same config answers on the socket refuses to start: two streams of one
+config would fight over the keys' connection slots (Kite answers the fourth with HTTP 429).
 
 Protocol (version 1). Newline-delimited JSON over the socket, one request and one response per
 line, as many as the client likes on one connection. A request is ``{"v": 1, "op": OP, ...}``; a
@@ -129,14 +134,17 @@ def socket_name(config_path: Path) -> str:
     return f"{stem}-{digest}.sock"
 
 
-def _private_dir(path: Path, *, create: bool) -> bool:
-    """Check (and with ``create``, make) a directory only this user can enter.
+def _private_dir(path: Path, *, create: bool, environ: Mapping[str, str] | None = None) -> bool:
+    """Check (and with ``create``, make, mode 0700) a directory only this user can enter.
+
+    A directory that is there already is never changed: kitefan did not make it, and its mode
+    is its owner's choice (``/tmp`` given as the directory must stay open to everyone).
 
     Returns:
         Whether the directory exists.
 
     Raises:
-        ControlError: it is not a directory, or belongs to someone else.
+        ControlError: it is not a directory, belongs to someone else, or others may enter it.
     """
     if create:
         with contextlib.suppress(FileExistsError):
@@ -145,14 +153,57 @@ def _private_dir(path: Path, *, create: bool) -> bool:
         info = os.lstat(path)
     except FileNotFoundError:
         return False
+    env = os.environ if environ is None else environ
+    given = env.get(RUNTIME_DIR_ENV) and Path(env[RUNTIME_DIR_ENV]) == path
+    if given:
+        name, fix = f"{RUNTIME_DIR_ENV}={path}", "point it at"
+    else:
+        name, fix = str(path), f"remove it, or set {RUNTIME_DIR_ENV} to"
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ControlError(f"{name} is not a directory of yours: {fix} a private directory")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o077:
+        shared = mode & (stat.S_ISVTX | stat.S_IWOTH)
         raise ControlError(
-            f"{path} is not a directory of yours: remove it, or set {RUNTIME_DIR_ENV} to a "
-            "private directory"
+            f"{name} is not kitefan's own directory (mode {mode:04o}, "
+            f"{'shared' if shared else 'open to others'}): {fix} a private directory, "
+            "e.g. $XDG_RUNTIME_DIR/kitefan"
         )
-    if info.st_mode & 0o077:
-        os.chmod(path, 0o700)
     return True
+
+
+def _socket_at(path: Path) -> bool:
+    """Whether a socket is at ``path`` (False: nothing is). The path itself is looked at, never
+    a link's target: a link there could lead to another config's stream.
+
+    Raises:
+        ControlError: something else is there (a link, a file, a directory): left alone.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISSOCK(info.st_mode):
+        return True
+    if stat.S_ISLNK(info.st_mode):
+        target = os.readlink(path)
+        dangling = "" if os.path.exists(path) else ", which does not exist"
+        raise ControlError(
+            f"the control socket path {path} is a symlink (to {target}{dangling}): remove it; "
+            "kitefan makes its own socket there and follows no link"
+        )
+    what = "a directory" if stat.S_ISDIR(info.st_mode) else "a file"
+    raise ControlError(
+        f"the control socket path {path} is {what}, not a socket: move it away; kitefan removes "
+        "only sockets"
+    )
+
+
+def _remove_socket(path: Path) -> None:
+    """Remove a dead stream's socket; anything else there is left alone."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
 
 
 def _check_length(path: Path) -> None:
@@ -277,12 +328,15 @@ class ControlServer:
 
         Raises:
             ControlError: a stream of this config is already running, or the socket cannot be
-                made (a directory that is not the user's, a path too long).
+                made (a directory that is not the user's or that others may enter, a path too
+                long, something other than a socket at its path).
         """
-        _private_dir(self._dirs[0], create=True)
+        _private_dir(self._dirs[0], create=True, environ=self._environ)
         _check_length(self.path)
-        for directory in _usable_dirs(self._dirs)[0]:
+        for directory in _usable_dirs(self._dirs, self._environ)[0]:
             candidate = directory / self.path.name
+            if not _socket_at(candidate):
+                continue
             pid = await _probe(candidate)
             if pid is not None:
                 raise self._already_running(pid or None)
@@ -299,7 +353,7 @@ class ControlServer:
         try:
             os.chmod(self.path, 0o600)
             sock.listen(64)
-            self._inode = os.stat(self.path).st_ino
+            self._inode = os.lstat(self.path).st_ino
             self._server = await asyncio.start_unix_server(
                 self._serve_client, sock=sock, limit=_REQUEST_LIMIT
             )
@@ -397,7 +451,7 @@ class ControlServer:
         if self._inode is None:
             return
         try:
-            if os.stat(self.path).st_ino == self._inode:
+            if os.lstat(self.path).st_ino == self._inode:
                 os.unlink(self.path)
         except OSError:
             pass
@@ -524,7 +578,8 @@ class ControlServer:
 
 
 async def _probe(path: Path) -> int | None:
-    """Whether a stream answers on ``path``: its pid (0 if it did not say), or None.
+    """Whether a stream answers on the socket at ``path``: its pid (0 if it did not say), or
+    None.
 
     A socket left by a stream that died (connection refused) is removed.
     """
@@ -533,8 +588,7 @@ async def _probe(path: Path) -> int | None:
     except FileNotFoundError:
         return None
     except ConnectionRefusedError:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        _remove_socket(path)
         return None
     try:
         writer.write(_dumps({"v": PROTOCOL_VERSION, "op": "hello"}))
@@ -553,14 +607,17 @@ async def _probe(path: Path) -> int | None:
 # The client's side ------------------------------------------------------------------------------
 
 
-def _usable_dirs(dirs: list[Path]) -> tuple[list[Path], ControlError | None]:
+def _usable_dirs(
+    dirs: list[Path], environ: Mapping[str, str] | None = None
+) -> tuple[list[Path], ControlError | None]:
     """The directories that exist and are the user's; and the first refusal of one that is not
-    (a directory someone else made at our path is passed over, not trusted)."""
+    (a directory someone else made at our path, or open to others, is passed over, not
+    trusted)."""
     usable = []
     refused = None
     for directory in dirs:
         try:
-            if _private_dir(directory, create=False):
+            if _private_dir(directory, create=False, environ=environ):
                 usable.append(directory)
         except ControlError as exc:
             refused = refused or exc
@@ -572,7 +629,7 @@ def _candidates(
 ) -> tuple[str, list[Path], ControlError | None]:
     """The config's resolved path, where its socket may be, and a directory refused."""
     name = socket_name(config_path)
-    usable, refused = _usable_dirs(control_dirs(environ))
+    usable, refused = _usable_dirs(control_dirs(environ), environ)
     return str(config_path.resolve()), [d / name for d in usable], refused
 
 
@@ -623,12 +680,15 @@ class ControlClient:
         Raises:
             StreamNotRunningError: none runs (``gone`` if one died without cleaning up; its
                 socket is removed).
-            ControlError: none was found, and a socket directory is not the user's (it was
-                passed over).
+            ControlError: none was found, and a socket directory is not the user's or others
+                may enter it (it was passed over); or something other than a socket (a file, a
+                symlink) is at the socket's path.
         """
         resolved, candidates, refused = _candidates(config_path, environ)
         gone = False
         for path in candidates:
+            if not _socket_at(path):
+                continue
             try:
                 reader, writer = await asyncio.open_unix_connection(
                     os.fspath(path), limit=_RESPONSE_LIMIT
@@ -637,8 +697,7 @@ class ControlClient:
                 continue
             except ConnectionRefusedError:
                 gone = True
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+                _remove_socket(path)
                 continue
             except OSError as exc:
                 raise ControlError(f"cannot reach the stream at {path}: {exc.strerror}") from None

@@ -8,8 +8,23 @@ default, OpenMetrics when asked).
 
 The endpoint is a small HTTP/1.1 server on the stream's own event loop (not the library's
 threaded server): ``GET /metrics`` answers the exposition, anything else 404 (405 for other
-methods). It binds loopback unless told otherwise; a host beyond loopback is allowed only when
-given explicitly, and the caller is told (:func:`is_loopback`).
+methods); one request per connection, then it is closed. It binds loopback unless told otherwise;
+a host beyond loopback is allowed only when given explicitly, and the caller is told
+(:func:`is_loopback`).
+
+Whoever can reach the port shares the stream's process, so what one client may cost is bounded
+(:class:`HttpLimits`): a request head of at most 8 KiB (8192 bytes, the blank line included) and
+50 header lines, else 431; at most 16 connections at once, one more answered 503 and closed at
+once; 5 s from connecting to being answered and done, else 408 (a slow loris) or cut (a client
+that does not take its answer). The server holds at most 8 KiB per connection, so 128 KiB in all
+(:attr:`MetricsServer.buffered_bytes`); it keeps at most 16 descriptors, and a flood of
+connections costs a few dozen more only for the moment it takes to refuse them (it accepts at
+most 16 at one go; 2000 connecting at once peaked at 64 in all). That stays far below a
+process's descriptor limit (1024 by default, 256 on some systems): scrapers, or anyone else,
+cannot starve the feed's own reconnects. What follows a request (a body, a second request) is
+dropped, and the connection cut when that goes on past 8 KiB. No HTTP library is added for
+this: the endpoint serves one kind of request, read by an asyncio protocol that holds only what
+it has to.
 
 Metrics, labelled ``key`` (the config id) and ``connection`` (0, 1 or 2):
 
@@ -26,20 +41,20 @@ Metrics, labelled ``key`` (the config id) and ``connection`` (0, 1 or 2):
 
 Plus the client library's standard ``process_*`` and ``python_*`` metrics of the stream process.
 
-Owns: ``FeedCollector``, ``MetricsServer``, ``parse_address``, ``is_loopback``. Must not import
-rich, typer or the manager (it reads a stats callable).
+Owns: ``FeedCollector``, ``MetricsServer``, ``HttpLimits``, ``parse_address``, ``is_loopback``.
+Must not import rich, typer or the manager (it reads a stats callable).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder
@@ -52,6 +67,7 @@ from kitefan.stats import ConnectionStats, FeedStats
 __all__ = [
     "DEFAULT_HOST",
     "FeedCollector",
+    "HttpLimits",
     "MetricsServer",
     "is_loopback",
     "parse_address",
@@ -62,8 +78,7 @@ log = logging.getLogger(__name__)
 #: The host ``--metrics PORT`` binds.
 DEFAULT_HOST = "127.0.0.1"
 
-_HEADER_LIMIT = 16 * 1024
-_READ_TIMEOUT_S = 10.0
+_TEXT = "text/plain; charset=utf-8"
 _LABELS = ["key", "connection"]
 
 # name, help, the ConnectionStats field
@@ -215,6 +230,23 @@ def _field(conn: ConnectionStats, name: str) -> float:
     return float(value)
 
 
+@dataclass(frozen=True)
+class HttpLimits:
+    """What one client may cost the stream; over a limit, it is answered and closed.
+
+    Args:
+        head_bytes: the request line and headers, the blank line included (431 over it).
+        header_lines: header lines (431 over it).
+        connections: connections served at once; one more is answered 503 and closed at once.
+        request_s: seconds from connecting to being answered and done (408, or cut, after it).
+    """
+
+    head_bytes: int = 8 * 1024
+    header_lines: int = 50
+    connections: int = 16
+    request_s: float = 5.0
+
+
 class MetricsServer:
     """The metrics endpoint: an async context manager serving ``GET /metrics``.
 
@@ -224,11 +256,15 @@ class MetricsServer:
     Args:
         host: the address to bind (loopback by default).
         port: the port; 0 picks a free one (see :attr:`url`).
+        limits: what one client may cost (the defaults are the documented limits).
     """
 
-    def __init__(self, host: str = DEFAULT_HOST, port: int = 0) -> None:
+    def __init__(
+        self, host: str = DEFAULT_HOST, port: int = 0, *, limits: HttpLimits = HttpLimits()
+    ) -> None:
         self.host = host
         self.port = port
+        self.limits = limits
         self.collector = FeedCollector(lambda: None)
         self.registry = CollectorRegistry()
         self.registry.register(self.collector)
@@ -237,7 +273,7 @@ class MetricsServer:
         GCCollector(registry=self.registry)
         self._server: asyncio.Server | None = None
         self._address: tuple[str, int] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._exchanges: set[_Exchange] = set()
 
     def __repr__(self) -> str:
         return f"MetricsServer({self.host}:{self.port})"
@@ -260,22 +296,26 @@ class MetricsServer:
         Raises:
             OSError: the address cannot be bound.
         """
-        self._server = await asyncio.start_server(
-            self._serve_client, self.host, self.port, limit=_HEADER_LIMIT
+        loop = asyncio.get_running_loop()
+        # The backlog is also how many connections the loop accepts at one go: kept to the
+        # cap, so that refusing a flood holds few descriptors even for a moment.
+        self._server = await loop.create_server(
+            lambda: _Exchange(self), self.host, self.port, backlog=self.limits.connections
         )
         host, port = self._server.sockets[0].getsockname()[:2]
         self._address = (host, port)
 
     async def close(self) -> None:
-        """Stop serving; end the scrapes in progress."""
+        """Stop serving; cut the scrapes in progress."""
         server = self._server
         self._server = None
         if server is not None:
             server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        exchanges = list(self._exchanges)
+        for exchange in exchanges:
+            exchange.abort()
+        if exchanges:
+            await asyncio.gather(*(e.done for e in exchanges))
         if server is not None:
             await server.wait_closed()
 
@@ -292,55 +332,159 @@ class MetricsServer:
         shown = f"[{host}]" if ":" in host else host
         return f"http://{shown}:{port}/metrics"
 
-    # HTTP
+    @property
+    def connections(self) -> int:
+        """The connections being served now (at most ``limits.connections``)."""
+        return len(self._exchanges)
 
-    async def _serve_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
-            async with asyncio.timeout(_READ_TIMEOUT_S):
-                request_line = await reader.readline()
-                headers: dict[str, str] = {}
-                while True:
-                    line = await reader.readline()
-                    if line in (b"\r\n", b"\n", b""):
-                        break
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-            status, content_type, body = self._answer(request_line, headers)
-            head = (
-                f"HTTP/1.1 {status.value} {status.phrase}\r\n"
-                f"Content-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n"
-            ).encode("latin-1")
-            method = request_line.split(b" ", 1)[0]
-            writer.write(head if method == b"HEAD" else head + body)
-            await writer.drain()
-        except (TimeoutError, ValueError, ConnectionError):
-            pass
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+    @property
+    def buffered_bytes(self) -> int:
+        """The request bytes held now, over every connection (at most ``limits.head_bytes``
+        each)."""
+        return sum(len(exchange.head) for exchange in self._exchanges)
 
     def _answer(
         self, request_line: bytes, headers: dict[str, str]
     ) -> tuple[HTTPStatus, str, bytes]:
         parts = request_line.decode("latin-1").split()
-        text = "text/plain; charset=utf-8"
         if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return HTTPStatus.BAD_REQUEST, text, b"bad request\n"
+            return HTTPStatus.BAD_REQUEST, _TEXT, b"bad request\n"
         method, target, _ = parts
         path = target.split("?", 1)[0]
         if path != "/metrics":
-            return HTTPStatus.NOT_FOUND, text, b"not found: the metrics are at /metrics\n"
+            return HTTPStatus.NOT_FOUND, _TEXT, b"not found: the metrics are at /metrics\n"
         if method not in ("GET", "HEAD"):
-            return HTTPStatus.METHOD_NOT_ALLOWED, text, b"use GET\n"
+            return HTTPStatus.METHOD_NOT_ALLOWED, _TEXT, b"use GET\n"
         encoder, content_type = choose_encoder(headers.get("accept", ""))
         return HTTPStatus.OK, content_type, encoder(self.registry)
+
+
+def _response(
+    status: HTTPStatus, content_type: str, body: bytes, *, head_only: bool = False
+) -> bytes:
+    head = (
+        f"HTTP/1.1 {status.value} {status.phrase}\r\n"
+        f"Content-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode("latin-1")
+    return head if head_only else head + body
+
+
+class _Exchange(asyncio.Protocol):
+    """One connection: one request read within the limits, one answer, then closed.
+
+    A protocol rather than a stream reader, so that what it holds is exactly :attr:`head`,
+    never more than ``head_bytes``: a chunk received beyond it is dropped as it arrives.
+    """
+
+    def __init__(self, server: MetricsServer) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.head = bytearray()
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._scanned = 0  # how far ``head`` has been split into lines
+        self._lines = 0  # complete lines so far, the request line included
+        self._answered = False
+        self._dropped = 0  # bytes received after the answer
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        if len(self.server._exchanges) >= self.limits.connections:
+            # Refused at once: it never holds a slot, a buffer or a timer.
+            self._answered = True
+            self.done.set_result(None)
+            body = f"too many connections: at most {self.limits.connections} at a time\n"
+            transport.write(_response(HTTPStatus.SERVICE_UNAVAILABLE, _TEXT, body.encode()))
+            transport.close()
+            return
+        self.server._exchanges.add(self)
+        self._timer = asyncio.get_running_loop().call_later(self.limits.request_s, self._expire)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.head = bytearray()
+        self.server._exchanges.discard(self)
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self._answered:
+            # A body, a pipelined request, or a flood after its 431: dropped, and cut when it
+            # goes on (the answer has been sent; this only lets a normal client read it).
+            self._dropped += len(data)
+            if self._dropped > self.limits.head_bytes:
+                self.abort()
+            return
+        self.head += data[: self.limits.head_bytes - len(self.head)]
+        while (end := self.head.find(b"\n", self._scanned)) >= 0:
+            size = end - self._scanned
+            blank = size == 0 or (size == 1 and self.head[self._scanned] == 0x0D)  # \r\n
+            self._scanned = end + 1
+            if blank and self._lines > 0:
+                self._serve()
+                return
+            self._lines += 1
+            if self._lines - 1 > self.limits.header_lines:
+                self._refuse(f"too many header lines: at most {self.limits.header_lines}")
+                return
+        if len(self.head) >= self.limits.head_bytes:
+            self._refuse(f"request head too large: at most {self.limits.head_bytes} bytes")
+
+    def eof_received(self) -> bool | None:
+        if not self._answered:
+            self._finish(_response(HTTPStatus.BAD_REQUEST, _TEXT, b"incomplete request\n"))
+        return None  # the transport closes
+
+    def abort(self) -> None:
+        """Cut the connection now (what is unsent is dropped)."""
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _serve(self) -> None:
+        request_line, *fields = [
+            line.removesuffix(b"\r") for line in bytes(self.head[: self._scanned]).split(b"\n")
+        ]
+        headers: dict[str, str] = {}
+        for field in fields:
+            name, _, value = field.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+        status, content_type, body = self.server._answer(request_line, headers)
+        head_only = request_line.split(b" ", 1)[0] == b"HEAD"
+        self._finish(_response(status, content_type, body, head_only=head_only))
+
+    def _refuse(self, why: str) -> None:
+        status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+        self._finish(_response(status, _TEXT, f"{why}\n".encode()))
+
+    def _finish(self, response: bytes) -> None:
+        """Send the answer and end the sending side; the client's close ends the exchange."""
+        assert self._transport is not None
+        self._answered = True
+        self.head = bytearray()
+        self._transport.write(response)
+        if self._transport.can_write_eof():
+            self._transport.write_eof()
+        else:
+            self._transport.close()
+
+    def _expire(self) -> None:
+        assert self._transport is not None
+        if self._answered or self._transport.get_write_buffer_size():
+            log.debug(
+                "metrics: a client took over %g s to take its answer: cut", self.limits.request_s
+            )
+            self._transport.abort()
+            return
+        log.debug("metrics: a request not complete within %g s: cut", self.limits.request_s)
+        self._answered = True
+        self.head = bytearray()
+        self._transport.write(_response(HTTPStatus.REQUEST_TIMEOUT, _TEXT, b"request timeout\n"))
+        if self._transport.get_write_buffer_size():
+            self._transport.abort()
+        else:
+            self._transport.close()

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+from collections.abc import Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kitefan.events import ConnState, KeyState
-from kitefan.metrics import DEFAULT_HOST, MetricsServer, is_loopback, parse_address
+from kitefan.metrics import (
+    DEFAULT_HOST,
+    HttpLimits,
+    MetricsServer,
+    is_loopback,
+    parse_address,
+)
 from kitefan.stats import ConnectionStats, FeedStats, KeyStats
 
 
@@ -228,3 +237,194 @@ async def test_other_paths_and_methods_are_refused() -> None:
         status, _, body = await scrape(server.url, method="HEAD")
         assert (status, body) == (200, "")
         assert (await scrape(server.url, path="/metrics?x=1"))[0] == 200
+
+
+# What one client may cost ------------------------------------------------------------------------
+
+
+def address(server: MetricsServer) -> tuple[str, int]:
+    host, port = server.url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    return host, int(port)
+
+
+async def exchange(server: MetricsServer, data: bytes) -> bytes:
+    """Send ``data`` as it is; everything answered until the server closed."""
+    reader, writer = await asyncio.open_connection(*address(server))
+    try:
+        writer.write(data)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            return await reader.read()
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - the server's own counters
+            await asyncio.sleep(0.01)
+
+
+def refusal(status: str, body: str) -> bytes:
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n{body}"
+    ).encode()
+
+
+def head(size: int) -> bytes:
+    """A GET /metrics request head of exactly ``size`` bytes."""
+    start, end = b"GET /metrics HTTP/1.1\r\nX-Pad: ", b"\r\n\r\n"
+    return start + b"a" * (size - len(start) - len(end)) + end
+
+
+def test_the_limits_are_the_documented_ones() -> None:
+    assert MetricsServer().limits == HttpLimits(
+        head_bytes=8192, header_lines=50, connections=16, request_s=5.0
+    )
+
+
+async def test_a_head_over_8_kib_is_431_and_closed() -> None:
+    async with MetricsServer("127.0.0.1", 0) as server:
+        served = await exchange(server, head(8192))
+        assert served.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert await exchange(server, head(8193)) == refusal(
+            "431 Request Header Fields Too Large", "request head too large: at most 8192 bytes\n"
+        )
+        # The request line alone over the limit: the same.
+        assert await exchange(server, b"GET /" + b"m" * 9000 + b" HTTP/1.1\r\n\r\n") == refusal(
+            "431 Request Header Fields Too Large", "request head too large: at most 8192 bytes\n"
+        )
+        await until(lambda: server.connections == 0)
+        assert server.buffered_bytes == 0
+
+
+async def test_more_than_50_header_lines_is_431_and_closed() -> None:
+    def request(lines: int) -> bytes:
+        fields = b"".join(b"X-%d: 1\r\n" % i for i in range(lines - 1))
+        accept = b"Accept: application/openmetrics-text; version=1.0.0\r\n"
+        return b"GET /metrics HTTP/1.1\r\n" + fields + accept + b"\r\n"
+
+    async with MetricsServer("127.0.0.1", 0) as server:
+        served = await exchange(server, request(50))
+        # Every line up to the 50th is read: the last one chose the format.
+        assert served.startswith(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; "
+        )
+        assert served.endswith(b"# EOF\n")
+        assert await exchange(server, request(51)) == refusal(
+            "431 Request Header Fields Too Large", "too many header lines: at most 50\n"
+        )
+        # Refused at the 51st line, without waiting for the end of the head.
+        assert await exchange(server, request(51)[:-2]) == refusal(
+            "431 Request Header Fields Too Large", "too many header lines: at most 50\n"
+        )
+        # An end of input before the end of the head: 400.
+        reader, writer = await asyncio.open_connection(*address(server))
+        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        writer.write_eof()
+        async with asyncio.timeout(10):
+            assert await reader.read() == refusal("400 Bad Request", "incomplete request\n")
+        writer.close()
+
+
+async def test_a_flood_of_headers_holds_at_most_the_head_limit_and_is_cut() -> None:
+    """The issue's case: headers without end, as one endless line or as endless short lines.
+    What the server holds is its own accounting."""
+    endless_line = b"f" * 65536
+    short_lines = (b"X-Flood: " + b"f" * 1000 + b"\r\n") * 64
+    held: list[int] = []
+
+    async def flood(server: MetricsServer, chunk: bytes) -> None:
+        _, writer = await asyncio.open_connection(*address(server))
+        sent = 0
+        try:
+            writer.write(b"GET /metrics HTTP/1.1\r\nX-Flood: ")
+            while sent < 64 * 2**20:
+                writer.write(chunk)
+                await writer.drain()
+                sent += len(chunk)
+                held.append(server.buffered_bytes)
+        except ConnectionError:
+            return
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+        raise AssertionError(f"sent {sent} bytes of headers and still not cut")
+
+    # No time limit to speak of: the head limit alone must cut them.
+    async with MetricsServer("127.0.0.1", 0, limits=HttpLimits(request_s=600)) as server:
+        async with asyncio.timeout(30):
+            await asyncio.gather(
+                *(flood(server, endless_line) for _ in range(8)),
+                *(flood(server, short_lines) for _ in range(8)),
+            )
+        assert held
+        assert max(held) <= 16 * 8192
+        await until(lambda: server.connections == 0)
+        assert server.buffered_bytes == 0
+        # And it still answers.
+        assert (await exchange(server, head(100))).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+async def test_a_slow_client_is_cut_after_the_time_per_request() -> None:
+    """A slow loris: a header byte every 50 ms, never ending its head. No idle timeout would cut
+    it; the time per request does."""
+    async with MetricsServer("127.0.0.1", 0, limits=HttpLimits(request_s=0.5)) as server:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reader, writer = await asyncio.open_connection(*address(server))
+        answer = asyncio.ensure_future(reader.read())
+        writer.write(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+        trickled = 0
+        async with asyncio.timeout(10):
+            with contextlib.suppress(ConnectionError):
+                while not answer.done():
+                    writer.write(b"s")
+                    await writer.drain()
+                    trickled += 1
+                    await asyncio.wait([answer], timeout=0.05)
+            response = await answer
+        elapsed = loop.time() - started
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+        assert response == refusal("408 Request Timeout", "request timeout\n")
+        assert elapsed >= 0.5
+        assert trickled >= 5  # it was still sending when it was cut
+        await until(lambda: server.connections == 0)
+        assert (await exchange(server, head(100))).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def open_descriptors() -> int | None:
+    """This process's open file descriptors, where /proc says (Linux)."""
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+
+
+async def test_connections_over_16_are_refused_at_once_and_hold_no_descriptor() -> None:
+    """300 idle connections starved the feed of descriptors; now the port holds at most 16."""
+    # Kept idle for as long as the test takes: the cap alone is tested here.
+    async with MetricsServer("127.0.0.1", 0, limits=HttpLimits(request_s=600)) as server:
+        before = open_descriptors()
+        clients = [await asyncio.open_connection(*address(server)) for _ in range(40)]
+        answers = [asyncio.ensure_future(reader.read()) for reader, _ in clients]
+        await until(lambda: sum(a.done() for a in answers) == 24)
+        assert server.connections == 16
+        refused = refusal("503 Service Unavailable", "too many connections: at most 16 at a time\n")
+        assert [a.result() for a in answers if a.done()] == [refused] * 24
+        if before is not None:  # the 40 client ends, and the server's 16
+            assert open_descriptors() == before + 40 + 16
+        # One idle client leaves: a scrape gets its place.
+        waiting = [w for (_, w), a in zip(clients, answers, strict=True) if not a.done()]
+        waiting[0].close()
+        await until(lambda: server.connections == 15)
+        assert (await exchange(server, head(100))).startswith(b"HTTP/1.1 200 OK\r\n")
+        for _, writer in clients:
+            writer.close()
+        await until(lambda: server.connections == 0)
+        for answer in answers:
+            with contextlib.suppress(ConnectionError):
+                await answer

@@ -114,7 +114,6 @@ def test_the_socket_is_named_after_the_resolved_config_path(
 
 async def test_the_socket_is_private_and_removed_on_exit(tmp_path: Path, runtime_dir: Path) -> None:
     config = write_config(tmp_path / "kitefan.toml", "ws://127.0.0.1:1", quote=nse(3))
-    os.chmod(runtime_dir, 0o755)  # loose: tightened
     async with ControlServer(config) as server:
         assert server.path == runtime_dir / socket_name(config)
         assert stat.S_IMODE(os.stat(runtime_dir).st_mode) == 0o700
@@ -142,8 +141,8 @@ async def test_a_directory_that_is_not_one_is_refused(tmp_path: Path, runtime_di
     with pytest.raises(ControlError) as caught:
         await ControlServer(config).start()
     assert str(caught.value) == (
-        f"{runtime_dir} is not a directory of yours: remove it, or set KITEFAN_RUNTIME_DIR to a "
-        "private directory"
+        f"KITEFAN_RUNTIME_DIR={runtime_dir} is not a directory of yours: point it at a private "
+        "directory"
     )
     os.unlink(runtime_dir)
     os.mkdir(runtime_dir)
@@ -159,7 +158,7 @@ async def test_a_directory_that_is_not_the_users_is_passed_over_by_clients(
         f"{theirs} is not a directory of yours: remove it, or set KITEFAN_RUNTIME_DIR to a "
         "private directory"
     )
-    usable, refused = _usable_dirs([theirs, mine, tmp_path / "missing"])
+    usable, refused = _usable_dirs([theirs, mine, tmp_path / "missing"], {})
     assert usable == [mine]
     assert str(refused) == refusal
     # Found nowhere else, the client says why rather than "no running stream".
@@ -167,7 +166,44 @@ async def test_a_directory_that_is_not_the_users_is_passed_over_by_clients(
     config = write_config(tmp_path / "kitefan.toml", "ws://127.0.0.1:1", quote=nse(3))
     with pytest.raises(ControlError) as caught:
         await ControlClient.connect(config)
+    assert str(caught.value) == (
+        f"KITEFAN_RUNTIME_DIR={theirs} is not a directory of yours: point it at a private directory"
+    )
+
+
+@pytest.mark.parametrize(("mode", "why"), [(0o1777, "shared"), (0o755, "open to others")])
+async def test_a_directory_others_may_enter_is_refused_and_left_as_it_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: int, why: str
+) -> None:
+    """``KITEFAN_RUNTIME_DIR=/tmp`` run as root was chmodded 0700, locking every other user out.
+    A directory of the user's own, mode 1777, is the same case without root."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, mode)
+    monkeypatch.setenv("KITEFAN_RUNTIME_DIR", str(shared))
+    config = write_config(tmp_path / "kitefan.toml", "ws://127.0.0.1:1", quote=nse(3))
+    refusal = (
+        f"KITEFAN_RUNTIME_DIR={shared} is not kitefan's own directory (mode {mode:04o}, {why}): "
+        "point it at a private directory, e.g. $XDG_RUNTIME_DIR/kitefan"
+    )
+    with pytest.raises(ControlError) as caught:
+        await ControlServer(config).start()
     assert str(caught.value) == refusal
+    with pytest.raises(ControlError) as caught:
+        await ControlClient.connect(config)
+    assert str(caught.value) == refusal
+    assert stat.S_IMODE(os.stat(shared).st_mode) == mode
+    assert os.listdir(shared) == []
+    # Not named by the variable (the XDG or /tmp default): the same, saying what to do there.
+    assert str(_usable_dirs([shared], {})[1]) == (
+        f"{shared} is not kitefan's own directory (mode {mode:04o}, {why}): remove it, or set "
+        "KITEFAN_RUNTIME_DIR to a private directory, e.g. $XDG_RUNTIME_DIR/kitefan"
+    )
+    # A directory kitefan makes is its own: 0700, its parents made as needed.
+    own = tmp_path / "run" / "kitefan"
+    monkeypatch.setenv("KITEFAN_RUNTIME_DIR", str(own))
+    async with ControlServer(config):
+        assert stat.S_IMODE(os.stat(own).st_mode) == 0o700
 
 
 async def test_a_socket_path_too_long_is_said_plainly(
@@ -223,6 +259,82 @@ async def test_a_socket_left_by_a_dead_stream_is_gone_and_removed(
     dead.close()
     async with ControlServer(config), await ControlClient.connect(config) as client:
         assert (await client.hello())["pid"] == os.getpid()
+
+
+# What is at the socket's path ------------------------------------------------------------------
+
+
+async def test_a_file_at_the_socket_path_is_left_alone_and_refused(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    config = write_config(tmp_path / "kitefan.toml", "ws://127.0.0.1:1", quote=nse(3))
+    path = runtime_dir / socket_name(config)
+    path.write_text("someone's notes\n")
+    refusal = (
+        f"the control socket path {path} is a file, not a socket: move it away; kitefan removes "
+        "only sockets"
+    )
+    with pytest.raises(ControlError) as caught:
+        await ControlServer(config).start()
+    assert str(caught.value) == refusal
+    with pytest.raises(ControlError) as caught:
+        await ControlClient.connect(config)
+    assert str(caught.value) == refusal
+    assert path.read_text() == "someone's notes\n"
+    path.unlink()
+    path.mkdir()
+    with pytest.raises(ControlError, match=r" is a directory, not a socket: move it away; "):
+        await ControlServer(config).start()
+    assert path.is_dir()
+
+
+async def test_a_dangling_symlink_at_the_socket_path_says_what_to_remove(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    """It gave "already running" (bind() does not follow it, the probe did)."""
+    config = write_config(tmp_path / "kitefan.toml", "ws://127.0.0.1:1", quote=nse(3))
+    path = runtime_dir / socket_name(config)
+    target = tmp_path / "gone.sock"
+    path.symlink_to(target)
+    refusal = (
+        f"the control socket path {path} is a symlink (to {target}, which does not exist): "
+        "remove it; kitefan makes its own socket there and follows no link"
+    )
+    with pytest.raises(ControlError) as caught:
+        await ControlServer(config).start()
+    assert str(caught.value) == refusal
+    with pytest.raises(ControlError) as caught:
+        await ControlClient.connect(config)
+    assert str(caught.value) == refusal
+    assert path.is_symlink()
+
+
+async def test_a_symlink_to_another_streams_socket_reaches_neither(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    """It made ``stream`` refuse citing the other stream's pid, and ``stats`` show the other
+    stream."""
+    mine = write_config(tmp_path / "mine.toml", "ws://127.0.0.1:1", quote=nse(3))
+    theirs = write_config(tmp_path / "theirs.toml", "ws://127.0.0.1:1", quote=nse(3))
+    path = runtime_dir / socket_name(mine)
+    async with ControlServer(theirs) as other:
+        path.symlink_to(other.path)
+        refusal = (
+            f"the control socket path {path} is a symlink (to {other.path}): remove it; kitefan "
+            "makes its own socket there and follows no link"
+        )
+        with pytest.raises(ControlError) as caught:
+            await ControlServer(mine).start()
+        assert str(caught.value) == refusal
+        with pytest.raises(ControlError) as caught:
+            await ControlClient.connect(mine)
+        assert str(caught.value) == refusal
+        code, out, err = await asyncio.to_thread(run_cli, "stats", "--config", str(mine))
+        assert (code, out, err) == (1, "", f"error: {refusal}\n")
+        # The other stream is untouched, and still found by its own config.
+        async with await ControlClient.connect(theirs) as client:
+            assert (await client.hello())["config"] == str(theirs.resolve())
+    assert path.is_symlink()
 
 
 # The protocol -----------------------------------------------------------------------------------

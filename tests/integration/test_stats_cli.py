@@ -13,6 +13,7 @@ import json
 import os
 import pty
 import re
+import resource
 import signal
 import stat
 from collections.abc import AsyncIterator
@@ -347,3 +348,45 @@ async def test_the_metrics_scraped_agree_with_stats_exactly(
     )
     assert document["totals"]["ticks"] > 0
     assert SENTINEL not in text
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+async def test_idle_connections_to_the_metrics_port_cannot_starve_the_feeds_reconnects(
+    simulator: Simulator, tmp_path: Path, runtime_dir: Path
+) -> None:
+    """The issue's case: idle connections to the metrics port under a descriptor limit made the
+    feed's reconnects fail ("Too many open files"). The port now holds at most 16 of them."""
+    env = environment(runtime_dir)
+    config = config_for(simulator, tmp_path)
+    async with running_stream(config, env, tmp_path, "--metrics", "127.0.0.1:0") as stream:
+        async with await stream.client() as client:
+            url = (await client.hello())["metrics"]
+        await until(lambda: every_key_ticking(stream))
+        pid = stream.process.pid
+        # Room for the 16 the port keeps and the moment it takes to refuse a flood (64 at the
+        # peak), not for 150 idle connections (which would all have been kept).
+        _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        limit = len(os.listdir(f"/proc/{pid}/fd")) + 96
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, hard))
+        host, port = url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+        idle = [await asyncio.open_connection(host, int(port)) for _ in range(150)]
+        answers = [asyncio.ensure_future(reader.read()) for reader, _ in idle]
+        try:
+            # Every connection of the feed lost at once, while they come: each must reconnect.
+            assert await simulator.drop_connections() == 9
+
+            async def all_reconnected() -> bool:
+                document = await stream.stats()
+                conns = [c for key in document["keys"] for c in key["connections"]]
+                return [(c["state"], c["reconnects"]) for c in conns] == [("connected", 1)] * 9
+
+            await until(all_reconnected)
+        finally:
+            for _, writer in idle:
+                writer.close()
+            await asyncio.gather(*answers, return_exceptions=True)
+        messages = " ".join(str(record.get("message", "")) for record in stream.statuses())
+    assert "Too many open files" not in messages
+    # The port itself never ran out either: none of the 150 was cut without its answer.
+    assert all(isinstance(a.result(), bytes) for a in answers)
+    assert "Too many open files" not in stream.stderr.read_text()
