@@ -730,6 +730,10 @@ static struct PyModuleDef records_module = {
     "JSON lines and CSV rows of a tick frame, from its bytes (see kitefan.render.records).",
     0,
     records_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC
