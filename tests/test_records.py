@@ -259,6 +259,18 @@ def test_ticks_and_other_events_keep_their_order() -> None:
     assert types == ["status", "tick", "tick", "error", "tick", "tick", "tick"]
 
 
+def test_status_and_error_lines_are_the_reference_lines_whatever_their_text() -> None:
+    # Non-tick lines are written by the same code on both paths, control characters and all.
+    text = 'tokens "x\\y"\x1b[31m\x85\u202e\x7f é'
+    events: list[Event] = [
+        ErrorEvent("alpha", 0, text, AT),
+        StatusEvent("alpha", 1, "reconnecting", text, AT),
+        TickBatch("alpha", 2, FRAME_A, 0.0, AT),
+    ]
+    assert json_lines(events, name_of) == reference_json_lines(events, name_of)
+    assert encode_jsonl(events, name_of) == reference_json_lines(events, name_of).encode()
+
+
 def test_a_name_without_utf8_falls_back_to_the_reference_text() -> None:
     batch = TickBatch("a", 0, FRAME_A, 0.0, AT)
 

@@ -170,7 +170,7 @@ def encode_jsonl(events: Iterable[Event], name_of: Callable[[int], str]) -> byte
                 piece = reference_json_lines([event], name_of).encode()
             append(piece)
         else:
-            append(_dumps(status_record(event)).encode() + b"\n")
+            append(_status_line(event).encode() + b"\n")
     return b"".join(out)
 
 
@@ -230,6 +230,11 @@ def csv_rows(events: Iterable[Event], name_of: Callable[[int], str]) -> str:
         return reference_csv_rows(events, name_of)
 
 
+def _status_line(event: StatusEvent | OrderEvent | ErrorEvent) -> str:
+    """The JSON line of a non-tick event, without its newline (both paths write it from here)."""
+    return _dumps(status_record(event))
+
+
 @functools.lru_cache(maxsize=1024)
 def _json_head(key: str, connection: int) -> bytes:
     """A tick line up to its symbol: ``{"type":"tick","key":…,"connection":…,"symbol":``."""
@@ -257,7 +262,7 @@ def reference_json_lines(events: Iterable[Event], name_of: Callable[[int], str])
                     record[field] = value.isoformat() if isinstance(value, datetime) else value
                 append(_dumps(record))
         else:
-            append(_dumps(status_record(event)))
+            append(_status_line(event))
     if not out:
         return ""
     return "\n".join(out) + "\n"
