@@ -60,8 +60,9 @@ class StopSignal:
     Use as a context manager: the signal handlers are installed on entry and removed on exit.
     """
 
-    def __init__(self, duration_s: float | None = None) -> None:
+    def __init__(self, duration_s: float | None = None, *, deferred: bool = False) -> None:
         self.duration_s = duration_s
+        self._deferred = deferred
         self.reason = ""
         self._event = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -75,8 +76,8 @@ class StopSignal:
             except (NotImplementedError, RuntimeError):  # pragma: no cover - not on the main thread
                 continue
             self._installed.append(sig)
-        if self.duration_s is not None:
-            self._timer = loop.call_later(self.duration_s, self.set, "duration")
+        if self.duration_s is not None and not self._deferred:
+            self.start_timer()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -85,6 +86,13 @@ class StopSignal:
             loop.remove_signal_handler(sig)
         if self._timer is not None:
             self._timer.cancel()
+
+    def start_timer(self) -> None:
+        """Start counting the duration now (at once on entry, unless made ``deferred``: then
+        when the streaming starts, so that ``--duration`` is the streaming time)."""
+        if self.duration_s is not None and self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.duration_s, self.set, "duration")
 
     def set(self, reason: str) -> None:
         if not self._event.is_set():

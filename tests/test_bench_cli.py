@@ -40,3 +40,37 @@ def test_bench_rejects_an_unknown_benchmark() -> None:
     result = invoke("bench", "everything")
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+def test_bench_records_json_has_every_writer_and_the_ratios() -> None:
+    # Imported here so that the test does not depend on how the module's other tests run the
+    # command.
+    from typer.testing import CliRunner
+
+    from kitefan.cli import app
+
+    result = CliRunner().invoke(
+        app, ["bench", "records", "--rounds", "1", "--seconds", "0.05", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["command"] == "kitefan bench records --rounds 1 --seconds 0.05"
+    figures = {figure["name"]: figure for figure in report["figures"]}
+    assert list(figures) == [
+        "official _parse_binary + json.dumps",
+        "kitefan jsonl",
+        "kitefan csv",
+        "kitefan jsonl, pure Python",
+        "kitefan columnar",
+        "kitefan jsonl / official",
+        "kitefan csv / official",
+    ]
+    assert all(figure["benchmark"] == "records" for figure in figures.values())
+    assert figures["kitefan columnar"]["value"] is None
+    assert figures["kitefan columnar"]["note"] == "kitefan.columnar is not part of this build"
+    assert figures["kitefan jsonl / official"]["target"] == ">= 10x"
+    assert figures["kitefan jsonl / official"]["value"] > 0
+    records = report["details"]["records"]
+    assert (records["ticks"], records["frames"], records["compiled"]) == (40_000, 400, True)
+    assert all(len(samples) == 1 for samples in records["samples"].values())
+    assert "records round 1/1" in result.stderr

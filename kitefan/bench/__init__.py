@@ -1,4 +1,4 @@
-"""Reproducible figures: decode throughput, end-to-end throughput, and the realistic full load.
+"""Reproducible figures: decode and records throughput, end to end, and the realistic full load.
 
 Each benchmark runs side by side with its baseline in one go (the official ``kiteconnect``
 client, where one applies), takes the median of several rounds, and reports the machine it ran
@@ -6,11 +6,13 @@ on. Speed is printed, never asserted. ``kitefan bench`` runs them
 (:func:`kitefan.bench.report.run_benchmarks`); ``benchmarks/`` holds thin scripts that call the
 same functions.
 
-Modules: :mod:`~kitefan.bench.decode` (decode throughput), :mod:`~kitefan.bench.endtoend`
-(simulator at full rate → manager → counting consumer), :mod:`~kitefan.bench.official` (the same
-with the official client, run in its own process), :mod:`~kitefan.bench.load` (the realistic full
-load: CPU share, memory, latency), :mod:`~kitefan.bench.harness` (processes and readings) and
-:mod:`~kitefan.bench.report` (figures, targets, the report).
+Modules: :mod:`~kitefan.bench.decode` (decode throughput), :mod:`~kitefan.bench.records`
+(frames to JSON lines and CSV against the official parser and ``json.dumps``),
+:mod:`~kitefan.bench.endtoend` (simulator at full rate → manager → counting consumer),
+:mod:`~kitefan.bench.official` (the same with the official client, run in its own process),
+:mod:`~kitefan.bench.load` (the realistic full load: CPU share, memory, latency),
+:mod:`~kitefan.bench.harness` (processes and readings) and :mod:`~kitefan.bench.report` (figures,
+targets, the report).
 
 Owns: :func:`machine` and :class:`Figure`. Must not import asyncio, websockets, rich or typer.
 """
@@ -48,7 +50,7 @@ class Figure:
     """One measured figure, with its target when the design sets one.
 
     Attributes:
-        benchmark: ``decode``, ``e2e`` or ``load``.
+        benchmark: ``decode``, ``records``, ``e2e`` or ``load``.
         name: what was measured, as the table shows it.
         value: the median (or the percentile the name says); ``None`` if it could not be measured.
         unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``.

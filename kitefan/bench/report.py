@@ -7,6 +7,7 @@ chosen so that ``kitefan bench all`` finishes in about a minute on a 2-core mach
 benchmark rounds    seconds
 ========  ========  ============================================================
 decode    5         0.3 per parser per round (3 parsers, interleaved)
+records   5         0.3 per writer per round (4 writers, interleaved)
 e2e       3         2 per client per round (kitefan, then the official client)
 load      1         20 measured per run, after the subscribe burst and 5 s more
 ========  ========  ============================================================
@@ -30,14 +31,20 @@ from kitefan.bench import Figure, machine
 from kitefan.bench.decode import run_decode_benchmark
 from kitefan.bench.endtoend import run_endtoend_benchmark
 from kitefan.bench.load import run_load_benchmark
+from kitefan.bench.records import run_records_benchmark
 
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
 #: The benchmarks, in the order ``all`` runs them.
-BENCHMARKS = ("decode", "e2e", "load")
+BENCHMARKS = ("decode", "records", "e2e", "load")
 
 #: (rounds, seconds) of each benchmark when not given.
-DEFAULTS: dict[str, tuple[int, float]] = {"decode": (5, 0.3), "e2e": (3, 2.0), "load": (1, 20.0)}
+DEFAULTS: dict[str, tuple[int, float]] = {
+    "decode": (5, 0.3),
+    "records": (5, 0.3),
+    "e2e": (3, 2.0),
+    "load": (1, 20.0),
+}
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,10 @@ def run_benchmarks(
             decode = run_decode_benchmark(rounds=n, min_s=s, progress=progress)
             figures += decode.figures()
             details[name] = decode.as_dict()
+        elif name == "records":
+            records = run_records_benchmark(rounds=n, min_s=s, progress=progress)
+            figures += records.figures()
+            details[name] = records.as_dict()
         elif name == "e2e":
             e2e = run_endtoend_benchmark(rounds=n, seconds=s, progress=progress)
             figures += e2e.figures()

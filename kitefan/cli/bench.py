@@ -26,6 +26,7 @@ class Which(StrEnum):
     """Which benchmarks ``kitefan bench`` runs."""
 
     DECODE = "decode"
+    RECORDS = "records"
     E2E = "e2e"
     LOAD = "load"
     ALL = "all"
@@ -47,7 +48,8 @@ def bench(
     which: Annotated[
         Which,
         typer.Argument(
-            help="decode: kitefan's decoder vs the official parser, same bytes. e2e: simulator "
+            help="decode: kitefan's decoder vs the official parser, same bytes. records: frames "
+            "to JSON lines and CSV vs the official parser + json.dumps. e2e: simulator "
             "at full rate -> manager -> consumer, kitefan vs the official client. load: 27,000 "
             "full-mode symbols at 1 tick/s: CPU, memory, latency. all: each in turn (~1 min)."
         ),
@@ -58,8 +60,8 @@ def bench(
             "--rounds",
             min=1,
             help=f"Rounds of each benchmark (load: runs); figures are medians "
-            f"[default: decode {DEFAULTS['decode'][0]}, e2e {DEFAULTS['e2e'][0]}, "
-            f"load {DEFAULTS['load'][0]}].",
+            f"[default: decode {DEFAULTS['decode'][0]}, records {DEFAULTS['records'][0]}, "
+            f"e2e {DEFAULTS['e2e'][0]}, load {DEFAULTS['load'][0]}].",
             show_default=False,
         ),
     ] = None,
@@ -68,9 +70,10 @@ def bench(
         typer.Option(
             "--seconds",
             min=0.01,
-            help=f"Seconds of each sample: decode per parser per round, e2e per client per "
-            f"round, load the measured span [default: {DEFAULTS['decode'][1]:g}, "
-            f"{DEFAULTS['e2e'][1]:g}, {DEFAULTS['load'][1]:g}].",
+            help=f"Seconds of each sample: decode per parser per round, records per writer per "
+            f"round, e2e per client per round, load the measured span [default: "
+            f"{DEFAULTS['decode'][1]:g}, {DEFAULTS['records'][1]:g}, {DEFAULTS['e2e'][1]:g}, "
+            f"{DEFAULTS['load'][1]:g}].",
             show_default=False,
         ),
     ] = None,
@@ -80,8 +83,8 @@ def bench(
     ] = BenchFormat.TABLE,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
-    """Measure decode, end-to-end and realistic-load figures, side by side with the official
-    client where one applies, and print them with their targets and this machine."""
+    """Measure decode, records, end-to-end and realistic-load figures, side by side with the
+    official client where one applies, and print them with their targets and this machine."""
     names = list(BENCHMARKS) if which is Which.ALL else [which.value]
     command = f"kitefan bench {which.value}"
     if rounds is not None:

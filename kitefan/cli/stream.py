@@ -39,7 +39,7 @@ from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
 from kitefan.output import Encoder, RecordOutput
 from kitefan.render.dashboard import TickBoard, dashboard
-from kitefan.render.records import csv_header, csv_rows, json_lines
+from kitefan.render.records import COMPILED, csv_header, encode_csv, encode_jsonl
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
 
 __all__ = ["OutputFormat", "stream"]
@@ -205,7 +205,7 @@ async def _run(
     metrics: tuple[str, int] | None,
 ) -> Outcome:
     loop = asyncio.get_running_loop()
-    with StopSignal(duration) as stop:
+    with StopSignal(duration, deferred=True) as stop:
         async with contextlib.AsyncExitStack() as stack:
             # The control socket first: a second stream of this config stops here, before it
             # takes any of the keys' connection slots.
@@ -230,6 +230,7 @@ async def _run(
                     await output.write([(csv_header().encode(), 0)])
             feed = await stack.enter_async_context(running_feed(config, demo=demo))
             started_at = loop.time()
+            stop.start_timer()
             # Registered before any connection has run (entering the feed does not yield to
             # them), so this stream sees every tick the feed receives.
             events = feed.events()
@@ -243,7 +244,13 @@ async def _run(
             if output is not None:
                 encode = _encoder(fmt, feed.name_of)
                 outcome = await stream_records(
-                    feed, events, output, encode, stop, started_at=started_at, in_thread=True
+                    feed,
+                    events,
+                    output,
+                    encode,
+                    stop,
+                    started_at=started_at,
+                    in_thread=not COMPILED,
                 )
             else:
                 await until_stopped(stop, _live(feed, events, demo))
@@ -265,11 +272,11 @@ async def _run(
 
 def _encoder(fmt: OutputFormat, name_of: Callable[[int], str]) -> Encoder:
     """Events to pieces of output, one per event, each with the ticks it holds."""
-    render = csv_rows if fmt is OutputFormat.CSV else json_lines
+    render = encode_csv if fmt is OutputFormat.CSV else encode_jsonl
 
     def encode(items: Sequence[Event]) -> list[tuple[bytes, int]]:
         return [
-            (render([item], name_of).encode(), item.count if isinstance(item, TickBatch) else 0)
+            (render((item,), name_of), item.count if isinstance(item, TickBatch) else 0)
             for item in items
         ]
 

@@ -13,7 +13,14 @@ Server text is kept exact: the JSON escapes every control character (``\u001b``)
 and the bidirectional marks included, so a line shown on a terminal cannot drive it, and a JSON
 reader gets the text back as the server sent it.
 
-Pure: events in, strings out.
+Tick records are written straight from each batch's frame bytes by a small compiled encoder
+(``kitefan/_records.c``), without decoding the batch into ticks: no Python object per tick or per
+field. It writes exactly what the reference writes (:func:`reference_json_lines`,
+:func:`reference_csv_rows`: ``Tick.as_dict()``, a dict per tick, the standard library's ``json``
+and ``csv``), byte for byte, and the reference writes everything when the encoder is not built.
+:func:`encode_jsonl` and :func:`encode_csv` give the same text as UTF-8 bytes.
+
+Pure: events in, strings (or bytes) out.
 
 Owns: the record shapes of ``--format jsonl`` and ``--format csv``. Must not import asyncio,
 websockets or typer.
@@ -22,17 +29,40 @@ websockets or typer.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from types import ModuleType
 from typing import Any
 
 from kitefan.events import ErrorEvent, Event, Gap, OrderEvent, StatusEvent, TickBatch
 from kitefan.models import IST
 from kitefan.render.text import json_escaped
 
-__all__ = ["CSV_COLUMNS", "csv_header", "csv_rows", "json_lines", "status_record"]
+_compiled: ModuleType | None
+try:
+    from kitefan import _records as _compiled
+except ImportError:  # not built: the reference writes every record
+    _compiled = None
+
+__all__ = [
+    "COMPILED",
+    "CSV_COLUMNS",
+    "csv_header",
+    "csv_rows",
+    "encode_csv",
+    "encode_jsonl",
+    "json_lines",
+    "reference_csv_rows",
+    "reference_json_lines",
+    "status_record",
+]
+
+#: Whether the compiled encoder (``kitefan._records``, built from ``kitefan/_records.c`` when
+#: the package is installed) writes the tick records; without it the reference does, slower.
+COMPILED = _compiled is not None
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
@@ -86,26 +116,6 @@ def status_record(event: StatusEvent | OrderEvent | ErrorEvent) -> dict[str, Any
     return record
 
 
-def json_lines(events: Iterable[Event], name_of: Callable[[int], str]) -> str:
-    """One JSON object per line (each line ends with a newline) for every tick and event."""
-    out: list[str] = []
-    append = out.append
-    for event in events:
-        if isinstance(event, TickBatch):
-            head = {"type": "tick", "key": event.key, "connection": event.connection}
-            for tick in event.ticks:
-                record = dict(head)
-                record["symbol"] = name_of(tick.values[0])
-                for field, value in tick.as_dict().items():
-                    record[field] = value.isoformat() if isinstance(value, datetime) else value
-                append(_dumps(record))
-        else:
-            append(json_escaped(_dumps(status_record(event))))
-    if not out:
-        return ""
-    return "\n".join(out) + "\n"
-
-
 #: The CSV columns: one row per tick; fields a packet does not carry are empty.
 CSV_COLUMNS = (
     "received_at",
@@ -143,8 +153,128 @@ def csv_header() -> str:
     return ",".join(CSV_COLUMNS) + "\r\n"
 
 
+def encode_jsonl(events: Iterable[Event], name_of: Callable[[int], str]) -> bytes:
+    """:func:`json_lines` as UTF-8 bytes, for a writer that writes bytes.
+
+    Tick batches are written from their frame's bytes by the compiled encoder when it is built
+    (:data:`COMPILED`), without decoding the batch; otherwise, and for any batch the encoder
+    leaves to it, by :func:`reference_json_lines`. The text is the same either way.
+
+    Raises:
+        UnicodeEncodeError: a key or a symbol has no UTF-8 form (a lone surrogate).
+    """
+    if _compiled is None:
+        return reference_json_lines(events, name_of).encode()
+    jsonl = _compiled.jsonl
+    out: list[bytes] = []
+    append = out.append
+    for event in events:
+        if isinstance(event, TickBatch):
+            piece = jsonl(event.frame, _json_head(event.key, event.connection), name_of)
+            if piece is None:
+                piece = reference_json_lines([event], name_of).encode()
+            append(piece)
+        else:
+            append(_status_line(event).encode() + b"\n")
+    return b"".join(out)
+
+
+def json_lines(events: Iterable[Event], name_of: Callable[[int], str]) -> str:
+    """One JSON object per line (each line ends with a newline) for every tick and event.
+
+    ``name_of`` is called once per tick, with its instrument token.
+    """
+    if _compiled is None:
+        return reference_json_lines(events, name_of)
+    events = events if isinstance(events, Sequence) else list(events)
+    try:
+        return encode_jsonl(events, name_of).decode()
+    except UnicodeEncodeError:
+        return reference_json_lines(events, name_of)
+
+
+def encode_csv(events: Iterable[Event], name_of: Callable[[int], str]) -> bytes:
+    """:func:`csv_rows` as UTF-8 bytes (see :func:`encode_jsonl`).
+
+    Raises:
+        UnicodeEncodeError: a key or a symbol has no UTF-8 form (a lone surrogate).
+    """
+    if _compiled is None:
+        return reference_csv_rows(events, name_of).encode()
+    rows = _compiled.csv
+    out: list[bytes] = []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for event in events:
+        if not isinstance(event, TickBatch):
+            continue
+        # received_at, key and connection as the csv module writes them, then the comma that
+        # precedes the symbol (the empty last field).
+        writer.writerow((_iso_epoch(event.received_wall), event.key, event.connection, None))
+        head = buffer.getvalue()[:-2].encode()
+        buffer.seek(0)
+        buffer.truncate()
+        piece = rows(event.frame, head, name_of)
+        if piece is None:
+            piece = reference_csv_rows([event], name_of).encode()
+        out.append(piece)
+    return b"".join(out)
+
+
 def csv_rows(events: Iterable[Event], name_of: Callable[[int], str]) -> str:
-    """CSV rows for the ticks among the events (other events are not part of the CSV)."""
+    """CSV rows for the ticks among the events (other events are not part of the CSV).
+
+    ``name_of`` is called once per tick, with its instrument token.
+    """
+    if _compiled is None:
+        return reference_csv_rows(events, name_of)
+    events = events if isinstance(events, Sequence) else list(events)
+    try:
+        return encode_csv(events, name_of).decode()
+    except UnicodeEncodeError:
+        return reference_csv_rows(events, name_of)
+
+
+def _status_line(event: StatusEvent | OrderEvent | ErrorEvent) -> str:
+    """The JSON line of a non-tick event, without its newline (both paths write it from here)."""
+    return json_escaped(_dumps(status_record(event)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_head(key: str, connection: int) -> bytes:
+    """A tick line up to its symbol: ``{"type":"tick","key":…,"connection":…,"symbol":``."""
+    return (
+        f'{{"type":"tick","key":{_dumps(key)},"connection":{_dumps(connection)},"symbol":'.encode()
+    )
+
+
+# The reference: the records built from decoded ticks, dicts and the standard library. It is
+# what the compiled encoder must match byte for byte (tests/test_records.py), and what writes
+# the records when the encoder is not built.
+
+
+def reference_json_lines(events: Iterable[Event], name_of: Callable[[int], str]) -> str:
+    """:func:`json_lines`, from decoded ticks, dicts and the standard library JSON encoder."""
+    out: list[str] = []
+    append = out.append
+    for event in events:
+        if isinstance(event, TickBatch):
+            head = {"type": "tick", "key": event.key, "connection": event.connection}
+            for tick in event.ticks:
+                record = dict(head)
+                record["symbol"] = name_of(tick.values[0])
+                for field, value in tick.as_dict().items():
+                    record[field] = value.isoformat() if isinstance(value, datetime) else value
+                append(_dumps(record))
+        else:
+            append(_status_line(event))
+    if not out:
+        return ""
+    return "\n".join(out) + "\n"
+
+
+def reference_csv_rows(events: Iterable[Event], name_of: Callable[[int], str]) -> str:
+    """:func:`csv_rows`, from decoded ticks and the standard library csv writer."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for event in events:

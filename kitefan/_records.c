@@ -1,0 +1,743 @@
+/* kitefan._records: JSON lines and CSV rows of a tick frame, written straight from its bytes.
+ *
+ * The compiled half of kitefan.render.records (see its docstring): it walks one binary frame
+ * (count:u16 { length:u16 packet }*, big-endian; kitefan/codec.py has the layouts) and writes,
+ * for every packet of a known length, exactly the text the pure-Python reference writes:
+ *
+ *   jsonl(frame, head, name_of) -> bytes | None
+ *       one line per tick: head (b'{"type":"tick","key":...,"connection":...,"symbol":'), the
+ *       symbol as a JSON string (json.dumps with ensure_ascii=False), then the fields of
+ *       Tick.as_dict() in its order, datetimes as isoformat() in IST, each line ending in "\n";
+ *   csv(frame, head, name_of) -> bytes | None
+ *       one row per tick: head (b'received_at,key,connection,', already quoted), the symbol
+ *       quoted as the csv module quotes (QUOTE_MINIMAL, excel dialect), then the columns of
+ *       CSV_COLUMNS from instrument_token on, each row ending in "\r\n".
+ *
+ * name_of(token) is called once per tick and must return a str. None means "not done here":
+ * the frame's structure is not what kitefan.codec.decode_packets accepts, or a name is not a
+ * str or has no UTF-8 form; the caller then takes the reference path, which gives the same
+ * text or the same exception. An exception raised by name_of propagates.
+ *
+ * Exactness: prices are integers over the segment's divisor (100, 1e4 or 1e7). Python's repr of
+ * such a quotient is the decimal v / divisor with its trailing zeros dropped (and ".0" when
+ * nothing is left after the point): the quotient is the double nearest that decimal, and no
+ * other decimal of 15 significant digits or fewer has the same nearest double, so it is the
+ * shortest that round-trips. repr switches to exponent form below 1e-4, which only CDS prices
+ * under 1000 units reach: those, and the change (a genuine float computation), go through
+ * PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0), which is float.__repr__ itself. The
+ * change is computed in the order Tick.as_dict computes it; the build turns off floating-point
+ * contraction so that the compiler cannot fuse its multiply and divide differently.
+ *
+ * Must not: allocate a Python object per field, or read past the frame.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- an output buffer: a bytes object grown as needed ---------------------------------- */
+
+typedef struct {
+    PyObject *bytes;
+    char *start;
+    char *pos;
+    char *end;
+} Out;
+
+static int
+out_init(Out *o, Py_ssize_t size)
+{
+    if (size < 256) {
+        size = 256;
+    }
+    o->bytes = PyBytes_FromStringAndSize(NULL, size);
+    if (o->bytes == NULL) {
+        return -1;
+    }
+    o->start = o->pos = PyBytes_AS_STRING(o->bytes);
+    o->end = o->start + size;
+    return 0;
+}
+
+static int
+out_reserve(Out *o, Py_ssize_t need)
+{
+    if (o->end - o->pos >= need) {
+        return 0;
+    }
+    Py_ssize_t used = o->pos - o->start;
+    Py_ssize_t size = (o->end - o->start) * 2;
+    if (size < used + need) {
+        size = used + need;
+    }
+    if (_PyBytes_Resize(&o->bytes, size) < 0) {
+        return -1;
+    }
+    o->start = PyBytes_AS_STRING(o->bytes);
+    o->pos = o->start + used;
+    o->end = o->start + size;
+    return 0;
+}
+
+static PyObject *
+out_finish(Out *o)
+{
+    Py_ssize_t used = o->pos - o->start;
+    if (_PyBytes_Resize(&o->bytes, used) < 0) {
+        return NULL;
+    }
+    return o->bytes;
+}
+
+static void
+out_drop(Out *o)
+{
+    Py_CLEAR(o->bytes);
+}
+
+/* Literal text of known length: the caller reserved room. */
+#define PUT(o, lit)                                 \
+    do {                                            \
+        memcpy((o)->pos, (lit), sizeof(lit) - 1);   \
+        (o)->pos += sizeof(lit) - 1;                \
+    } while (0)
+
+/* ---- numbers ----------------------------------------------------------------------------- */
+
+static char *
+put_u32(char *p, uint32_t v)
+{
+    char tmp[10];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n) {
+        *p++ = tmp[--n];
+    }
+    return p;
+}
+
+/* repr(x) of a float; at most 32 bytes. */
+static char *
+put_double(char *p, double x)
+{
+    char *s = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (s == NULL) {
+        return NULL;
+    }
+    size_t n = strlen(s);
+    memcpy(p, s, n);
+    PyMem_Free(s);
+    return p + n;
+}
+
+/* The segment's divisor, as kitefan.models.divisor_for gives it, and its decimal places. */
+typedef struct {
+    double value;
+    uint32_t scale;  /* the same, as an integer */
+    int places;
+} Divisor;
+
+static const Divisor DIV_100 = {100.0, 100u, 2};
+static const Divisor DIV_1E4 = {10000.0, 10000u, 4};
+static const Divisor DIV_1E7 = {10000000.0, 10000000u, 7};
+
+static const Divisor *
+divisor_of(uint32_t token)
+{
+    switch (token & 0xFF) {
+    case 3:
+        return &DIV_1E7;
+    case 6:
+    case 12:
+        return &DIV_1E4;
+    default:
+        return &DIV_100;
+    }
+}
+
+/* repr(v / divisor); at most 32 bytes. */
+static char *
+put_price(char *p, uint32_t v, const Divisor *d)
+{
+    if (d->places == 7 && v != 0 && v < 1000u) {
+        /* below 1e-4: repr's exponent form */
+        return put_double(p, (double)v / d->value);
+    }
+    p = put_u32(p, v / d->scale);
+    *p++ = '.';
+    uint32_t frac = v % d->scale;
+    if (frac == 0) {
+        *p++ = '0';
+        return p;
+    }
+    char digits[8];
+    for (int i = d->places - 1; i >= 0; i--) {
+        digits[i] = (char)('0' + frac % 10);
+        frac /= 10;
+    }
+    int n = d->places;
+    while (digits[n - 1] == '0') {
+        n--;
+    }
+    memcpy(p, digits, (size_t)n);
+    return p + n;
+}
+
+/* Tick.change: the int 0 when close is 0, else (last - close) * 100 / close in floats. */
+static char *
+put_change(char *p, uint32_t last_raw, uint32_t close_raw, const Divisor *d)
+{
+    if (close_raw == 0) {
+        *p++ = '0';
+        return p;
+    }
+    double last = (double)last_raw / d->value;
+    double close = (double)close_raw / d->value;
+    double change = (last - close) * 100.0 / close;
+    return put_double(p, change);
+}
+
+/* ---- timestamps: datetime.fromtimestamp(s, IST).isoformat(), 25 bytes ---------------------- */
+
+typedef struct {
+    int64_t epoch;
+    char text[25];
+} IsoCache;
+
+static void
+iso_of(IsoCache *c, uint32_t epoch_s)
+{
+    if (c->epoch == (int64_t)epoch_s) {
+        return;
+    }
+    c->epoch = epoch_s;
+    int64_t t = (int64_t)epoch_s + 19800;  /* +05:30 */
+    int64_t z = t / 86400;
+    int64_t secs = t % 86400;
+    /* civil_from_days (H. Hinnant), for days since 1970-01-01 >= 0 */
+    z += 719468;
+    int64_t era = z / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t y = yoe + era * 400;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    if (month <= 2) {
+        y += 1;
+    }
+    int hh = (int)(secs / 3600), mm = (int)(secs / 60 % 60), ss = (int)(secs % 60);
+    char *s = c->text;
+    s[0] = (char)('0' + y / 1000 % 10);
+    s[1] = (char)('0' + y / 100 % 10);
+    s[2] = (char)('0' + y / 10 % 10);
+    s[3] = (char)('0' + y % 10);
+    s[4] = '-';
+    s[5] = (char)('0' + month / 10);
+    s[6] = (char)('0' + month % 10);
+    s[7] = '-';
+    s[8] = (char)('0' + day / 10);
+    s[9] = (char)('0' + day % 10);
+    s[10] = 'T';
+    s[11] = (char)('0' + hh / 10);
+    s[12] = (char)('0' + hh % 10);
+    s[13] = ':';
+    s[14] = (char)('0' + mm / 10);
+    s[15] = (char)('0' + mm % 10);
+    s[16] = ':';
+    s[17] = (char)('0' + ss / 10);
+    s[18] = (char)('0' + ss % 10);
+    memcpy(s + 19, "+05:30", 6);
+}
+
+/* ---- the frame --------------------------------------------------------------------------- */
+
+static inline uint32_t
+u32_at(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static inline uint32_t
+u16_at(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 8 | (uint32_t)p[1];
+}
+
+static int
+known_length(uint32_t length)
+{
+    return length == 8 || length == 28 || length == 32 || length == 44 || length == 184;
+}
+
+/* Whether decode_packets accepts the frame's structure; the number of ticks it holds. */
+static int
+check_frame(const unsigned char *data, Py_ssize_t size, Py_ssize_t *ticks)
+{
+    *ticks = 0;
+    if (size < 2) {
+        return 1;
+    }
+    uint32_t count = u16_at(data);
+    Py_ssize_t offset = 2;
+    for (uint32_t i = 0; i < count; i++) {
+        if (offset + 2 > size) {
+            return 0;
+        }
+        uint32_t length = u16_at(data + offset);
+        offset += 2;
+        if (offset + (Py_ssize_t)length > size) {
+            return 0;
+        }
+        if (known_length(length)) {
+            (*ticks)++;
+        }
+        offset += length;
+    }
+    return offset == size;
+}
+
+/* The symbol of a tick: name_of(token) as UTF-8. 1 done, 0 not a str or no UTF-8, -1 error. */
+static int
+symbol_of(PyObject *name_of, uint32_t token, PyObject **name, const char **text,
+          Py_ssize_t *size)
+{
+    PyObject *arg = PyLong_FromUnsignedLong(token);
+    if (arg == NULL) {
+        return -1;
+    }
+    *name = PyObject_CallOneArg(name_of, arg);
+    Py_DECREF(arg);
+    if (*name == NULL) {
+        return -1;
+    }
+    if (!PyUnicode_CheckExact(*name)) {
+        Py_CLEAR(*name);
+        return 0;
+    }
+    *text = PyUnicode_AsUTF8AndSize(*name, size);
+    if (*text == NULL) {
+        Py_CLEAR(*name);
+        if (PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        return -1;
+    }
+    return 1;
+}
+
+static const char HEX[] = "0123456789abcdef";
+
+/* The symbol as json.dumps(s, ensure_ascii=False) writes it; 6 * size + 2 bytes at most. */
+static char *
+put_json_string(char *p, const char *s, Py_ssize_t size)
+{
+    *p++ = '"';
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *p++ = (char)c;
+            continue;
+        }
+        *p++ = '\\';
+        switch (c) {
+        case '"':
+            *p++ = '"';
+            break;
+        case '\\':
+            *p++ = '\\';
+            break;
+        case '\b':
+            *p++ = 'b';
+            break;
+        case '\f':
+            *p++ = 'f';
+            break;
+        case '\n':
+            *p++ = 'n';
+            break;
+        case '\r':
+            *p++ = 'r';
+            break;
+        case '\t':
+            *p++ = 't';
+            break;
+        default:
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = HEX[c >> 4];
+            *p++ = HEX[c & 0xF];
+        }
+    }
+    *p++ = '"';
+    return p;
+}
+
+/* The symbol as csv.writer (excel, QUOTE_MINIMAL) writes a field; 2 * size + 2 at most. */
+static char *
+put_csv_string(char *p, const char *s, Py_ssize_t size)
+{
+    int quote = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        char c = s[i];
+        if (c == ',' || c == '"' || c == '\r' || c == '\n') {
+            quote = 1;
+            break;
+        }
+    }
+    if (!quote) {
+        memcpy(p, s, (size_t)size);
+        return p + size;
+    }
+    *p++ = '"';
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (s[i] == '"') {
+            *p++ = '"';
+        }
+        *p++ = s[i];
+    }
+    *p++ = '"';
+    return p;
+}
+
+/* The most any one tick writes besides the head and the symbol (a full packet's JSON is about
+ * 1,100 bytes at its widest). */
+#define TICK_ROOM 2048
+
+/* One tick's JSON fields after the symbol, from its packet; the room was reserved. */
+static char *
+json_fields(char *p, const unsigned char *pk, uint32_t length, IsoCache *iso)
+{
+    uint32_t token = u32_at(pk);
+    const Divisor *d = divisor_of(token);
+    uint32_t last = u32_at(pk + 4);
+    Out o;
+    o.pos = p;
+#define LIT(s) PUT(&o, s)
+#define CHECKED(expr)            \
+    do {                         \
+        o.pos = (expr);          \
+        if (o.pos == NULL) {     \
+            return NULL;         \
+        }                        \
+    } while (0)
+    if ((token & 0xFF) == 9) {
+        LIT(",\"tradable\":false,\"mode\":\"");
+    }
+    else {
+        LIT(",\"tradable\":true,\"mode\":\"");
+    }
+    switch (length) {
+    case 8:
+        LIT("ltp");
+        break;
+    case 28:
+    case 44:
+        LIT("quote");
+        break;
+    default:
+        LIT("full");
+    }
+    LIT("\",\"instrument_token\":");
+    o.pos = put_u32(o.pos, token);
+    LIT(",\"last_price\":");
+    CHECKED(put_price(o.pos, last, d));
+    if (length == 8) {
+        LIT("}\n");
+        return o.pos;
+    }
+    if (length == 28 || length == 32) {
+        uint32_t close = u32_at(pk + 20);
+        LIT(",\"ohlc\":{\"high\":");
+        CHECKED(put_price(o.pos, u32_at(pk + 8), d));
+        LIT(",\"low\":");
+        CHECKED(put_price(o.pos, u32_at(pk + 12), d));
+        LIT(",\"open\":");
+        CHECKED(put_price(o.pos, u32_at(pk + 16), d));
+        LIT(",\"close\":");
+        CHECKED(put_price(o.pos, close, d));
+        LIT("},\"change\":");
+        CHECKED(put_change(o.pos, last, close, d));
+        if (length == 32) {
+            iso_of(iso, u32_at(pk + 28));
+            LIT(",\"exchange_timestamp\":\"");
+            memcpy(o.pos, iso->text, 25);
+            o.pos += 25;
+            LIT("\"");
+        }
+        LIT("}\n");
+        return o.pos;
+    }
+    uint32_t close = u32_at(pk + 40);
+    LIT(",\"last_traded_quantity\":");
+    o.pos = put_u32(o.pos, u32_at(pk + 8));
+    LIT(",\"average_traded_price\":");
+    CHECKED(put_price(o.pos, u32_at(pk + 12), d));
+    LIT(",\"volume_traded\":");
+    o.pos = put_u32(o.pos, u32_at(pk + 16));
+    LIT(",\"total_buy_quantity\":");
+    o.pos = put_u32(o.pos, u32_at(pk + 20));
+    LIT(",\"total_sell_quantity\":");
+    o.pos = put_u32(o.pos, u32_at(pk + 24));
+    LIT(",\"ohlc\":{\"open\":");
+    CHECKED(put_price(o.pos, u32_at(pk + 28), d));
+    LIT(",\"high\":");
+    CHECKED(put_price(o.pos, u32_at(pk + 32), d));
+    LIT(",\"low\":");
+    CHECKED(put_price(o.pos, u32_at(pk + 36), d));
+    LIT(",\"close\":");
+    CHECKED(put_price(o.pos, close, d));
+    LIT("},\"change\":");
+    CHECKED(put_change(o.pos, last, close, d));
+    if (length == 44) {
+        LIT("}\n");
+        return o.pos;
+    }
+    iso_of(iso, u32_at(pk + 44));
+    LIT(",\"last_trade_time\":\"");
+    memcpy(o.pos, iso->text, 25);
+    o.pos += 25;
+    LIT("\",\"oi\":");
+    o.pos = put_u32(o.pos, u32_at(pk + 48));
+    LIT(",\"oi_day_high\":");
+    o.pos = put_u32(o.pos, u32_at(pk + 52));
+    LIT(",\"oi_day_low\":");
+    o.pos = put_u32(o.pos, u32_at(pk + 56));
+    iso_of(iso, u32_at(pk + 60));
+    LIT(",\"exchange_timestamp\":\"");
+    memcpy(o.pos, iso->text, 25);
+    o.pos += 25;
+    LIT("\",\"depth\":{\"buy\":[");
+    for (int level = 0; level < 10; level++) {
+        const unsigned char *q = pk + 64 + 12 * level;
+        if (level == 5) {
+            LIT("],\"sell\":[");
+        }
+        else if (level) {
+            LIT(",");
+        }
+        LIT("{\"quantity\":");
+        o.pos = put_u32(o.pos, u32_at(q));
+        LIT(",\"price\":");
+        CHECKED(put_price(o.pos, u32_at(q + 4), d));
+        LIT(",\"orders\":");
+        o.pos = put_u32(o.pos, u16_at(q + 8));
+        LIT("}");
+    }
+    LIT("]}}\n");
+    return o.pos;
+}
+
+/* One tick's CSV columns after the symbol; the room was reserved. */
+static char *
+csv_fields(char *p, const unsigned char *pk, uint32_t length, IsoCache *iso)
+{
+    uint32_t token = u32_at(pk);
+    const Divisor *d = divisor_of(token);
+    uint32_t last = u32_at(pk + 4);
+    Out o;
+    o.pos = p;
+    LIT(",");
+    o.pos = put_u32(o.pos, token);
+    switch (length) {
+    case 8:
+        LIT(",ltp");
+        break;
+    case 28:
+    case 44:
+        LIT(",quote");
+        break;
+    default:
+        LIT(",full");
+    }
+    if ((token & 0xFF) == 9) {
+        LIT(",False,");
+    }
+    else {
+        LIT(",True,");
+    }
+    CHECKED(put_price(o.pos, last, d));
+    if (length == 8) {
+        /* ltq atp volume buy sell open high low close change ltt oi oih oil ts bid bq ask aq */
+        LIT(",,,,,,,,,,,,,,,,,,,\r\n");
+        return o.pos;
+    }
+    if (length == 28 || length == 32) {
+        uint32_t close = u32_at(pk + 20);
+        LIT(",,,,,,");
+        CHECKED(put_price(o.pos, u32_at(pk + 16), d));
+        LIT(",");
+        CHECKED(put_price(o.pos, u32_at(pk + 8), d));
+        LIT(",");
+        CHECKED(put_price(o.pos, u32_at(pk + 12), d));
+        LIT(",");
+        CHECKED(put_price(o.pos, close, d));
+        LIT(",");
+        CHECKED(put_change(o.pos, last, close, d));
+        LIT(",,,,,");
+        if (length == 32) {
+            iso_of(iso, u32_at(pk + 28));
+            memcpy(o.pos, iso->text, 25);
+            o.pos += 25;
+        }
+        LIT(",,,,\r\n");
+        return o.pos;
+    }
+    uint32_t close = u32_at(pk + 40);
+    LIT(",");
+    o.pos = put_u32(o.pos, u32_at(pk + 8));
+    LIT(",");
+    CHECKED(put_price(o.pos, u32_at(pk + 12), d));
+    for (int i = 16; i <= 24; i += 4) {
+        LIT(",");
+        o.pos = put_u32(o.pos, u32_at(pk + i));
+    }
+    for (int i = 28; i <= 40; i += 4) {
+        LIT(",");
+        CHECKED(put_price(o.pos, u32_at(pk + i), d));
+    }
+    LIT(",");
+    CHECKED(put_change(o.pos, last, close, d));
+    if (length == 44) {
+        LIT(",,,,,,,,,\r\n");
+        return o.pos;
+    }
+    LIT(",");
+    iso_of(iso, u32_at(pk + 44));
+    memcpy(o.pos, iso->text, 25);
+    o.pos += 25;
+    for (int i = 48; i <= 56; i += 4) {
+        LIT(",");
+        o.pos = put_u32(o.pos, u32_at(pk + i));
+    }
+    LIT(",");
+    iso_of(iso, u32_at(pk + 60));
+    memcpy(o.pos, iso->text, 25);
+    o.pos += 25;
+    /* the best bid (level 0) and the best offer (level 5): price then quantity */
+    LIT(",");
+    CHECKED(put_price(o.pos, u32_at(pk + 68), d));
+    LIT(",");
+    o.pos = put_u32(o.pos, u32_at(pk + 64));
+    LIT(",");
+    CHECKED(put_price(o.pos, u32_at(pk + 128), d));
+    LIT(",");
+    o.pos = put_u32(o.pos, u32_at(pk + 124));
+    LIT("\r\n");
+    return o.pos;
+#undef LIT
+#undef CHECKED
+}
+
+typedef char *(*FieldsFn)(char *, const unsigned char *, uint32_t, IsoCache *);
+
+static PyObject *
+encode(PyObject *args, int json)
+{
+    Py_buffer frame;
+    const char *head;
+    Py_ssize_t head_size;
+    PyObject *name_of;
+    if (!PyArg_ParseTuple(args, json ? "y*y#O:jsonl" : "y*y#O:csv", &frame, &head, &head_size,
+                          &name_of)) {
+        return NULL;
+    }
+    const unsigned char *data = frame.buf;
+    Py_ssize_t size = frame.len, ticks;
+    PyObject *result = NULL;
+    Out out = {NULL, NULL, NULL, NULL};
+    if (!check_frame(data, size, &ticks)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (out_init(&out, ticks * (json ? 900 : 260)) < 0) {
+        goto done;
+    }
+    FieldsFn fields = json ? json_fields : csv_fields;
+    IsoCache iso = {-1, {0}};
+    Py_ssize_t offset = 2;
+    uint32_t count = size < 2 ? 0 : u16_at(data);
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t length = u16_at(data + offset);
+        offset += 2;
+        const unsigned char *pk = data + offset;
+        offset += length;
+        if (!known_length(length)) {
+            continue;
+        }
+        PyObject *name;
+        const char *text;
+        Py_ssize_t text_size;
+        int got = symbol_of(name_of, u32_at(pk), &name, &text, &text_size);
+        if (got <= 0) {
+            if (got == 0) {
+                result = Py_NewRef(Py_None);
+            }
+            goto done;
+        }
+        if (out_reserve(&out, head_size + 6 * text_size + 2 + TICK_ROOM) < 0) {
+            Py_DECREF(name);
+            goto done;
+        }
+        memcpy(out.pos, head, (size_t)head_size);
+        out.pos += head_size;
+        out.pos = json ? put_json_string(out.pos, text, text_size)
+                       : put_csv_string(out.pos, text, text_size);
+        Py_DECREF(name);
+        out.pos = fields(out.pos, pk, length, &iso);
+        if (out.pos == NULL) {
+            goto done;
+        }
+    }
+    result = out_finish(&out);
+    out.bytes = NULL;
+done:
+    out_drop(&out);
+    PyBuffer_Release(&frame);
+    return result;
+}
+
+static PyObject *
+records_jsonl(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    return encode(args, 1);
+}
+
+static PyObject *
+records_csv(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    return encode(args, 0);
+}
+
+static PyMethodDef records_methods[] = {
+    {"jsonl", records_jsonl, METH_VARARGS,
+     "jsonl(frame, head, name_of) -> bytes | None\n\nThe JSON lines of a frame's ticks."},
+    {"csv", records_csv, METH_VARARGS,
+     "csv(frame, head, name_of) -> bytes | None\n\nThe CSV rows of a frame's ticks."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef records_module = {
+    PyModuleDef_HEAD_INIT,
+    "kitefan._records",
+    "JSON lines and CSV rows of a tick frame, from its bytes (see kitefan.render.records).",
+    0,
+    records_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__records(void)
+{
+    return PyModuleDef_Init(&records_module);
+}

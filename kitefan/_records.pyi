@@ -1,0 +1,6 @@
+"""The compiled tick-record encoder (kitefan/_records.c); see kitefan.render.records."""
+
+from collections.abc import Callable
+
+def jsonl(frame: bytes, head: bytes, name_of: Callable[[int], str], /) -> bytes | None: ...
+def csv(frame: bytes, head: bytes, name_of: Callable[[int], str], /) -> bytes | None: ...
