@@ -43,15 +43,7 @@ def test_bench_rejects_an_unknown_benchmark() -> None:
 
 
 def test_bench_records_json_has_every_writer_and_the_ratios() -> None:
-    # Imported here so that the test does not depend on how the module's other tests run the
-    # command.
-    from typer.testing import CliRunner
-
-    from kitefan.cli import app
-
-    result = CliRunner().invoke(
-        app, ["bench", "records", "--rounds", "1", "--seconds", "0.05", "--format", "json"]
-    )
+    result = invoke("bench", "records", "--rounds", "1", "--seconds", "0.05", "--format", "json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["command"] == "kitefan bench records --rounds 1 --seconds 0.05"

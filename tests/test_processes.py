@@ -4,11 +4,13 @@ loudly, never shows the secret it found, and no test starts a command around it.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
 import processes
 import pytest
+from hypothesis import given, settings, strategies as st
 from processes import assert_no_secret, masked
 
 TESTS = Path(__file__).resolve().parent
@@ -96,3 +98,20 @@ def test_every_command_of_the_tests_goes_through_processes() -> None:
     sources = sorted(p for p in TESTS.rglob("*.py") if p.name != "processes.py")
     assert len(sources) > 20
     assert [hit for path in sources for hit in around(path)] == []
+
+
+@pytest.mark.parametrize("pattern", processes.SECRETS, ids=lambda p: p.pattern)
+@settings(max_examples=50)
+@given(data=st.data())
+def test_every_secret_holds_an_anchor_so_the_fast_pass_misses_none(
+    pattern: re.Pattern[str], data: st.DataObject
+) -> None:
+    secret = data.draw(st.from_regex(pattern, fullmatch=True))
+    assert any(anchor in secret for anchor in processes.ANCHORS)
+    with pytest.raises(AssertionError):
+        assert_no_secret(f"x {secret} y".encode(), "a test")
+
+
+def test_a_big_output_without_an_anchor_is_passed_by_substring_search_alone() -> None:
+    line = b'{"type":"tick","key":"alpha","connection":0,"instrument_token":408065}\n'
+    assert_no_secret(line * 200_000, "a big output")
