@@ -1,6 +1,6 @@
 """The Kite ticker wire codec: binary tick frames and JSON text messages, both directions.
 
-Pure: no asyncio, no websockets, no I/O. Follows docs/kite-protocol.md §2-§7.
+Pure: no asyncio, no websockets, no I/O. Follows docs/protocol.md §2-§7.
 
 Binary frames (server to client)::
 
@@ -95,7 +95,7 @@ _U16 = struct.Struct(">H")
 #: What the server sends on an idle connection, about once a second.
 HEARTBEAT = b"\x00"
 
-#: The server's error texts kitefan and its simulator know by heart (kite-protocol.md §2, §8).
+#: The server's error texts kitefan and its simulator know by heart (docs/protocol.md §2, §8).
 ERROR_TOO_MANY = "Can't subscribe to more than 3000 instruments."
 ERROR_BAD_TOKENS = "Error parsing instrument tokens"
 
@@ -364,7 +364,7 @@ def parse_request(text: str | bytes) -> Request:
         RequestError: with the text the server answers: ``Error parsing instrument tokens`` for
             tokens that are not unsigned 32-bit JSON integers; ``Invalid message: ...`` for
             malformed JSON, an unknown action or an unknown mode (the real server's wording for
-            these is undocumented; kite-protocol.md §12).
+            these is undocumented; docs/protocol.md §12).
     """
     try:
         message = json.loads(text)

@@ -1,4 +1,4 @@
-"""The wire codec against the fixtures of docs/kite-protocol.md §10, both directions, and its
+"""The wire codec against the fixtures of docs/protocol.md §10, both directions, and its
 contract on malformed input: any bytes either decode or raise CodecError with an offset."""
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ DUMP = "\n".join(
     ]
 )
 
-# The example of design.md ("Config"), exactly as written there.
+# The config example of the product design (docs/behaviour.md, "Config"), exactly as written.
 DESIGN_EXAMPLE = """\
 url = "wss://ws.kite.trade"        # the simulator's ws:// URL for tests and demos
 strategy = "round-robin"           # "round-robin" | "manual" | "least-loaded"

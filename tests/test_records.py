@@ -126,7 +126,7 @@ def test_writing_records_does_not_decode_the_batch() -> None:
     assert not batch.decoded
 
 
-# The fixtures' exact records (values in docs/kite-protocol.md §10 and tests/test_codec.py).
+# The fixtures' exact records (values in docs/protocol.md §10 and tests/test_codec.py).
 
 FRAME_A_JSON = (
     '{"type":"tick","key":"alpha","connection":2,"symbol":"NSE:INFY","tradable":true,'

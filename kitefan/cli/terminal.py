@@ -36,7 +36,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class ExitCode(IntEnum):
-    """What ``kitefan`` exits with (design.md, "Commands")."""
+    """What ``kitefan`` exits with (docs/behaviour.md, "Commands and exits")."""
 
     OK = 0
     FAILURE = 1

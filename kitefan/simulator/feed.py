@@ -2,7 +2,7 @@
 
 The server feeds every message a client sends to :meth:`Feed.receive` and acts on the
 :class:`Reply`: text frames to send, tokens whose current packet goes out at once, tokens newly
-watched or no longer watched. It follows kite-protocol.md §2 and §8:
+watched or no longer watched. It follows docs/protocol.md §2 and §8:
 
 * ``subscribe`` adds tokens in ``quote`` mode (tokens already subscribed keep their mode) and asks
   for the current packet of each token in the request at once;

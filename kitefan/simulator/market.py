@@ -1,7 +1,7 @@
 """The simulator's market: a seeded, reproducible random walk per instrument, kept as wire packets.
 
 Every instrument token is accepted. Its segment (the token's low byte) decides the price divisor
-(kite-protocol.md §4), the tick size, believable price ranges (equities hundreds to thousands of
+(docs/protocol.md §4), the tick size, believable price ranges (equities hundreds to thousands of
 rupees, indices tens of thousands, currency pairs around 83, options a few to hundreds), lot sizes,
 and whether it carries open interest (derivative segments 2, 5 and 7). An instruments dump may
 seed starting prices, tick and lot sizes (:class:`InstrumentSeed`).
@@ -131,7 +131,7 @@ _TRADABLE_KINDS: Mapping[Mode, PacketKind] = {
 
 _PACK_FULL = LAYOUTS[PacketKind.FULL].pack_into
 _PACK_INDEX = LAYOUTS[PacketKind.INDEX_FULL].pack_into
-# The fields a bouncing trade rewrites, at their offsets in the codec's layouts (kite-protocol.md
+# The fields a bouncing trade rewrites, at their offsets in the codec's layouts (docs/protocol.md
 # §3.5 and §3.7): last, last_traded_quantity, average_traded_price, volume_traded at 4..20 and
 # high, low at 32..40 of a quote/full packet; last at 4, high, low at 8..16 and the signed change
 # at 24 of an index packet. test_simulator_market checks every mutated packet against a fresh

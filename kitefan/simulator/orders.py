@@ -1,6 +1,6 @@
 """Order updates in the postback shape, as Kite pushes them on the ticker socket.
 
-kite-protocol.md §7: ``{"type": "order", "data": {...}}`` where the data has the fields and order of
+docs/protocol.md §7: ``{"type": "order", "data": {...}}`` where the data has the fields and order of
 an HTTP postback (fixtures/kiteconnect-mocks/postback.json). Timestamps are IST wall-clock strings
 ``YYYY-MM-DD HH:MM:SS``. The real ``checksum`` is the SHA-256 of ``order_id + order_timestamp +
 api_secret``; the simulator knows no api secret and uses :data:`CHECKSUM_SECRET` in its place, so

@@ -1,6 +1,6 @@
 """The simulator's server: a local Kite ticker on ``websockets``, with fault controls for tests.
 
-:class:`Simulator` serves the Kite ticker protocol (kite-protocol.md §1, §2, §6, §7, §8, §11) on
+:class:`Simulator` serves the Kite ticker protocol (docs/protocol.md §1, §2, §6, §7, §8, §11) on
 a loopback port:
 
 * The handshake (``process_request``, before the upgrade): the path is ``/`` (a URL with no path

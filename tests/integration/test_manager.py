@@ -237,7 +237,7 @@ async def test_server_error_texts_are_surfaced() -> None:
             assert (error.key, error.connection) == ("alpha", 0)
             assert error.text == "Can't subscribe to more than 5 instruments."
             # Kitefan sends subscribe, then mode for the same tokens; the mode message subscribes
-            # implicitly (kite-protocol.md §2), so the server refuses twice.
+            # implicitly (docs/protocol.md §2), so the server refuses twice.
             second = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
             assert second == replace(error, at=second.at)  # type: ignore[union-attr]
             assert feed.key_stats("alpha").server_errors == 2
