@@ -427,6 +427,8 @@ def _columns(frames: Sequence[Buffer]) -> tuple[dict[str, _Column], list[int]]:
             rows = run_rows if group.rows is None else np.concatenate((run_rows, group.rows))
         parts.append((rows, _group_columns(length, _words(group, length, joined))))
     out: dict[str, _Column] = {}
+    # Fields present in the same packet kinds share one mask (so Arrow builds one bitmap each).
+    masks: dict[tuple[int, ...], Array | None] = {}
     for name in TICK_COLUMNS:
         kind = _TYPES.get(name, "")
         having = [(rows, cols[name]) for rows, cols in parts if name in cols]
@@ -435,14 +437,17 @@ def _columns(frames: Sequence[Buffer]) -> tuple[dict[str, _Column], list[int]]:
             continue
         store = np.uint16 if name in _ORDERS else _ALWAYS.get(name) or _STORE[kind]
         values: Array = np.full(total, np.nan if kind == _PRICE else 0, dtype=store)
-        absent: Array | None = None
-        if sum(len(v) for _, v in having) != total:
-            absent = np.ones(total, dtype=np.bool_)
         for rows, column in having:
             values[slice(None) if rows is None else rows] = column
-            if absent is not None:
-                absent[slice(None) if rows is None else rows] = False
-        out[name] = _Column(kind, values, absent)
+        signature = tuple(i for i, (_, cols) in enumerate(parts) if name in cols)
+        if signature not in masks:
+            absent: Array | None = None
+            if sum(len(v) for _, v in having) != total:
+                absent = np.ones(total, dtype=np.bool_)
+                for rows, _ in having:
+                    absent[slice(None) if rows is None else rows] = False
+            masks[signature] = absent
+        out[name] = _Column(kind, values, masks[signature])
     return out, ticks
 
 
@@ -601,18 +606,30 @@ def _arrow(frames: Sequence[Buffer], tags: _Tags) -> Any:
         wall = np.repeat(_wall_us(tags.received_wall), counts)
         arrays.append(pa.array(wall, pa.int64()).cast(pa.timestamp("us", tz=TIMEZONE)))
     modes = pa.array(_MODES, pa.string())
+    bitmaps: dict[int, tuple[Any, int]] = {}  # id(absent) -> (validity bitmap, null count)
     for name, column in columns.items():
         values, absent = column.values, column.absent
         names.append(name)
         if name == "mode":
             arrays.append(pa.DictionaryArray.from_arrays(pa.array(values, pa.int8()), modes))
-        elif column.type == _TIME:
-            seconds = pa.array(values.astype(np.int64), pa.int64(), mask=absent)
-            arrays.append(seconds.cast(pa.timestamp("s", tz=TIMEZONE)))
-        elif name in _ORDERS:
-            arrays.append(pa.array(values, pa.uint16(), mask=absent))
+            continue
+        if column.type == _TIME:
+            values = values.astype(np.int64)
+            type_ = pa.timestamp("s", tz=TIMEZONE)
         else:
-            arrays.append(pa.array(values, mask=absent))
+            type_ = pa.from_numpy_dtype(values.dtype)
+        if absent is None:
+            arrays.append(pa.array(values, type_))
+            continue
+        validity = bitmaps.get(id(absent))
+        if validity is None:
+            bits = pa.py_buffer(np.packbits(~absent, bitorder="little"))
+            validity = bitmaps[id(absent)] = (bits, int(np.count_nonzero(absent)))
+        arrays.append(
+            pa.Array.from_buffers(
+                type_, len(values), [validity[0], pa.py_buffer(values)], null_count=validity[1]
+            )
+        )
     return pa.Table.from_arrays(arrays, names=names)
 
 

@@ -488,3 +488,28 @@ def test_importing_kitefan_does_not_import_numpy_or_pyarrow() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == "[]\n"
+
+
+def test_the_columnar_benchmark_reports_every_way_with_the_target_on_arrow() -> None:
+    from kitefan.bench.columnar import run_columnar_benchmark
+
+    lines: list[str] = []
+    result = run_columnar_benchmark(rounds=1, min_s=0.001, progress=lines.append)
+    assert result.ticks == {"full": 40_000, "mixed": 40_000}
+    figures = result.figures()
+    assert [f.name for f in figures] == [
+        "to Arrow, full mode",
+        "to numpy, full mode",
+        "decode + as_dict(), full mode",
+        "to Arrow per batch, full mode",
+        "to Arrow, mixed",
+        "to numpy, mixed",
+        "decode + as_dict(), mixed",
+    ]
+    assert [f.target for f in figures] == [">= 5M", "", "", "", "", "", ""]
+    assert figures[0].ok == (figures[0].value is not None and figures[0].value >= 5_000_000)
+    assert all(
+        f.benchmark == "columnar" and f.unit == "ticks/s" and f.samples == 1 for f in figures
+    )
+    assert len(lines) == 1
+    assert lines[0].startswith("columnar round 1/1: to Arrow, full ")

@@ -28,6 +28,7 @@ class Which(StrEnum):
     DECODE = "decode"
     E2E = "e2e"
     LOAD = "load"
+    COLUMNAR = "columnar"
     ALL = "all"
 
 
@@ -49,7 +50,8 @@ def bench(
         typer.Argument(
             help="decode: kitefan's decoder vs the official parser, same bytes. e2e: simulator "
             "at full rate -> manager -> consumer, kitefan vs the official client. load: 27,000 "
-            "full-mode symbols at 1 tick/s: CPU, memory, latency. all: each in turn (~1 min)."
+            "full-mode symbols at 1 tick/s: CPU, memory, latency. columnar: tick batches to "
+            "Arrow and numpy vs Tick + as_dict(). all: each in turn (~1 min)."
         ),
     ] = Which.ALL,
     rounds: Annotated[
