@@ -7,12 +7,12 @@ pyarrow with ``parquet`` (``pip install 'kitefan[parquet]'``); pyarrow is import
 ``*_arrow`` functions.
 
 How: every packet layout is a row of big-endian 4-byte words (a depth level's ``orders:u16 pad``
-is the high half of one), so a run of same-length packets is one strided numpy view over the
-bytes, 2-byte length prefixes stepped over, and one copy turns it into native words, one
-contiguous array per field. A frame whose packets are all one length (a connection in one mode)
-is found with no Python per packet, and consecutive such frames of the same length become one
-run. A mixed frame's packet offsets depend on each other, so they are found by one pass over its
-2-byte length fields; every field of every packet is still read by numpy, run by run. No
+is the high half of one), so the packets of a frame whose packets are all one length (a
+connection in one mode) are one strided numpy view over its bytes, 2-byte length prefixes stepped
+over, found with no Python per packet; one copy, in cache-sized blocks, turns the packets of one
+length from every frame into native words, one contiguous array per field. A mixed frame's packet
+offsets depend on each other, so they are found by one pass over its 2-byte length fields; then
+numpy gathers its packets by length and reads every field of every packet. No
 :class:`~kitefan.models.Tick` is built.
 
 The table: one row per tick, in frame order, then packet order; packets of a length no layout has
@@ -157,7 +157,6 @@ def _fields() -> tuple[_Field, ...]:
 
 
 _FIELDS = _fields()
-_CHANGE_AFTER = "close"
 _ORDERS = frozenset(f.name for f in _FIELDS if "_orders_" in f.name)
 
 #: The tag columns, in table order; each appears only when given.

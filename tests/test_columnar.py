@@ -513,3 +513,9 @@ def test_the_columnar_benchmark_reports_every_way_with_the_target_on_arrow() -> 
     )
     assert len(lines) == 1
     assert lines[0].startswith("columnar round 1/1: to Arrow, full ")
+
+
+def test_bytearray_and_memoryview_frames_read_like_bytes() -> None:
+    want = frames_to_arrow([FRAME_A, FRAME_B])
+    assert frames_to_arrow([bytearray(FRAME_A), memoryview(FRAME_B)]).equals(want)
+    assert frames_to_arrow(memoryview(FRAME_A)).equals(frames_to_arrow(FRAME_A))
