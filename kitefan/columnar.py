@@ -366,6 +366,29 @@ class _Column:
     absent: Array | None
 
 
+@dataclass(frozen=True, slots=True)
+class _KindFields:
+    """The fields one packet kind has, by how they are read: names and word indexes."""
+
+    prices: tuple[tuple[str, ...], Array]
+    orders: tuple[tuple[str, ...], Array]
+    plain: tuple[tuple[str, int], ...]  # integers and timestamps, as they are on the wire
+
+
+def _kind_fields(length: int) -> _KindFields:
+    fields = [f for f in _FIELDS if length in f.words]
+    prices = [f for f in fields if f.type == _PRICE]
+    orders = [f for f in fields if f.name in _ORDERS]
+    return _KindFields(
+        (tuple(f.name for f in prices), np.array([f.words[length] for f in prices], np.intp)),
+        (tuple(f.name for f in orders), np.array([f.words[length] for f in orders], np.intp)),
+        tuple((f.name, f.words[length]) for f in fields if f not in prices and f not in orders),
+    )
+
+
+_KIND_FIELDS = {length: _kind_fields(length) for length in LAYOUTS}
+
+
 def _group_columns(length: int, w: Array) -> dict[str, Array]:
     """The columns one packet kind has, from its words (ints as wire u32, prices divided)."""
     token = w[0]
@@ -381,17 +404,16 @@ def _group_columns(length: int, w: Array) -> dict[str, Array]:
         "instrument_token": token,
         "last_price": last_price,
     }
-    for field in _FIELDS:
-        word = field.words.get(length)
-        if word is None:
-            continue
-        raw = w[word]
-        if field.type == _PRICE:
-            out[field.name] = raw / divisor
-        elif field.name in _ORDERS:
-            out[field.name] = (raw >> 16).astype(np.uint16)
-        else:
-            out[field.name] = raw
+    fields = _KIND_FIELDS[length]
+    names, words = fields.prices
+    if names:
+        # every price of every packet in one division: one row per field
+        out.update(zip(names, w[words] / divisor, strict=True))
+    names, words = fields.orders
+    if names:
+        out.update(zip(names, (w[words] >> 16).astype(np.uint16), strict=True))
+    for name, word in fields.plain:
+        out[name] = w[word]
     if length in _HAS_CLOSE:
         close = out["close"]
         change = np.zeros(len(close), dtype=np.float64)
