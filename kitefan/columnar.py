@@ -65,9 +65,9 @@ instants.
 To polars and pandas (neither is a dependency of kitefan)::
 
     table = batches_to_arrow(batches)   # or batch.to_arrow()
-    frame = polars.from_arrow(table)    # key and mode become Categorical
+    frame = polars.from_arrow(table)    # key and mode become Categorical, timestamps [ms]
     frame = table.to_pandas()           # datetime64[s, Asia/Kolkata]; nulls become NaN / NaT
-    pyarrow.parquet.write_table(table, "ticks.parquet")
+    pyarrow.parquet.write_table(table, "ticks.parquet")   # timestamps stored as [ms]
 
 Owns: the columnar schema and its vectorised reader. Must not import asyncio, websockets, rich or
 typer.

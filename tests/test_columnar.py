@@ -519,3 +519,18 @@ def test_bytearray_and_memoryview_frames_read_like_bytes() -> None:
     want = frames_to_arrow([FRAME_A, FRAME_B])
     assert frames_to_arrow([bytearray(FRAME_A), memoryview(FRAME_B)]).equals(want)
     assert frames_to_arrow(memoryview(FRAME_A)).equals(frames_to_arrow(FRAME_A))
+
+
+def test_a_table_round_trips_through_parquet(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    batches = [
+        TickBatch("alpha", 0, FRAME_A, 1.0, 1_700_000_000.5),
+        TickBatch("bravo", 2, FRAME_B, 2.0, 1_700_000_001.0),
+    ]
+    table = batches_to_arrow(batches)
+    pq.write_table(table, tmp_path / "ticks.parquet")
+    back = pq.read_table(tmp_path / "ticks.parquet")
+    assert back.to_pylist() == table.to_pylist()
+    # Parquet has no unit of seconds: the same instants come back in milliseconds.
+    assert str(back.schema.field("exchange_timestamp").type) == "timestamp[ms, tz=Asia/Kolkata]"
