@@ -28,7 +28,7 @@ received_at              float64       float64                        (tag: perf
 received_wall            M8[us]        timestamp[us, Asia/Kolkata]    (tag)
 tradable                 bool          bool                           every packet
 mode                     str (``U5``)  dictionary<int8, string>       every packet
-kind                     uint8         uint8                          every (packet length)
+kind                     uint8         uint8                          every packet
 instrument_token         uint32        uint32                         every packet
 last_price               float64       float64                        every packet
 last_traded_quantity     int64         uint32                         quote, full
