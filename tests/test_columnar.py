@@ -534,3 +534,23 @@ def test_a_table_round_trips_through_parquet(tmp_path: Path) -> None:
     assert back.to_pylist() == table.to_pylist()
     # Parquet has no unit of seconds: the same instants come back in milliseconds.
     assert str(back.schema.field("exchange_timestamp").type) == "timestamp[ms, tz=Asia/Kolkata]"
+
+
+def test_kitefan_bench_columnar_prints_its_figures_as_json() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from kitefan.cli import app
+
+    result = CliRunner().invoke(
+        app, ["bench", "columnar", "--rounds", "1", "--seconds", "0.01", "--format", "json"]
+    )
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["command"] == "kitefan bench columnar --rounds 1 --seconds 0.01"
+    assert {f["benchmark"] for f in report["figures"]} == {"columnar"}
+    assert report["figures"][0]["name"] == "to Arrow, full mode"
+    assert report["figures"][0]["target"] == ">= 5M"
+    assert report["details"]["columnar"]["ticks"] == {"full": 40_000, "mixed": 40_000}
+    assert "columnar round 1/1" in result.stderr
