@@ -132,6 +132,17 @@ class ColumnarResult:
         """The median rate of each way on each frame set."""
         return {name: statistics.median(values) for name, values in self.samples.items()}
 
+    def ratio(self, frames: str = FULL) -> float | None:
+        """The median over rounds of ``to Arrow / decode + as_dict()`` on one frame set: the
+        speed-up, which machine load changes less than either rate."""
+        ours, theirs = (
+            self.samples.get(f"{ARROW}, {frames}"),
+            self.samples.get(f"{DICTS}, {frames}"),
+        )
+        if not ours or not theirs:
+            return None
+        return statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+
     def figures(self) -> list[Figure]:
         """The figures, with the design's target on Arrow from full-mode frames."""
         rates = self.rates
@@ -161,6 +172,16 @@ class ColumnarResult:
                         note=f"{notes[way]}; {self.ticks[frames]:,} ticks in 400 frames",
                     )
                 )
+            out.append(
+                Figure(
+                    "columnar",
+                    f"to Arrow / decode + as_dict(), {label}",
+                    self.ratio(frames),
+                    "x",
+                    samples=n,
+                    note="per-round ratio, median: the same values, columns vs dicts",
+                )
+            )
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -171,6 +192,7 @@ class ColumnarResult:
             "seconds": self.seconds,
             "rates": self.rates,
             "samples": self.samples,
+            "ratio": {frames: self.ratio(frames) for frames in (FULL, MIXED)},
         }
 
 
