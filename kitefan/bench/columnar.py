@@ -117,6 +117,7 @@ class ColumnarResult:
 
     Attributes:
         ticks: ticks in each frame set (one pass).
+        frames: frames in each frame set.
         samples: ``"<way>, <frame set>"`` to its rate in every round.
         rounds: how many rounds were run.
         seconds: the least time each sample ran for.
@@ -126,6 +127,7 @@ class ColumnarResult:
     samples: dict[str, list[float]]
     rounds: int
     seconds: float
+    frames: int = 400
 
     @property
     def rates(self) -> dict[str, float]:
@@ -148,8 +150,8 @@ class ColumnarResult:
         rates = self.rates
         n = self.rounds
         notes = {
-            ARROW: "batches_to_arrow: 400 batches to one pyarrow.Table, tags included",
-            NUMPY: "batches_to_numpy: 400 batches to one dict of numpy arrays",
+            ARROW: "batches_to_arrow: every batch to one pyarrow.Table, tags included",
+            NUMPY: "batches_to_numpy: every batch to one dict of numpy arrays",
             DICTS: "decode_packets, then as_dict() on every tick",
             PER_BATCH: "TickBatch.to_arrow(), one call per batch of 100 ticks",
         }
@@ -169,7 +171,7 @@ class ColumnarResult:
                         target=target,
                         ok=rates[name] >= TARGET if target else None,
                         samples=n,
-                        note=f"{notes[way]}; {self.ticks[frames]:,} ticks in 400 frames",
+                        note=f"{notes[way]}; {self.ticks[frames]:,} ticks in {self.frames} frames",
                     )
                 )
             out.append(
@@ -188,6 +190,7 @@ class ColumnarResult:
         """The JSON form."""
         return {
             "ticks": self.ticks,
+            "frames": self.frames,
             "rounds": self.rounds,
             "seconds": self.seconds,
             "rates": self.rates,
@@ -213,8 +216,11 @@ def run_columnar_benchmark(
     min_s: float = 0.3,
     seed: int = 1,
     progress: Callable[[str], None] | None = None,
+    frames: int = 400,
 ) -> ColumnarResult:
     """Time each way on each frame set, rounds interleaved; return every sample.
+
+    ``frames`` is the size of each frame set (100 packets a frame).
 
     Raises:
         BenchmarkError: numpy or pyarrow is not installed, or the table disagrees with the dicts.
@@ -226,7 +232,10 @@ def run_columnar_benchmark(
             f"kitefan bench columnar needs numpy and pyarrow ({exc.name} is missing): "
             "pip install -e '.[parquet]'"
         ) from exc
-    sets = {FULL: _batches(full_frames(seed=seed)), MIXED: _batches(mixed_frames(seed=seed))}
+    sets = {
+        FULL: _batches(full_frames(frames, seed=seed)),
+        MIXED: _batches(mixed_frames(frames, seed=seed)),
+    }
     ticks = {name: sum(len(b) for b in batches) for name, batches in sets.items()}
     for batches in sets.values():
         sample = batches[:3]
@@ -257,4 +266,4 @@ def run_columnar_benchmark(
         if progress is not None:
             line = ", ".join(f"{name} {values[-1]:,.0f}" for name, values in samples.items())
             progress(f"columnar round {index + 1}/{rounds}: {line} ticks/s")
-    return ColumnarResult(ticks=ticks, samples=samples, rounds=rounds, seconds=min_s)
+    return ColumnarResult(ticks=ticks, samples=samples, rounds=rounds, seconds=min_s, frames=frames)
