@@ -444,9 +444,11 @@ def test_tick_batch_to_numpy_and_to_arrow_read_its_frame_with_its_tags() -> None
     assert [r["key"] for r in rows] == ["alpha", "alpha"]
     assert rows[0]["received_wall"] == datetime(2023, 11, 15, 3, 43, 20, 500000, tzinfo=IST)
     assert_arrow_rows(table, batch.ticks)
-    assert not TickBatch("alpha", 1, FRAME_A, 0.0, 0.0).decoded  # nothing was decoded to get here
+    # The columns come from the bytes: a batch converted, and never asked for its ticks, has
+    # not decoded them.
     batch = TickBatch("alpha", 1, FRAME_A, 0.0, 0.0)
     batch.to_arrow()
+    batch.to_numpy()
     assert not batch.decoded
 
 
@@ -557,3 +559,33 @@ def test_kitefan_bench_columnar_prints_its_figures_as_json() -> None:
     assert report["figures"][0]["target"] == ">= 5M"
     assert report["details"]["columnar"]["ticks"] == {"full": 40_000, "mixed": 40_000}
     assert "columnar round 1/1" in result.stderr
+
+
+def test_a_zero_close_gives_a_zero_change_and_extreme_words_read_exactly() -> None:
+    top = 2**32 - 1
+    quote = Tick.quote(
+        0xFFFF_FF03,  # the largest CDS token (segment 3: price divisor 1e7)
+        last_price=top,
+        last_traded_quantity=top,
+        average_traded_price=top,
+        volume_traded=top,
+        total_buy_quantity=0,
+        total_sell_quantity=top,
+        open=top,
+        high=top,
+        low=0,
+        close=0,
+    )
+    index = Tick.index(
+        256265, last_price=1, high=2, low=3, open=4, close=0, change=-(2**31), exchange_timestamp=0
+    )
+    frame = frame_of_packets([encode_packet(quote), encode_packet(index)])
+    columns = frames_to_numpy(frame)
+    assert columns["change"].tolist() == [0.0, 0.0]
+    assert columns["last_price"].tolist() == [top / 10_000_000, 0.01]
+    assert columns["volume_traded"].tolist() == [top, -1]
+    assert columns["exchange_timestamp"].tolist() == [None, datetime(1970, 1, 1)]
+    rows = frames_to_arrow(frame).to_pylist()
+    assert [r["change"] for r in rows] == [0.0, 0.0]
+    assert [r["total_buy_quantity"] for r in rows] == [0, None]
+    assert rows[1]["exchange_timestamp"] == datetime(1970, 1, 1, 5, 30, tzinfo=IST)
