@@ -13,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from kitefan.codec import decode_packets, encode_frame, scan_frame
 from kitefan.models import OrderUpdate, Tick
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 __all__ = [
     "ConnState",
@@ -138,6 +142,26 @@ class TickBatch:
         if ticks is None:
             ticks = self._ticks = decode_packets(self.frame)[0]
         return ticks
+
+    def to_numpy(self) -> dict[str, npt.NDArray[Any]]:
+        """The frame's ticks as numpy columns, read straight from :attr:`frame` (no
+        :class:`Tick` is built), tagged with ``key``, ``connection``, ``received_at`` and
+        ``received_wall``: the schema of :mod:`kitefan.columnar`. Needs numpy
+        (``pip install 'kitefan[columnar]'``); for many batches at once, use
+        :func:`kitefan.columnar.batches_to_numpy`."""
+        from kitefan.columnar import batches_to_numpy
+
+        return batches_to_numpy([self])
+
+    def to_arrow(self) -> Any:
+        """The frame's ticks as a ``pyarrow.Table`` (schema: :mod:`kitefan.columnar`): nulls
+        where a packet kind lacks a field, timestamps in ``Asia/Kolkata``. Needs pyarrow
+        (``pip install 'kitefan[parquet]'``). ``polars.from_arrow(table)`` and
+        ``table.to_pandas()`` take it on; for many batches at once, use
+        :func:`kitefan.columnar.batches_to_arrow`."""
+        from kitefan.columnar import batches_to_arrow
+
+        return batches_to_arrow([self])
 
     @property
     def decoded(self) -> bool:

@@ -15,6 +15,7 @@ PURE = [
     "models.py",
     "events.py",
     "codec.py",
+    "columnar.py",
     "session.py",
     "planner.py",
     "change.py",

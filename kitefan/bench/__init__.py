@@ -11,6 +11,7 @@ Modules: :mod:`~kitefan.bench.decode` (decode throughput), :mod:`~kitefan.bench.
 :mod:`~kitefan.bench.endtoend` (simulator at full rate → manager → counting consumer),
 :mod:`~kitefan.bench.official` (the same with the official client, run in its own process),
 :mod:`~kitefan.bench.load` (the realistic full load: CPU share, memory, latency),
+:mod:`~kitefan.bench.columnar` (tick batches to Arrow and numpy),
 :mod:`~kitefan.bench.harness` (processes and readings) and :mod:`~kitefan.bench.report` (figures,
 targets, the report).
 
@@ -50,7 +51,7 @@ class Figure:
     """One measured figure, with its target when the design sets one.
 
     Attributes:
-        benchmark: ``decode``, ``records``, ``e2e`` or ``load``.
+        benchmark: ``decode``, ``records``, ``e2e``, ``load`` or ``columnar``.
         name: what was measured, as the table shows it.
         value: the median (or the percentile the name says); ``None`` if it could not be measured.
         unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``.

@@ -11,8 +11,8 @@ a call, and produces the text of that frame's ticks:
 * ``kitefan csv``: :func:`kitefan.render.records.encode_csv` of the same;
 * ``kitefan jsonl, pure Python``: :func:`kitefan.render.records.reference_json_lines`, what runs
   when the compiled encoder is not built (and what ``json_lines`` was before it);
-* ``kitefan columnar``: the columnar writer, when ``kitefan.columnar`` provides one (see
-  :func:`_columnar_writer`); skipped, and said so, when it does not.
+Columnar batches are measured by :mod:`kitefan.bench.columnar`, over many batches at once, the
+way they are meant to be built.
 
 Each batch is made from its frame inside the timed call (with its tick count given, as the
 connection knows it), so no writer finds ticks decoded by an earlier pass. Rates are the median
@@ -24,8 +24,6 @@ Owns: the records benchmark. Must not import asyncio or websockets.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import statistics
 import time
@@ -41,7 +39,6 @@ from kitefan.events import TickBatch
 from kitefan.render.records import COMPILED, encode_csv, encode_jsonl, reference_json_lines
 
 __all__ = [
-    "COLUMNAR",
     "CSV",
     "JSONL",
     "OFFICIAL_JSON",
@@ -55,7 +52,6 @@ OFFICIAL_JSON = "official _parse_binary + json.dumps"
 JSONL = "kitefan jsonl"
 CSV = "kitefan csv"
 PURE_JSONL = "kitefan jsonl, pure Python"
-COLUMNAR = "kitefan columnar"
 
 _KEY = "alpha"
 _WALL = 1_764_000_000.25
@@ -75,7 +71,6 @@ class RecordsResult:
         seconds: the least time each sample wrote for.
         compiled: whether kitefan's compiled encoder was built (else jsonl and csv are the
             pure-Python reference too).
-        columnar: why the columnar row is missing, or empty when it ran.
     """
 
     ticks: int
@@ -84,7 +79,6 @@ class RecordsResult:
     rounds: int
     seconds: float
     compiled: bool
-    columnar: str = ""
 
     @property
     def rates(self) -> dict[str, float]:
@@ -152,19 +146,6 @@ class RecordsResult:
                 note="reference_json_lines: as_dict() + stdlib json, the fallback",
             ),
         ]
-        if COLUMNAR in rates:
-            out.append(
-                Figure(
-                    "records",
-                    COLUMNAR,
-                    rates[COLUMNAR],
-                    "ticks/s",
-                    samples=n,
-                    note="kitefan.columnar",
-                )
-            )
-        else:
-            out.append(Figure("records", COLUMNAR, None, "ticks/s", note=self.columnar))
         jsonl = self.ratio(JSONL)
         out += [
             Figure(
@@ -186,17 +167,6 @@ class RecordsResult:
                 note="per-round ratio, median",
             ),
         ]
-        if COLUMNAR in rates:
-            out.append(
-                Figure(
-                    "records",
-                    "kitefan columnar / official",
-                    self.ratio(COLUMNAR),
-                    "x",
-                    samples=n,
-                    note="per-round ratio, median",
-                )
-            )
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -211,30 +181,7 @@ class RecordsResult:
             "samples": self.samples,
             "ratio_jsonl": self.ratio(JSONL),
             "ratio_csv": self.ratio(CSV),
-            "ratio_columnar": self.ratio(COLUMNAR),
-            "columnar": self.columnar or None,
         }
-
-
-def _columnar_writer() -> tuple[Writer | None, str]:
-    """The columnar row's writer, or None and why not.
-
-    The slot for ``kitefan/columnar.py``: that module provides it as ``bench_writer()``, a
-    function returning a callable that takes one :class:`TickBatch` and writes its ticks in
-    columnar form (returning what it wrote).
-    """
-    if importlib.util.find_spec("kitefan.columnar") is None:
-        return None, "kitefan.columnar is not part of this build"
-    module = importlib.import_module("kitefan.columnar")
-    factory = getattr(module, "bench_writer", None)
-    if factory is None:
-        return None, "kitefan.columnar has no bench_writer()"
-    write = factory()
-
-    def columnar(frame: bytes, count: int) -> Any:
-        return write(TickBatch(_KEY, 0, frame, 0.0, _WALL, count=count))
-
-    return columnar, ""
 
 
 def _rate(fn: Writer, frames: list[tuple[bytes, int]], ticks: int, min_s: float) -> float:
@@ -326,9 +273,6 @@ def run_records_benchmark(
     writers[JSONL] = jsonl
     writers[CSV] = csv
     writers[PURE_JSONL] = pure
-    columnar, why_not = _columnar_writer()
-    if columnar is not None:
-        writers[COLUMNAR] = columnar
     samples: dict[str, list[float]] = {name: [] for name in writers}
     for index in range(rounds):
         for name, fn in writers.items():
@@ -343,5 +287,4 @@ def run_records_benchmark(
         rounds=rounds,
         seconds=min_s,
         compiled=COMPILED,
-        columnar=why_not,
     )

@@ -10,6 +10,7 @@ decode    5         0.3 per parser per round (3 parsers, interleaved)
 records   5         0.3 per writer per round (4 writers, interleaved)
 e2e       3         2 per client per round (kitefan, then the official client)
 load      1         20 measured per run, after the subscribe burst and 5 s more
+columnar  5         0.3 per way per round (7 ways, interleaved)
 ========  ========  ============================================================
 
 ``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
@@ -28,6 +29,7 @@ from typing import Any
 
 from kitefan import __version__
 from kitefan.bench import Figure, machine
+from kitefan.bench.columnar import run_columnar_benchmark
 from kitefan.bench.decode import run_decode_benchmark
 from kitefan.bench.endtoend import run_endtoend_benchmark
 from kitefan.bench.load import run_load_benchmark
@@ -36,7 +38,7 @@ from kitefan.bench.records import run_records_benchmark
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
 #: The benchmarks, in the order ``all`` runs them.
-BENCHMARKS = ("decode", "records", "e2e", "load")
+BENCHMARKS = ("decode", "records", "e2e", "load", "columnar")
 
 #: (rounds, seconds) of each benchmark when not given.
 DEFAULTS: dict[str, tuple[int, float]] = {
@@ -44,6 +46,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "records": (5, 0.3),
     "e2e": (3, 2.0),
     "load": (1, 20.0),
+    "columnar": (5, 0.3),
 }
 
 
@@ -111,6 +114,10 @@ def run_benchmarks(
             e2e = run_endtoend_benchmark(rounds=n, seconds=s, progress=progress)
             figures += e2e.figures()
             details[name] = e2e.as_dict()
+        elif name == "columnar":
+            columnar = run_columnar_benchmark(rounds=n, min_s=s, progress=progress)
+            figures += columnar.figures()
+            details[name] = columnar.as_dict()
         else:
             load = run_load_benchmark(rounds=n, seconds=s, progress=progress)
             figures += load.figures()

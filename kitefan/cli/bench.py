@@ -29,6 +29,7 @@ class Which(StrEnum):
     RECORDS = "records"
     E2E = "e2e"
     LOAD = "load"
+    COLUMNAR = "columnar"
     ALL = "all"
 
 
@@ -51,7 +52,8 @@ def bench(
             help="decode: kitefan's decoder vs the official parser, same bytes. records: frames "
             "to JSON lines and CSV vs the official parser + json.dumps. e2e: simulator "
             "at full rate -> manager -> consumer, kitefan vs the official client. load: 27,000 "
-            "full-mode symbols at 1 tick/s: CPU, memory, latency. all: each in turn (~1 min)."
+            "full-mode symbols at 1 tick/s: CPU, memory, latency. columnar: tick batches to "
+            "Arrow and numpy vs Tick + as_dict(). all: each in turn (~1 min)."
         ),
     ] = Which.ALL,
     rounds: Annotated[
