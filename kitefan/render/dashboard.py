@@ -1,29 +1,41 @@
 """The live dashboard of ``kitefan stream``: ticks, market depth, the distribution, per-key stats,
-and the latest events.
+and the latest events, laid out for the terminal it is drawn on.
 
-Pure: the board (latest tick per symbol) is plain state updated from tick batches, and
-:func:`dashboard` turns it and a stats snapshot into one Rich renderable. The CLI refreshes it a
-few times a second from its own task, so rendering never holds up the sockets.
+Pure: the board (the latest tick of every symbol streamed) is plain state updated from tick
+batches, and :func:`dashboard` turns it and a stats snapshot into one Rich renderable that fits
+``width`` x ``height``. The CLI refreshes it a few times a second from its own task, so rendering
+never holds up the sockets.
 
-Owns: ``TickBoard``, ``dashboard``. Must not import asyncio, websockets or typer.
+The board keeps up with every tick at C speed: a frame whose packets share one length (every
+frame of a connection streaming one mode) is not decoded; its tokens and the few fields the
+sorts need are gathered with :func:`kitefan.codec.uniform_columns`, and only the rows shown are
+decoded, when drawn. Choosing the rows costs ``O(n log k)`` per refresh (``heapq.nlargest``).
+
+Owns: ``TickBoard``, ``SortBy``, ``dashboard``. Must not import asyncio, websockets or typer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import heapq
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from itertools import repeat
+from operator import sub, truediv
 
+from rich import box
 from rich.console import Group, RenderableType
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from kitefan.codec import packet_at, uniform_columns
 from kitefan.events import ErrorEvent, Event, KeyState, OrderEvent, StatusEvent, TickBatch
-from kitefan.models import Tick
-from kitefan.render.records import status_record
+from kitefan.models import IST, Tick
 from kitefan.stats import FeedStats
 
-__all__ = ["LatestTick", "TickBoard", "dashboard", "format_age"]
+__all__ = ["LatestTick", "SortBy", "TickBoard", "dashboard", "format_age", "plural"]
 
 _STATE_STYLE = {
     KeyState.CONNECTED: "green",
@@ -35,8 +47,21 @@ _STATE_STYLE = {
     KeyState.CLOSED: "dim",
 }
 
+#: The fields the board gathers from a frame of one packet length: token, then last price and
+#: close (for the change), then volume.
+_COLUMNS = {8: (0,), 28: (0, 1, 5), 32: (0, 1, 5), 44: (0, 1, 10, 4), 184: (0, 1, 10, 4)}
 
-@dataclass(slots=True)
+
+class SortBy(StrEnum):
+    """Which symbols the ticks table shows first (after the watched ones)."""
+
+    MOVERS = "movers"  # the largest change from the previous close, either way
+    ACTIVE = "active"  # the most ticks received
+    VOLUME = "volume"  # the largest volume traded today
+    SYMBOL = "symbol"  # by name, A to Z
+
+
+@dataclass(frozen=True, slots=True)
 class LatestTick:
     """The last tick of one symbol, and where and when it arrived."""
 
@@ -47,40 +72,165 @@ class LatestTick:
 
 
 class TickBoard:
-    """The latest tick of every symbol, shown in watchlist order.
+    """The latest tick of every symbol streamed, and which of them to show.
 
     Args:
-        order: the tokens in the order they should be listed (the config's order).
+        tokens: the symbols streamed now (see :meth:`follow`).
+        name_of: a token's display name (for ``--sort symbol``).
+        sort: which symbols come first.
+        watch: tokens always shown first, in this order (``--watch``).
+        depth: the token whose market depth is shown (default: the first row in full mode).
     """
 
-    def __init__(self, order: Sequence[int]) -> None:
-        self.order = list(order)
-        self.latest: dict[int, LatestTick] = {}
+    def __init__(
+        self,
+        tokens: Iterable[int] = (),
+        name_of: Callable[[int], str] = str,
+        *,
+        sort: SortBy = SortBy.SYMBOL,
+        watch: Sequence[int] = (),
+        depth: int | None = None,
+    ) -> None:
+        self.sort = sort
+        self.watch = list(dict.fromkeys(watch))
+        self.depth = depth
+        self._wanted: set[int] = set()
+        self._by_name: list[int] = []
+        self._batch: dict[int, TickBatch] = {}
+        self._index: dict[int, int] = {}
+        self._move: dict[int, float] = {}
+        self._volume: dict[int, int] = {}
+        self._count: Counter[int] = Counter()
+        self.follow(tokens, name_of)
+
+    def follow(self, tokens: Iterable[int], name_of: Callable[[int], str]) -> None:
+        """Show these symbols from now on: new ones appear as they tick, dropped ones go.
+
+        Call it when the plan changes (``kitefan distribute``, SIGHUP, a failover).
+        """
+        wanted = set(tokens)
+        self._forget(self._wanted - wanted)
+        self._wanted = wanted
+        self._by_name = sorted(wanted, key=lambda token: (name_of(token), token))
+
+    def __len__(self) -> int:
+        """How many symbols are streamed (ticked or not)."""
+        return len(self._wanted)
+
+    @property
+    def ticked(self) -> int:
+        """How many of them have ticked."""
+        return len(self._batch)
 
     def update(self, batch: TickBatch) -> None:
-        """Take the ticks of one frame."""
-        latest = self.latest
-        key = batch.key
-        connection = batch.connection
-        wall = batch.received_wall
-        for tick in batch.ticks:
-            latest[tick.values[0]] = LatestTick(tick, key, connection, wall)
+        """Take the ticks of one frame: ``O(len(batch))``, at C speed for one-length frames."""
+        frame = batch.frame
+        fields = _COLUMNS.get(frame[2] << 8 | frame[3]) if len(frame) >= 4 else None
+        gathered = uniform_columns(frame, fields) if fields is not None else None
+        if gathered is None:
+            self._update_decoded(batch)
+            return
+        columns = gathered[1]
+        tokens = columns[0]
+        self._batch.update(zip(tokens, repeat(batch)))
+        self._index.update(zip(tokens, range(len(tokens)), strict=True))
+        self._count.update(tokens)
+        if len(columns) > 2:
+            last, close = columns[1], columns[2]
+            if 0 in close:  # the official client's change is 0 when close is 0
+                moves = [abs(p - c) / c if c else 0.0 for p, c in zip(last, close, strict=True)]
+            else:
+                moves = list(map(truediv, map(abs, map(sub, last, close)), close))
+            self._move.update(zip(tokens, moves, strict=True))
+            if len(columns) > 3:
+                self._volume.update(zip(tokens, columns[3], strict=True))
+        elif not self._move.keys().isdisjoint(tokens):
+            # Now in LTP mode: no change, no volume to rank them by any more.
+            for token in tokens:
+                self._move.pop(token, None)
+                self._volume.pop(token, None)
+        if not self._wanted.issuperset(tokens):
+            self._forget(set(tokens) - self._wanted)
 
-    def rows(self, limit: int) -> list[LatestTick]:
-        """Up to ``limit`` symbols that have ticked, in watchlist order."""
-        out: list[LatestTick] = []
-        latest = self.latest
-        for token in self.order:
-            row = latest.get(token)
-            if row is not None:
-                out.append(row)
-                if len(out) >= limit:
-                    break
+    def _update_decoded(self, batch: TickBatch) -> None:
+        """A frame of mixed packet lengths: decode it (once, shared with other consumers)."""
+        wanted = self._wanted
+        for index, tick in enumerate(batch.ticks):
+            values = tick.values
+            token = values[0]
+            if token not in wanted:
+                continue
+            self._batch[token] = batch
+            self._index[token] = index
+            self._count[token] += 1
+            kind = tick.kind
+            if kind in (44, 184):
+                close = values[10]
+                self._volume[token] = values[4]
+            elif kind in (28, 32):
+                close = values[5]
+                self._volume.pop(token, None)
+            else:
+                self._move.pop(token, None)
+                self._volume.pop(token, None)
+                continue
+            self._move[token] = abs(values[1] - close) / close if close else 0.0
+
+    def _forget(self, tokens: Iterable[int]) -> None:
+        for token in tokens:
+            self._batch.pop(token, None)
+            self._index.pop(token, None)
+            self._move.pop(token, None)
+            self._volume.pop(token, None)
+            self._count.pop(token, None)
+
+    def latest(self, token: int) -> LatestTick | None:
+        """The last tick of ``token`` (decoded now), or ``None`` before its first."""
+        batch = self._batch.get(token)
+        if batch is None:
+            return None
+        index = self._index[token]
+        tick = batch.ticks[index] if batch.decoded else packet_at(batch.frame, index)
+        return LatestTick(tick, batch.key, batch.connection, batch.received_wall)
+
+    def chosen(self, limit: int) -> list[int]:
+        """Up to ``limit`` tokens to show: the watched ones, then the sort's first that ticked."""
+        out = [token for token in self.watch if token in self._wanted][:limit]
+        room = limit - len(out)
+        if room <= 0:
+            return out
+        skip = set(out)
+        ranked: dict[int, float] | dict[int, int] | None = None
+        if self.sort is SortBy.MOVERS:
+            ranked = self._move
+        elif self.sort is SortBy.VOLUME:
+            ranked = self._volume
+        elif self.sort is SortBy.ACTIVE:
+            ranked = self._count
+        if ranked:
+            for token in heapq.nlargest(room + len(skip), ranked, key=ranked.__getitem__):
+                if token not in skip:
+                    out.append(token)
+                    skip.add(token)
+                    if len(out) >= limit:
+                        return out
+        # By name; also what fills the rest when fewer symbols carry the sort's field.
+        ticked = self._batch
+        for token in self._by_name:
+            if len(out) >= limit:
+                break
+            if token in ticked and token not in skip:
+                out.append(token)
         return out
 
-    def depth_rows(self, limit: int) -> list[LatestTick]:
-        """Up to ``limit`` symbols whose last tick carried market depth."""
-        return [row for row in self.rows(len(self.order)) if row.tick.kind == 184][:limit]
+    def rows(self, limit: int) -> list[LatestTick]:
+        """The latest ticks of :meth:`chosen` (watched symbols yet to tick are left out)."""
+        return [row for row in map(self.latest, self.chosen(limit)) if row is not None]
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 symbol``, ``2 symbols``, ``27,000 symbols``."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
 def format_age(seconds: float | None) -> str:
@@ -108,42 +258,88 @@ def _change(value: float | None) -> Text:
     return Text(f"{value:+.2f}%", style=style)
 
 
-def _ticks_table(rows: list[LatestTick], name_of: Callable[[int], str], now: float) -> Table:
-    table = Table(title="ticks", title_justify="left", expand=True, pad_edge=False)
-    table.add_column("symbol", no_wrap=True, max_width=24)
-    table.add_column("ltp", justify="right")
-    table.add_column("chg", justify="right")
-    table.add_column("volume", justify="right")
-    table.add_column("bid", justify="right")
-    table.add_column("ask", justify="right")
-    table.add_column("age", justify="right")
-    table.add_column("key", no_wrap=True)
-    for row in rows:
-        tick = row.tick
-        depth = tick.depth
-        divisor = tick.divisor
-        bid = _price(depth.buy[0].price, divisor) if depth is not None else "-"
-        ask = _price(depth.sell[0].price, divisor) if depth is not None else "-"
-        volume = tick.volume_traded
-        table.add_row(
-            name_of(tick.values[0]),
-            _price(tick.last_price, divisor),
-            _change(tick.change),
-            "-" if volume is None else f"{volume:,}",
-            bid,
-            ask,
-            format_age(now - row.received_wall),
-            f"{row.key}#{row.connection}",
+def _table(title: str) -> Table:
+    """A compact table: a title line, a header line, a rule, the rows; no side borders."""
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        expand=False,
+    )
+
+
+#: Lines a :func:`_table` takes beyond its rows.
+_TABLE_CHROME = 3
+
+#: The tick columns (header, right-aligned), and which to drop first when the width is short.
+_TICK_COLUMNS = (
+    ("symbol", False),
+    ("ltp", True),
+    ("chg", True),
+    ("volume", True),
+    ("bid", True),
+    ("ask", True),
+    ("age", True),
+    ("key", False),
+)
+_DROP_ORDER = ("key", "ask", "bid", "volume", "age", "chg")
+
+
+def _tick_cells(row: LatestTick, name_of: Callable[[int], str], now: float) -> list[str | Text]:
+    tick = row.tick
+    depth = tick.depth
+    divisor = tick.divisor
+    volume = tick.volume_traded
+    return [
+        name_of(tick.values[0]),
+        _price(tick.last_price, divisor),
+        _change(tick.change),
+        "-" if volume is None else f"{volume:,}",
+        _price(depth.buy[0].price, divisor) if depth is not None else "-",
+        _price(depth.sell[0].price, divisor) if depth is not None else "-",
+        format_age(now - row.received_wall),
+        f"{row.key}#{row.connection}",
+    ]
+
+
+def _ticks_table(
+    rows: list[LatestTick], name_of: Callable[[int], str], now: float, title: str, width: int
+) -> tuple[Table, int]:
+    """The rows with every value whole, and the table's width: columns that do not fit in
+    ``width`` are left out (key first, then ask, bid, volume, age, change), never cut."""
+    cells = [_tick_cells(row, name_of, now) for row in rows]
+    widths = {
+        header: max([len(header)] + [len(str(line[i])) for line in cells])
+        for i, (header, _) in enumerate(_TICK_COLUMNS)
+    }
+    keep = list(widths)
+
+    def needed() -> int:
+        return sum(widths[header] for header in keep) + 3 * (len(keep) - 1)
+
+    for header in _DROP_ORDER:
+        if needed() <= width:
+            break
+        keep.remove(header)
+    table = _table(title)
+    shown = [i for i, (header, _) in enumerate(_TICK_COLUMNS) if header in keep]
+    for i in shown:
+        header, right = _TICK_COLUMNS[i]
+        table.add_column(
+            header, justify="right" if right else "left", no_wrap=True, min_width=widths[header]
         )
-    return table
+    for line in cells:
+        table.add_row(*[line[i] for i in shown])
+    return table, max(needed(), len(title))
 
 
 def _depth_table(row: LatestTick, name_of: Callable[[int], str]) -> Table:
     tick = row.tick
     depth = tick.depth
-    table = Table(
-        title=f"depth {name_of(tick.values[0])}", title_justify="left", pad_edge=False, expand=True
-    )
+    table = _table(f"depth {name_of(tick.values[0])}")
     table.add_column("orders", justify="right", style="green")
     table.add_column("qty", justify="right", style="green")
     table.add_column("bid", justify="right", style="green")
@@ -163,47 +359,62 @@ def _depth_table(row: LatestTick, name_of: Callable[[int], str]) -> Table:
     return table
 
 
-def _distribution_table(stats: FeedStats) -> Table:
-    table = Table(title="distribution", title_justify="left", expand=True, pad_edge=False)
+def _distribution_lines(stats: FeedStats) -> int:
+    return sum(max(1, len(key.connections)) for key in stats.keys)
+
+
+def _distribution_table(stats: FeedStats, limit: int) -> RenderableType:
+    table = _table("distribution")
     table.add_column("key", no_wrap=True)
     table.add_column("conn", justify="right")
     table.add_column("symbols", justify="right")
     table.add_column("ltp/quote/full", justify="right")
     table.add_column("state", no_wrap=True)
+    rows: list[tuple[str | Text, ...]] = []
     for key in stats.keys:
         if not key.connections:
-            table.add_row(key.id, "-", "0", "-", Text(key.state.value, _STATE_STYLE[key.state]))
+            rows.append((key.id, "-", "0", "-", Text(key.state.value, _STATE_STYLE[key.state])))
         for conn in key.connections:
             modes = conn.symbols_by_mode
-            table.add_row(
-                key.id,
-                str(conn.index),
-                str(conn.symbols),
-                f"{modes.get('ltp', 0)}/{modes.get('quote', 0)}/{modes.get('full', 0)}",
-                Text(conn.state.value, "green" if conn.state.value == "connected" else "yellow"),
+            rows.append(
+                (
+                    key.id,
+                    str(conn.index),
+                    f"{conn.symbols:,}",
+                    f"{modes.get('ltp', 0)}/{modes.get('quote', 0)}/{modes.get('full', 0)}",
+                    Text(
+                        conn.state.value, "green" if conn.state.value == "connected" else "yellow"
+                    ),
+                )
             )
-    return table
+    if len(rows) <= limit:
+        for row in rows:
+            table.add_row(*row)
+        return table
+    for row in rows[: max(limit - 1, 0)]:
+        table.add_row(*row)
+    return Group(table, Text(f"+{len(rows) - max(limit - 1, 0)} more connections", style="dim"))
 
 
 def _keys_table(stats: FeedStats) -> Table:
-    table = Table(title="keys", title_justify="left", expand=True, pad_edge=False)
+    table = _table("keys")
     table.add_column("key", no_wrap=True)
     table.add_column("state", no_wrap=True)
-    table.add_column("up", justify="right")
-    table.add_column("ticks/s", justify="right")
-    table.add_column("ticks", justify="right")
-    table.add_column("reconn", justify="right")
-    table.add_column("drops", justify="right")
-    table.add_column("last frame", justify="right")
+    table.add_column("up", justify="right", no_wrap=True)
+    table.add_column("symbols", justify="right", no_wrap=True)
+    table.add_column("ticks/s", justify="right", no_wrap=True)
+    table.add_column("reconn", justify="right", no_wrap=True)
+    table.add_column("drops", justify="right", no_wrap=True)
+    table.add_column("last frame", justify="right", no_wrap=True)
     for key in stats.keys:
         table.add_row(
             key.id,
             Text(key.state.value, _STATE_STYLE[key.state]),
             f"{key.connections_up}/{len(key.connections)}",
+            f"{sum(conn.symbols for conn in key.connections):,}",
             f"{key.ticks_per_s:,.0f}",
-            f"{key.ticks:,}",
             str(key.reconnects),
-            str(key.drops),
+            f"{key.drops:,}",
             format_age(key.last_frame_age_s),
         )
     totals = stats.totals
@@ -211,20 +422,23 @@ def _keys_table(stats: FeedStats) -> Table:
         Text("all", style="bold"),
         "",
         f"{totals.connections_up}/{totals.connections}",
+        f"{totals.symbols:,}",
         f"{totals.ticks_per_s:,.0f}",
-        f"{totals.ticks:,}",
         str(totals.reconnects),
-        str(totals.drops),
+        f"{totals.drops:,}",
         "",
     )
     return table
 
 
-def _event_line(event: Event) -> Text:
-    if isinstance(event, TickBatch):
-        return Text("")
-    record = status_record(event)
-    clock = record["at"][11:19]
+def _clock(epoch: float) -> str:
+    """A wall-clock time in IST, the market's zone (and the JSON records')."""
+    return datetime.fromtimestamp(epoch, tz=IST).strftime("%H:%M:%S")
+
+
+def event_text(event: StatusEvent | OrderEvent | ErrorEvent) -> Text:
+    """One event as one line, its time in IST (the events panel's title says so)."""
+    clock = _clock(event.at)
     where = f"{event.key}" + (f"#{event.connection}" if event.connection is not None else "")
     if isinstance(event, ErrorEvent):
         return Text(f"{clock} {where} error: {event.text}", style="red")
@@ -235,14 +449,36 @@ def _event_line(event: Event) -> Text:
             f"{data.get('transaction_type')} {data.get('status')}",
             style="cyan",
         )
-    assert isinstance(event, StatusEvent)
     style = "red" if event.state in ("auth_failed", "replan_failed") else "yellow"
     if event.state == "connected":
         style = "green"
-    text = f"{clock} {where} {event.state}: {event.message}"
+    text = f"{clock} {where} {event.state}"
+    if event.message and event.message != event.state:
+        text += f": {event.message}"
     if event.gap is not None:
-        text += f" (gap {event.gap.seconds:.1f}s, {len(event.gap.tokens)} symbols)"
+        text += f" (gap {event.gap.seconds:.1f}s, {plural(len(event.gap.tokens), 'symbol')})"
     return Text(text, style=style)
+
+
+def _events(events: Sequence[Event], limit: int, width: int) -> RenderableType:
+    """The title line (with how to stop), then the latest ``limit`` events, one line each."""
+    notable = [e for e in events if not isinstance(e, TickBatch)]
+    title = Text.assemble(("events (IST)", "bold"), ("    Ctrl-C to stop", "dim"))
+    lines = [title]
+    for event in notable[-limit:] if limit > 0 else []:
+        line = event_text(event)
+        line.no_wrap = True
+        line.truncate(width, overflow="ellipsis")
+        lines.append(line)
+    if not notable:
+        lines.append(Text("-", style="dim"))
+    return Group(*lines)
+
+
+def _lines(text: Text, width: int) -> int:
+    """How many lines ``text`` takes at ``width`` (it wraps at word boundaries)."""
+    length = text.cell_len
+    return 1 if width <= 0 else max(1, -(-(length + length // 8) // width))
 
 
 def dashboard(
@@ -256,48 +492,109 @@ def dashboard(
     width: int,
     height: int,
 ) -> RenderableType:
-    """The whole dashboard as one renderable.
+    """The whole dashboard as one renderable that fits ``width`` x ``height``.
+
+    Always shown: the header, the ticks table with as many rows as fit and how many it leaves
+    out (``+N more``), the key states, and the latest events. Values are never cut: a narrow
+    terminal drops tick columns (key, ask, bid, volume) instead. The distribution (cut to the
+    connections that fit, saying how many more) and the market depth are shown where there is
+    room: beside the ticks when both fit side by side, else below them while ten tick rows
+    remain.
 
     Args:
-        board: the latest tick of every symbol.
+        board: the latest tick of every symbol, and which to show.
         stats: a snapshot of the feed.
         name_of: a token's display name.
         events: recent status, order and error events, oldest first.
         now: the current Unix time (for ages).
-        title: the header line.
-        width: the terminal width (wide terminals get two columns).
-        height: the terminal height (how many tick rows fit).
+        title: the header's first words.
+        width: the terminal width.
+        height: the terminal height.
     """
     totals = stats.totals
     header = Text.assemble(
         (title, "bold"),
-        f"  {totals.symbols} symbols on {len(stats.keys)} keys, "
+        f"  {plural(totals.symbols, 'symbol')} on {plural(len(stats.keys), 'key')}, "
         f"{totals.connections_up}/{totals.connections} connections up, "
         f"{totals.ticks_per_s:,.0f} ticks/s, {totals.ticks:,} ticks, "
-        f"{totals.drops} dropped, up {stats.uptime_s:,.0f}s",
+        f"{totals.drops:,} dropped, up {stats.uptime_s:,.0f}s",
     )
-    event_lines = Group(*[_event_line(e) for e in events[-6:]]) if events else Text("-")
-    side = Group(
-        _distribution_table(stats),
-        _keys_table(stats),
-        *[_depth_table(row, name_of) for row in board.depth_rows(1)],
-    )
-    # Lines around the tick rows: header, table title, head and rules, the events panel, hint.
-    fixed = 17
-    if width >= 150:
-        rows = board.rows(max(5, height - fixed))
-        body = Table.grid(expand=True, padding=(0, 1))
-        body.add_column(ratio=3)
-        body.add_column(ratio=2)
-        body.add_row(_ticks_table(rows, name_of, now), side)
-        content: RenderableType = body
+    keys = _keys_table(stats)
+    keys_lines = _TABLE_CHROME + len(stats.keys) + 1
+    n_events = sum(1 for e in events if not isinstance(e, TickBatch))
+    event_limit = min(max(n_events, 1), 8 if height >= 40 else 5 if height >= 30 else 3)
+    fixed = _lines(header, width) + 1 + event_limit  # the header; the events and their title
+    dist_rows = _distribution_lines(stats)
+    depth_lines = _TABLE_CHROME + 5
+
+    def ticks_title(shown: int) -> str:
+        label = f"ticks by {board.sort.value}" + (", watched first" if board.watch else "")
+        hidden = len(board) - shown
+        if hidden <= 0:
+            return f"{label}: all {plural(len(board), 'symbol')}"
+        never = len(board) - board.ticked
+        waiting = f", {never:,} yet to tick" if never else ""
+        return f"{label}: +{hidden:,} more{waiting} (--sort, --watch choose)"
+
+    # Side by side: ticks on the left; keys, depth and distribution on the right.
+    room = max(height - fixed, 0)
+    rows = board.rows(max(room - _TABLE_CHROME, 1))
+    ticks, ticks_width = _ticks_table(rows, name_of, now, ticks_title(len(rows)), width)
+    side_width = _KEYS_WIDTH
+    if ticks_width + 2 + side_width <= width:
+        side: list[RenderableType] = [keys]
+        used = keys_lines
+        depth_row = _depth_row(board, rows)
+        if depth_row is not None and used + 1 + depth_lines <= room:
+            side += [Text(""), _depth_table(depth_row, name_of)]
+            used += 1 + depth_lines
+        if used + 1 + _TABLE_CHROME + 1 <= room:
+            side += [Text(""), _distribution_table(stats, room - used - 1 - _TABLE_CHROME)]
+        body = Table.grid(padding=(0, 2))
+        body.add_column(width=ticks_width)
+        body.add_column(width=width - ticks_width - 2)
+        body.add_row(ticks, Group(*side))
+        return Group(header, body, _events(events, event_limit, width))
+    # Stacked: the ticks, then the keys (with the distribution beside them when it fits).
+    room -= keys_lines
+    beside = width >= side_width + 2 + _DISTRIBUTION_WIDTH
+    tick_room = max(room - _TABLE_CHROME, 1)
+    below: list[RenderableType] = []
+    if beside:
+        extra = max(_TABLE_CHROME + dist_rows - keys_lines, 0)
+        if tick_room - extra >= 10 or extra == 0:
+            limit = dist_rows
+        else:
+            limit = max(keys_lines - _TABLE_CHROME, 1)
+        tick_room -= max(_TABLE_CHROME + limit - keys_lines, 0)
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(width=side_width)
+        grid.add_column()
+        grid.add_row(keys, _distribution_table(stats, limit))
+        below.append(grid)
     else:
-        side_rows = 8 + 2 * len(stats.keys) + sum(len(k.connections) for k in stats.keys)
-        rows = board.rows(max(5, height - fixed - side_rows))
-        content = Group(_ticks_table(rows, name_of, now), side)
-    return Group(
-        header,
-        content,
-        Panel(event_lines, title="events", title_align="left", border_style="dim"),
-        Text("Ctrl-C to stop", style="dim"),
-    )
+        below.append(keys)
+        if tick_room - (_TABLE_CHROME + dist_rows) >= 10:
+            below.append(_distribution_table(stats, dist_rows))
+            tick_room -= _TABLE_CHROME + dist_rows
+    rows = board.rows(tick_room)
+    depth_row = _depth_row(board, rows)
+    if depth_row is not None and tick_room - depth_lines >= 10:
+        rows = rows[: tick_room - depth_lines]
+        below.append(_depth_table(depth_row, name_of))
+    ticks, _ = _ticks_table(rows, name_of, now, ticks_title(len(rows)), width)
+    return Group(header, ticks, *below, _events(events, event_limit, width))
+
+
+#: The widths the keys and distribution tables take with every value whole (a key id up to 9
+#: characters, tens of thousands of symbols and ticks per second).
+_KEYS_WIDTH = 78
+_DISTRIBUTION_WIDTH = 56
+
+
+def _depth_row(board: TickBoard, rows: Sequence[LatestTick]) -> LatestTick | None:
+    """The depth to show: the chosen symbol's, else the first full-mode row's."""
+    if board.depth is not None:
+        row = board.latest(board.depth)
+        return row if row is not None and row.tick.kind == 184 else None
+    return next((row for row in rows if row.tick.kind == 184), None)
