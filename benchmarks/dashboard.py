@@ -1,0 +1,110 @@
+"""The dashboard under the realistic load: the CPU of ``kitefan stream`` drawing it in tmux.
+
+3 keys x 3 connections x 3000 symbols (27,000, full mode) from ``kitefan simulate --rate 2`` in
+its own process (:class:`kitefan.bench.harness.SimulatorProcess`); ``kitefan stream`` against it
+in a tmux pane of 200 x 50 (tmux must be installed), four refreshes a second. Once every
+connection is up and the ticks table is drawn, it waits ``--warmup`` seconds more, then reads the
+stream's CPU time from ``/proc/<pid>/stat`` over ``--seconds`` and prints the share of one core,
+with the ticks per second the stream reported on its screen::
+
+    python benchmarks/dashboard.py [--seconds 20] [--warmup 10] [--rate 2] [--sort symbol]
+
+Owns: nothing the package imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from kitefan.bench.harness import SimulatorProcess, bench_key, cpu_seconds, realistic_tokens
+
+__all__ = ["main"]
+
+KEYS = ("alpha", "bravo", "charlie")
+
+
+def write_config(path: Path, url: str, tokens: list[int]) -> None:
+    lines = [
+        f'url = "{url}"',
+        'strategy = "round-robin"',
+        'mode = "full"',
+        "max_connections_per_key = 3",
+        "max_symbols_per_connection = 3000",
+    ]
+    for name in KEYS:
+        api_key, token = bench_key(name)
+        lines += ["[[keys]]", f'id = "{name}"', f'api_key = "{api_key}"', f'access_token = "{token}"']
+    lines += ["[symbols]", f"full = {tokens}"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--rate", default="2")
+    parser.add_argument("--sort", default="symbol")
+    args = parser.parse_args()
+    server = f"kitefan-bench-{uuid.uuid4().hex[:8]}"
+
+    def tmux(*words: str) -> str:
+        return subprocess.run(
+            ["tmux", "-L", server, *words], check=True, capture_output=True, text=True
+        ).stdout
+
+    with tempfile.TemporaryDirectory(prefix="kitefan-dashboard-") as directory, SimulatorProcess(
+        KEYS, rate=args.rate
+    ) as simulator:
+        config = Path(directory) / "kitefan.toml"
+        write_config(config, simulator.url, realistic_tokens(27_000))
+        command = [sys.executable, "-m", "kitefan", "stream", "--config", str(config)]
+        command += ["--sort", args.sort]
+        shell = (
+            f"exec env -u COLUMNS -u LINES KITEFAN_RUNTIME_DIR={shlex.quote(directory)} "
+            f"{' '.join(shlex.quote(word) for word in command)} "
+            f"2>{shlex.quote(directory)}/stream.err"
+        )
+        tmux("-f", "/dev/null", "new-session", "-d", "-s", "k", "-x", "200", "-y", "50", shell)
+        try:
+            time.sleep(0.5)
+            alive = subprocess.run(["tmux", "-L", server, "has-session", "-t", "k"], check=False)
+            if alive.returncode:
+                raise SystemExit((Path(directory) / "stream.err").read_text())
+            pid = int(tmux("display", "-p", "-t", "k", "#{pane_pid}").strip())
+            deadline = time.monotonic() + 120
+            screen = ""
+            while "9/9 connections up" not in screen or "ticks by" not in screen:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the dashboard never came up:\n{screen}")
+                time.sleep(0.5)
+                screen = tmux("capture-pane", "-p", "-t", "k")
+            time.sleep(args.warmup)
+            before, started = cpu_seconds(pid), time.monotonic()
+            time.sleep(args.seconds)
+            after, elapsed = cpu_seconds(pid), time.monotonic() - started
+            screen = tmux("capture-pane", "-p", "-t", "k")
+        finally:
+            subprocess.run(["tmux", "-L", server, "kill-server"], check=False)
+    if before is None or after is None:
+        raise SystemExit("needs /proc (Linux)")
+    rate = re.search(r"([\d,]+) ticks/s", screen)
+    print(
+        f"kitefan stream (dashboard, 200x50, --sort {args.sort}): "
+        f"{100 * (after - before) / elapsed:.1f} % of one core over {elapsed:.0f} s, "
+        f"{rate.group(1) if rate else '?'} ticks/s; load average {os.getloadavg()[0]:.2f}"
+    )
+    print(screen.splitlines()[0])
+
+
+if __name__ == "__main__":
+    main()
