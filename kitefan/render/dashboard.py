@@ -25,9 +25,7 @@ from enum import StrEnum
 from itertools import repeat
 from operator import sub, truediv
 
-from rich import box
-from rich.console import Group, RenderableType
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 
 from kitefan.codec import packet_at, uniform_columns
@@ -258,21 +256,85 @@ def _change(value: float | None) -> Text:
     return Text(f"{value:+.2f}%", style=style)
 
 
-def _table(title: str) -> Table:
-    """A compact table: a title line, a header line, a rule, the rows; no side borders."""
-    return Table(
-        title=title,
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        expand=False,
-    )
+Cell = str | Text
 
 
-#: Lines a :func:`_table` takes beyond its rows.
+@dataclass(slots=True)
+class _Block:
+    """Lines laid out already, and the width they take (every line at most that wide)."""
+
+    lines: list[Text]
+    width: int
+
+
+#: The separator of two columns.
+_GAP = "   "
+
+#: Lines a :func:`_grid` takes beyond its rows: its title, its header, the rule under it.
 _TABLE_CHROME = 3
+
+
+def _cell_len(cell: Cell) -> int:
+    return cell.cell_len if isinstance(cell, Text) else len(cell)
+
+
+def _widths(headers: Sequence[str], rows: Sequence[Sequence[Cell]]) -> list[int]:
+    widths = [len(header) for header in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            size = _cell_len(cell)
+            if size > widths[i]:
+                widths[i] = size
+    return widths
+
+
+def _grid(
+    title: str,
+    columns: Sequence[tuple[str, bool]],
+    rows: Sequence[Sequence[Cell]],
+    *,
+    styles: Sequence[str] = (),
+    widths: Sequence[int] | None = None,
+) -> _Block:
+    """A table as lines: a bold title, a header, a rule, the rows; every cell whole.
+
+    Laid out here rather than by ``rich.table.Table``, which measures and renders every cell as
+    a renderable of its own: ten times the cost, four times a second.
+
+    Args:
+        columns: each column's header and whether it is right-aligned.
+        rows: the cells, as strings or styled Text.
+        styles: a style for each column's cells (``""`` for none).
+        widths: each column's width (default: its widest cell or header).
+    """
+    sizes = list(widths) if widths is not None else _widths([h for h, _ in columns], rows)
+    total = sum(sizes) + len(_GAP) * (len(sizes) - 1)
+    out = [Text(title, style="bold")]
+    header = Text(style="bold")
+    for i, ((name, right), size) in enumerate(zip(columns, sizes, strict=True)):
+        if i:
+            header.append(_GAP)
+        header.append(name.rjust(size) if right else name.ljust(size))
+    out.append(header)
+    out.append(Text("─" * total, style="dim"))
+    for row in rows:
+        line = Text()
+        for i, (cell, size) in enumerate(zip(row, sizes, strict=True)):
+            if i:
+                line.append(_GAP)
+            pad = " " * (size - _cell_len(cell))
+            style = styles[i] if i < len(styles) else ""
+            if columns[i][1]:
+                line.append(pad)
+            if isinstance(cell, Text):
+                line.append_text(cell)
+            else:
+                line.append(cell, style=style or None)
+            if not columns[i][1]:
+                line.append(pad)
+        out.append(line)
+    return _Block(out, max(total, len(title)))
+
 
 #: The tick columns (header, right-aligned), and which to drop first when the width is short.
 _TICK_COLUMNS = (
@@ -285,10 +347,10 @@ _TICK_COLUMNS = (
     ("age", True),
     ("key", False),
 )
-_DROP_ORDER = ("key", "ask", "bid", "volume", "age", "chg")
+_DROP_ORDER = (7, 5, 4, 3, 6, 2)  # key, ask, bid, volume, age, chg
 
 
-def _tick_cells(row: LatestTick, name_of: Callable[[int], str], now: float) -> list[str | Text]:
+def _tick_cells(row: LatestTick, name_of: Callable[[int], str], now: float) -> list[Cell]:
     tick = row.tick
     depth = tick.depth
     divisor = tick.divisor
@@ -305,130 +367,125 @@ def _tick_cells(row: LatestTick, name_of: Callable[[int], str], now: float) -> l
     ]
 
 
-def _ticks_table(
+def _ticks_block(
     rows: list[LatestTick], name_of: Callable[[int], str], now: float, title: str, width: int
-) -> tuple[Table, int]:
-    """The rows with every value whole, and the table's width: columns that do not fit in
-    ``width`` are left out (key first, then ask, bid, volume, age, change), never cut."""
+) -> _Block:
+    """The rows with every value whole: columns that do not fit in ``width`` are left out (key
+    first, then ask, bid, volume, age, change), never cut."""
     cells = [_tick_cells(row, name_of, now) for row in rows]
-    widths = {
-        header: max([len(header)] + [len(str(line[i])) for line in cells])
-        for i, (header, _) in enumerate(_TICK_COLUMNS)
-    }
-    keep = list(widths)
-
-    def needed() -> int:
-        return sum(widths[header] for header in keep) + 3 * (len(keep) - 1)
-
-    for header in _DROP_ORDER:
-        if needed() <= width:
+    widths = _widths([header for header, _ in _TICK_COLUMNS], cells)
+    keep = list(range(len(_TICK_COLUMNS)))
+    for index in _DROP_ORDER:
+        if sum(widths[i] for i in keep) + len(_GAP) * (len(keep) - 1) <= width:
             break
-        keep.remove(header)
-    table = _table(title)
-    shown = [i for i, (header, _) in enumerate(_TICK_COLUMNS) if header in keep]
-    for i in shown:
-        header, right = _TICK_COLUMNS[i]
-        table.add_column(
-            header, justify="right" if right else "left", no_wrap=True, min_width=widths[header]
-        )
-    for line in cells:
-        table.add_row(*[line[i] for i in shown])
-    return table, max(needed(), len(title))
+        keep.remove(index)
+    return _grid(
+        title,
+        [_TICK_COLUMNS[i] for i in keep],
+        [[line[i] for i in keep] for line in cells],
+        widths=[widths[i] for i in keep],
+    )
 
 
-def _depth_table(row: LatestTick, name_of: Callable[[int], str]) -> Table:
+def _depth_block(row: LatestTick, name_of: Callable[[int], str]) -> _Block:
     tick = row.tick
     depth = tick.depth
-    table = _table(f"depth {name_of(tick.values[0])}")
-    table.add_column("orders", justify="right", style="green")
-    table.add_column("qty", justify="right", style="green")
-    table.add_column("bid", justify="right", style="green")
-    table.add_column("ask", justify="right", style="red")
-    table.add_column("qty", justify="right", style="red")
-    table.add_column("orders", justify="right", style="red")
+    rows: list[list[Cell]] = []
     if depth is not None:
         for bid, ask in zip(depth.buy, depth.sell, strict=True):
-            table.add_row(
-                str(bid.orders),
-                f"{bid.quantity:,}",
-                _price(bid.price, tick.divisor),
-                _price(ask.price, tick.divisor),
-                f"{ask.quantity:,}",
-                str(ask.orders),
+            rows.append(
+                [
+                    str(bid.orders),
+                    f"{bid.quantity:,}",
+                    _price(bid.price, tick.divisor),
+                    _price(ask.price, tick.divisor),
+                    f"{ask.quantity:,}",
+                    str(ask.orders),
+                ]
             )
-    return table
+    columns = [(name, True) for name in ("orders", "qty", "bid", "ask", "qty", "orders")]
+    styles = ["green"] * 3 + ["red"] * 3
+    return _grid(f"depth {name_of(tick.values[0])}", columns, rows, styles=styles)
 
 
 def _distribution_lines(stats: FeedStats) -> int:
     return sum(max(1, len(key.connections)) for key in stats.keys)
 
 
-def _distribution_table(stats: FeedStats, limit: int) -> RenderableType:
-    table = _table("distribution")
-    table.add_column("key", no_wrap=True)
-    table.add_column("conn", justify="right")
-    table.add_column("symbols", justify="right")
-    table.add_column("ltp/quote/full", justify="right")
-    table.add_column("state", no_wrap=True)
-    rows: list[tuple[str | Text, ...]] = []
+def _distribution_block(stats: FeedStats, limit: int) -> _Block:
+    """Every connection, or the first ``limit - 1`` and how many more."""
+    rows: list[list[Cell]] = []
     for key in stats.keys:
         if not key.connections:
-            rows.append((key.id, "-", "0", "-", Text(key.state.value, _STATE_STYLE[key.state])))
+            rows.append([key.id, "-", "0", "-", Text(key.state.value, _STATE_STYLE[key.state])])
         for conn in key.connections:
             modes = conn.symbols_by_mode
+            state = Text(conn.state.value, "green" if conn.state.value == "connected" else "yellow")
             rows.append(
-                (
+                [
                     key.id,
                     str(conn.index),
                     f"{conn.symbols:,}",
                     f"{modes.get('ltp', 0)}/{modes.get('quote', 0)}/{modes.get('full', 0)}",
-                    Text(
-                        conn.state.value, "green" if conn.state.value == "connected" else "yellow"
-                    ),
-                )
+                    state,
+                ]
             )
+    columns = [
+        ("key", False),
+        ("conn", True),
+        ("symbols", True),
+        ("ltp/quote/full", True),
+        ("state", False),
+    ]
     if len(rows) <= limit:
-        for row in rows:
-            table.add_row(*row)
-        return table
-    for row in rows[: max(limit - 1, 0)]:
-        table.add_row(*row)
-    return Group(table, Text(f"+{len(rows) - max(limit - 1, 0)} more connections", style="dim"))
+        return _grid("distribution", columns, rows)
+    shown = max(limit - 1, 0)
+    block = _grid(
+        "distribution", columns, rows[:shown], widths=_widths([c for c, _ in columns], rows)
+    )
+    block.lines.append(Text(f"+{len(rows) - shown} more connections", style="dim"))
+    return block
 
 
-def _keys_table(stats: FeedStats) -> Table:
-    table = _table("keys")
-    table.add_column("key", no_wrap=True)
-    table.add_column("state", no_wrap=True)
-    table.add_column("up", justify="right", no_wrap=True)
-    table.add_column("symbols", justify="right", no_wrap=True)
-    table.add_column("ticks/s", justify="right", no_wrap=True)
-    table.add_column("reconn", justify="right", no_wrap=True)
-    table.add_column("drops", justify="right", no_wrap=True)
-    table.add_column("last frame", justify="right", no_wrap=True)
+def _keys_block(stats: FeedStats) -> _Block:
+    rows: list[list[Cell]] = []
     for key in stats.keys:
-        table.add_row(
-            key.id,
-            Text(key.state.value, _STATE_STYLE[key.state]),
-            f"{key.connections_up}/{len(key.connections)}",
-            f"{sum(conn.symbols for conn in key.connections):,}",
-            f"{key.ticks_per_s:,.0f}",
-            str(key.reconnects),
-            f"{key.drops:,}",
-            format_age(key.last_frame_age_s),
+        rows.append(
+            [
+                key.id,
+                Text(key.state.value, _STATE_STYLE[key.state]),
+                f"{key.connections_up}/{len(key.connections)}",
+                f"{sum(conn.symbols for conn in key.connections):,}",
+                f"{key.ticks_per_s:,.0f}",
+                str(key.reconnects),
+                f"{key.drops:,}",
+                format_age(key.last_frame_age_s),
+            ]
         )
     totals = stats.totals
-    table.add_row(
-        Text("all", style="bold"),
-        "",
-        f"{totals.connections_up}/{totals.connections}",
-        f"{totals.symbols:,}",
-        f"{totals.ticks_per_s:,.0f}",
-        str(totals.reconnects),
-        f"{totals.drops:,}",
-        "",
+    rows.append(
+        [
+            Text("all", style="bold"),
+            "",
+            f"{totals.connections_up}/{totals.connections}",
+            f"{totals.symbols:,}",
+            f"{totals.ticks_per_s:,.0f}",
+            str(totals.reconnects),
+            f"{totals.drops:,}",
+            "",
+        ]
     )
-    return table
+    columns = [
+        ("key", False),
+        ("state", False),
+        ("up", True),
+        ("symbols", True),
+        ("ticks/s", True),
+        ("reconn", True),
+        ("drops", True),
+        ("last frame", True),
+    ]
+    return _grid("keys", columns, rows)
 
 
 def _clock(epoch: float) -> str:
@@ -460,25 +517,48 @@ def event_text(event: StatusEvent | OrderEvent | ErrorEvent) -> Text:
     return Text(text, style=style)
 
 
-def _events(events: Sequence[Event], limit: int, width: int) -> RenderableType:
+def _events(events: Sequence[Event], limit: int) -> list[Text]:
     """The title line (with how to stop), then the latest ``limit`` events, one line each."""
     notable = [e for e in events if not isinstance(e, TickBatch)]
-    title = Text.assemble(("events (IST)", "bold"), ("    Ctrl-C to stop", "dim"))
-    lines = [title]
-    for event in notable[-limit:] if limit > 0 else []:
-        line = event_text(event)
-        line.no_wrap = True
-        line.truncate(width, overflow="ellipsis")
-        lines.append(line)
+    lines = [Text.assemble(("events (IST)", "bold"), ("    Ctrl-C to stop", "dim"))]
+    lines += [event_text(event) for event in (notable[-limit:] if limit > 0 else [])]
     if not notable:
         lines.append(Text("-", style="dim"))
-    return Group(*lines)
+    return lines
 
 
-def _lines(text: Text, width: int) -> int:
-    """How many lines ``text`` takes at ``width`` (it wraps at word boundaries)."""
-    length = text.cell_len
-    return 1 if width <= 0 else max(1, -(-(length + length // 8) // width))
+def _wrapped(first: str, parts: Sequence[str], width: int) -> list[Text]:
+    """``first`` (bold) and the comma-separated ``parts``, wrapped between parts."""
+    lines = [Text(first, style="bold")]
+    for i, part in enumerate(parts):
+        piece = part + ("," if i < len(parts) - 1 else "")
+        line = lines[-1]
+        glue = "  " if i == 0 else " "
+        if line.cell_len + len(glue) + len(piece) <= width or not line.plain:
+            line.append(glue + piece)
+        else:
+            lines.append(Text(piece))
+    return lines
+
+
+def _beside(left: _Block, right: _Block, gap: int = 2) -> _Block:
+    """Two blocks side by side, the right one starting ``gap`` columns after the left's width."""
+    lines = []
+    for i in range(max(len(left.lines), len(right.lines))):
+        line = left.lines[i].copy() if i < len(left.lines) else Text()
+        if i < len(right.lines):
+            line.append(" " * (left.width + gap - line.cell_len))
+            line.append_text(right.lines[i])
+        lines.append(line)
+    return _Block(lines, left.width + gap + right.width)
+
+
+def _stacked(*blocks: _Block) -> _Block:
+    return _Block([line for b in blocks for line in b.lines], max(b.width for b in blocks))
+
+
+def _spacer() -> _Block:
+    return _Block([Text("")], 0)
 
 
 def dashboard(
@@ -512,18 +592,23 @@ def dashboard(
         height: the terminal height.
     """
     totals = stats.totals
-    header = Text.assemble(
-        (title, "bold"),
-        f"  {plural(totals.symbols, 'symbol')} on {plural(len(stats.keys), 'key')}, "
-        f"{totals.connections_up}/{totals.connections} connections up, "
-        f"{totals.ticks_per_s:,.0f} ticks/s, {totals.ticks:,} ticks, "
-        f"{totals.drops:,} dropped, up {stats.uptime_s:,.0f}s",
+    header = _wrapped(
+        title,
+        [
+            f"{plural(totals.symbols, 'symbol')} on {plural(len(stats.keys), 'key')}",
+            f"{totals.connections_up}/{totals.connections} connections up",
+            f"{totals.ticks_per_s:,.0f} ticks/s",
+            f"{totals.ticks:,} ticks",
+            f"{totals.drops:,} dropped",
+            f"up {stats.uptime_s:,.0f}s",
+        ],
+        width,
     )
-    keys = _keys_table(stats)
-    keys_lines = _TABLE_CHROME + len(stats.keys) + 1
+    keys = _keys_block(stats)
     n_events = sum(1 for e in events if not isinstance(e, TickBatch))
     event_limit = min(max(n_events, 1), 8 if height >= 40 else 5 if height >= 30 else 3)
-    fixed = _lines(header, width) + 1 + event_limit  # the header; the events and their title
+    bottom = _events(events, event_limit)
+    room = max(height - len(header) - len(bottom), 0)
     dist_rows = _distribution_lines(stats)
     depth_lines = _TABLE_CHROME + 5
 
@@ -537,59 +622,44 @@ def dashboard(
         return f"{label}: +{hidden:,} more{waiting} (--sort, --watch choose)"
 
     # Side by side: ticks on the left; keys, depth and distribution on the right.
-    room = max(height - fixed, 0)
     rows = board.rows(max(room - _TABLE_CHROME, 1))
-    ticks, ticks_width = _ticks_table(rows, name_of, now, ticks_title(len(rows)), width)
-    side_width = _KEYS_WIDTH
-    if ticks_width + 2 + side_width <= width:
-        side: list[RenderableType] = [keys]
-        used = keys_lines
+    ticks = _ticks_block(rows, name_of, now, ticks_title(len(rows)), width)
+    if ticks.width + 2 + keys.width <= width:
+        side = keys
         depth_row = _depth_row(board, rows)
-        if depth_row is not None and used + 1 + depth_lines <= room:
-            side += [Text(""), _depth_table(depth_row, name_of)]
-            used += 1 + depth_lines
-        if used + 1 + _TABLE_CHROME + 1 <= room:
-            side += [Text(""), _distribution_table(stats, room - used - 1 - _TABLE_CHROME)]
-        body = Table.grid(padding=(0, 2))
-        body.add_column(width=ticks_width)
-        body.add_column(width=width - ticks_width - 2)
-        body.add_row(ticks, Group(*side))
-        return Group(header, body, _events(events, event_limit, width))
-    # Stacked: the ticks, then the keys (with the distribution beside them when it fits).
-    room -= keys_lines
-    beside = width >= side_width + 2 + _DISTRIBUTION_WIDTH
-    tick_room = max(room - _TABLE_CHROME, 1)
-    below: list[RenderableType] = []
-    if beside:
-        extra = max(_TABLE_CHROME + dist_rows - keys_lines, 0)
-        if tick_room - extra >= 10 or extra == 0:
-            limit = dist_rows
-        else:
-            limit = max(keys_lines - _TABLE_CHROME, 1)
-        tick_room -= max(_TABLE_CHROME + limit - keys_lines, 0)
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(width=side_width)
-        grid.add_column()
-        grid.add_row(keys, _distribution_table(stats, limit))
-        below.append(grid)
+        if depth_row is not None and len(side.lines) + 1 + depth_lines <= room:
+            side = _stacked(side, _spacer(), _depth_block(depth_row, name_of))
+        if len(side.lines) + 1 + _TABLE_CHROME + 1 <= room:
+            limit = room - len(side.lines) - 1 - _TABLE_CHROME
+            side = _stacked(side, _spacer(), _distribution_block(stats, limit))
+        body = _beside(ticks, side)
     else:
-        below.append(keys)
-        if tick_room - (_TABLE_CHROME + dist_rows) >= 10:
-            below.append(_distribution_table(stats, dist_rows))
-            tick_room -= _TABLE_CHROME + dist_rows
-    rows = board.rows(tick_room)
-    depth_row = _depth_row(board, rows)
-    if depth_row is not None and tick_room - depth_lines >= 10:
-        rows = rows[: tick_room - depth_lines]
-        below.append(_depth_table(depth_row, name_of))
-    ticks, _ = _ticks_table(rows, name_of, now, ticks_title(len(rows)), width)
-    return Group(header, ticks, *below, _events(events, event_limit, width))
-
-
-#: The widths the keys and distribution tables take with every value whole (a key id up to 9
-#: characters, tens of thousands of symbols and ticks per second).
-_KEYS_WIDTH = 78
-_DISTRIBUTION_WIDTH = 56
+        # Stacked: the ticks, then the keys (with the distribution beside them when it fits).
+        room -= len(keys.lines)
+        tick_room = max(room - _TABLE_CHROME, 1)
+        below = keys
+        wide_dist = _distribution_block(stats, dist_rows)
+        if keys.width + 2 + wide_dist.width <= width:
+            extra = max(_TABLE_CHROME + dist_rows - len(keys.lines), 0)
+            limit = dist_rows if tick_room - extra >= 10 else len(keys.lines) - _TABLE_CHROME
+            below = _beside(keys, _distribution_block(stats, limit))
+            tick_room -= len(below.lines) - len(keys.lines)
+        elif tick_room - (_TABLE_CHROME + dist_rows) >= 10:
+            below = _stacked(keys, wide_dist)
+            tick_room -= len(wide_dist.lines)
+        rows = board.rows(tick_room)
+        depth_row = _depth_row(board, rows)
+        if depth_row is not None and tick_room - depth_lines >= 10:
+            rows = rows[: tick_room - depth_lines]
+            below = _stacked(below, _depth_block(depth_row, name_of))
+        ticks = _ticks_block(rows, name_of, now, ticks_title(len(rows)), width)
+        body = _stacked(ticks, below)
+    lines = [*header, *body.lines, *bottom][:height]
+    for line in lines:
+        line.truncate(width, overflow="ellipsis")
+    screen = Text("\n").join(lines)
+    screen.no_wrap = True
+    return screen
 
 
 def _depth_row(board: TickBoard, rows: Sequence[LatestTick]) -> LatestTick | None:
