@@ -42,7 +42,12 @@ def write_config(path: Path, url: str, tokens: list[int]) -> None:
     ]
     for name in KEYS:
         api_key, token = bench_key(name)
-        lines += ["[[keys]]", f'id = "{name}"', f'api_key = "{api_key}"', f'access_token = "{token}"']
+        lines += [
+            "[[keys]]",
+            f'id = "{name}"',
+            f'api_key = "{api_key}"',
+            f'access_token = "{token}"',
+        ]
     lines += ["[symbols]", f"full = {tokens}"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     path.chmod(0o600)
@@ -62,9 +67,10 @@ def main() -> None:
             ["tmux", "-L", server, *words], check=True, capture_output=True, text=True
         ).stdout
 
-    with tempfile.TemporaryDirectory(prefix="kitefan-dashboard-") as directory, SimulatorProcess(
-        KEYS, rate=args.rate
-    ) as simulator:
+    with (
+        tempfile.TemporaryDirectory(prefix="kitefan-dashboard-") as directory,
+        SimulatorProcess(KEYS, rate=args.rate) as simulator,
+    ):
         config = Path(directory) / "kitefan.toml"
         write_config(config, simulator.url, realistic_tokens(27_000))
         command = [sys.executable, "-m", "kitefan", "stream", "--config", str(config)]

@@ -130,11 +130,19 @@ def stream(
         ),
     ] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Log details; show tracebacks.")] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Log details (the dashboard leaves them to --log-file); show tracebacks.",
+        ),
+    ] = False,
 ) -> None:
     """Stream live ticks across every key of the config.
 
-    On a terminal it shows a live dashboard; piped, it writes one JSON object per line.
+    On a terminal it shows a live dashboard, laid out for the terminal's size (fewer tick rows
+    on a small one, "+N more" for those left out; --sort and --watch choose which, --depth whose
+    market depth), following the plan as it changes; piped, it writes one JSON object per line.
     Ctrl-C or SIGTERM stops it cleanly (close frames sent, a summary on stderr, exit code 0).
     `kitefan stats` shows how it is doing; `kitefan distribute` (or SIGHUP) applies the edited
     config to it without a restart.
@@ -314,7 +322,7 @@ def _dashboard_options(
     watched = _tokens_of(config, watch, "--watch") if watch is not None else ()
     shown = _tokens_of(config, depth, "--depth") if depth is not None else ()
     if len(shown) > 1:
-        raise typer.BadParameter("one symbol", param_hint="--depth")
+        raise typer.BadParameter(f"one symbol, not {len(shown)}", param_hint="--depth")
     return _DashboardOptions(sort, watched, shown[0] if shown else None)
 
 
