@@ -74,10 +74,11 @@ __all__ = [
     "notice_message",
     "order_message",
     "packet_at",
+    "packet_runs",
     "parse_request",
+    "run_columns",
     "scan_frame",
     "subscribe_message",
-    "uniform_columns",
     "unsubscribe_message",
 ]
 
@@ -93,7 +94,7 @@ _UNPACK = {length: layout.unpack_from for length, layout in LAYOUTS.items()}
 _PACK = {length: layout.pack for length, layout in LAYOUTS.items()}
 _FIELDS = {length: len(layout.unpack(bytes(length))) for length, layout in LAYOUTS.items()}
 _U16 = struct.Struct(">H")
-#: How many leading fields of each layout are unsigned 4-byte words (see uniform_columns).
+#: How many leading fields of each layout are unsigned 4-byte words (see run_columns).
 _UINT32_FIELDS = {8: 2, 28: 6, 32: 6, 44: 11, 184: 16}
 _HOST_BYTE = (3, 2, 1, 0) if sys.byteorder == "little" else (0, 1, 2, 3)
 
@@ -261,57 +262,81 @@ def frame_tokens(data: bytes | bytearray | memoryview) -> list[int]:
     return out
 
 
-def uniform_columns(
-    data: bytes | bytearray | memoryview, fields: Sequence[int]
-) -> tuple[int, list[list[int]]] | None:
-    """Some fields of every packet of a frame whose packets all have one length, at C speed.
+def packet_runs(data: bytes | bytearray) -> list[tuple[int, int, int]]:
+    """A frame's packets as runs of one length, found at C speed: ``(offset, length, count)``.
 
-    For the consumers that must keep up with every tick but read only a few fields of each (the
-    dashboard's latest tick per symbol): the frame is not decoded, each field is gathered with
-    strided slices, one list per field in packet order. ``fields`` are indexes into the layout
-    of that length; each must be one of its leading unsigned 4-byte fields (any field of
-    LTP and QUOTE, 0-5 of the index packets, 0-15 of FULL).
-
-    Returns:
-        The packet length and the columns, or ``None`` for a heartbeat, a frame of no packets, a
-        frame whose packets differ in length (decode those), or one of a length no layout has.
-
-    Raises:
-        ValueError: a field is not a leading unsigned 4-byte field of the frame's layout.
+    ``offset`` is where the first packet of the run starts (its first byte, after its length
+    field); the run's packets follow every ``length + 2`` bytes. A frame of one mode is one run;
+    an index among equities splits it. For frames :func:`scan_frame` accepted; a heartbeat or an
+    empty frame has none.
     """
     size = len(data)
     if size < 4:
-        return None
-    count = data[0] << 8 | data[1]
-    length = data[2] << 8 | data[3]
+        return []
+    left = data[0] << 8 | data[1]
+    runs: list[tuple[int, int, int]] = []
+    offset = 2
+    while left > 0 and offset + 2 <= size:
+        high, low = data[offset], data[offset + 1]
+        step = (high << 8 | low) + 2
+        # The length fields of a run sit every `step` bytes: count how many in a row match.
+        end = offset + step * left
+        highs = data[offset:end:step]
+        lows = data[offset + 1 : end : step]
+        same = min(
+            len(highs) - len(highs.lstrip(bytes((high,)))),
+            len(lows) - len(lows.lstrip(bytes((low,)))),
+        )
+        runs.append((offset + 2, step - 2, same))
+        offset += step * same
+        left -= same
+    return runs
+
+
+def run_columns(
+    data: bytes | bytearray, run: tuple[int, int, int], fields: Sequence[int]
+) -> list[list[int]]:
+    """Some fields of every packet of one run of :func:`packet_runs`, without decoding them.
+
+    For the consumers that must keep up with every tick but read only a few fields of each (the
+    dashboard's latest tick per symbol): each field is gathered with strided slices, one list
+    per field in packet order. ``fields`` are indexes into the layout of the run's length; each
+    must be one of its leading unsigned 4-byte fields (any field of LTP and QUOTE, 0-5 of the
+    index packets, 0-15 of FULL).
+
+    Raises:
+        ValueError: a field is not a leading unsigned 4-byte field of that layout.
+    """
+    offset, length, count = run
     step = length + 2
-    if (
-        length not in _FIELDS
-        or size != 2 + count * step
-        or data[2::step] != bytes((length >> 8,)) * count
-        or data[3::step] != bytes((length & 0xFF,)) * count
-    ):
-        return None
-    words = _UINT32_FIELDS[length]
+    words = _UINT32_FIELDS.get(length, 0)
+    end = offset + step * count
     columns: list[list[int]] = []
     for field in fields:
         if not 0 <= field < words:
             raise ValueError(
                 f"field {field} is not an unsigned 4-byte field of {length}-byte packets"
             )
-        start = 4 + 4 * field
+        start = offset + 4 * field
         gathered = bytearray(4 * count)
         for byte in range(4):
             # Big-endian on the wire; the host's order for the cast below.
-            gathered[_HOST_BYTE[byte] :: 4] = data[start + byte :: step]
+            gathered[_HOST_BYTE[byte] :: 4] = data[start + byte : end : step]
         columns.append(memoryview(gathered).cast("I").tolist())
-    return length, columns
+    return columns
 
 
-def packet_at(data: bytes | bytearray | memoryview, index: int) -> Tick:
-    """The tick of the ``index``-th packet of a frame :func:`uniform_columns` accepted."""
-    length = data[2] << 8 | data[3]
-    return Tick(length, _UNPACK[length](data, 4 + index * (length + 2)))
+def packet_at(data: bytes | bytearray | memoryview, offset: int) -> Tick:
+    """The tick of the packet starting at ``offset`` (as :func:`packet_runs` gives them).
+
+    Raises:
+        CodecError: no layout has the length of the packet there.
+    """
+    length = data[offset - 2] << 8 | data[offset - 1]
+    unpack = _UNPACK.get(length)
+    if unpack is None:
+        raise CodecError(offset, f"no packet layout is {length} bytes long")
+    return Tick(length, unpack(data, offset))
 
 
 def decode_frame(data: bytes | bytearray | memoryview) -> list[Tick]:

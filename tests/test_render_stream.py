@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from kitefan.codec import encode_frame, packet_at, uniform_columns
+from kitefan.codec import encode_frame, packet_at, packet_runs, run_columns
 from kitefan.events import (
     ConnState,
     ErrorEvent,
@@ -231,48 +231,52 @@ def shown(board: TickBoard, limit: int = 10) -> list[str]:
     return [symbol_of(token) for token in board.chosen(limit)]
 
 
-def test_one_length_frames_are_read_without_decoding_and_match_the_decoded_ticks() -> None:
-    ticks = [quote(A, 10_100, 10_000, 5), quote(B, 9_000, 10_000, 7)]
+def test_frames_are_read_in_runs_of_one_length_without_decoding() -> None:
+    ticks = [quote(A, 10_100, 10_000, 5), quote(B, 9_000, 10_000, 7), ltp(C, 3), quote(D, 1, 2, 3)]
     frame = encode_frame(ticks)
-    assert uniform_columns(frame, (0, 1, 10, 4)) == (
-        44,
-        [[A, B], [10_100, 9_000], [10_000, 10_000], [5, 7]],
-    )
-    assert packet_at(frame, 1) == ticks[1]
-    assert uniform_columns(FRAME_A, (0,)) is None  # a full and an LTP packet: decode it
-    assert uniform_columns(b"\x00", (0,)) is None
+    # 44-byte packets at 4 and 50, an 8-byte one at 96, a 44-byte one at 106.
+    assert packet_runs(frame) == [(4, 44, 2), (96, 8, 1), (106, 44, 1)]
+    assert run_columns(frame, (4, 44, 2), (0, 1, 10, 4)) == [
+        [A, B],
+        [10_100, 9_000],
+        [10_000, 10_000],
+        [5, 7],
+    ]
+    assert [packet_at(frame, offset) for offset in (4, 50, 96, 106)] == ticks
+    assert packet_runs(FRAME_A) == [(4, 184, 1), (190, 8, 1)]
+    assert packet_runs(b"\x00") == packet_runs(b"\x00\x00") == []
     with pytest.raises(ValueError, match="field 2 is not an unsigned 4-byte field of 8-byte"):
-        uniform_columns(encode_frame([ltp(A, 1)]), (2,))
-    board = TickBoard([A, B], symbol_of)
+        run_columns(frame, (96, 8, 1), (2,))
+    board = TickBoard([A, B, C, D], symbol_of)
     live = TickBatch("alpha", 1, frame, 0.0, AT)
     board.update(live)
-    assert not live.decoded  # the board gathered what it needs from the bytes
-    row = board.latest(B)
+    assert not live.decoded  # the board read what it needs from the bytes
+    row = board.latest(C)
     assert row is not None
-    assert (row.tick, row.key, row.connection, row.received_wall) == (ticks[1], "alpha", 1, AT)
+    assert (row.tick, row.key, row.connection, row.received_wall) == (ticks[2], "alpha", 1, AT)
 
 
-def test_the_sorts_choose_movers_volume_activity_or_names_after_the_watched() -> None:
-    board = TickBoard([A, B, C, D], symbol_of)
-    # A +1%, B -10%, C +5%; D in LTP mode has no change or volume. Mixed frames are decoded.
+def sorted_board(sort: SortBy, watch: tuple[int, ...] = ()) -> TickBoard:
+    board = TickBoard([A, B, C, D], symbol_of, sort=sort, watch=watch)
+    # A +1%, B -10%, C +5%; D in LTP mode has no change or volume.
     board.update(TickBatch.of_ticks("alpha", 0, [quote(A, 10_100, 10_000, 500), ltp(D, 7)]))
     board.update(TickBatch.of_ticks("alpha", 0, [quote(B, 9_000, 10_000, 100)]))
     board.update(TickBatch.of_ticks("alpha", 0, [quote(C, 10_500, 10_000, 300)] * 3))
-    board.sort = SortBy.MOVERS
-    assert shown(board) == ["NSE:BBB", "NSE:CCC", "NSE:AAA", "NSE:DDD"]
-    assert shown(board, 2) == ["NSE:BBB", "NSE:CCC"]
-    board.sort = SortBy.VOLUME
-    assert shown(board) == ["NSE:AAA", "NSE:CCC", "NSE:BBB", "NSE:DDD"]
-    board.sort = SortBy.ACTIVE
-    assert shown(board)[0] == "NSE:CCC"  # three ticks
-    board.sort = SortBy.SYMBOL
-    assert shown(board) == ["NSE:AAA", "NSE:BBB", "NSE:CCC", "NSE:DDD"]
-    board.watch = [D, B]
-    assert shown(board, 3) == ["NSE:DDD", "NSE:BBB", "NSE:AAA"]
-    board.sort = SortBy.MOVERS
-    assert shown(board) == ["NSE:DDD", "NSE:BBB", "NSE:CCC", "NSE:AAA"]
+    return board
+
+
+def test_the_sorts_choose_movers_volume_activity_or_names_after_the_watched() -> None:
+    assert shown(sorted_board(SortBy.MOVERS)) == ["NSE:BBB", "NSE:CCC", "NSE:AAA", "NSE:DDD"]
+    assert shown(sorted_board(SortBy.MOVERS), 2) == ["NSE:BBB", "NSE:CCC"]
+    assert shown(sorted_board(SortBy.VOLUME)) == ["NSE:AAA", "NSE:CCC", "NSE:BBB", "NSE:DDD"]
+    assert shown(sorted_board(SortBy.ACTIVE))[0] == "NSE:CCC"  # three ticks
+    assert shown(sorted_board(SortBy.SYMBOL)) == ["NSE:AAA", "NSE:BBB", "NSE:CCC", "NSE:DDD"]
+    watched = sorted_board(SortBy.SYMBOL, watch=(D, B))
+    assert shown(watched, 3) == ["NSE:DDD", "NSE:BBB", "NSE:AAA"]
+    watched = sorted_board(SortBy.MOVERS, watch=(D, B))
+    assert shown(watched) == ["NSE:DDD", "NSE:BBB", "NSE:CCC", "NSE:AAA"]
     # A symbol that falls back to LTP mode has no change to rank it by any more.
-    board.watch = []
+    board = sorted_board(SortBy.MOVERS)
     board.update(TickBatch.of_ticks("alpha", 0, [ltp(B, 9_100)]))
     assert shown(board) == ["NSE:CCC", "NSE:AAA", "NSE:BBB", "NSE:DDD"]
 

@@ -6,10 +6,10 @@ batches, and :func:`dashboard` turns it and a stats snapshot into one Rich rende
 ``width`` x ``height``. The CLI refreshes it a few times a second from its own task, so rendering
 never holds up the sockets.
 
-The board keeps up with every tick at C speed: a frame whose packets share one length (every
-frame of a connection streaming one mode) is not decoded; its tokens and the few fields the
-sorts need are gathered with :func:`kitefan.codec.uniform_columns`, and only the rows shown are
-decoded, when drawn. Choosing the rows costs ``O(n log k)`` per refresh (``heapq.nlargest``).
+The board keeps up with every tick at C speed: frames are not decoded; the tokens and the one
+field the sort needs are gathered from each run of same-length packets with
+:func:`kitefan.codec.run_columns`, and only the rows shown are decoded, when drawn. Choosing
+the rows costs ``O(n log k)`` per refresh (``heapq.nlargest``).
 
 Owns: ``TickBoard``, ``SortBy``, ``dashboard``. Must not import asyncio, websockets or typer.
 """
@@ -28,7 +28,7 @@ from operator import sub, truediv
 from rich.console import RenderableType
 from rich.text import Text
 
-from kitefan.codec import packet_at, uniform_columns
+from kitefan.codec import packet_at, packet_runs, run_columns
 from kitefan.events import ErrorEvent, Event, KeyState, OrderEvent, StatusEvent, TickBatch
 from kitefan.models import IST, Tick
 from kitefan.stats import FeedStats
@@ -45,10 +45,6 @@ _STATE_STYLE = {
     KeyState.CLOSED: "dim",
 }
 
-#: The fields the board gathers from a frame of one packet length: token, then last price and
-#: close (for the change), then volume.
-_COLUMNS = {8: (0,), 28: (0, 1, 5), 32: (0, 1, 5), 44: (0, 1, 10, 4), 184: (0, 1, 10, 4)}
-
 
 class SortBy(StrEnum):
     """Which symbols the ticks table shows first (after the watched ones)."""
@@ -57,6 +53,18 @@ class SortBy(StrEnum):
     ACTIVE = "active"  # the most ticks received
     VOLUME = "volume"  # the largest volume traded today
     SYMBOL = "symbol"  # by name, A to Z
+
+
+#: The fields the board reads from each packet, by sort and packet length: the token, then the
+#: last price and the close (for the change), or the volume. Other lengths: the token alone.
+_FIELDS: dict[SortBy, dict[int, tuple[int, ...]]] = {
+    SortBy.MOVERS: {28: (0, 1, 5), 32: (0, 1, 5), 44: (0, 1, 10), 184: (0, 1, 10)},
+    SortBy.VOLUME: {44: (0, 4), 184: (0, 4)},
+    SortBy.ACTIVE: {},
+    SortBy.SYMBOL: {},
+}
+_TOKEN = (0,)
+_KNOWN_LENGTHS = frozenset((8, 28, 32, 44, 184))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +80,15 @@ class LatestTick:
 class TickBoard:
     """The latest tick of every symbol streamed, and which of them to show.
 
+    For each symbol it keeps the batch that carried its latest tick and where in the frame that
+    packet starts, plus the one figure its sort ranks by; :meth:`update` gathers those from the
+    frame's bytes at C speed (``kitefan.codec.packet_runs``, ``run_columns``) without decoding
+    it, and :meth:`latest` decodes one packet when its row is drawn.
+
     Args:
         tokens: the symbols streamed now (see :meth:`follow`).
         name_of: a token's display name (for ``--sort symbol``).
-        sort: which symbols come first.
+        sort: which symbols come first (fixed for the board's life: it decides what is kept).
         watch: tokens always shown first, in this order (``--watch``).
         depth: the token whose market depth is shown (default: the first row in full mode).
     """
@@ -89,16 +102,17 @@ class TickBoard:
         watch: Sequence[int] = (),
         depth: int | None = None,
     ) -> None:
-        self.sort = sort
+        self._sort = sort
         self.watch = list(dict.fromkeys(watch))
         self.depth = depth
+        self._fields = _FIELDS[sort]
         self._wanted: set[int] = set()
         self._by_name: list[int] = []
         self._batch: dict[int, TickBatch] = {}
-        self._index: dict[int, int] = {}
-        self._move: dict[int, float] = {}
-        self._volume: dict[int, int] = {}
-        self._count: Counter[int] = Counter()
+        self._offset: dict[int, int] = {}
+        # What the sort ranks by: |change| as a fraction, or the volume; or the ticks counted.
+        self._rank: dict[int, float] = {}
+        self._counts: Counter[int] = Counter()
         self.follow(tokens, name_of)
 
     def follow(self, tokens: Iterable[int], name_of: Callable[[int], str]) -> None:
@@ -111,6 +125,10 @@ class TickBoard:
         self._wanted = wanted
         self._by_name = sorted(wanted, key=lambda token: (name_of(token), token))
 
+    @property
+    def sort(self) -> SortBy:
+        return self._sort
+
     def __len__(self) -> int:
         """How many symbols are streamed (ticked or not)."""
         return len(self._wanted)
@@ -121,98 +139,72 @@ class TickBoard:
         return len(self._batch)
 
     def update(self, batch: TickBatch) -> None:
-        """Take the ticks of one frame: ``O(len(batch))``, at C speed for one-length frames."""
+        """Take the ticks of one frame: ``O(len(batch))``, at C speed for each run of packets of
+        one length (a frame of one mode is one run)."""
         frame = batch.frame
-        fields = _COLUMNS.get(frame[2] << 8 | frame[3]) if len(frame) >= 4 else None
-        gathered = uniform_columns(frame, fields) if fields is not None else None
-        if gathered is None:
-            self._update_decoded(batch)
-            return
-        columns = gathered[1]
-        tokens = columns[0]
-        self._batch.update(zip(tokens, repeat(batch)))
-        self._index.update(zip(tokens, range(len(tokens)), strict=True))
-        self._count.update(tokens)
-        if len(columns) > 2:
-            last, close = columns[1], columns[2]
-            if 0 in close:  # the official client's change is 0 when close is 0
-                moves = [abs(p - c) / c if c else 0.0 for p, c in zip(last, close, strict=True)]
-            else:
-                moves = list(map(truediv, map(abs, map(sub, last, close)), close))
-            self._move.update(zip(tokens, moves, strict=True))
-            if len(columns) > 3:
-                self._volume.update(zip(tokens, columns[3], strict=True))
-        elif not self._move.keys().isdisjoint(tokens):
-            # Now in LTP mode: no change, no volume to rank them by any more.
-            for token in tokens:
-                self._move.pop(token, None)
-                self._volume.pop(token, None)
-        if not self._wanted.issuperset(tokens):
-            self._forget(set(tokens) - self._wanted)
-
-    def _update_decoded(self, batch: TickBatch) -> None:
-        """A frame of mixed packet lengths: decode it (once, shared with other consumers)."""
-        wanted = self._wanted
-        for index, tick in enumerate(batch.ticks):
-            values = tick.values
-            token = values[0]
-            if token not in wanted:
-                continue
-            self._batch[token] = batch
-            self._index[token] = index
-            self._count[token] += 1
-            kind = tick.kind
-            if kind in (44, 184):
-                close = values[10]
-                self._volume[token] = values[4]
-            elif kind in (28, 32):
-                close = values[5]
-                self._volume.pop(token, None)
-            else:
-                self._move.pop(token, None)
-                self._volume.pop(token, None)
-                continue
-            self._move[token] = abs(values[1] - close) / close if close else 0.0
+        fields_of = self._fields
+        rank = self._rank
+        for run in packet_runs(frame):
+            start, length, count = run
+            if length not in _KNOWN_LENGTHS:
+                continue  # skipped, as decoding skips it
+            fields = fields_of.get(length, _TOKEN)
+            columns = run_columns(frame, run, fields)
+            tokens = columns[0]
+            self._batch.update(zip(tokens, repeat(batch)))
+            self._offset.update(
+                zip(tokens, range(start, start + count * (length + 2), length + 2), strict=True)
+            )
+            if self._sort is SortBy.ACTIVE:
+                self._counts.update(tokens)
+            elif len(columns) == 3:
+                last, close = columns[1], columns[2]
+                if 0 in close:  # the official client's change is 0 when close is 0
+                    moves = [abs(p - c) / c if c else 0.0 for p, c in zip(last, close, strict=True)]
+                else:
+                    moves = list(map(truediv, map(abs, map(sub, last, close)), close))
+                rank.update(zip(tokens, moves, strict=True))
+            elif len(columns) == 2:
+                rank.update(zip(tokens, columns[1], strict=True))
+            elif fields_of and not rank.keys().isdisjoint(tokens):
+                # No change or volume in these packets (LTP mode now): nothing to rank them by.
+                for token in tokens:
+                    rank.pop(token, None)
+            if not self._wanted.issuperset(tokens):
+                self._forget(set(tokens) - self._wanted)
 
     def _forget(self, tokens: Iterable[int]) -> None:
         for token in tokens:
             self._batch.pop(token, None)
-            self._index.pop(token, None)
-            self._move.pop(token, None)
-            self._volume.pop(token, None)
-            self._count.pop(token, None)
+            self._offset.pop(token, None)
+            self._rank.pop(token, None)
+            self._counts.pop(token, None)
 
     def latest(self, token: int) -> LatestTick | None:
         """The last tick of ``token`` (decoded now), or ``None`` before its first."""
         batch = self._batch.get(token)
         if batch is None:
             return None
-        index = self._index[token]
-        tick = batch.ticks[index] if batch.decoded else packet_at(batch.frame, index)
+        tick = packet_at(batch.frame, self._offset[token])
         return LatestTick(tick, batch.key, batch.connection, batch.received_wall)
 
     def chosen(self, limit: int) -> list[int]:
         """Up to ``limit`` tokens to show: the watched ones, then the sort's first that ticked."""
         out = [token for token in self.watch if token in self._wanted][:limit]
-        room = limit - len(out)
-        if room <= 0:
+        if len(out) >= limit:
             return out
         skip = set(out)
-        ranked: dict[int, float] | dict[int, int] | None = None
-        if self.sort is SortBy.MOVERS:
-            ranked = self._move
-        elif self.sort is SortBy.VOLUME:
-            ranked = self._volume
-        elif self.sort is SortBy.ACTIVE:
-            ranked = self._count
-        if ranked:
-            for token in heapq.nlargest(room + len(skip), ranked, key=ranked.__getitem__):
+        rank: dict[int, float] | Counter[int] = (
+            self._counts if self._sort is SortBy.ACTIVE else self._rank
+        )
+        if rank:
+            for token in heapq.nlargest(limit, rank, key=rank.__getitem__):
                 if token not in skip:
                     out.append(token)
                     skip.add(token)
                     if len(out) >= limit:
                         return out
-        # By name; also what fills the rest when fewer symbols carry the sort's field.
+        # By name; also what fills the rest when fewer symbols carry the sort's figure.
         ticked = self._batch
         for token in self._by_name:
             if len(out) >= limit:
