@@ -359,6 +359,9 @@ async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> No
     )
     following = (feed.config, feed.plan)
     recent: deque[Event] = deque(maxlen=20)
+    # The stats cost O(symbols) (each connection counts its symbols by mode): taken once a
+    # second, and at once after a status event, while the ticks refresh four times a second.
+    stats, stats_at = feed.stats(), time.monotonic()
     title = "kitefan demo" if demo else "kitefan"
     # Live counts the lines it drew to redraw in place: a console that does not soft-wrap keeps
     # that count right when a line is wider than the terminal.
@@ -369,14 +372,18 @@ async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> No
                 # `kitefan distribute`, SIGHUP or a failover: show what streams now.
                 following = (feed.config, feed.plan)
                 board.follow(_streamed(feed), name_of)
+                stats_at = 0.0
             for item in events.drain():
                 if isinstance(item, TickBatch):
                     board.update(item)
                 else:
                     recent.append(item)
+                    stats_at = 0.0
+            if time.monotonic() - stats_at >= 1.0:
+                stats, stats_at = feed.stats(), time.monotonic()
             view = dashboard(
                 board,
-                feed.stats(),
+                stats,
                 name_of,
                 list(recent),
                 now=time.time(),
