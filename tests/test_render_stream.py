@@ -242,6 +242,7 @@ def test_frames_are_read_in_runs_of_one_length_without_decoding() -> None:
         [10_000, 10_000],
         [5, 7],
     ]
+    assert run_columns(frame, (106, 44, 1), (0, 10, 4)) == [[D], [2], [3]]  # read one by one
     assert [packet_at(frame, offset) for offset in (4, 50, 96, 106)] == ticks
     assert packet_runs(FRAME_A) == [(4, 184, 1), (190, 8, 1)]
     assert packet_runs(b"\x00") == packet_runs(b"\x00\x00") == []
@@ -376,3 +377,14 @@ def test_event_wording_and_plurals() -> None:
         "0 keys",
         "27,000 symbols",
     ]
+
+
+def test_a_ranked_sort_chooses_again_once_a_second_when_given_the_time() -> None:
+    board = sorted_board(SortBy.MOVERS)
+    assert [symbol_of(t) for t in board.chosen(2, now=100.0)] == ["NSE:BBB", "NSE:CCC"]
+    board.update(TickBatch.of_ticks("alpha", 0, [quote(A, 13_000, 10_000, 1)]))  # A +30%
+    assert [symbol_of(t) for t in board.chosen(2, now=100.9)] == ["NSE:BBB", "NSE:CCC"]
+    assert [symbol_of(t) for t in board.chosen(2, now=101.0)] == ["NSE:AAA", "NSE:BBB"]
+    assert [symbol_of(t) for t in board.chosen(2)] == ["NSE:AAA", "NSE:BBB"]  # no time: now
+    row = board.rows(1, now=101.5)[0]
+    assert row.tick.last_price == 130.0  # the values come from the latest tick

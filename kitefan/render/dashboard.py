@@ -46,6 +46,10 @@ _STATE_STYLE = {
 }
 
 
+#: How often a ranked sort chooses its rows again (seconds), when the caller gives the time.
+RERANK_S = 1.0
+
+
 class SortBy(StrEnum):
     """Which symbols the ticks table shows first (after the watched ones)."""
 
@@ -113,6 +117,7 @@ class TickBoard:
         # What the sort ranks by: |change| as a fraction, or the volume; or the ticks counted.
         self._rank: dict[int, float] = {}
         self._counts: Counter[int] = Counter()
+        self._chosen: tuple[int, float, list[int]] | None = None  # limit, when, tokens
         self.follow(tokens, name_of)
 
     def follow(self, tokens: Iterable[int], name_of: Callable[[int], str]) -> None:
@@ -121,6 +126,7 @@ class TickBoard:
         Call it when the plan changes (``kitefan distribute``, SIGHUP, a failover).
         """
         wanted = set(tokens)
+        self._chosen = None
         self._forget(self._wanted - wanted)
         self._wanted = wanted
         self._by_name = sorted(wanted, key=lambda token: (name_of(token), token))
@@ -143,35 +149,46 @@ class TickBoard:
         one length (a frame of one mode is one run)."""
         frame = batch.frame
         fields_of = self._fields
-        rank = self._rank
+        tokens: list[int] = []
+        offsets: list[int] = []
+        ranked: list[int] = []  # the tokens of `figures`
+        figures: list[float] = []
+        unranked: list[int] = []  # tokens whose packets carry no figure (LTP mode)
         for run in packet_runs(frame):
             start, length, count = run
             if length not in _KNOWN_LENGTHS:
                 continue  # skipped, as decoding skips it
             fields = fields_of.get(length, _TOKEN)
             columns = run_columns(frame, run, fields)
-            tokens = columns[0]
-            self._batch.update(zip(tokens, repeat(batch)))
-            self._offset.update(
-                zip(tokens, range(start, start + count * (length + 2), length + 2), strict=True)
-            )
-            if self._sort is SortBy.ACTIVE:
-                self._counts.update(tokens)
-            elif len(columns) == 3:
+            run_tokens = columns[0]
+            tokens += run_tokens
+            offsets += range(start, start + count * (length + 2), length + 2)
+            if len(columns) == 3:
                 last, close = columns[1], columns[2]
+                ranked += run_tokens
                 if 0 in close:  # the official client's change is 0 when close is 0
-                    moves = [abs(p - c) / c if c else 0.0 for p, c in zip(last, close, strict=True)]
+                    figures += [
+                        abs(p - c) / c if c else 0.0 for p, c in zip(last, close, strict=True)
+                    ]
                 else:
-                    moves = list(map(truediv, map(abs, map(sub, last, close)), close))
-                rank.update(zip(tokens, moves, strict=True))
+                    figures += map(truediv, map(abs, map(sub, last, close)), close)
             elif len(columns) == 2:
-                rank.update(zip(tokens, columns[1], strict=True))
-            elif fields_of and not rank.keys().isdisjoint(tokens):
-                # No change or volume in these packets (LTP mode now): nothing to rank them by.
-                for token in tokens:
+                ranked += run_tokens
+                figures += columns[1]
+            elif fields_of:
+                unranked += run_tokens
+        self._batch.update(zip(tokens, repeat(batch)))
+        self._offset.update(zip(tokens, offsets, strict=True))
+        if self._sort is SortBy.ACTIVE:
+            self._counts.update(tokens)
+        elif figures or unranked:
+            rank = self._rank
+            rank.update(zip(ranked, figures, strict=True))
+            if unranked and not rank.keys().isdisjoint(unranked):
+                for token in unranked:
                     rank.pop(token, None)
-            if not self._wanted.issuperset(tokens):
-                self._forget(set(tokens) - self._wanted)
+        if not self._wanted.issuperset(tokens):
+            self._forget(set(tokens) - self._wanted)
 
     def _forget(self, tokens: Iterable[int]) -> None:
         for token in tokens:
@@ -188,8 +205,23 @@ class TickBoard:
         tick = packet_at(batch.frame, self._offset[token])
         return LatestTick(tick, batch.key, batch.connection, batch.received_wall)
 
-    def chosen(self, limit: int) -> list[int]:
-        """Up to ``limit`` tokens to show: the watched ones, then the sort's first that ticked."""
+    def chosen(self, limit: int, now: float | None = None) -> list[int]:
+        """Up to ``limit`` tokens to show: the watched ones, then the sort's first that ticked.
+
+        With ``now`` (seconds), a ranked sort (movers, active, volume) chooses again at most once
+        a second (:data:`RERANK_S`) and keeps its choice in between: ``O(n log k)`` once a
+        second instead of at every refresh; the rows' values still come from every tick.
+        """
+        if now is not None and self._sort is not SortBy.SYMBOL:
+            cached = self._chosen
+            if cached is not None and cached[0] >= limit and 0 <= now - cached[1] < RERANK_S:
+                return cached[2][:limit]
+            out = self._choose(limit)
+            self._chosen = (limit, now, out)
+            return out
+        return self._choose(limit)
+
+    def _choose(self, limit: int) -> list[int]:
         out = [token for token in self.watch if token in self._wanted][:limit]
         if len(out) >= limit:
             return out
@@ -213,9 +245,9 @@ class TickBoard:
                 out.append(token)
         return out
 
-    def rows(self, limit: int) -> list[LatestTick]:
+    def rows(self, limit: int, now: float | None = None) -> list[LatestTick]:
         """The latest ticks of :meth:`chosen` (watched symbols yet to tick are left out)."""
-        return [row for row in map(self.latest, self.chosen(limit)) if row is not None]
+        return [row for row in map(self.latest, self.chosen(limit, now)) if row is not None]
 
 
 def plural(count: int, noun: str) -> str:
@@ -614,7 +646,7 @@ def dashboard(
         return f"{label}: +{hidden:,} more{waiting} (--sort, --watch choose)"
 
     # Side by side: ticks on the left; keys, depth and distribution on the right.
-    rows = board.rows(max(room - _TABLE_CHROME, 1))
+    rows = board.rows(max(room - _TABLE_CHROME, 1), now)
     ticks = _ticks_block(rows, name_of, now, ticks_title(len(rows)), width)
     if ticks.width + 2 + keys.width <= width:
         side = keys
@@ -639,7 +671,7 @@ def dashboard(
         elif tick_room - (_TABLE_CHROME + dist_rows) >= 10:
             below = _stacked(keys, wide_dist)
             tick_room -= len(wide_dist.lines)
-        rows = board.rows(tick_room)
+        rows = rows[:tick_room]  # what a smaller limit would choose
         depth_row = _depth_row(board, rows)
         if depth_row is not None and tick_room - depth_lines >= 10:
             rows = rows[: tick_room - depth_lines]
