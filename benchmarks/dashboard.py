@@ -95,6 +95,7 @@ def main() -> None:
                 time.sleep(0.5)
                 screen = tmux("capture-pane", "-p", "-t", "k")
             time.sleep(args.warmup)
+            first = tmux("capture-pane", "-p", "-t", "k")
             before, started = cpu_seconds(pid), time.monotonic()
             time.sleep(args.seconds)
             after, elapsed = cpu_seconds(pid), time.monotonic() - started
@@ -103,11 +104,15 @@ def main() -> None:
             subprocess.run(["tmux", "-L", server, "kill-server"], check=False)
     if before is None or after is None:
         raise SystemExit("needs /proc (Linux)")
-    rate = re.search(r"([\d,]+) ticks/s", screen)
+    # The stream's tick count on its screen (refreshed once a second), at both ends of the span.
+    ticks = [re.search(r"([\d,]+) ticks,", shot) for shot in (first, screen)]
+    counts = [int(m.group(1).replace(",", "")) if m else 0 for m in ticks]
+    received = max(counts[1] - counts[0], 1)
     print(
         f"kitefan stream (dashboard, 200x50, --sort {args.sort}): "
         f"{100 * (after - before) / elapsed:.1f} % of one core over {elapsed:.0f} s, "
-        f"{rate.group(1) if rate else '?'} ticks/s; load average {os.getloadavg()[0]:.2f}"
+        f"{received / elapsed:,.0f} ticks/s, {1e6 * (after - before) / received:.2f} us of CPU "
+        f"per tick; load average {os.getloadavg()[0]:.2f}"
     )
     print(screen.splitlines()[0])
 
