@@ -18,6 +18,7 @@ import argparse
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -81,6 +82,7 @@ def main() -> None:
             f"2>{shlex.quote(directory)}/stream.err"
         )
         tmux("-f", "/dev/null", "new-session", "-d", "-s", "k", "-x", "200", "-y", "50", shell)
+        pid = -1
         try:
             time.sleep(0.5)
             alive = subprocess.run(["tmux", "-L", server, "has-session", "-t", "k"], check=False)
@@ -101,6 +103,14 @@ def main() -> None:
             after, elapsed = cpu_seconds(pid), time.monotonic() - started
             screen = tmux("capture-pane", "-p", "-t", "k")
         finally:
+            # Ctrl-C, and wait for the stream to end: closing the pane would send it SIGHUP,
+            # which a stream takes as "apply the config again", not "stop".
+            subprocess.run(["tmux", "-L", server, "send-keys", "-t", "k", "C-c"], check=False)
+            deadline = time.monotonic() + 20
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if Path(f"/proc/{pid}").exists():
+                os.kill(pid, signal.SIGTERM)
             subprocess.run(["tmux", "-L", server, "kill-server"], check=False)
     if before is None or after is None:
         raise SystemExit("needs /proc (Linux)")

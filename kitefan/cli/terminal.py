@@ -59,8 +59,8 @@ def log_formatter(
     return formatter
 
 
-def log_to_file(path: Path | None, debug: bool, *, names: tuple[str, ...] = ("kitefan",)) -> None:
-    """With ``--log-file PATH``: the loggers ``names`` append to PATH (DEBUG with ``--debug``).
+def log_to_file(path: Path | None, debug: bool) -> None:
+    """With ``--log-file PATH``: kitefan's log is appended to PATH (DEBUG with ``--debug``).
 
     Raises:
         KitefanError: the file cannot be opened (one line saying which and why).
@@ -72,11 +72,10 @@ def log_to_file(path: Path | None, debug: bool, *, names: tuple[str, ...] = ("ki
     except OSError as exc:
         raise KitefanError(f"--log-file: cannot write {path}: {exc.strerror or exc}") from None
     handler.setFormatter(log_formatter())
-    for name in names:
-        logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.setLevel(logging.DEBUG if debug else logging.WARNING)
-        logger.propagate = False
+    logger = logging.getLogger("kitefan")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logger.propagate = False
 
 
 class ExitCode(IntEnum):
