@@ -236,13 +236,22 @@ def test_frames_are_read_in_runs_of_one_length_without_decoding() -> None:
     frame = encode_frame(ticks)
     # 44-byte packets at 4 and 50, an 8-byte one at 96, a 44-byte one at 106.
     assert packet_runs(frame) == [(4, 44, 2), (96, 8, 1), (106, 44, 1)]
-    assert run_columns(frame, (4, 44, 2), (0, 1, 10, 4)) == [
+    assert run_columns(frame, (4, 44, 2), (0, 1, 4, 10)) == [
         [A, B],
         [10_100, 9_000],
-        [10_000, 10_000],
         [5, 7],
+        [10_000, 10_000],
     ]
-    assert run_columns(frame, (106, 44, 1), (0, 10, 4)) == [[D], [2], [3]]  # read one by one
+    assert run_columns(frame, (106, 44, 1), (0, 4, 10)) == [[D], [3], [2]]
+    # A long run is read with strided slices, a short one with a struct: the same values.
+    many = [quote(((3000 + i) << 8) | 1, 100 + i, 200 + i, 7 * i) for i in range(70)]
+    long_frame = encode_frame(many)
+    assert packet_runs(long_frame) == [(4, 44, 70)]
+    expected = [[t.values[f] for t in many] for f in (0, 1, 4, 10)]
+    assert run_columns(long_frame, (4, 44, 70), (0, 1, 4, 10)) == expected
+    assert run_columns(long_frame, (4, 44, 10), (0, 1, 4, 10)) == [c[:10] for c in expected]
+    with pytest.raises(ValueError, match="in packet order"):
+        run_columns(frame, (4, 44, 2), (10, 0))
     assert [packet_at(frame, offset) for offset in (4, 50, 96, 106)] == ticks
     assert packet_runs(FRAME_A) == [(4, 184, 1), (190, 8, 1)]
     assert packet_runs(b"\x00") == packet_runs(b"\x00\x00") == []
