@@ -311,16 +311,12 @@ def run_columns(
         ValueError: a field is not a leading unsigned 4-byte field of that layout.
     """
     offset, length, count = run
+    record = _records(length, tuple(fields))  # checks the fields, once per length and fields
+    if count == 1:
+        return [[value] for value in record.unpack_from(data, offset - 2)]
     step = length + 2
-    words = _UINT32_FIELDS.get(length, 0)
     end = offset + step * count
-    for field in fields:
-        if not 0 <= field < words:
-            raise ValueError(
-                f"field {field} is not an unsigned 4-byte field of {length}-byte packets"
-            )
     if count < _STRIDED_FROM:
-        record = _records(length, tuple(fields))
         rows = record.iter_unpack(memoryview(data)[offset - 2 : end - 2])
         return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in fields]
     columns: list[list[int]] = []
@@ -341,6 +337,12 @@ _STRIDED_FROM = 64
 @functools.cache
 def _records(length: int, fields: tuple[int, ...]) -> struct.Struct:
     """A struct over one length field and packet that reads ``fields`` (in that order) only."""
+    words = _UINT32_FIELDS.get(length, 0)
+    for field in fields:
+        if not 0 <= field < words:
+            raise ValueError(
+                f"field {field} is not an unsigned 4-byte field of {length}-byte packets"
+            )
     if list(fields) != sorted(set(fields)):
         raise ValueError(f"fields must be distinct and in packet order, not {fields}")
     layout, position = ">2x", 0
