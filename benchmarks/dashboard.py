@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from kitefan.bench.harness import SimulatorProcess, bench_key, cpu_seconds, realistic_tokens
@@ -120,17 +119,17 @@ def main() -> None:
     if args.in_process:
         in_process(args.sort)
         return
-    server = f"kitefan-bench-{uuid.uuid4().hex[:8]}"
 
     def tmux(*words: str) -> str:
         return subprocess.run(
-            ["tmux", "-L", server, *words], check=True, capture_output=True, text=True
+            ["tmux", "-S", server, *words], check=True, capture_output=True, text=True
         ).stdout
 
     with (
         tempfile.TemporaryDirectory(prefix="kitefan-dashboard-") as directory,
         SimulatorProcess(KEYS, rate=args.rate) as simulator,
     ):
+        server = str(Path(directory) / "tmux.socket")
         config = Path(directory) / "kitefan.toml"
         write_config(config, simulator.url, realistic_tokens(27_000))
         command = [sys.executable, "-m", "kitefan", "stream", "--config", str(config)]
@@ -144,7 +143,7 @@ def main() -> None:
         pid = -1
         try:
             time.sleep(0.5)
-            alive = subprocess.run(["tmux", "-L", server, "has-session", "-t", "k"], check=False)
+            alive = subprocess.run(["tmux", "-S", server, "has-session", "-t", "k"], check=False)
             if alive.returncode:
                 raise SystemExit((Path(directory) / "stream.err").read_text())
             pid = int(tmux("display", "-p", "-t", "k", "#{pane_pid}").strip())
@@ -164,13 +163,13 @@ def main() -> None:
         finally:
             # Ctrl-C, and wait for the stream to end: closing the pane would send it SIGHUP,
             # which a stream takes as "apply the config again", not "stop".
-            subprocess.run(["tmux", "-L", server, "send-keys", "-t", "k", "C-c"], check=False)
+            subprocess.run(["tmux", "-S", server, "send-keys", "-t", "k", "C-c"], check=False)
             deadline = time.monotonic() + 20
             while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
                 time.sleep(0.1)
             if Path(f"/proc/{pid}").exists():
                 os.kill(pid, signal.SIGTERM)
-            subprocess.run(["tmux", "-L", server, "kill-server"], check=False)
+            subprocess.run(["tmux", "-S", server, "kill-server"], check=False)
     if before is None or after is None:
         raise SystemExit("needs /proc (Linux)")
     # The stream's tick count on its screen (refreshed once a second), at both ends of the span.

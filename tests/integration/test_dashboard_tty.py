@@ -1,8 +1,9 @@
 """The live dashboard as a user sees it: ``kitefan stream`` in a tmux pane of a given size, the
 screen read back with ``tmux capture-pane -p``.
 
-Each test runs its own tmux server (``-L``, a socket of its own) and its own runtime directory,
-so tests do not see each other's streams. Screens are polled with a bound, never slept on.
+Each test runs its own tmux server (``-S``, a socket in a directory of its own) and its own
+runtime directory, so tests do not see each other's streams. Screens are polled with a bound,
+never slept on.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,7 +42,7 @@ class Pane:
 
     def tmux(self, *args: str) -> str:
         return subprocess.run(
-            ["tmux", "-L", self.server, *args], check=True, capture_output=True, text=True
+            ["tmux", "-S", self.server, *args], check=True, capture_output=True, text=True
         ).stdout
 
     def screen(self) -> list[str]:
@@ -68,7 +69,8 @@ class Pane:
 @contextmanager
 def pane(args: list[str], env: dict[str, str], width: int, height: int) -> Iterator[Pane]:
     """``kitefan ARGS`` in a tmux pane; leaving stops it (Ctrl-C) and the tmux server."""
-    server = f"kitefan-test-{uuid.uuid4().hex[:8]}"
+    directory = tempfile.mkdtemp(prefix="kitefan-tmux-")
+    server = os.path.join(directory, "socket")
     view = Pane(server, width, height)
     command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "kitefan", *args])
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k.isidentifier())
@@ -94,11 +96,12 @@ def pane(args: list[str], env: dict[str, str], width: int, height: int) -> Itera
     finally:
         # Ctrl-C, and wait until the stream has ended (bounded): killing the server would send
         # it SIGHUP, which a stream takes as "apply the config again", not "stop".
-        subprocess.run(["tmux", "-L", server, "send-keys", "-t", "kitefan", "C-c"], check=False)
+        subprocess.run(["tmux", "-S", server, "send-keys", "-t", "kitefan", "C-c"], check=False)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any("EXITED" in line for line in view.screen()):
             time.sleep(0.1)
-        subprocess.run(["tmux", "-L", server, "kill-server"], check=False, capture_output=True)
+        subprocess.run(["tmux", "-S", server, "kill-server"], check=False, capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def text(lines: list[str]) -> str:
