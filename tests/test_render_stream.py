@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
+from kitefan.codec import encode_frame, packet_at, packet_runs, run_columns
 from kitefan.events import (
     ConnState,
     ErrorEvent,
@@ -18,8 +21,8 @@ from kitefan.events import (
     StatusEvent,
     TickBatch,
 )
-from kitefan.models import OrderUpdate
-from kitefan.render.dashboard import TickBoard, dashboard, format_age
+from kitefan.models import OrderUpdate, Tick
+from kitefan.render.dashboard import SortBy, TickBoard, dashboard, event_text, format_age, plural
 from kitefan.render.records import CSV_COLUMNS, csv_header, csv_rows, json_lines
 from kitefan.stats import ConnectionStats, FeedStats, KeyStats
 
@@ -168,9 +171,10 @@ def _stats() -> FeedStats:
 
 
 def test_the_dashboard_shows_ticks_depth_distribution_keys_and_events() -> None:
-    board = TickBoard([408065, 268803, 999])
+    board = TickBoard([408065, 268803, 999], name_of)
     board.update(batch())
-    assert [row.tick.instrument_token for row in board.rows(10)] == [408065, 268803]
+    # By name: CDS:USDINR26DECFUT, NSE:INFY; 999 has not ticked.
+    assert [row.tick.instrument_token for row in board.rows(10)] == [268803, 408065]
     events = [StatusEvent("bravo", None, "auth_failed", "refused with HTTP 403", AT)]
     view = dashboard(
         board, _stats(), name_of, events, now=AT + 1.0, title="kitefan", width=160, height=40
@@ -179,6 +183,7 @@ def test_the_dashboard_shows_ticks_depth_distribution_keys_and_events() -> None:
     console.print(view)
     text = console.file.getvalue()  # type: ignore[attr-defined]
     assert "kitefan  2 symbols on 2 keys, 1/1 connections up, 2 ticks/s, 2 ticks" in text
+    assert "ticks by symbol: +1 more, 1 yet to tick (--sort, --watch choose)" in text
     assert "NSE:INFY" in text
     assert "1,512.35" in text
     assert "+1.13%" in text
@@ -189,6 +194,7 @@ def test_the_dashboard_shows_ticks_depth_distribution_keys_and_events() -> None:
     assert "depth NSE:INFY" in text
     assert "1,512.10" in text  # the fifth bid
     assert "auth_failed" in text
+    assert "events (IST)" in text
     assert "10:15:32 bravo auth_failed: refused with HTTP 403" in text
     # A narrow terminal stacks the tables instead of putting them side by side.
     narrow = Console(file=io.StringIO(), width=100, color_system=None)
@@ -202,3 +208,192 @@ def test_ages() -> None:
     assert format_age(-0.1) == "0.0s"
     assert format_age(42) == "42s"
     assert format_age(600) == "10m"
+
+
+def quote(token: int, last: int, close: int, volume: int) -> Tick:
+    """A quote tick (prices in paise)."""
+    return Tick(44, (token, last, 1, last, volume, 10, 20, close, last, last, close))
+
+
+def ltp(token: int, last: int) -> Tick:
+    return Tick(8, (token, last))
+
+
+A, B, C, D = (((1000 + i) << 8) | 1 for i in range(4))
+SYMBOLS = {A: "NSE:AAA", B: "NSE:BBB", C: "NSE:CCC", D: "NSE:DDD"}
+
+
+def symbol_of(token: int) -> str:
+    return SYMBOLS.get(token, str(token))
+
+
+def shown(board: TickBoard, limit: int = 10) -> list[str]:
+    return [symbol_of(token) for token in board.chosen(limit)]
+
+
+def test_frames_are_read_in_runs_of_one_length_without_decoding() -> None:
+    ticks = [quote(A, 10_100, 10_000, 5), quote(B, 9_000, 10_000, 7), ltp(C, 3), quote(D, 1, 2, 3)]
+    frame = encode_frame(ticks)
+    # 44-byte packets at 4 and 50, an 8-byte one at 96, a 44-byte one at 106.
+    assert packet_runs(frame) == [(4, 44, 2), (96, 8, 1), (106, 44, 1)]
+    assert run_columns(frame, (4, 44, 2), (0, 1, 4, 10)) == [
+        [A, B],
+        [10_100, 9_000],
+        [5, 7],
+        [10_000, 10_000],
+    ]
+    assert run_columns(frame, (106, 44, 1), (0, 4, 10)) == [[D], [3], [2]]
+    # A long run is read with strided slices, a short one with a struct: the same values.
+    many = [quote(((3000 + i) << 8) | 1, 100 + i, 200 + i, 7 * i) for i in range(70)]
+    long_frame = encode_frame(many)
+    assert packet_runs(long_frame) == [(4, 44, 70)]
+    expected = [[t.values[f] for t in many] for f in (0, 1, 4, 10)]
+    assert run_columns(long_frame, (4, 44, 70), (0, 1, 4, 10)) == expected
+    assert run_columns(long_frame, (4, 44, 10), (0, 1, 4, 10)) == [c[:10] for c in expected]
+    with pytest.raises(ValueError, match="in packet order"):
+        run_columns(frame, (4, 44, 2), (10, 0))
+    assert [packet_at(frame, offset) for offset in (4, 50, 96, 106)] == ticks
+    assert packet_runs(FRAME_A) == [(4, 184, 1), (190, 8, 1)]
+    assert packet_runs(b"\x00") == packet_runs(b"\x00\x00") == []
+    with pytest.raises(ValueError, match="field 2 is not an unsigned 4-byte field of 8-byte"):
+        run_columns(frame, (96, 8, 1), (2,))
+    board = TickBoard([A, B, C, D], symbol_of)
+    live = TickBatch("alpha", 1, frame, 0.0, AT)
+    board.update(live)
+    assert not live.decoded  # the board read what it needs from the bytes
+    row = board.latest(C)
+    assert row is not None
+    assert (row.tick, row.key, row.connection, row.received_wall) == (ticks[2], "alpha", 1, AT)
+
+
+def sorted_board(sort: SortBy, watch: tuple[int, ...] = ()) -> TickBoard:
+    board = TickBoard([A, B, C, D], symbol_of, sort=sort, watch=watch)
+    # A +1%, B -10%, C +5%; D in LTP mode has no change or volume.
+    board.update(TickBatch.of_ticks("alpha", 0, [quote(A, 10_100, 10_000, 500), ltp(D, 7)]))
+    board.update(TickBatch.of_ticks("alpha", 0, [quote(B, 9_000, 10_000, 100)]))
+    board.update(TickBatch.of_ticks("alpha", 0, [quote(C, 10_500, 10_000, 300)] * 3))
+    return board
+
+
+def test_the_sorts_choose_movers_volume_activity_or_names_after_the_watched() -> None:
+    assert shown(sorted_board(SortBy.MOVERS)) == ["NSE:BBB", "NSE:CCC", "NSE:AAA", "NSE:DDD"]
+    assert shown(sorted_board(SortBy.MOVERS), 2) == ["NSE:BBB", "NSE:CCC"]
+    assert shown(sorted_board(SortBy.VOLUME)) == ["NSE:AAA", "NSE:CCC", "NSE:BBB", "NSE:DDD"]
+    assert shown(sorted_board(SortBy.ACTIVE))[0] == "NSE:CCC"  # three ticks
+    assert shown(sorted_board(SortBy.SYMBOL)) == ["NSE:AAA", "NSE:BBB", "NSE:CCC", "NSE:DDD"]
+    watched = sorted_board(SortBy.SYMBOL, watch=(D, B))
+    assert shown(watched, 3) == ["NSE:DDD", "NSE:BBB", "NSE:AAA"]
+    watched = sorted_board(SortBy.MOVERS, watch=(D, B))
+    assert shown(watched) == ["NSE:DDD", "NSE:BBB", "NSE:CCC", "NSE:AAA"]
+    # A symbol that falls back to LTP mode has no change to rank it by any more.
+    board = sorted_board(SortBy.MOVERS)
+    board.update(TickBatch.of_ticks("alpha", 0, [ltp(B, 9_100)]))
+    assert shown(board) == ["NSE:CCC", "NSE:AAA", "NSE:BBB", "NSE:DDD"]
+
+
+def test_the_board_follows_the_plan_added_symbols_appear_removed_ones_go() -> None:
+    board = TickBoard([A, B], symbol_of)
+    board.update(TickBatch.of_ticks("alpha", 0, [quote(A, 1, 1, 1), quote(B, 1, 1, 1)]))
+    assert (len(board), board.ticked, shown(board)) == (2, 2, ["NSE:AAA", "NSE:BBB"])
+    board.follow([B, C], symbol_of)  # kitefan distribute: A removed, C added
+    assert (len(board), board.ticked, shown(board)) == (2, 1, ["NSE:BBB"])
+    assert board.latest(A) is None
+    # A frame of the old plan still in flight does not bring A back.
+    board.update(TickBatch.of_ticks("alpha", 0, [quote(A, 2, 1, 1), quote(C, 2, 1, 1)]))
+    board.update(TickBatch.of_ticks("alpha", 0, [quote(A, 2, 1, 1), ltp(C, 3)]))
+    assert (board.ticked, shown(board)) == (2, ["NSE:BBB", "NSE:CCC"])
+    assert board.latest(A) is None
+
+
+def _screen(board: TickBoard, events: list[StatusEvent], width: int, height: int) -> list[str]:
+    view = dashboard(
+        board, _stats(), name_of, events, now=AT + 1.0, title="kitefan", width=width, height=height
+    )
+    console = Console(file=io.StringIO(), width=width, height=height, color_system=None)
+    console.print(view)
+    return console.file.getvalue().splitlines()  # type: ignore[attr-defined,no-any-return]
+
+
+def _many() -> TickBoard:
+    tokens = [((2000 + i) << 8) | 1 for i in range(64)]
+    board = TickBoard(tokens, name_of)
+    board.update(
+        TickBatch.of_ticks(
+            "charlie",
+            2,
+            [quote(t, 2_638_745, 2_600_000, 2_274_812_345) for t in tokens[:60]],
+            received_wall=AT,
+        )
+    )
+    return board
+
+
+def test_a_small_terminal_keeps_the_header_key_states_and_latest_events_with_fewer_rows() -> None:
+    events = [StatusEvent("bravo", 0, "connected", "connected", AT + i) for i in range(10)]
+    lines = _screen(_many(), events, 80, 24)
+    assert len(lines) <= 24
+    assert max(len(line) for line in lines) <= 80
+    assert lines[0].startswith("kitefan  2 symbols on 2 keys")
+    text = "\n".join(lines)
+    assert "…" not in text and "..." not in text
+    rows = [line for line in lines if re.match(r"5\d{5} ", line)]  # the tokens 512001, ...
+    assert 5 <= len(rows) < 60
+    assert f"ticks by symbol: +{64 - len(rows)} more, 4 yet to tick" in text
+    assert "26,387.45" in rows[0]
+    assert any(line.split()[:2] == ["bravo", "auth_failed"] for line in lines)  # key states
+    assert lines[-4:] == [
+        "events (IST)    Ctrl-C to stop",
+        "10:15:39 bravo#0 connected",
+        "10:15:40 bravo#0 connected",
+        "10:15:41 bravo#0 connected",
+    ]
+
+
+def test_a_big_terminal_shows_every_value_whole_and_says_how_many_are_hidden() -> None:
+    lines = _screen(_many(), [], 200, 50)
+    assert len(lines) <= 50
+    text = "\n".join(lines)
+    assert "…" not in text
+    rows = [line for line in lines if re.match(r"5\d{5} ", line)]
+    assert len(rows) == 44
+    assert rows[0].split()[:8] == [
+        "512001",
+        "26,387.45",
+        "+1.49%",
+        "2,274,812,345",
+        "-",
+        "-",
+        "1.0s",
+        "charlie#2",
+    ]
+    assert "ticks by symbol: +20 more, 4 yet to tick" in text
+    for title in ("keys", "distribution"):
+        assert any(line.rstrip().endswith(title) for line in lines)
+    header = next(line for line in lines if line.startswith("symbol "))
+    assert header.split()[:8] == ["symbol", "ltp", "chg", "volume", "bid", "ask", "age", "key"]
+
+
+def test_event_wording_and_plurals() -> None:
+    assert event_text(StatusEvent("bravo", 0, "connected", "connected", AT)).plain == (
+        "10:15:32 bravo#0 connected"
+    )
+    gap = Gap(AT - 1, AT, (1,), "dropped")
+    assert event_text(StatusEvent("bravo", 1, "connected", "reconnected", AT, gap)).plain == (
+        "10:15:32 bravo#1 connected: reconnected (gap 1.0s, 1 symbol)"
+    )
+    assert [plural(1, "key"), plural(0, "key"), plural(27_000, "symbol")] == [
+        "1 key",
+        "0 keys",
+        "27,000 symbols",
+    ]
+
+
+def test_a_ranked_sort_chooses_again_once_a_second_when_given_the_time() -> None:
+    board = sorted_board(SortBy.MOVERS)
+    assert [symbol_of(t) for t in board.chosen(2, now=100.0)] == ["NSE:BBB", "NSE:CCC"]
+    board.update(TickBatch.of_ticks("alpha", 0, [quote(A, 13_000, 10_000, 1)]))  # A +30%
+    assert [symbol_of(t) for t in board.chosen(2, now=100.9)] == ["NSE:BBB", "NSE:CCC"]
+    assert [symbol_of(t) for t in board.chosen(2, now=101.0)] == ["NSE:AAA", "NSE:BBB"]
+    assert [symbol_of(t) for t in board.chosen(2)] == ["NSE:AAA", "NSE:BBB"]  # no time: now
+    row = board.rows(1, now=101.5)[0]
+    assert row.tick.last_price == 130.0  # the values come from the latest tick

@@ -10,13 +10,14 @@ Owns: the ``bench`` command. Must not import websockets or asyncio.
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, assert_never
 
 import typer
 
 from kitefan.bench.report import BENCHMARKS, DEFAULTS, run_benchmarks
 from kitefan.cli.app import app
-from kitefan.cli.terminal import err, out, reported_errors
+from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors
 from kitefan.render.bench import bench_json, bench_view
 
 __all__ = ["BenchFormat", "Which", "bench"]
@@ -83,6 +84,7 @@ def bench(
         BenchFormat,
         typer.Option("--format", help="table for people; json for scripts."),
     ] = BenchFormat.TABLE,
+    log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Measure decode, records, end-to-end and realistic-load figures, side by side with the
@@ -93,7 +95,7 @@ def bench(
         command += f" --rounds {rounds}"
     if seconds is not None:
         command += f" --seconds {seconds:g}"
-    with reported_errors(debug):
+    with reported_errors(debug, log_file):
         report = run_benchmarks(
             names, rounds=rounds, seconds=seconds, command=command, progress=_progress
         )

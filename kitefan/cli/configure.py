@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from kitefan.cli.app import app, config_app, instruments_app
-from kitefan.cli.terminal import ExitCode, err, exit_code_of, out, reported_errors, warn
+from kitefan.cli.terminal import LOG_FILE, ExitCode, err, exit_code_of, out, reported_errors, warn
 from kitefan.config import (
     DEFAULT_CONFIG_NAME,
     AppConfig,
@@ -53,9 +53,12 @@ def init(
         DEFAULT_CONFIG_NAME
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, _DEBUG] = False,
 ) -> None:
     """Write a commented starter config (mode 0600: it will hold credentials)."""
+    with reported_errors(debug, log_file):
+        pass  # nothing to report yet: this only opens the log file
     try:
         write_starter_config(path, force=force)
     except FileExistsError:
@@ -78,10 +81,11 @@ def init(
 @config_app.command("check")
 def check(
     path: Annotated[Path | None, typer.Argument(help=_PATH_HELP)] = None,
+    log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, _DEBUG] = False,
 ) -> None:
     """Validate a config and summarise it: keys, symbols, and whether the plan fits."""
-    with reported_errors(debug):
+    with reported_errors(debug, log_file):
         try:
             config = _load(path)
         except ConfigError as exc:
@@ -111,10 +115,11 @@ def check(
 @config_app.command("show")
 def show(
     path: Annotated[Path | None, typer.Argument(help=_PATH_HELP)] = None,
+    log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, _DEBUG] = False,
 ) -> None:
     """Print the resolved config as TOML, with every api key and access token masked."""
-    with reported_errors(debug):
+    with reported_errors(debug, log_file):
         config = _load(path)
     typer.echo(dump_config(config), nl=False)
 
@@ -122,10 +127,11 @@ def show(
 @instruments_app.command("fetch")
 def fetch(
     config: Annotated[Path | None, typer.Option("--config", help=_PATH_HELP)] = None,
+    log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, _DEBUG] = False,
 ) -> None:
     """Download the instruments dump with the first key, replacing the configured file."""
-    with reported_errors(debug):
+    with reported_errors(debug, log_file):
         loaded = _load(config, with_symbols=False)
         if loaded.instruments is None:
             raise ConfigError(

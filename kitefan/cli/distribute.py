@@ -22,7 +22,7 @@ import typer
 
 from kitefan.change import ConfigChange
 from kitefan.cli.app import app
-from kitefan.cli.terminal import err, out, reported_errors, warn
+from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors, warn
 from kitefan.config import AppConfig, find_config_path, load_config
 from kitefan.control import ControlClient
 from kitefan.errors import StreamNotRunningError
@@ -95,13 +95,14 @@ def distribute(
         Path | None,
         typer.Option("--output", help="Also write the config's plan (from scratch) as TOML pins."),
     ] = None,
+    log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Apply the edited config to the running stream, or show where every symbol goes (--dry-run).
 
     Against a running stream, --dry-run shows the change it would make, and changes nothing.
     """
-    with reported_errors(debug):
+    with reported_errors(debug, log_file):
         path = find_config_path(config)
         try:
             change, pid = asyncio.run(_reload(path, apply=not dry_run))

@@ -20,7 +20,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from kitefan.cli.app import app
-from kitefan.cli.terminal import ExitCode, err, out, reported_errors
+from kitefan.cli.terminal import LOG_FILE, ExitCode, err, log_formatter, out, reported_errors
 from kitefan.config import demo_config_path, find_config_path, load_config
 from kitefan.errors import ConfigError, KitefanError
 from kitefan.simulator import (
@@ -52,9 +52,19 @@ def _rate(text: str) -> float | None:
         _usage(f"--rate: expected {expected}, got {text!r}")
 
 
-def _configure_logging(debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+def _configure_logging(debug: bool, log_file: Path | None) -> None:
+    if log_file is None:
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+        # The time of day in IST, as every time kitefan prints, and labelled so.
+        formatter = log_formatter("%(asctime)s IST %(message)s")
+        formatter.datefmt = "%H:%M:%S"
+    else:
+        try:
+            handler = logging.FileHandler(log_file, mode="a", encoding="utf-8")
+        except OSError as exc:
+            raise KitefanError(f"--log-file: cannot write {log_file}: {exc.strerror}") from None
+        formatter = log_formatter("%(asctime)s %(message)s")
+    handler.setFormatter(formatter)
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if debug else logging.INFO)
     log.propagate = False
@@ -177,6 +187,7 @@ def simulate(
             help="Fault: send a malformed binary frame on every connection, this often.",
         ),
     ] = None,
+    log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks and the websockets log.")
     ] = False,
@@ -218,7 +229,7 @@ def simulate(
             Account(key.credential.api_key, key.credential.access_token, label=key.id)
             for key in loaded.keys
         ]
-        _configure_logging(debug)
+        _configure_logging(debug, log_file)
         simulator = Simulator(
             accounts,
             host=host,

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.live import Live
 
 from kitefan.cli.app import app
-from kitefan.cli.terminal import reported_errors
+from kitefan.cli.terminal import LOG_FILE, reported_errors
 from kitefan.config import demo_config_path, find_config_path
 from kitefan.control import ControlClient
 from kitefan.render.stats import stats_view
@@ -77,13 +77,14 @@ def stats(
         int | None,
         typer.Option("--count", min=1, help="With --watch, stop after this many refreshes."),
     ] = None,
+    log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Show the running stream's stats: per key and connection, state, traffic and health.
 
     Exits 1 with one line when no stream of the config is running (or it died).
     """
-    with reported_errors(debug):
+    with reported_errors(debug, log_file):
         if demo and config_path is not None:
             raise typer.BadParameter("--demo looks at the demo's stream; drop --config")
         path = demo_config_path() if demo else find_config_path(config_path)

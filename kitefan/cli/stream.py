@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import gc
 import logging
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -30,15 +31,24 @@ from rich.console import Console
 from rich.live import Live
 
 from kitefan.cli.app import app
-from kitefan.cli.terminal import PrintableFormatter, err, out, reported_errors, warn
+from kitefan.cli.terminal import (
+    LOG_FILE,
+    err,
+    log_formatter,
+    log_to_file,
+    out,
+    reported_errors,
+    warn,
+)
 from kitefan.config import AppConfig, demo_config_path, find_config_path, load_config
+from kitefan.connection import SecretFilter
 from kitefan.control import ControlServer, Reload
 from kitefan.errors import KitefanError
 from kitefan.events import Event, TickBatch
 from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
 from kitefan.output import Encoder, RecordOutput
-from kitefan.render.dashboard import TickBoard, dashboard
+from kitefan.render.dashboard import SortBy, TickBoard, dashboard
 from kitefan.render.records import COMPILED, csv_header, encode_csv, encode_jsonl
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
 
@@ -96,11 +106,45 @@ def stream(
             "127.0.0.1; port 0 picks a free one, printed on stderr).",
         ),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Log details; show tracebacks.")] = False,
+    sort: Annotated[
+        SortBy,
+        typer.Option(
+            "--sort",
+            help="Dashboard: which symbols the ticks table shows first: movers (largest change "
+            "either way), active (most ticks), volume, or symbol (by name).",
+        ),
+    ] = SortBy.SYMBOL,
+    watch: Annotated[
+        str | None,
+        typer.Option(
+            "--watch",
+            metavar="SYM,...",
+            help="Dashboard: always show these symbols first (tokens or EXCHANGE:TRADINGSYMBOL).",
+        ),
+    ] = None,
+    depth: Annotated[
+        str | None,
+        typer.Option(
+            "--depth",
+            metavar="SYM",
+            help="Dashboard: show the market depth of this full-mode symbol (default: the first "
+            "full-mode row shown).",
+        ),
+    ] = None,
+    log_file: Annotated[Path | None, LOG_FILE] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Log details (the dashboard leaves them to --log-file); show tracebacks.",
+        ),
+    ] = False,
 ) -> None:
     """Stream live ticks across every key of the config.
 
-    On a terminal it shows a live dashboard; piped, it writes one JSON object per line.
+    On a terminal it shows a live dashboard, laid out for the terminal's size (fewer tick rows
+    on a small one, "+N more" for those left out; --sort and --watch choose which, --depth whose
+    market depth), following the plan as it changes; piped, it writes one JSON object per line.
     Ctrl-C or SIGTERM stops it cleanly (close frames sent, a summary on stderr, exit code 0).
     `kitefan stats` shows how it is doing; `kitefan distribute` (or SIGHUP) applies the edited
     config to it without a restart.
@@ -108,11 +152,12 @@ def stream(
     with reported_errors(debug):
         fmt = output or (OutputFormat.LIVE if out.is_terminal else OutputFormat.JSONL)
         address = _metrics_address(metrics)
-        _configure_logging(debug, fmt)
+        _configure_logging(debug, fmt, log_file)
         config_file = _config_file(config_path, demo)
         config = _narrowed(load_config(config_file), symbols, mode)
         for warning in config.warnings:
             warn(warning)
+        _DASHBOARD.set(_dashboard_options(config, sort, watch, depth))
         reload = _reloader(config_file, symbols, mode, demo)
         outcome = asyncio.run(
             _run(
@@ -139,12 +184,20 @@ def _metrics_address(text: str | None) -> tuple[str, int] | None:
     return host, port
 
 
-def _configure_logging(debug: bool, fmt: OutputFormat) -> None:
+def _configure_logging(debug: bool, fmt: OutputFormat, log_file: Path | None = None) -> None:
+    if log_file is not None:
+        log_to_file(log_file, debug)
+        return
     level = logging.DEBUG if debug else logging.WARNING
-    if fmt is OutputFormat.LIVE and not debug:
-        level = logging.CRITICAL  # the dashboard shows what the log would say
+    if fmt is OutputFormat.LIVE:
+        # The dashboard shows what the log would say, and log lines on stderr would draw over
+        # it: only a file takes them.
+        if debug:
+            warn("the dashboard does not show --debug log lines: add --log-file PATH to keep them")
+        level = logging.CRITICAL
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(log_formatter())
+    handler.addFilter(SecretFilter())
     root = logging.getLogger("kitefan")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -283,24 +336,88 @@ def _encoder(fmt: OutputFormat, name_of: Callable[[int], str]) -> Encoder:
     return encode
 
 
+@dataclass(frozen=True)
+class _DashboardOptions:
+    sort: SortBy = SortBy.SYMBOL
+    watch: tuple[int, ...] = ()
+    depth: int | None = None
+
+
+#: The dashboard's options, from ``stream()`` to ``_live`` (set before the event loop starts,
+#: whose tasks inherit it), so the path between them does not carry what only the dashboard uses.
+_DASHBOARD: contextvars.ContextVar[_DashboardOptions | None] = contextvars.ContextVar(
+    "kitefan_dashboard", default=None
+)
+
+
+def _dashboard_options(
+    config: AppConfig, sort: SortBy, watch: str | None, depth: str | None
+) -> _DashboardOptions:
+    watched = _tokens_of(config, watch, "--watch") if watch is not None else ()
+    shown = _tokens_of(config, depth, "--depth") if depth is not None else ()
+    if len(shown) > 1:
+        raise typer.BadParameter(f"one symbol, not {len(shown)}", param_hint="--depth")
+    return _DashboardOptions(sort, watched, shown[0] if shown else None)
+
+
+def _tokens_of(config: AppConfig, text: str, option: str) -> tuple[int, ...]:
+    """The tokens of ``SYM,...``: symbols of the stream, by token or EXCHANGE:TRADINGSYMBOL."""
+    by_name = {spec.name: spec.token for spec in config.symbols}
+    tokens = {spec.token for spec in config.symbols}
+    out: list[int] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        token = int(item) if item.isdigit() else by_name.get(item)
+        if token is None or token not in tokens:
+            raise typer.BadParameter(
+                f"{item!r} is not a symbol of this stream (give a token or EXCHANGE:TRADINGSYMBOL "
+                "of the config's symbols)",
+                param_hint=option,
+            )
+        out.append(token)
+    return tuple(out)
+
+
+def _streamed(feed: FeedManager) -> list[int]:
+    """The tokens the feed streams now, by its current plan (after any failover)."""
+    plan = feed.plan
+    return [spec.token for spec in feed.config.symbols if plan.where(spec.token) is not None]
+
+
 async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> None:
-    board = TickBoard([s.token for s in feed.config.symbols])
-    recent: deque[Event] = deque(maxlen=20)
-    title = "kitefan demo" if demo else "kitefan"
+    options = _DASHBOARD.get() or _DashboardOptions()
     name_of = feed.name_of
+    board = TickBoard(
+        _streamed(feed), name_of, sort=options.sort, watch=options.watch, depth=options.depth
+    )
+    following = (feed.config, feed.plan)
+    recent: deque[Event] = deque(maxlen=20)
+    # The stats cost O(symbols) (each connection counts its symbols by mode): taken once a
+    # second, and at once after a status event, while the ticks refresh four times a second.
+    stats, stats_at = feed.stats(), time.monotonic()
+    title = "kitefan demo" if demo else "kitefan"
     # Live counts the lines it drew to redraw in place: a console that does not soft-wrap keeps
     # that count right when a line is wider than the terminal.
     screen = Console(highlight=False)
     with Live(console=screen, auto_refresh=False, transient=False, redirect_stderr=False) as live:
         while True:
+            if (feed.config, feed.plan) != following:
+                # `kitefan distribute`, SIGHUP or a failover: show what streams now.
+                following = (feed.config, feed.plan)
+                board.follow(_streamed(feed), name_of)
+                stats_at = 0.0
             for item in events.drain():
                 if isinstance(item, TickBatch):
                     board.update(item)
                 else:
                     recent.append(item)
+                    stats_at = 0.0
+            if time.monotonic() - stats_at >= 1.0:
+                stats, stats_at = feed.stats(), time.monotonic()
             view = dashboard(
                 board,
-                feed.stats(),
+                stats,
                 name_of,
                 list(recent),
                 now=time.time(),

@@ -10,22 +10,29 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import IntEnum
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from kitefan.errors import AuthError, ConfigError, KitefanError, NoUsableKeyError, PlanError
+from kitefan.models import IST
 from kitefan.render.text import printable
 
 __all__ = [
+    "LOG_FILE",
     "ExitCode",
     "PrintableFormatter",
     "err",
     "exit_code_of",
+    "log_formatter",
+    "log_to_file",
     "out",
     "reported_errors",
     "warn",
@@ -33,6 +40,49 @@ __all__ = [
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+#: Every command's ``--log-file PATH``.
+LOG_FILE = typer.Option(
+    "--log-file",
+    metavar="PATH",
+    dir_okay=False,
+    help="Append the log to this file (warnings and up; everything with --debug), times in IST.",
+)
+
+
+def _ist(seconds: float | None) -> time.struct_time:
+    return datetime.fromtimestamp(time.time() if seconds is None else seconds, tz=IST).timetuple()
+
+
+def log_formatter(
+    fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s",
+) -> logging.Formatter:
+    """Log lines stamped in IST, the zone of the market and of every time kitefan prints, with
+    no control characters in their messages."""
+    formatter = PrintableFormatter(fmt, datefmt="%Y-%m-%d %H:%M:%S IST")
+    formatter.converter = _ist
+    return formatter
+
+
+def log_to_file(path: Path | None, debug: bool) -> None:
+    """With ``--log-file PATH``: kitefan's log is appended to PATH (DEBUG with ``--debug``).
+
+    Raises:
+        KitefanError: the file cannot be opened (one line saying which and why).
+    """
+    if path is None:
+        return
+    try:
+        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    except OSError as exc:
+        raise KitefanError(f"--log-file: cannot write {path}: {exc.strerror or exc}") from None
+    handler.setFormatter(log_formatter())
+    handler.addFilter(_secret_filter())
+    logger = logging.getLogger("kitefan")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logger.propagate = False
 
 
 class ExitCode(IntEnum):
@@ -62,6 +112,13 @@ def warn(message: str) -> None:
     err.print(Text.assemble(("warning:", "yellow"), " ", printable(message)), highlight=False)
 
 
+def _secret_filter() -> logging.Filter:
+    """The filter that masks credentials in every record a handler writes."""
+    from kitefan.connection import SecretFilter
+
+    return SecretFilter()
+
+
 class PrintableFormatter(logging.Formatter):
     """A log formatter whose messages hold no control characters (tracebacks are kept)."""
 
@@ -70,12 +127,14 @@ class PrintableFormatter(logging.Formatter):
 
 
 @contextmanager
-def reported_errors(debug: bool = False) -> Iterator[None]:
+def reported_errors(debug: bool = False, log_file: Path | None = None) -> Iterator[None]:
     """Turn library errors into one line on stderr and the matching exit code.
 
-    With ``debug``, the exception propagates with its traceback instead.
+    With ``debug``, the exception propagates with its traceback instead. With ``log_file``
+    (``--log-file``), the log goes there first (:func:`log_to_file`).
     """
     try:
+        log_to_file(log_file, debug)
         yield
     except KitefanError as exc:
         if debug:

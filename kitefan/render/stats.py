@@ -29,7 +29,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from kitefan.render.dashboard import format_age
+from kitefan.models import IST
+from kitefan.render.dashboard import format_age, plural
 
 __all__ = [
     "DELAY_NOTE",
@@ -234,13 +235,14 @@ def stats_view(
         width: the width to fit (from 120 columns, state and traffic share one table).
     """
     totals = document["totals"]
-    clock = datetime.fromtimestamp(float(document["updated_at"])).strftime("%H:%M:%S")
+    # IST, the market's zone, as the dashboard and the JSON records give every time.
+    clock = datetime.fromtimestamp(float(document["updated_at"]), tz=IST).strftime("%H:%M:%S IST")
     header = Text.assemble(
         ("kitefan stream", "bold"),
         f" of {source}, up {format_duration(document.get('uptime_s'))}, at {clock}",
     )
     summary = Text(
-        f"{totals['symbols']:,} symbols on {len(document['keys'])} keys, "
+        f"{plural(int(totals['symbols']), 'symbol')} on {plural(len(document['keys']), 'key')}, "
         f"{totals['connections_up']}/{totals['connections']} connections up, "
         f"{totals['ticks_per_s']:,.0f} ticks/s, {totals['ticks']:,} ticks, "
         f"{totals['reconnects']} reconnects, {totals['drops']:,} dropped"

@@ -116,6 +116,8 @@ async def test_prints_its_url_first_serves_ticks_and_exits_0_on_ctrl_c(config: P
     assert out == ""  # the URL was the only line
     assert re.search(r"connection 1 opened: key acct1 from 127\.0\.0\.1:\d+", err)
     assert "stopped: 1 connection(s) served" in err
+    # Each line stamped with the time in IST, labelled (the machine's zone plays no part).
+    assert all(re.match(r"\d\d:\d\d:\d\d IST ", line) for line in err.splitlines()), err
     assert "Traceback" not in err
     for secret in SECRETS:
         assert secret not in out + err

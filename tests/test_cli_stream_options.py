@@ -1,0 +1,45 @@
+"""The dashboard's options of ``kitefan stream`` reject what they cannot show, in one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def stream(*args: str, runtime: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kitefan", "stream", "--demo", "--format", "jsonl", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "KITEFAN_RUNTIME_DIR": str(runtime)},
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (
+            ["--watch", "NSE:INFY,NSE:NOPE"],
+            "Error: Invalid value for --watch: 'NSE:NOPE' is not a symbol of this stream (give a "
+            "token or EXCHANGE:TRADINGSYMBOL of the config's symbols)",
+        ),
+        (["--depth", "NSE:INFY,NSE:TCS"], "Error: Invalid value for --depth: one symbol, not 2"),
+        (
+            ["--sort", "price"],
+            "Error: Invalid value for '--sort': Value error, 'price' is not one of 'movers', "
+            "'active', 'volume', 'symbol'.",
+        ),
+    ],
+)
+def test_bad_dashboard_options_are_usage_errors(
+    args: list[str], error: str, tmp_path: Path
+) -> None:
+    done = stream(*args, "--duration", "1", runtime=tmp_path)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines()[-1] == error
