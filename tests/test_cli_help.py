@@ -37,6 +37,7 @@ def test_every_command_is_there() -> None:
         ["simulate"],
         ["stats"],
         ["stream"],
+        ["tail"],
     ]
 
 
