@@ -12,7 +12,8 @@ runs unchanged on a local feed or a remote one::
             if isinstance(item, TickBatch):
                 for tick in item.ticks: ...
 
-Reading is ``XREAD BLOCK`` in batches of ``count`` entries, from ``start``: ``"now"`` (what is
+Reading is ``XREAD BLOCK`` in batches of at most ``count`` entries and about ``max_bytes``, from
+``start``: ``"now"`` (what is
 published from now on), ``"start"`` (everything the stream still holds) or an entry id. With
 ``group``, it reads through a Redis consumer group (``XREADGROUP``; the group is created at
 ``start`` if it does not exist), so several readers share the entries, each entry going to one of
@@ -57,6 +58,8 @@ class RemoteFeed:
         group: read through this consumer group; ``consumer`` names this reader in it (default:
             ``HOSTNAME:PID``).
         count: entries per read at most.
+        max_bytes: about how many bytes one read asks for: fewer entries than ``count`` when
+            they are big (from the sizes seen so far), so that one reply never takes long.
         block_ms: how long one read waits for entries.
         on_warning: told once per outage that Redis cannot be read.
     """
@@ -70,6 +73,7 @@ class RemoteFeed:
         group: str | None = None,
         consumer: str | None = None,
         count: int = 1000,
+        max_bytes: int = 4 * 1024 * 1024,
         block_ms: int = 500,
         on_warning: Callable[[str], None] | None = None,
         backoff: Backoff | None = None,
@@ -85,6 +89,9 @@ class RemoteFeed:
         self.group = group
         self.consumer = consumer or node_name()
         self.count = count
+        self.max_bytes = max_bytes
+        # A running mean of the entries' sizes; the first read asks for a few entries only.
+        self._entry_bytes = max_bytes / 16
         self.block_ms = block_ms
         self.on_warning = on_warning
         self.backoff = backoff or Backoff(initial_s=0.2, factor=2.0, max_s=5.0, jitter=0.2)
@@ -168,6 +175,7 @@ class RemoteFeed:
                 client = await self._reconnect()
                 if client is None:
                     continue
+            count = max(1, min(self.count, int(self.max_bytes / self._entry_bytes)))
             try:
                 await self._ack(client)
                 if self.group is not None:
@@ -175,30 +183,39 @@ class RemoteFeed:
                         self.group,
                         self.consumer,
                         {self.stream: ">"},
-                        count=self.count,
+                        count=count,
                         block=self.block_ms,
                     )
                 else:
                     reply = await client.xread(
-                        {self.stream: self._last_id}, count=self.count, block=self.block_ms
+                        {self.stream: self._last_id}, count=count, block=self.block_ms
                     )
             except BrokerError:
                 raise
             except Exception as exc:
+                _raise_if_cancelled()
                 if _is_missing_group(exc):
                     await self._create_group(client)
                     continue
                 await self._lost(exc)
                 continue
+            # A reply already buffered completes the await without yielding: yield here, so that a
+            # reader with a backlog never starves the loop, and see a cancellation redis-py took.
+            await asyncio.sleep(0)
+            _raise_if_cancelled()
             now = time.perf_counter()
             out: list[Entry] = []
+            size = 0
             for _, messages in reply or ():
                 for entry_id, fields in messages:
+                    size += sum(len(value) for value in fields.values())
                     out.append(decode_entry(entry_id, fields, now))
                     self._last_id = entry_id
                     if self.group is not None:
                         self._unacked.append(entry_id)
             self.entries_read += len(out)
+            if out:
+                self._entry_bytes = 0.5 * self._entry_bytes + 0.5 * size / len(out)
             await self._names_for(client, out)
             return out
 
@@ -286,6 +303,14 @@ class RemoteFeed:
                 self.on_warning(
                     f"cannot read stream {self.stream} at {self.url.shown} ({text}): retrying"
                 )
+
+
+def _raise_if_cancelled() -> None:
+    """Cancelled while redis-py read a reply, it may raise a connection error instead: the
+    cancellation must still end the reader, not look like Redis going away."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _is_missing_group(exc: BaseException) -> bool:

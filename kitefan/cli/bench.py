@@ -28,6 +28,7 @@ class Which(StrEnum):
     DECODE = "decode"
     E2E = "e2e"
     LOAD = "load"
+    FANOUT = "fanout"
     ALL = "all"
 
 
@@ -49,7 +50,9 @@ def bench(
         typer.Argument(
             help="decode: kitefan's decoder vs the official parser, same bytes. e2e: simulator "
             "at full rate -> manager -> consumer, kitefan vs the official client. load: 27,000 "
-            "full-mode symbols at 1 tick/s: CPU, memory, latency. all: each in turn (~1 min)."
+            "full-mode symbols at 1 tick/s: CPU, memory, latency. fanout: simulator -> stream "
+            "--publish -> Redis -> tail, vs on_ticks doing XADD per tick (needs redis-server). "
+            "all: each in turn (~2 min)."
         ),
     ] = Which.ALL,
     rounds: Annotated[
@@ -59,7 +62,7 @@ def bench(
             min=1,
             help=f"Rounds of each benchmark (load: runs); figures are medians "
             f"[default: decode {DEFAULTS['decode'][0]}, e2e {DEFAULTS['e2e'][0]}, "
-            f"load {DEFAULTS['load'][0]}].",
+            f"load {DEFAULTS['load'][0]}, fanout {DEFAULTS['fanout'][0]}].",
             show_default=False,
         ),
     ] = None,
