@@ -167,3 +167,38 @@ async def test_the_library_iterates_batches_and_refuses_json_entries() -> None:
     ]
     assert [i.ticks for i in seen] == [x.ticks for x in batches]  # type: ignore[union-attr]
     assert str(caught.value).startswith('stream s holds JSON ticks (format = "json"), not frames')
+
+
+async def test_a_reader_under_traffic_ends_when_cancelled() -> None:
+    """Cancelled while entries keep coming (XADD beside it), the reader ends, every time."""
+    async with running_redis() as redis:
+        client = redis.client()
+        frame = frame_fields(
+            TickBatch.of_ticks("alpha", 0, [Tick.ltp((t << 8) | 1, 100) for t in range(1, 3000)]),
+            b"n",
+        )
+
+        async def produce() -> None:
+            while True:
+                await client.xadd("s", frame, maxlen=1000)
+                await asyncio.sleep(0.002)
+
+        producer = asyncio.get_running_loop().create_task(produce())
+        try:
+            for i in range(6):
+                async with RemoteFeed(redis.url, stream="s", start="now") as feed:
+
+                    async def consume(feed: RemoteFeed = feed) -> None:
+                        async for item in feed.ticks():
+                            assert len(item.ticks) == 2999
+
+                    task = asyncio.get_running_loop().create_task(consume())
+                    await asyncio.sleep(0.3 + i * 0.037)
+                    task.cancel()
+                    async with asyncio.timeout(5):
+                        await asyncio.gather(task, return_exceptions=True)
+                    assert task.cancelled()
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+            await client.aclose()
