@@ -88,6 +88,17 @@ class FanoutResult:
         ratios = [a["ticks_per_s"] / b["ticks_per_s"] for a, b in pairs if b.get("ticks_per_s")]
         return statistics.median(ratios) if ratios else None
 
+    def cpu_ratio(self) -> float | None:
+        """The baseline's CPU per tick over kitefan's, all three processes, per round."""
+
+        def total(run: dict[str, Any]) -> float | None:
+            parts = [run.get(f"{side}_cpu_per_100k_s") for side in ("publish", "tail", "redis")]
+            return None if None in parts else sum(p for p in parts if p is not None)
+
+        pairs = zip(self.runs.get(KITEFAN, []), self.runs.get(OFFICIAL, []), strict=False)
+        ratios = [b / a for a, b in ((total(x), total(y)) for x, y in pairs) if a and b is not None]
+        return statistics.median(ratios) if ratios else None
+
     def figures(self) -> list[Figure]:
         n = len(self.runs.get(KITEFAN, []))
         rate = self.median(KITEFAN, "ticks_per_s")
@@ -146,6 +157,16 @@ class FanoutResult:
                     samples=m,
                 )
             )
+        out.append(
+            Figure(
+                "fanout",
+                "baseline / kitefan CPU per tick",
+                self.cpu_ratio(),
+                "x",
+                samples=min(n, m),
+                note="publisher + reader + redis-server, per-round ratio, median",
+            )
+        )
         out.append(
             Figure(
                 "fanout",
@@ -269,13 +290,8 @@ def run_fanout_benchmark(
                 )
                 if pipeline == OFFICIAL:
                     spec["connections"] = connection_subscriptions(client_config(spec))
-                sim0, wall0 = cpu_seconds(sim.pid), time.perf_counter()
+                spec["simulator_pid"] = sim.pid
                 run = _pipeline(pipeline, spec, redis.pid, timeout_s=60.0 + warmup_s + seconds)
-                sim1, wall1 = cpu_seconds(sim.pid), time.perf_counter()
-                if sim0 is not None and sim1 is not None:
-                    # Over the whole run (subscribe burst included): near 100 %, the simulator
-                    # could send no faster.
-                    run["simulator_cpu_share"] = (sim1 - sim0) / (wall1 - wall0)
             runs[pipeline].append(run)
             if progress is not None:
                 progress(
@@ -345,6 +361,8 @@ def _pipeline(
         "tail_cpu_per_100k_s": _per_100k(tail["cpu_s"], ticks),
         "redis_cpu_per_100k_s": _per_100k(redis_cpu, publish.get("total_ticks")),
         "publish_dropped_ticks": publish.get("dropped", 0),
+        # Over the publisher's window: near 100 %, the simulator could send no faster.
+        "simulator_cpu_share": publish.get("simulator_cpu_share"),
         "publish": publish,
         "tail": tail,
     }
@@ -379,9 +397,12 @@ async def _publish(spec: dict[str, Any]) -> dict[str, Any]:
             while not publisher.published_ticks:  # noqa: ASYNC110 - a counter, no event
                 await asyncio.sleep(0.01)
         await asyncio.sleep(warmup)
+        sim_pid = spec.get("simulator_pid")
+        s0 = cpu_seconds(sim_pid) if sim_pid else None
         t0, c0, p0 = time.perf_counter(), time.process_time(), publisher.published_ticks
         await asyncio.sleep(seconds)
         t1, c1, p1 = time.perf_counter(), time.process_time(), publisher.published_ticks
+        s1 = cpu_seconds(sim_pid) if sim_pid else None
         # Keep publishing while the reader finishes its window.
         await asyncio.sleep(1.0)
         total = publisher.published_ticks
@@ -394,6 +415,7 @@ async def _publish(spec: dict[str, Any]) -> dict[str, Any]:
         "cpu_s": c1 - c0,
         "total_ticks": total,
         "dropped": dropped,
+        "simulator_cpu_share": None if s0 is None or s1 is None else (s1 - s0) / (t1 - t0),
     }
 
 
