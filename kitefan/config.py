@@ -6,12 +6,14 @@ filters over the instruments dump) to an instrument token with its mode and pin,
 everything, reporting every problem at once, each with its place (``keys[1].api_key: missing``).
 Relative paths in a config resolve against the directory of the config file.
 
-Secrets (api keys and access tokens) live only in :class:`Credential`, whose repr hides them; no
-message, warning or dump of this module contains one except masked (``abcd…34``).
+Secrets (api keys and access tokens) live only in :class:`Credential`, whose repr hides them, and
+the Redis password of ``[publish]`` only in :class:`RedisURL`, shown masked; no message, warning or
+dump of this module contains one except masked (``abcd…34``).
 
 Owns: the config types, finding, loading and validating the file, checking the symbols and modes
 given to a running feed (``spec_of``, ``parse_token``, ``parse_mode``), the starter config, the
-masked dump, masking secrets. Must not import rich, typer, asyncio or websockets.
+masked dump, masking secrets, the ``[publish]`` table and Redis URLs. Must not import rich, typer,
+asyncio or websockets.
 """
 
 from __future__ import annotations

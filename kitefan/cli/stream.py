@@ -2,7 +2,9 @@
 
 Next to the feed it serves the control socket of its config (:mod:`kitefan.control`, what
 ``kitefan stats`` and ``kitefan distribute`` talk to; SIGHUP re-reads and applies the config
-file) and, with ``--metrics HOST:PORT``, a Prometheus endpoint (:mod:`kitefan.metrics`).
+file), with ``--metrics HOST:PORT``, a Prometheus endpoint (:mod:`kitefan.metrics`), and with
+``--publish`` (or the config's ``[publish]``) a publisher of every frame and event to a Redis
+stream (:mod:`kitefan.publish`), its own consumer of the feed; ``--format none`` writes no records.
 
 A stream narrowed with ``--symbols`` or ``--mode`` stays narrowed when its config is applied
 again: the edited file is read and narrowed the same way (the same symbols, their modes and pins
