@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -91,7 +92,8 @@ class Publisher:
         config: the server, stream, ``maxlen`` and format.
         name_of: a token's display name (the JSON format's ``symbol``).
         symbols: the names to write to the ``<stream>:symbols`` hash (token -> name), at each
-            (re)connection.
+            (re)connection and when they change (a config applied to the running feed; looked
+            at once a second).
         buffer_bytes: the bound of the buffer.
         batch_entries: entries per pipelined batch at most.
         backoff: delays between connection attempts.
@@ -133,6 +135,8 @@ class Publisher:
         self._client: Any = None
         self._warned = False
         self._ever_connected = False
+        self._names_sent: Mapping[int, str] = {}
+        self._names_checked = 0.0
 
     def __repr__(self) -> str:
         return f"Publisher({self.config.url.shown} {self.config.stream!r}, {self.state})"
@@ -268,16 +272,18 @@ class Publisher:
             self.published_entries += len(batch)
             self.published_ticks += sum(ticks for _, ticks, _ in batch if ticks > 0)
             self._ready.set()  # wakes a flush waiting for the buffer to empty
+            if time.monotonic() - self._names_checked >= 1.0:
+                try:
+                    await self._send_names(client)
+                except Exception as exc:
+                    await self._lost(exc)
 
     async def _connect(self) -> Any:
         client = redis_client(self.config)
         try:
             await client.ping()
-            if self.symbols is not None and (names := self.symbols()):
-                await client.hset(
-                    symbols_key(self.config.stream),
-                    mapping={str(token): name for token, name in names.items()},
-                )
+            self._names_sent = {}
+            await self._send_names(client)
         except Exception as exc:
             await client.aclose()
             await self._lost(exc)
@@ -291,6 +297,18 @@ class Publisher:
         self.backoff.reset()
         log.info("publishing to %s, stream %s", self.config.url.shown, self.config.stream)
         return client
+
+    async def _send_names(self, client: Any) -> None:
+        """Write the names that changed since they were last written."""
+        self._names_checked = time.monotonic()
+        if self.symbols is None:
+            return
+        names = self.symbols()
+        sent = self._names_sent
+        changed = {str(t): n for t, n in names.items() if sent.get(t) != n}
+        if changed:
+            await client.hset(symbols_key(self.config.stream), mapping=changed)
+        self._names_sent = dict(names)
 
     async def _lost(self, exc: BaseException) -> None:
         password = self.config.url.password

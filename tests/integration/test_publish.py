@@ -289,3 +289,30 @@ async def test_the_password_is_never_shown() -> None:
     for text in shown:
         assert "SENTINEL-" not in text.replace("SENT…", "")
         assert wrong not in text and secret not in text
+
+
+async def test_names_that_change_reach_the_symbols_hash() -> None:
+    names = {s.token: s.name for s in symbols()}
+    async with running_redis() as redis, simulator() as sim:
+        config = make_config(sim.url)
+        target = PublishConfig(parse_redis_url(redis.url))
+        client = redis.client()
+        try:
+            async with FeedManager(config) as feed:
+                publisher = Publisher(target, symbols=lambda: dict(names))
+                task = asyncio.get_running_loop().create_task(publisher.run(feed.events()))
+                await eventually(lambda: publisher.published_entries > 0)
+                first = await client.hgetall(symbols_key("kitefan:frames"))
+                token = symbols()[0].token
+                names[token] = "NSE:RENAMED"
+                names[999_001] = "NSE:ADDED"
+                async with asyncio.timeout(15):
+                    while (await client.hget(symbols_key("kitefan:frames"), "999001")) is None:  # noqa: ASYNC110 - polling Redis, boundedly
+                        await asyncio.sleep(0.05)
+                after = await client.hgetall(symbols_key("kitefan:frames"))
+                await feed.close()
+                await asyncio.wait_for(task, 10)
+        finally:
+            await client.aclose()
+    assert {int(k): v.decode() for k, v in first.items()} == {s.token: s.name for s in symbols()}
+    assert {int(k): v.decode() for k, v in after.items()} == names
