@@ -38,7 +38,7 @@ from kitefan.manager import EventStream
 from kitefan.retry import Backoff
 from kitefan.stats import PublishStats
 
-__all__ = ["BUFFER_BYTES", "Publisher", "redis_client", "scrub"]
+__all__ = ["BUFFER_BYTES", "Publisher", "redis_client", "require_redis", "scrub"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,18 @@ def scrub(text: str, password: str | None) -> str:
     if password:
         text = text.replace(password, "…")
     return text
+
+
+def require_redis() -> None:
+    """Check that redis-py is installed.
+
+    Raises:
+        BrokerError: it is not, with how to install it.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("redis") is None:
+        raise BrokerError("Redis needs redis-py: pip install 'kitefan[redis]'")
 
 
 def redis_client(config: PublishConfig, *, timeout_s: float = 5.0) -> Any:
@@ -112,6 +124,7 @@ class Publisher:
         backoff: Backoff | None = None,
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
+        require_redis()
         self.config = config
         self.name_of = name_of
         self.symbols = symbols

@@ -41,7 +41,7 @@ from kitefan.config import DEFAULT_PUBLISH_STREAM, PublishConfig, RedisURL, pars
 from kitefan.errors import BrokerError
 from kitefan.events import ConnState, Event, KeyState, OrderEvent, StatusEvent, TickBatch
 from kitefan.models import Mode
-from kitefan.publish import redis_client, scrub
+from kitefan.publish import redis_client, require_redis, scrub
 from kitefan.retry import Backoff
 from kitefan.stats import ConnectionStats, FeedStats, KeyStats, RateMeter, key_state
 
@@ -78,6 +78,7 @@ class RemoteFeed:
         on_warning: Callable[[str], None] | None = None,
         backoff: Backoff | None = None,
     ) -> None:
+        require_redis()
         if isinstance(url, str):
             try:
                 url = parse_redis_url(url)
