@@ -137,6 +137,10 @@ def stream(
         for warning in config.warnings:
             warn(warning)
         target = _publish_target(config, publish)
+        if target is not None:
+            from kitefan.publish import require_redis
+
+            require_redis()  # before anything connects
         reload = _reloader(config_file, symbols, mode, demo)
         outcome = asyncio.run(
             _run(
