@@ -6,12 +6,14 @@ filters over the instruments dump) to an instrument token with its mode and pin,
 everything, reporting every problem at once, each with its place (``keys[1].api_key: missing``).
 Relative paths in a config resolve against the directory of the config file.
 
-Secrets (api keys and access tokens) live only in :class:`Credential`, whose repr hides them; no
-message, warning or dump of this module contains one except masked (``abcd…34``).
+Secrets (api keys and access tokens) live only in :class:`Credential`, whose repr hides them, and
+the Redis password of ``[publish]`` only in :class:`RedisURL`, shown masked; no message, warning or
+dump of this module contains one except masked (``abcd…34``).
 
 Owns: the config types, finding, loading and validating the file, checking the symbols and modes
 given to a running feed (``spec_of``, ``parse_token``, ``parse_mode``), the starter config, the
-masked dump, masking secrets. Must not import rich, typer, asyncio or websockets.
+masked dump, masking secrets, the ``[publish]`` table and Redis URLs. Must not import rich, typer,
+asyncio or websockets.
 """
 
 from __future__ import annotations
@@ -40,10 +42,14 @@ from kitefan.models import MODE_RANK, Mode
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_CONFIG_NAME",
+    "DEFAULT_PUBLISH_MAXLEN",
+    "DEFAULT_PUBLISH_STREAM",
     "TUNING_HELP",
     "AppConfig",
     "Credential",
     "KeyConfig",
+    "PublishConfig",
+    "RedisURL",
     "Strategy",
     "SymbolSpec",
     "Tuning",
@@ -54,6 +60,7 @@ __all__ = [
     "mask",
     "needs_instruments",
     "parse_mode",
+    "parse_redis_url",
     "parse_token",
     "select_symbols",
     "spec_of",
@@ -257,6 +264,7 @@ class AppConfig:
         instruments: the instruments dump (absolute), if configured.
         api_root: the Kite HTTP API root (``kitefan instruments fetch`` uses it).
         warnings: things worth saying that do not stop the config (duplicates, readable tokens).
+        publish: where ``kitefan stream`` publishes its frames (``[publish]``), if anywhere.
     """
 
     source: str
@@ -271,11 +279,110 @@ class AppConfig:
     instruments: Path | None = None
     api_root: str = "https://api.kite.trade"
     warnings: tuple[str, ...] = ()
+    publish: PublishConfig | None = None
 
     @property
     def capacity(self) -> int:
         """How many symbols fit on all keys at the configured limits."""
         return len(self.keys) * self.max_connections_per_key * self.max_symbols_per_connection
+
+
+# [publish]: the Redis stream ``kitefan stream --publish`` writes -----------------------------
+
+#: The stream frames are published to unless ``[publish] stream`` says otherwise.
+DEFAULT_PUBLISH_STREAM = "kitefan:frames"
+#: About how many entries the stream keeps (``XADD MAXLEN ~``) unless ``[publish] maxlen`` says.
+DEFAULT_PUBLISH_MAXLEN = 1_000_000
+_PUBLISH_KEYS = ("url", "stream", "maxlen", "format")
+_PUBLISH_FORMATS = ("frame", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class RedisURL:
+    """A Redis server to publish to or read from: ``redis://[[user]:password@]HOST[:PORT][/DB]``.
+
+    The password is a secret: ``str()`` and ``repr()`` show it masked (:attr:`shown`); only
+    :attr:`password` holds it, for the connection.
+    """
+
+    scheme: str
+    host: str
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "rediss"
+
+    @property
+    def shown(self) -> str:
+        """The URL with its password masked: what messages, dumps and logs show."""
+        auth = ""
+        if self.password is not None:
+            auth = f"{self.username or ''}:{mask(self.password)}@"
+        elif self.username:
+            auth = f"{self.username}@"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{auth}{host}:{self.port}/{self.db}"
+
+    def __str__(self) -> str:
+        return self.shown
+
+
+@dataclass(frozen=True, slots=True)
+class PublishConfig:
+    """Where and how ``kitefan stream`` publishes: one ``XADD`` entry per frame.
+
+    Attributes:
+        url: the Redis server.
+        stream: the stream's key.
+        maxlen: about how many entries the stream keeps (``MAXLEN ~``, approximate trimming).
+        format: ``"frame"`` (the frame's bytes) or ``"json"`` (the ticks as JSON records).
+    """
+
+    url: RedisURL
+    stream: str = DEFAULT_PUBLISH_STREAM
+    maxlen: int = DEFAULT_PUBLISH_MAXLEN
+    format: str = "frame"
+
+
+def parse_redis_url(text: str) -> RedisURL:
+    """Read ``redis://[[user]:password@]HOST[:PORT][/DB]`` (or ``rediss://`` for TLS).
+
+    Raises:
+        ValueError: what is wrong, in a message that never holds the password.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("redis", "rediss"):
+        raise ValueError(
+            "must be redis://[[user]:password@]HOST[:PORT][/DB] (or rediss:// for TLS)"
+        )
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+        if not colon:
+            # redis://PASSWORD@HOST is how some tools write it; take it as the password.
+            username, password = None, unquote(user)
+    try:
+        parts = urlsplit(f"redis://{hostport}")
+        host = parts.hostname or ""
+        port = parts.port or 6379
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    if not host:
+        raise ValueError("names no host: give redis://HOST[:PORT][/DB]")
+    db_text = path.split("?", 1)[0].strip("/")
+    if db_text and (not db_text.isascii() or not db_text.isdigit()):
+        raise ValueError(f"the database must be a number (/0, /1, ...), not /{db_text}")
+    return RedisURL(scheme.lower(), host, port, int(db_text or 0), username, password)
 
 
 def demo_config_path() -> Path:
@@ -337,6 +444,7 @@ _TOP_KEYS = (
     "symbols",
     "select",
     "tuning",
+    "publish",
 )
 _KEY_KEYS = ("id", "api_key", "access_token", "access_token_file", "symbols")
 _SYMBOLS_KEYS = ("quote", "full", "ltp", "files")
@@ -551,6 +659,7 @@ class _Loader:
             instruments = self.path_of(value, "instruments")
         keys = self.keys(raw.get("keys"))
         tuning = self.tuning(raw.get("tuning", {}))
+        publish = self.publish(raw.get("publish"))
         symbols: tuple[SymbolSpec, ...] = ()
         if with_symbols:
             symbols, keys = self.symbols(keys, mode or Mode.QUOTE, instruments)
@@ -570,7 +679,49 @@ class _Loader:
             instruments=instruments,
             api_root=api_root.rstrip("/"),
             warnings=tuple(self.warnings),
+            publish=publish,
         )
+
+    # [publish]
+
+    def publish(self, table: object) -> PublishConfig | None:
+        if table is None:
+            return None
+        if not isinstance(table, dict):
+            self.problem("publish: must be a table ([publish])")
+            return None
+        for key in table:
+            if key not in _PUBLISH_KEYS:
+                self.problem(_unknown("publish.", key, _PUBLISH_KEYS))
+        url: RedisURL | None = None
+        if "url" not in table:
+            self.problem('publish.url: missing; give url = "redis://HOST[:PORT][/DB]"')
+        elif (value := self.string(table, "url", "publish.url", secret=True)) is not None:
+            expanded = self.expand(value, "publish.url")
+            if expanded is not None:
+                try:
+                    url = parse_redis_url(expanded.strip())
+                except ValueError as exc:
+                    self.problem(f"publish.url: {exc}")
+        stream = DEFAULT_PUBLISH_STREAM
+        if (name := self.string(table, "stream", "publish.stream")) is not None:
+            if name.strip():
+                stream = name
+            else:
+                self.problem("publish.stream: must not be empty")
+        maxlen = table.get("maxlen", DEFAULT_PUBLISH_MAXLEN)
+        if isinstance(maxlen, bool) or not isinstance(maxlen, int) or maxlen < 1:
+            self.problem(f"publish.maxlen: must be a positive integer, not {_quoted(maxlen)}")
+            maxlen = DEFAULT_PUBLISH_MAXLEN
+        fmt = table.get("format", "frame")
+        if fmt not in _PUBLISH_FORMATS:
+            self.problem(
+                f"publish.format: must be one of {', '.join(_PUBLISH_FORMATS)}, not {_quoted(fmt)}"
+            )
+            fmt = "frame"
+        if url is None:
+            return None
+        return PublishConfig(url, stream, maxlen, fmt)
 
     # [[keys]]
 
@@ -1254,6 +1405,13 @@ def dump_config(config: AppConfig) -> str:
         by_mode.setdefault(spec.mode.value, []).append(shown(spec.token))
     doc["symbols"] = {mode.value: by_mode[mode.value] for mode in Mode if mode.value in by_mode}
     doc["tuning"] = dataclasses.asdict(config.tuning)
+    if config.publish is not None:
+        doc["publish"] = {
+            "url": config.publish.url.shown,
+            "stream": config.publish.stream,
+            "maxlen": config.publish.maxlen,
+            "format": config.publish.format,
+        }
     return tomli_w.dumps(doc)
 
 

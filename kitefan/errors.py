@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "AuthError",
+    "BrokerError",
     "CodecError",
     "ConfigError",
     "ControlError",
@@ -205,3 +206,10 @@ class InstrumentsError(KitefanError):
 
 class NoUsableKeyError(FeedError):
     """Every key was refused by the server: nothing can stream (exit code 4)."""
+
+
+class BrokerError(KitefanError):
+    """Redis could not be reached or read, or a stream entry is not one kitefan wrote.
+
+    Its message never holds the Redis password.
+    """

@@ -40,7 +40,7 @@ import random
 import time
 import weakref
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import Generic, Self, TypeVar
@@ -76,6 +76,7 @@ from kitefan.stats import (
     FeedStats,
     KeyStats,
     LoopLagMeter,
+    PublishStats,
     key_state,
     percentile_of_counts,
 )
@@ -390,6 +391,8 @@ class FeedManager:
         self._failure: BaseException | None = None
         # Consumers woken with ticks that have not run yet (see handing_over).
         self._handing_over = 0
+        # What publishes this feed to Redis reports here (see report_publishing).
+        self._publishing: Callable[[], PublishStats] | None = None
 
     # Lifecycle
 
@@ -679,7 +682,13 @@ class FeedManager:
             loop_lag=self._lag.snapshot(asyncio.get_running_loop().time())
             if self._probe is not None
             else None,
+            publish=self._publishing() if self._publishing is not None else None,
         )
+
+    def report_publishing(self, source: Callable[[], PublishStats] | None) -> None:
+        """Include a publisher's figures in :meth:`stats` (``kitefan stats``, metrics);
+        ``None`` stops."""
+        self._publishing = source
 
     def key_stats(self, key_id: str) -> KeyStats:
         """One key and its connections, now."""

@@ -37,7 +37,12 @@ Metrics, labelled ``key`` (the config id) and ``connection`` (0, 1 or 2):
   ``kitefan_never_ticked_symbols``, ``kitefan_last_frame_age_seconds``,
   ``kitefan_connection_uptime_seconds``, ``kitefan_exchange_delay_seconds`` (also ``quantile``,
   whole seconds), ``kitefan_key_state`` (``key``, ``state``: 1 for the key's state, 0 for the
-  others), ``kitefan_uptime_seconds`` (no labels).
+  others), ``kitefan_uptime_seconds`` (no labels);
+* while the stream publishes to Redis (``--publish``), labelled ``stream``: the counters
+  ``kitefan_publish_entries_total``, ``kitefan_publish_ticks_total``,
+  ``kitefan_publish_dropped_ticks_total``, ``kitefan_publish_dropped_events_total``,
+  ``kitefan_publish_reconnects_total``, and the gauges ``kitefan_publish_up`` and
+  ``kitefan_publish_buffered_bytes``.
 
 Plus the client library's standard ``process_*`` and ``python_*`` metrics of the stream process.
 
@@ -62,7 +67,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from kitefan.events import ConnState, KeyState
 from kitefan.models import Mode
-from kitefan.stats import ConnectionStats, FeedStats
+from kitefan.stats import ConnectionStats, FeedStats, PublishStats
 
 __all__ = [
     "DEFAULT_HOST",
@@ -211,6 +216,7 @@ class FeedCollector:
         uptime = GaugeMetricFamily("kitefan_uptime_seconds", "Seconds since the stream started.")
         uptime.add_metric([], snapshot.uptime_s)
         return [
+            *_publish_metrics(snapshot.publish),
             *counters.values(),
             orders,
             up,
@@ -222,6 +228,45 @@ class FeedCollector:
             key_state,
             uptime,
         ]
+
+
+def _publish_metrics(publish: PublishStats | None) -> list[Metric]:
+    """What ``--publish`` did (only while the stream publishes to Redis)."""
+    if publish is None:
+        return []
+    labels = ["stream"]
+    values = [publish.stream]
+    families: list[Metric] = []
+    for name, help_, value in (
+        (
+            "kitefan_publish_entries",
+            "Entries written to the Redis stream.",
+            publish.published_entries,
+        ),
+        ("kitefan_publish_ticks", "Ticks written to the Redis stream.", publish.published_ticks),
+        (
+            "kitefan_publish_dropped_ticks",
+            "Ticks that did not reach Redis (buffer full while it was slow or down, or in "
+            "flight when it failed).",
+            publish.dropped_ticks,
+        ),
+        (
+            "kitefan_publish_dropped_events",
+            "Order, status and error events that did not reach Redis.",
+            publish.dropped_events,
+        ),
+        ("kitefan_publish_reconnects", "Connections to Redis made again.", publish.reconnects),
+    ):
+        counter = CounterMetricFamily(name, help_, labels=labels)
+        counter.add_metric(values, value)
+        families.append(counter)
+    up = GaugeMetricFamily("kitefan_publish_up", "1 while Redis takes entries.", labels=labels)
+    up.add_metric(values, 1.0 if publish.state == "connected" else 0.0)
+    buffered = GaugeMetricFamily(
+        "kitefan_publish_buffered_bytes", "Bytes of entries waiting for Redis.", labels=labels
+    )
+    buffered.add_metric(values, publish.buffered_bytes)
+    return [*families, up, buffered]
 
 
 def _field(conn: ConnectionStats, name: str) -> float:

@@ -36,6 +36,7 @@ __all__ = [
     "KeyStats",
     "LoopLag",
     "LoopLagMeter",
+    "PublishStats",
     "RateMeter",
     "Totals",
     "key_state",
@@ -362,13 +363,52 @@ class Totals:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishStats:
+    """What ``kitefan stream --publish`` has done: entries to Redis, and what it dropped.
+
+    ``url`` is shown with its password masked. ``state`` is ``connecting``, ``connected`` or
+    ``down``. Dropped ticks and events did not reach Redis: shed from a full buffer while Redis
+    was slow or down, or in flight when the connection failed.
+    """
+
+    url: str
+    stream: str
+    state: str
+    published_entries: int
+    published_ticks: int
+    dropped_ticks: int
+    dropped_events: int
+    buffered_entries: int
+    buffered_bytes: int
+    reconnects: int
+    last_error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "stream": self.stream,
+            "state": self.state,
+            "published_entries": self.published_entries,
+            "published_ticks": self.published_ticks,
+            "dropped_ticks": self.dropped_ticks,
+            "dropped_events": self.dropped_events,
+            "buffered_entries": self.buffered_entries,
+            "buffered_bytes": self.buffered_bytes,
+            "reconnects": self.reconnects,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class FeedStats:
-    """Every key of a feed, at one moment (``updated_at`` is Unix time)."""
+    """Every key of a feed, at one moment (``updated_at`` is Unix time); ``publish`` is there
+    while the feed publishes to Redis."""
 
     keys: tuple[KeyStats, ...]
     updated_at: float
     uptime_s: float
     loop_lag: LoopLag | None = None
+    publish: PublishStats | None = None
 
     def key(self, key_id: str) -> KeyStats:
         for key in self.keys:
@@ -396,9 +436,10 @@ class FeedStats:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        """The JSON form ``kitefan stats --format json`` prints; scripts rely on its shape."""
+        """The JSON form ``kitefan stats --format json`` prints; scripts rely on its shape
+        (``publish`` is there only while the feed publishes)."""
         totals = self.totals
-        return {
+        document = {
             "keys": [k.as_dict() for k in self.keys],
             "totals": {
                 "ticks": totals.ticks,
@@ -419,6 +460,9 @@ class FeedStats:
             "uptime_s": round(self.uptime_s, 1),
             "loop_lag": None if self.loop_lag is None else self.loop_lag.as_dict(),
         }
+        if self.publish is not None:
+            document["publish"] = self.publish.as_dict()
+        return document
 
 
 def key_state(states: Sequence[ConnState], *, auth_failed: bool, slot_limited: bool) -> KeyState:

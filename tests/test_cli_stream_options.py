@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from processes import kitefan, run_sync
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 def stream(*args: str, runtime: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kitefan", "stream", "--demo", "--format", "jsonl", *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+    return run_sync(
+        *kitefan("stream", "--demo", "--format", "jsonl", *args),
         env={**os.environ, "KITEFAN_RUNTIME_DIR": str(runtime)},
     )
 

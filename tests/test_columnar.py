@@ -6,7 +6,6 @@ fixtures; the same CodecError as the decoder on malformed frames."""
 from __future__ import annotations
 
 import math
-import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings, strategies as st
+from processes import invoke, run_sync
 
 from kitefan import CodecError, Tick, decode_packets
 from kitefan.codec import LAYOUTS, encode_packet, frame_of_packets
@@ -488,8 +488,8 @@ def test_importing_kitefan_does_not_import_numpy_or_pyarrow() -> None:
         "import sys, kitefan, kitefan.events, kitefan.manager; "
         "print(sorted(m for m in ('numpy', 'pyarrow') if m in sys.modules))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout == "[]\n"
+    done = run_sync(sys.executable, "-c", code)
+    assert (done.returncode, done.stdout) == (0, "[]\n")
 
 
 def test_the_columnar_benchmark_reports_every_way_with_the_target_on_arrow() -> None:
@@ -544,13 +544,7 @@ def test_a_table_round_trips_through_parquet(tmp_path: Path) -> None:
 def test_kitefan_bench_columnar_prints_its_figures_as_json() -> None:
     import json
 
-    from typer.testing import CliRunner
-
-    from kitefan.cli import app
-
-    result = CliRunner().invoke(
-        app, ["bench", "columnar", "--rounds", "1", "--seconds", "0.01", "--format", "json"]
-    )
+    result = invoke("bench", "columnar", "--rounds", "1", "--seconds", "0.01", "--format", "json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["command"] == "kitefan bench columnar --rounds 1 --seconds 0.01"

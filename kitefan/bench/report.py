@@ -11,6 +11,7 @@ records   5         0.3 per writer per round (4 writers, interleaved)
 e2e       3         2 per client per round (kitefan, then the official client)
 load      1         20 measured per run, after the subscribe burst and 5 s more
 columnar  5         0.3 per way per round (7 ways, interleaved)
+fanout    3         2 per pipeline per round (kitefan, then the baseline)
 ========  ========  ============================================================
 
 ``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
@@ -32,13 +33,14 @@ from kitefan.bench import Figure, machine
 from kitefan.bench.columnar import run_columnar_benchmark
 from kitefan.bench.decode import run_decode_benchmark
 from kitefan.bench.endtoend import run_endtoend_benchmark
+from kitefan.bench.fanout import run_fanout_benchmark
 from kitefan.bench.load import run_load_benchmark
 from kitefan.bench.records import run_records_benchmark
 
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
 #: The benchmarks, in the order ``all`` runs them.
-BENCHMARKS = ("decode", "records", "e2e", "load", "columnar")
+BENCHMARKS = ("decode", "records", "e2e", "load", "columnar", "fanout")
 
 #: (rounds, seconds) of each benchmark when not given.
 DEFAULTS: dict[str, tuple[int, float]] = {
@@ -47,6 +49,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "e2e": (3, 2.0),
     "load": (1, 20.0),
     "columnar": (5, 0.3),
+    "fanout": (3, 2.0),
 }
 
 
@@ -118,6 +121,10 @@ def run_benchmarks(
             columnar = run_columnar_benchmark(rounds=n, min_s=s, progress=progress)
             figures += columnar.figures()
             details[name] = columnar.as_dict()
+        elif name == "fanout":
+            fanout = run_fanout_benchmark(rounds=n, seconds=s, progress=progress)
+            figures += fanout.figures()
+            details[name] = fanout.as_dict()
         else:
             load = run_load_benchmark(rounds=n, seconds=s, progress=progress)
             figures += load.figures()

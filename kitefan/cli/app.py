@@ -57,6 +57,7 @@ from kitefan.cli import (  # noqa: E402
     simulate as _simulate,
     stats as _stats,
     stream as _stream,
+    tail as _tail,
 )
 
-del _bench, _configure, _distribute, _simulate, _stats, _stream
+del _bench, _configure, _distribute, _simulate, _stats, _stream, _tail

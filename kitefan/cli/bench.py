@@ -31,6 +31,7 @@ class Which(StrEnum):
     E2E = "e2e"
     LOAD = "load"
     COLUMNAR = "columnar"
+    FANOUT = "fanout"
     ALL = "all"
 
 
@@ -54,7 +55,9 @@ def bench(
             "to JSON lines and CSV vs the official parser + json.dumps. e2e: simulator "
             "at full rate -> manager -> consumer, kitefan vs the official client. load: 27,000 "
             "full-mode symbols at 1 tick/s: CPU, memory, latency. columnar: tick batches to "
-            "Arrow and numpy vs Tick + as_dict(). all: each in turn (~1 min)."
+            "Arrow and numpy vs Tick + as_dict(). fanout: simulator -> stream --publish -> "
+            "Redis -> tail, vs on_ticks doing XADD per tick (needs redis-server). "
+            "all: each in turn (~2 min)."
         ),
     ] = Which.ALL,
     rounds: Annotated[
@@ -64,7 +67,8 @@ def bench(
             min=1,
             help=f"Rounds of each benchmark (load: runs); figures are medians "
             f"[default: decode {DEFAULTS['decode'][0]}, records {DEFAULTS['records'][0]}, "
-            f"e2e {DEFAULTS['e2e'][0]}, load {DEFAULTS['load'][0]}].",
+            f"e2e {DEFAULTS['e2e'][0]}, load {DEFAULTS['load'][0]}, "
+            f"columnar {DEFAULTS['columnar'][0]}, fanout {DEFAULTS['fanout'][0]}].",
             show_default=False,
         ),
     ] = None,

@@ -2,7 +2,9 @@
 
 Next to the feed it serves the control socket of its config (:mod:`kitefan.control`, what
 ``kitefan stats`` and ``kitefan distribute`` talk to; SIGHUP re-reads and applies the config
-file) and, with ``--metrics HOST:PORT``, a Prometheus endpoint (:mod:`kitefan.metrics`).
+file), with ``--metrics HOST:PORT``, a Prometheus endpoint (:mod:`kitefan.metrics`), and with
+``--publish`` (or the config's ``[publish]``) a publisher of every frame and event to a Redis
+stream (:mod:`kitefan.publish`), its own consumer of the feed; ``--format none`` writes no records.
 
 A stream narrowed with ``--symbols`` or ``--mode`` stays narrowed when its config is applied
 again: the edited file is read and narrowed the same way (the same symbols, their modes and pins
@@ -24,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -40,7 +42,13 @@ from kitefan.cli.terminal import (
     reported_errors,
     warn,
 )
-from kitefan.config import AppConfig, demo_config_path, find_config_path, load_config
+from kitefan.config import (
+    AppConfig,
+    PublishConfig,
+    demo_config_path,
+    find_config_path,
+    load_config,
+)
 from kitefan.connection import SecretFilter
 from kitefan.control import ControlServer, Reload
 from kitefan.errors import KitefanError
@@ -51,6 +59,10 @@ from kitefan.output import Encoder, RecordOutput
 from kitefan.render.dashboard import SortBy, TickBoard, dashboard
 from kitefan.render.records import COMPILED, csv_header, encode_csv, encode_jsonl
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
+from kitefan.stats import PublishStats
+
+if TYPE_CHECKING:
+    from kitefan.publish import Publisher
 
 __all__ = ["OutputFormat", "stream"]
 
@@ -59,6 +71,7 @@ class OutputFormat(StrEnum):
     LIVE = "live"
     JSONL = "jsonl"
     CSV = "csv"
+    NONE = "none"
 
 
 @app.command()
@@ -79,7 +92,8 @@ def stream(
         OutputFormat | None,
         typer.Option(
             "--format",
-            help="live dashboard, JSON lines or CSV (default: live on a terminal, else jsonl).",
+            help="live dashboard, JSON lines, CSV, or none (headless: with --publish) "
+            "(default: live on a terminal, else jsonl).",
         ),
     ] = None,
     mode: Annotated[
@@ -104,6 +118,15 @@ def stream(
             metavar="HOST:PORT",
             help="Serve Prometheus metrics at http://HOST:PORT/metrics (HOST defaults to "
             "127.0.0.1; port 0 picks a free one, printed on stderr).",
+        ),
+    ] = None,
+    publish: Annotated[
+        str | None,
+        typer.Option(
+            "--publish",
+            metavar="redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
+            help="Also publish every frame and event to a Redis stream (default kitefan:frames; "
+            "the config's [publish] sets it, maxlen and format).",
         ),
     ] = None,
     sort: Annotated[
@@ -158,10 +181,22 @@ def stream(
         for warning in config.warnings:
             warn(warning)
         _DASHBOARD.set(_dashboard_options(config, sort, watch, depth))
+        target = _publish_target(config, publish)
+        if target is not None:
+            from kitefan.publish import require_redis
+
+            require_redis()  # before anything connects
         reload = _reloader(config_file, symbols, mode, demo)
         outcome = asyncio.run(
             _run(
-                config, fmt, duration, demo, config_file=config_file, reload=reload, metrics=address
+                config,
+                fmt,
+                duration,
+                demo,
+                config_file=config_file,
+                reload=reload,
+                metrics=address,
+                publish=target,
             )
         )
         _summary(outcome, fmt)
@@ -182,6 +217,22 @@ def _metrics_address(text: str | None) -> tuple[str, int] | None:
             "read them (no secret is in them)"
         )
     return host, port
+
+
+def _publish_target(config: AppConfig, url: str | None) -> PublishConfig | None:
+    """Where to publish: ``--publish`` (with the config's other [publish] settings), else the
+    config's [publish], else nowhere."""
+    if url is None:
+        return config.publish
+    from kitefan.config import parse_redis_url
+
+    try:
+        target = parse_redis_url(url.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--publish") from None
+    if config.publish is None:
+        return PublishConfig(target)
+    return replace(config.publish, url=target)
 
 
 def _configure_logging(debug: bool, fmt: OutputFormat, log_file: Path | None = None) -> None:
@@ -256,6 +307,7 @@ async def _run(
     config_file: Path,
     reload: Reload,
     metrics: tuple[str, int] | None,
+    publish: PublishConfig | None = None,
 ) -> Outcome:
     loop = asyncio.get_running_loop()
     with StopSignal(duration, deferred=True) as stop:
@@ -276,7 +328,7 @@ async def _run(
                     ) from None
                 err.print(f"kitefan: metrics at {exporter.url}", markup=False, highlight=False)
             output = None
-            if fmt is not OutputFormat.LIVE:
+            if fmt not in (OutputFormat.LIVE, OutputFormat.NONE):
                 output = RecordOutput(sys.stdout.fileno())
                 await output.open()
                 if fmt is OutputFormat.CSV:
@@ -287,6 +339,7 @@ async def _run(
             # Registered before any connection has run (entering the feed does not yield to
             # them), so this stream sees every tick the feed receives.
             events = feed.events()
+            publisher = _publisher(feed, publish, stack) if publish is not None else None
             if exporter is not None:
                 exporter.attach(feed.stats)
             control.attach(feed, reload, metrics_url=exporter.url if exporter else None)
@@ -306,7 +359,8 @@ async def _run(
                     in_thread=not COMPILED,
                 )
             else:
-                await until_stopped(stop, _live(feed, events, demo))
+                work = _live(feed, events, demo) if fmt is OutputFormat.LIVE else _discard(events)
+                await until_stopped(stop, work)
                 seconds = loop.time() - started_at
                 stats = feed.stats()
                 await feed.close()
@@ -320,7 +374,42 @@ async def _run(
                     dropped=events.dropped_ticks,
                     dropped_events=events.dropped_events,
                 )
+            if publisher is not None:
+                outcome = await _published(outcome, *publisher)
     return outcome
+
+
+def _publisher(
+    feed: FeedManager, target: PublishConfig, stack: contextlib.AsyncExitStack
+) -> tuple[Publisher, asyncio.Task[None]]:
+    """The feed's publisher to Redis, started as its own consumer of ``feed.events()``."""
+    from kitefan.publish import Publisher
+
+    publisher = Publisher(
+        target,
+        name_of=feed.name_of,
+        symbols=lambda: {s.token: s.name for s in feed.config.symbols},
+        on_warning=warn,
+    )
+    task = asyncio.get_running_loop().create_task(publisher.run(feed.events()))
+    feed.report_publishing(publisher.stats)
+    stack.push_async_callback(_stop_publisher, task)
+    return publisher, task
+
+
+async def _stop_publisher(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _published(outcome: Outcome, publisher: Publisher, task: asyncio.Task[None]) -> Outcome:
+    """The outcome with the publisher's final figures, once it has flushed (the feed is closed,
+    so its events have ended)."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(3.0):
+            await asyncio.shield(task)
+    return replace(outcome, stats=replace(outcome.stats, publish=publisher.stats()))
 
 
 def _encoder(fmt: OutputFormat, name_of: Callable[[int], str]) -> Encoder:
@@ -385,6 +474,13 @@ def _streamed(feed: FeedManager) -> list[int]:
     return [spec.token for spec in feed.config.symbols if plan.where(spec.token) is not None]
 
 
+async def _discard(events: EventStream[Event]) -> None:
+    """Headless (``--format none``): take what the feed hands on, so nothing counts as dropped
+    that only this output would have written."""
+    async for _ in events:
+        events.drain()
+
+
 async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> None:
     options = _DASHBOARD.get() or _DashboardOptions()
     name_of = feed.name_of
@@ -436,13 +532,25 @@ def _summary(outcome: Outcome, fmt: OutputFormat) -> None:
     why = {"duration": "duration reached", "SIGINT": "interrupted", "SIGTERM": "terminated"}.get(
         outcome.reason, outcome.reason or "stopped"
     )
-    written = "" if fmt is OutputFormat.LIVE else f"{outcome.written:,} written, "
+    written = (
+        "" if fmt in (OutputFormat.LIVE, OutputFormat.NONE) else f"{outcome.written:,} written, "
+    )
     events = f", {outcome.dropped_events:,} events dropped" if outcome.dropped_events else ""
     err.print(
         f"kitefan: {why} after {outcome.seconds:.1f} s: {outcome.received:,} ticks from "
         f"{len(stats.keys)} keys ({totals.symbols:,} symbols), {written}"
         f"{outcome.dropped:,} dropped{events}, {totals.reconnects} reconnects, "
-        f"{totals.decode_errors} undecodable frames",
+        f"{totals.decode_errors} undecodable frames{_published_line(stats.publish)}",
         markup=False,
         highlight=False,
+    )
+
+
+def _published_line(publish: PublishStats | None) -> str:
+    if publish is None:
+        return ""
+    events = f", {publish.dropped_events:,} events" if publish.dropped_events else ""
+    return (
+        f"; published {publish.published_ticks:,} ticks to {publish.url} {publish.stream} "
+        f"({publish.dropped_ticks:,} ticks{events} dropped)"
     )

@@ -219,6 +219,22 @@ def _table(title: str, columns: Sequence[str], document: Mapping[str, Any]) -> T
     return table
 
 
+def _publish_line(publish: Mapping[str, Any]) -> Text:
+    """What ``--publish`` does: Redis, its stream, and what did not reach it."""
+    state = str(publish["state"])
+    line = Text.assemble(
+        "publishing to ",
+        f"{publish['url']} {publish['stream']}: ",
+        (state, "green" if state == "connected" else "bold red"),
+        f", {publish['published_ticks']:,} ticks in {publish['published_entries']:,} entries, "
+        f"{publish['dropped_ticks']:,} ticks and {publish['dropped_events']:,} events dropped, "
+        f"{publish['reconnects']} reconnects",
+    )
+    if state != "connected" and publish.get("last_error"):
+        line.append(f" ({publish['last_error']})")
+    return line
+
+
 def stats_view(
     document: Mapping[str, Any],
     *,
@@ -248,6 +264,8 @@ def stats_view(
         f"{totals['reconnects']} reconnects, {totals['drops']:,} dropped"
     )
     parts: list[RenderableType] = [header, summary]
+    if (publish := document.get("publish")) is not None:
+        parts.append(_publish_line(publish))
     if width >= 120:
         parts.append(_table("connections", (*_STATE, *_TRAFFIC), document))
     else:

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from processes import run_sync
 from streams import KEYS, ROOT, account, kitefan, nse, write_config
 
 from kitefan.simulator import Simulator
@@ -41,9 +41,11 @@ class Pane:
         self.height = height
 
     def tmux(self, *args: str) -> str:
-        return subprocess.run(
-            ["tmux", "-S", self.server, *args], check=True, capture_output=True, text=True
-        ).stdout
+        """Run a tmux command; what it prints (the screen, for capture-pane) is checked for
+        secrets as every command's output is."""
+        done = run_sync("tmux", "-S", self.server, *args)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
 
     def screen(self) -> list[str]:
         lines = self.tmux("capture-pane", "-p", "-t", "kitefan").splitlines()
@@ -96,11 +98,11 @@ def pane(args: list[str], env: dict[str, str], width: int, height: int) -> Itera
     finally:
         # Ctrl-C, and wait until the stream has ended (bounded): killing the server would send
         # it SIGHUP, which a stream takes as "apply the config again", not "stop".
-        subprocess.run(["tmux", "-S", server, "send-keys", "-t", "kitefan", "C-c"], check=False)
+        run_sync("tmux", "-S", server, "send-keys", "-t", "kitefan", "C-c")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not any("EXITED" in line for line in view.screen()):
             time.sleep(0.1)
-        subprocess.run(["tmux", "-S", server, "kill-server"], check=False, capture_output=True)
+        run_sync("tmux", "-S", server, "kill-server")
         shutil.rmtree(directory, ignore_errors=True)
 
 
