@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import pytest
 from processes import kitefan, run_sync
 
-if TYPE_CHECKING:
-    import subprocess
 
-
-def stream(*args: str, runtime: Path) -> subprocess.CompletedProcess[str]:
+def stream(*args: str, runtime: Path) -> Any:
     return run_sync(
         *kitefan("stream", "--demo", "--format", "jsonl", *args),
         env={**os.environ, "KITEFAN_RUNTIME_DIR": str(runtime)},
