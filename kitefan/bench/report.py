@@ -9,6 +9,7 @@ benchmark rounds    seconds
 decode    5         0.3 per parser per round (3 parsers, interleaved)
 e2e       3         2 per client per round (kitefan, then the official client)
 load      1         20 measured per run, after the subscribe burst and 5 s more
+cli       1         20 measured per case (slow reader, max rate: 10), after 5 s more
 ========  ========  ============================================================
 
 ``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
@@ -27,6 +28,7 @@ from typing import Any
 
 from kitefan import __version__
 from kitefan.bench import Figure, machine
+from kitefan.bench.cli_load import run_cli_benchmark
 from kitefan.bench.decode import run_decode_benchmark
 from kitefan.bench.endtoend import run_endtoend_benchmark
 from kitefan.bench.load import run_load_benchmark
@@ -34,10 +36,15 @@ from kitefan.bench.load import run_load_benchmark
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
 #: The benchmarks, in the order ``all`` runs them.
-BENCHMARKS = ("decode", "e2e", "load")
+BENCHMARKS = ("decode", "e2e", "load", "cli")
 
 #: (rounds, seconds) of each benchmark when not given.
-DEFAULTS: dict[str, tuple[int, float]] = {"decode": (5, 0.3), "e2e": (3, 2.0), "load": (1, 20.0)}
+DEFAULTS: dict[str, tuple[int, float]] = {
+    "decode": (5, 0.3),
+    "e2e": (3, 2.0),
+    "load": (1, 20.0),
+    "cli": (1, 20.0),
+}
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,10 @@ def run_benchmarks(
             e2e = run_endtoend_benchmark(rounds=n, seconds=s, progress=progress)
             figures += e2e.figures()
             details[name] = e2e.as_dict()
+        elif name == "cli":
+            cli = run_cli_benchmark(rounds=n, seconds=s, progress=progress)
+            figures += cli.figures()
+            details[name] = cli.as_dict()
         else:
             load = run_load_benchmark(rounds=n, seconds=s, progress=progress)
             figures += load.figures()

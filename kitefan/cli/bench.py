@@ -28,6 +28,7 @@ class Which(StrEnum):
     DECODE = "decode"
     E2E = "e2e"
     LOAD = "load"
+    CLI = "cli"
     ALL = "all"
 
 
@@ -49,7 +50,9 @@ def bench(
         typer.Argument(
             help="decode: kitefan's decoder vs the official parser, same bytes. e2e: simulator "
             "at full rate -> manager -> consumer, kitefan vs the official client. load: 27,000 "
-            "full-mode symbols at 1 tick/s: CPU, memory, latency. all: each in turn (~1 min)."
+            "full-mode symbols at 1 tick/s: CPU, memory, latency. cli: kitefan stream itself at "
+            "that load (--rate 2): jsonl, the dashboard, a slow reader, max rate to a file. all: "
+            "each in turn (~4 min)."
         ),
     ] = Which.ALL,
     rounds: Annotated[
