@@ -10,7 +10,8 @@ Modules: :mod:`~kitefan.bench.decode` (decode throughput), :mod:`~kitefan.bench.
 (simulator at full rate → manager → counting consumer), :mod:`~kitefan.bench.official` (the same
 with the official client, run in its own process), :mod:`~kitefan.bench.load` (the realistic full
 load: CPU share, memory, latency), :mod:`~kitefan.bench.harness` (processes and readings) and
-:mod:`~kitefan.bench.report` (figures, targets, the report).
+:mod:`~kitefan.bench.report` (figures, targets, the report). :mod:`~kitefan.bench.cli_load`
+measures ``kitefan stream`` itself, in its own process, at the realistic load.
 
 Owns: :func:`machine` and :class:`Figure`. Must not import asyncio, websockets, rich or typer.
 """
