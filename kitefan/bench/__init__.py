@@ -49,10 +49,11 @@ class Figure:
     """One measured figure, with its target when the design sets one.
 
     Attributes:
-        benchmark: ``decode``, ``e2e`` or ``load``.
+        benchmark: ``decode``, ``e2e``, ``load`` or ``cli``.
         name: what was measured, as the table shows it.
         value: the median (or the percentile the name says); ``None`` if it could not be measured.
-        unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``.
+        unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``; ``cli``'s also ``lines/s``,
+            ``ticks`` (a count) and ``reconnects``.
         target: the design's target, as text (``>= 10x``), or empty.
         ok: whether the value meets the target; ``None`` without a target or a value.
         samples: how many rounds, windows or frames the figure is taken over.

@@ -165,7 +165,7 @@ class CliLoadResult:
         out: list[Figure] = []
         load = f"{self.symbols:,} full symbols, {self.keys} keys, --rate {self.rate:g}"
         for case, label, cpu_target in (
-            (JSONL, "jsonl > /dev/null", TARGET_JSONL_CPU_SHARE),
+            (JSONL, "jsonl", TARGET_JSONL_CPU_SHARE),
             (DASHBOARD, "dashboard", TARGET_DASHBOARD_CPU_SHARE),
         ):
             if case in self.runs:
@@ -189,19 +189,24 @@ class CliLoadResult:
         drops = self.median(case, "drops")
         summary_drops = [r["summary"]["dropped"] for r in self.runs[case] if r.get("summary")]
         span = f"{self.seconds:g} s a run after {self.warmup_s:g} s of warm-up"
+        what = (
+            "kitefan stream --format jsonl > /dev/null"
+            if case == JSONL
+            else (f"kitefan stream in a {_COLUMNS}x{_ROWS} pseudo-terminal")
+        )
         sim = self.median(case, "simulator_cpu_share")
         figures = [
             Figure(
                 "cli",
-                f"{label}: ticks/s received",
+                f"{label}: ticks/s",
                 self.median(case, "ticks_per_s"),
                 "ticks/s",
                 samples=n,
-                note=f"{load}; simulator {_pct(sim)} of a core; {self._loads(case)}",
+                note=f"{what}, {load}; simulator {_pct(sim)} of a core; {self._loads(case)}",
             ),
             Figure(
                 "cli",
-                f"{label}: CPU share of one core",
+                f"{label}: CPU, one core",
                 None if share is None else share * 100,
                 "%",
                 target=f"< {cpu_target:.0%}".replace("%", " %"),
@@ -211,7 +216,7 @@ class CliLoadResult:
             ),
             Figure(
                 "cli",
-                f"{label}: resident memory, peak",
+                f"{label}: peak RSS",
                 peak,
                 "MB",
                 target=f"< {TARGET_RSS_MB:.0f} MB" if case == JSONL else "",
@@ -222,7 +227,7 @@ class CliLoadResult:
             ),
             Figure(
                 "cli",
-                f"{label}: event-loop lag p99",
+                f"{label}: loop lag p99",
                 p99,
                 "ms",
                 target=f"< {TARGET_LAG_P99_MS:g} ms",
@@ -232,7 +237,7 @@ class CliLoadResult:
             ),
             Figure(
                 "cli",
-                f"{label}: event-loop lag max",
+                f"{label}: loop lag max",
                 lag_max,
                 "ms",
                 target=f"< {TARGET_LAG_MAX_MS:g} ms",
@@ -242,7 +247,7 @@ class CliLoadResult:
             ),
             Figure(
                 "cli",
-                f"{label}: ticks dropped",
+                f"{label}: dropped",
                 drops,
                 "ticks",
                 target="0" if case == JSONL else "",
@@ -261,11 +266,14 @@ class CliLoadResult:
         lag_max = self.median(case, "resume", "loop_lag_ms", "max")
         p99 = self.median(case, "resume", "loop_lag_ms", "p99")
         stall_max = self.median(case, "stall", "loop_lag_ms", "max")
-        what = f"after {self.stall_s:g} s without reading, {self.resume_s:g} s reading flat out"
+        what = (
+            f"kitefan stream --format jsonl | a reader that stops for {self.stall_s:g} s, then "
+            f"reads flat out for {self.resume_s:g} s"
+        )
         return [
             Figure(
                 "cli",
-                "slow reader resuming: event-loop lag max",
+                "slow reader: lag max",
                 lag_max,
                 "ms",
                 target=f"< {TARGET_LAG_MAX_MS:g} ms",
@@ -276,7 +284,7 @@ class CliLoadResult:
             ),
             Figure(
                 "cli",
-                "slow reader resuming: event-loop lag p99",
+                "slow reader: lag p99",
                 p99,
                 "ms",
                 target=f"< {TARGET_LAG_P99_MS:g} ms",
@@ -294,7 +302,7 @@ class CliLoadResult:
             ),
             Figure(
                 "cli",
-                "slow reader: ticks dropped",
+                "slow reader: dropped",
                 self.median(case, "drops"),
                 "ticks",
                 samples=n,
@@ -302,7 +310,7 @@ class CliLoadResult:
             ),
             Figure(
                 "cli",
-                "slow reader: kitefan stats answer, max",
+                "slow reader: stats answer",
                 self.median(case, "stats_answer_ms", "max"),
                 "ms",
                 samples=n,
@@ -322,18 +330,19 @@ class CliLoadResult:
         return [
             Figure(
                 "cli",
-                "max rate > file: lines/s",
+                "max rate: lines/s",
                 whole,
                 "lines/s",
                 target=target,
                 ok=None if whole is None else whole >= TARGET_LINES_PER_S,
                 samples=n,
-                note=f"lines in the file / the summary's streaming seconds (subscribe burst "
-                f"included); {self.symbols:,} full symbols; {self._loads(case)}",
+                note=f"simulator --rate max -> kitefan stream --format jsonl > file: lines in "
+                f"the file / the summary's streaming seconds (subscribe burst included); "
+                f"{self.symbols:,} full symbols; {self._loads(case)}",
             ),
             Figure(
                 "cli",
-                "max rate > file: lines/s, steady",
+                "max rate: lines/s steady",
                 steady,
                 "lines/s",
                 target=target,
@@ -344,7 +353,7 @@ class CliLoadResult:
             ),
             Figure(
                 "cli",
-                "max rate: ticks/s received",
+                "max rate: ticks/s",
                 self.median(case, "summary_received_per_s"),
                 "ticks/s",
                 samples=n,
@@ -352,7 +361,7 @@ class CliLoadResult:
             ),
             Figure(
                 "cli",
-                "max rate: ticks dropped",
+                "max rate: dropped",
                 self.median(case, "summary", "dropped"),
                 "ticks",
                 samples=n,
