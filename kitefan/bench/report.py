@@ -1,7 +1,8 @@
 """Run the chosen benchmarks in one go and gather their figures, the machine and the date.
 
 ``kitefan bench`` calls :func:`run_benchmarks` and renders the :class:`BenchReport`. Defaults are
-chosen so that ``kitefan bench all`` finishes in about a minute on a 2-core machine:
+chosen so that ``kitefan bench all`` finishes in about a minute on a 2-core machine, and two
+more with ``cli``:
 
 ========  ========  ============================================================
 benchmark rounds    seconds
