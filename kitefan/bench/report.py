@@ -1,8 +1,8 @@
 """Run the chosen benchmarks in one go and gather their figures, the machine and the date.
 
 ``kitefan bench`` calls :func:`run_benchmarks` and renders the :class:`BenchReport`. Defaults are
-chosen so that ``kitefan bench all`` finishes in about a minute on a 2-core machine, and two
-more with ``cli``:
+chosen so that ``kitefan bench all`` finishes in about three minutes on a 2-core machine (two of
+them ``cli``):
 
 ========  ========  ============================================================
 benchmark rounds    seconds

@@ -52,7 +52,7 @@ def bench(
             "at full rate -> manager -> consumer, kitefan vs the official client. load: 27,000 "
             "full-mode symbols at 1 tick/s: CPU, memory, latency. cli: kitefan stream itself at "
             "that load (--rate 2): jsonl, the dashboard, a slow reader, max rate to a file. all: "
-            "each in turn (~4 min)."
+            "each in turn (~3 min)."
         ),
     ] = Which.ALL,
     rounds: Annotated[
