@@ -13,7 +13,8 @@ Modules: :mod:`~kitefan.bench.decode` (decode throughput), :mod:`~kitefan.bench.
 :mod:`~kitefan.bench.load` (the realistic full load: CPU share, memory, latency),
 :mod:`~kitefan.bench.columnar` (tick batches to Arrow and numpy),
 :mod:`~kitefan.bench.harness` (processes and readings) and :mod:`~kitefan.bench.report` (figures,
-targets, the report).
+targets, the report). :mod:`~kitefan.bench.cli_load` measures ``kitefan stream`` itself, in
+its own process, at the realistic load; :mod:`~kitefan.bench.fanout` the fan-out through Redis.
 
 Owns: :func:`machine` and :class:`Figure`. Must not import asyncio, websockets, rich or typer.
 """
@@ -51,10 +52,11 @@ class Figure:
     """One measured figure, with its target when the design sets one.
 
     Attributes:
-        benchmark: ``decode``, ``records``, ``e2e``, ``load`` or ``columnar``.
+        benchmark: ``decode``, ``records``, ``e2e``, ``load``, ``columnar``, ``fanout`` or ``cli``.
         name: what was measured, as the table shows it.
         value: the median (or the percentile the name says); ``None`` if it could not be measured.
-        unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``.
+        unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``; ``cli``'s also ``lines/s``,
+            ``ticks`` (a count) and ``reconnects``.
         target: the design's target, as text (``>= 10x``), or empty.
         ok: whether the value meets the target; ``None`` without a target or a value.
         samples: how many rounds, windows or frames the figure is taken over.

@@ -1,7 +1,8 @@
 """Run the chosen benchmarks in one go and gather their figures, the machine and the date.
 
 ``kitefan bench`` calls :func:`run_benchmarks` and renders the :class:`BenchReport`. Defaults are
-chosen so that ``kitefan bench all`` finishes in about a minute on a 2-core machine:
+chosen so that ``kitefan bench all`` finishes in about three minutes on a 2-core machine (two of
+them ``cli``):
 
 ========  ========  ============================================================
 benchmark rounds    seconds
@@ -12,6 +13,7 @@ e2e       3         2 per client per round (kitefan, then the official client)
 load      1         20 measured per run, after the subscribe burst and 5 s more
 columnar  5         0.3 per way per round (7 ways, interleaved)
 fanout    3         2 per pipeline per round (kitefan, then the baseline)
+cli       1         20 measured per case (slow reader, max rate: 10), after 5 s more
 ========  ========  ============================================================
 
 ``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
@@ -30,6 +32,7 @@ from typing import Any
 
 from kitefan import __version__
 from kitefan.bench import Figure, machine
+from kitefan.bench.cli_load import run_cli_benchmark
 from kitefan.bench.columnar import run_columnar_benchmark
 from kitefan.bench.decode import run_decode_benchmark
 from kitefan.bench.endtoend import run_endtoend_benchmark
@@ -40,7 +43,7 @@ from kitefan.bench.records import run_records_benchmark
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
 #: The benchmarks, in the order ``all`` runs them.
-BENCHMARKS = ("decode", "records", "e2e", "load", "columnar", "fanout")
+BENCHMARKS = ("decode", "records", "e2e", "load", "columnar", "fanout", "cli")
 
 #: (rounds, seconds) of each benchmark when not given.
 DEFAULTS: dict[str, tuple[int, float]] = {
@@ -50,6 +53,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "load": (1, 20.0),
     "columnar": (5, 0.3),
     "fanout": (3, 2.0),
+    "cli": (1, 20.0),
 }
 
 
@@ -125,6 +129,10 @@ def run_benchmarks(
             fanout = run_fanout_benchmark(rounds=n, seconds=s, progress=progress)
             figures += fanout.figures()
             details[name] = fanout.as_dict()
+        elif name == "cli":
+            cli = run_cli_benchmark(rounds=n, seconds=s, progress=progress)
+            figures += cli.figures()
+            details[name] = cli.as_dict()
         else:
             load = run_load_benchmark(rounds=n, seconds=s, progress=progress)
             figures += load.figures()

@@ -32,6 +32,7 @@ class Which(StrEnum):
     LOAD = "load"
     COLUMNAR = "columnar"
     FANOUT = "fanout"
+    CLI = "cli"
     ALL = "all"
 
 
@@ -56,8 +57,9 @@ def bench(
             "at full rate -> manager -> consumer, kitefan vs the official client. load: 27,000 "
             "full-mode symbols at 1 tick/s: CPU, memory, latency. columnar: tick batches to "
             "Arrow and numpy vs Tick + as_dict(). fanout: simulator -> stream --publish -> "
-            "Redis -> tail, vs on_ticks doing XADD per tick (needs redis-server). "
-            "all: each in turn (~2 min)."
+            "Redis -> tail, vs on_ticks doing XADD per tick (needs redis-server). cli: kitefan "
+            "stream itself at that load (--rate 2): jsonl, the dashboard, a slow reader, max "
+            "rate to a file. all: each in turn (~8 min)."
         ),
     ] = Which.ALL,
     rounds: Annotated[
