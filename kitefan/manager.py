@@ -39,7 +39,7 @@ import logging
 import random
 import time
 import weakref
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from types import TracebackType
@@ -1050,15 +1050,15 @@ class FeedManager:
     def _connection_stats(
         self, index: int, c: ConnectionCounters, conn: FeedConnection | None, now: float
     ) -> ConnectionStats:
-        wanted = conn.session.wanted if conn is not None else {}
-        by_mode = Counter(mode.value for mode in wanted.values())
+        by_mode = conn.session.count_by_mode() if conn is not None else {}
+        symbols = sum(by_mode.values())
         state = conn.state if conn is not None else ConnState.CLOSED
         connected = state is ConnState.CONNECTED
         return ConnectionStats(
             index=index,
             state=state,
-            symbols=len(wanted),
-            symbols_by_mode={m.value: by_mode.get(m.value, 0) for m in Mode},
+            symbols=symbols,
+            symbols_by_mode={m.value: by_mode.get(m, 0) for m in Mode},
             frames=c.frames,
             ticks=c.ticks,
             bytes=c.bytes,

@@ -211,7 +211,7 @@ async def write_records(
     encode: Encoder,
     output: RecordOutput,
     *,
-    chunk_ticks: int = 4096,
+    chunk_ticks: int = 1024,
     in_thread: bool = False,
 ) -> None:
     """Write everything the stream yields until it ends or the reader goes away.

@@ -44,6 +44,7 @@ class FeedSession:
             raise ValueError("batch_size must be at least 1")
         self.batch_size = batch_size
         self._wanted: dict[int, Mode] = {}
+        self._by_mode: dict[Mode, int] | None = None  # counted when asked, until a change
         self._outbox: list[str] = []
         self._open = False
         #: Subscribed tokens that have not ticked since they were subscribed on this socket.
@@ -53,6 +54,19 @@ class FeedSession:
     def wanted(self) -> Mapping[int, Mode]:
         """Token to mode, for every token this connection should carry."""
         return self._wanted
+
+    def count_by_mode(self) -> Mapping[Mode, int]:
+        """How many wanted tokens are in each mode (every mode listed, in wire order).
+
+        Counted once after each change, so that stats taken often cost nothing per symbol.
+        """
+        counts = self._by_mode
+        if counts is None:
+            counts = dict.fromkeys(_MODE_ORDER, 0)
+            for mode in self._wanted.values():
+                counts[mode] += 1
+            self._by_mode = counts
+        return counts
 
     @property
     def is_open(self) -> bool:
@@ -83,6 +97,7 @@ class FeedSession:
         changed: list[tuple[int, Mode]] = []
         for token, mode in items:
             current = self._wanted.get(token)
+            self._by_mode = None
             if current is None:
                 new.append((token, mode))
             elif current is not mode:
@@ -97,6 +112,8 @@ class FeedSession:
     def remove(self, tokens: Iterable[int]) -> None:
         """No longer want these tokens (unknown ones are ignored)."""
         gone = [token for token in tokens if self._wanted.pop(token, None) is not None]
+        if gone:
+            self._by_mode = None
         self.silent.difference_update(gone)
         if self._open:
             for batch in _batches(gone, self.batch_size):

@@ -103,3 +103,16 @@ def test_clear_unsubscribes_everything() -> None:
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
         FeedSession(batch_size=0)
+
+
+def test_the_count_by_mode_follows_every_change() -> None:
+    session = FeedSession(batch_size=500)
+    assert session.count_by_mode() == {Mode.LTP: 0, Mode.QUOTE: 0, Mode.FULL: 0}
+    session.add([(1, Mode.FULL), (2, Mode.FULL), (3, Mode.QUOTE)])
+    assert session.count_by_mode() == {Mode.LTP: 0, Mode.QUOTE: 1, Mode.FULL: 2}
+    session.set_mode([2], Mode.LTP)
+    assert session.count_by_mode() == {Mode.LTP: 1, Mode.QUOTE: 1, Mode.FULL: 1}
+    session.remove([1, 99])
+    assert session.count_by_mode() == {Mode.LTP: 1, Mode.QUOTE: 1, Mode.FULL: 0}
+    session.clear()
+    assert session.count_by_mode() == {Mode.LTP: 0, Mode.QUOTE: 0, Mode.FULL: 0}

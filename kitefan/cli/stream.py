@@ -481,6 +481,10 @@ async def _discard(events: EventStream[Event]) -> None:
         events.drain()
 
 
+#: Ticks the dashboard takes into its board between two turns of the event loop.
+_BOARD_CHUNK_TICKS = 2048
+
+
 async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> None:
     options = _DASHBOARD.get() or _DashboardOptions()
     name_of = feed.name_of
@@ -498,17 +502,23 @@ async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> No
     screen = Console(highlight=False)
     with Live(console=screen, auto_refresh=False, transient=False, redirect_stderr=False) as live:
         while True:
-            if (feed.config, feed.plan) != following:
-                # `kitefan distribute`, SIGHUP or a failover: show what streams now.
+            if feed.config is not following[0] or feed.plan is not following[1]:
+                # `kitefan distribute`, SIGHUP or a failover: show what streams now. (Compared
+                # by identity: a new plan is a new object, and comparing 27,000 symbols by value
+                # four times a second would cost more than the board.)
                 following = (feed.config, feed.plan)
                 board.follow(_streamed(feed), name_of)
                 stats_at = 0.0
-            for item in events.drain():
-                if isinstance(item, TickBatch):
-                    board.update(item)
-                else:
-                    recent.append(item)
-                    stats_at = 0.0
+            # What queued since the last refresh, a chunk at a time, letting the sockets be read
+            # between chunks.
+            while len(events):
+                for item in events.drain(max_ticks=_BOARD_CHUNK_TICKS):
+                    if isinstance(item, TickBatch):
+                        board.update(item)
+                    else:
+                        recent.append(item)
+                        stats_at = 0.0
+                await asyncio.sleep(0)
             if time.monotonic() - stats_at >= 1.0:
                 stats, stats_at = feed.stats(), time.monotonic()
             view = dashboard(
