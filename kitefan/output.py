@@ -246,3 +246,6 @@ async def write_records(
             raise
         if output.reader_gone:
             return
+        # A backlog is queued items that need no wait: without this, the whole of it would be
+        # encoded in one turn of the loop. One chunk, then the sockets.
+        await asyncio.sleep(0)

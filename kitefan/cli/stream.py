@@ -483,6 +483,9 @@ async def _discard(events: EventStream[Event]) -> None:
 
 #: Ticks the dashboard takes into its board between two turns of the event loop.
 _BOARD_CHUNK_TICKS = 2048
+#: How often the dashboard redraws, at most; and drawing takes at most 1 / _DRAW_FACTOR of the time.
+_REFRESH_S = 0.25
+_DRAW_FACTOR = 10
 
 
 async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> None:
@@ -521,6 +524,7 @@ async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> No
                 await asyncio.sleep(0)
             if time.monotonic() - stats_at >= 1.0:
                 stats, stats_at = feed.stats(), time.monotonic()
+            drawing_from = time.monotonic()
             view = dashboard(
                 board,
                 stats,
@@ -533,7 +537,10 @@ async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> No
             )
             # Rendering to the terminal happens in a thread: the sockets keep being read.
             await asyncio.to_thread(live.update, view, refresh=True)
-            await asyncio.sleep(0.25)
+            # Four times a second, unless drawing takes more than a tenth of that: a big screen
+            # of a big board then refreshes less often, rather than at the feed's cost.
+            took = time.monotonic() - drawing_from
+            await asyncio.sleep(max(_REFRESH_S, took * _DRAW_FACTOR) - took)
 
 
 def _summary(outcome: Outcome, fmt: OutputFormat) -> None:
