@@ -16,7 +16,8 @@ waits on the reader with the loop:
   (:meth:`RecordOutput.finish` has a deadline) is discarded and counted in
   :attr:`unwritten_ticks`. So at the end, ``handed == written_ticks + unwritten_ticks``.
 * The reader going away (``EPIPE``: ``kitefan stream | head``) ends the output:
-  :attr:`reader_gone` is set, and later pieces count as unwritten.
+  :attr:`reader_gone` is set, and later pieces count as unwritten. Any other write error (a full
+  disk) ends it too, and :attr:`RecordOutput.failure` says why, for the caller to report.
 
 :func:`write_records` is the loop between a feed's event stream and an output: it takes what is
 queued in chunks of at most ``chunk_ticks`` ticks, encodes them (in a worker thread when the
@@ -35,6 +36,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from kitefan.errors import KitefanError
 from kitefan.events import Event, TickBatch
 from kitefan.manager import EventStream
 
@@ -57,7 +59,7 @@ class _PipeProtocol(asyncio.Protocol):
         self._output._resumed.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._output._lost()
+        self._output._lost(exc)
 
 
 class RecordOutput:
@@ -73,6 +75,8 @@ class RecordOutput:
         self.high_water = high_water
         self.written_ticks = 0
         self.unwritten_ticks = 0
+        #: Why writing stopped, when it was not the reader going away (a full disk).
+        self.failure: KitefanError | None = None
         self._transport: asyncio.WriteTransport | None = None
         self._pipe: IO[bytes] | None = None
         self._was_blocking = True
@@ -146,7 +150,8 @@ class RecordOutput:
                 await asyncio.sleep(0.005)
             self._settle()
             self._discard_pending()
-            transport.abort()
+            if not transport.is_closing():  # a write error closed it already
+                transport.abort()
             self._transport = None
             with contextlib.suppress(OSError):
                 os.set_blocking(self.fd, self._was_blocking)
@@ -162,6 +167,13 @@ class RecordOutput:
         except BrokenPipeError:
             self._gone = True
             self.unwritten_ticks += ticks
+            return
+        except OSError as exc:  # a full disk, a file system gone
+            self._gone = True
+            self.unwritten_ticks += ticks
+            self.failure = KitefanError(
+                f"cannot write the records: {_reason(exc)}; free space or write elsewhere"
+            )
             return
         self.written_ticks += ticks
 
@@ -195,11 +207,19 @@ class RecordOutput:
                 self.unwritten_ticks += ticks
         self._submitted = written
 
-    def _lost(self) -> None:
+    def _lost(self, exc: Exception | None = None) -> None:
+        if exc is not None and not isinstance(exc, BrokenPipeError | ConnectionResetError):
+            self.failure = KitefanError(
+                f"cannot write the records: {_reason(exc)}; free space or write elsewhere"
+            )
         if self._transport is not None and not self._gone:
             self._gone = True
             self._discard_pending()
         self._resumed.set()
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
 
 
 def _ticks_of(items: Sequence[Any]) -> int:

@@ -203,6 +203,8 @@ async def stream_records(
         _raise_failure(writer)
     await output.finish(deadline)
     events.close()
+    if output.failure is not None:
+        raise output.failure
     return Outcome(
         stats=stats,
         reason=reason,

@@ -165,3 +165,18 @@ def _read_for(reader: IO[bytes], seconds: float) -> int:
             break
         total += len(chunk)
     return total
+
+
+async def test_a_full_disk_ends_the_stream_with_one_line(tmp_path: Path) -> None:
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        argv = kitefan("stream", "--demo", "--format", "jsonl", "--duration", "5")
+        async with started(*argv, env=environment(tmp_path), stdout=full) as process:
+            async with asyncio.timeout(60):
+                _, err = await process.communicate()
+    finally:
+        os.close(full)
+    assert process.returncode == 1
+    assert err.decode() == (
+        "error: cannot write the records: No space left on device; free space or write elsewhere\n"
+    )
