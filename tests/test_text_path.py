@@ -122,9 +122,13 @@ def connection_of(feed: FeedManager) -> FeedConnection:
 
 
 def rendered(feed: FeedManager, events: Sequence[Event]) -> str:
-    """The dashboard with these events in its panel (six at a time, as many as it shows)."""
+    """The dashboard with these events in its panel (six at a time, as many as it shows), wide
+    enough that no event line is cut (the dashboard cuts what does not fit, with an ellipsis)."""
     out = io.StringIO()
-    console = Console(file=out, width=200, color_system=None)
+    width = 200 + max(
+        (len(str(getattr(e, "text", getattr(e, "message", "")))) for e in events), default=0
+    )
+    console = Console(file=out, width=width, color_system=None)
     stats = feed.stats()
     for start in range(0, len(events), 6):
         view = dashboard(
@@ -134,7 +138,7 @@ def rendered(feed: FeedManager, events: Sequence[Event]) -> str:
             events[start : start + 6],
             now=AT,
             title="kitefan",
-            width=200,
+            width=width,
             height=40,
         )
         console.print(view)
