@@ -67,6 +67,16 @@ def require_redis() -> None:
         raise BrokerError("Redis needs redis-py: pip install 'kitefan[redis]'")
 
 
+#: How long a stopped publisher waits for its sender to end.
+_SENDER_EXIT_S = 2.0
+
+
+def _cancelled() -> bool:
+    """Whether the running task has been asked to stop (a cancellation pending or swallowed)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def redis_client(config: PublishConfig, *, timeout_s: float = 5.0) -> Any:
     """A ``redis.asyncio.Redis`` for the config's server, without redis-py's own retries (kitefan
     retries with its backoff, and counts).
@@ -208,11 +218,18 @@ class Publisher:
                             await self._idle()
         finally:
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                # Bounded: a sender stuck in a client that swallowed its cancellation must not
+                # hold up the stream's exit.
+                async with asyncio.timeout(_SENDER_EXIT_S):
+                    await asyncio.shield(sender)
             self._shed_all()
             await self._disconnect()
-            if not sender.cancelled() and (error := sender.exception()) is not None:
+            if (
+                sender.done()
+                and not sender.cancelled()
+                and (error := sender.exception()) is not None
+            ):
                 raise error
 
     def _collect(self, item: Event) -> None:
@@ -278,7 +295,9 @@ class Publisher:
                 for entry in batch:
                     self._buffered_bytes += entry[2]
                     self._drop(entry)
-                if not isinstance(exc, Exception):
+                if not isinstance(exc, Exception) or _cancelled():
+                    # redis-py can turn a cancellation into a ConnectionError: a cancelled
+                    # sender must end, not wait for the next entry.
                     raise
                 await self._lost(exc)
                 continue

@@ -14,6 +14,7 @@ from processes import invoke
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.mark.timeout(180)  # two pipelines of four processes each, the official client's included
 def test_bench_fanout_reports_both_sides_of_both_pipelines() -> None:
     if shutil.which("redis-server") is None or importlib.util.find_spec("redis") is None:
         if os.environ.get("CI"):
