@@ -25,6 +25,7 @@ from kitefan.render.records import (
     encode_csv,
     encode_jsonl,
     json_lines,
+    record_pieces,
     reference_csv_rows,
     reference_json_lines,
 )
@@ -360,3 +361,14 @@ def test_heartbeat_and_empty_frames_write_nothing() -> None:
     assert json_lines(events, name_of) == ""
     assert csv_rows(events, name_of) == ""
     assert encode_jsonl(events, name_of) == b""
+
+
+def test_record_pieces_are_each_events_bytes_with_the_ticks_it_holds() -> None:
+    batch = TickBatch("alpha", 1, FRAME_A, 0.0, 1_700_023_531.0)
+    status = StatusEvent("alpha", 1, "connected", "connected", 1_700_023_531.0)
+    assert record_pieces([batch, status], str) == [
+        (encode_jsonl([batch], str), 2),
+        (encode_jsonl([status], str), 0),
+    ]
+    assert record_pieces([batch], str, csv=True) == [(encode_csv([batch], str), 2)]
+    assert encode_jsonl([batch], str).count(b"\n") == 2

@@ -41,11 +41,10 @@ from kitefan.bench.harness import (
     client_spec,
     connection_subscriptions,
     cpu_seconds,
+    full_rate_symbols,
     measured_run,
-    realistic_tokens,
     run_child,
 )
-from kitefan.models import Mode
 
 __all__ = [
     "KITEFAN",
@@ -192,11 +191,6 @@ def _pct(value: float | None) -> str:
     return "?" if value is None else f"{value:.0%}"
 
 
-def _symbols(connections: int, per_connection: int) -> list[tuple[int, Mode]]:
-    tokens = realistic_tokens(connections * per_connection)
-    return [(t, Mode.QUOTE if i % 3 == 1 else Mode.FULL) for i, t in enumerate(tokens)]
-
-
 def run_endtoend_benchmark(
     rounds: int = 3,
     seconds: float = 2.0,
@@ -220,7 +214,7 @@ def run_endtoend_benchmark(
     Raises:
         BenchmarkError: the simulator or a client failed.
     """
-    symbols = _symbols(connections, tokens_per_connection)
+    symbols = full_rate_symbols(connections, tokens_per_connection)
     skipped: dict[str, str] = {}
     if not official:
         skipped[OFFICIAL] = "not asked for"

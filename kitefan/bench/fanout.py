@@ -50,9 +50,8 @@ from kitefan.bench.harness import (
     client_spec,
     connection_subscriptions,
     cpu_seconds,
-    realistic_tokens,
+    full_rate_symbols,
 )
-from kitefan.models import Mode
 
 __all__ = ["FanoutResult", "main", "run_fanout_benchmark"]
 
@@ -247,11 +246,6 @@ class RedisProcess:
             process.wait()
 
 
-def _symbols(connections: int, per_connection: int) -> list[tuple[int, Mode]]:
-    tokens = realistic_tokens(connections * per_connection)
-    return [(t, Mode.QUOTE if i % 3 == 1 else Mode.FULL) for i, t in enumerate(tokens)]
-
-
 def run_fanout_benchmark(
     rounds: int = 3,
     seconds: float = 2.0,
@@ -268,7 +262,7 @@ def run_fanout_benchmark(
     """
     if importlib.util.find_spec("redis") is None:
         raise BenchmarkError("the fan-out benchmark needs redis-py: pip install -e '.[bench]'")
-    symbols = _symbols(connections, tokens_per_connection)
+    symbols = full_rate_symbols(connections, tokens_per_connection)
     skipped: dict[str, str] = {}
     if not official:
         skipped[OFFICIAL] = "not asked for"

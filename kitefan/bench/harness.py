@@ -45,6 +45,7 @@ __all__ = [
     "client_spec",
     "connection_subscriptions",
     "cpu_seconds",
+    "full_rate_symbols",
     "measured_run",
     "memory_kb",
     "percentile",
@@ -69,6 +70,13 @@ def realistic_tokens(count: int, start: int = 0) -> list[int]:
     contracts, MCX, and a few indices (``exchange_token << 8 | segment``)."""
     segments = (1, 2, 1, 2, 4, 1, 2, 5, 7, 2, 1, 2, 1, 2, 9, 1, 2, 1, 2, 2)
     return [((100_000 + start + i) << 8) | segments[i % len(segments)] for i in range(count)]
+
+
+def full_rate_symbols(connections: int, per_connection: int) -> list[tuple[int, Mode]]:
+    """The symbols of the full-rate benchmarks (end to end, fan-out): two thirds full mode, one
+    third quote, ``per_connection`` on each of ``connections``."""
+    tokens = realistic_tokens(connections * per_connection)
+    return [(t, Mode.QUOTE if i % 3 == 1 else Mode.FULL) for i, t in enumerate(tokens)]
 
 
 def client_spec(

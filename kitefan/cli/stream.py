@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import gc
 import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -57,7 +58,7 @@ from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
 from kitefan.output import Encoder, RecordOutput
 from kitefan.render.dashboard import SortBy, TickBoard, dashboard
-from kitefan.render.records import COMPILED, csv_header, encode_csv, encode_jsonl
+from kitefan.render.records import COMPILED, csv_header, record_pieces
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
 from kitefan.stats import PublishStats
 
@@ -414,15 +415,7 @@ async def _published(outcome: Outcome, publisher: Publisher, task: asyncio.Task[
 
 def _encoder(fmt: OutputFormat, name_of: Callable[[int], str]) -> Encoder:
     """Events to pieces of output, one per event, each with the ticks it holds."""
-    render = encode_csv if fmt is OutputFormat.CSV else encode_jsonl
-
-    def encode(items: Sequence[Event]) -> list[tuple[bytes, int]]:
-        return [
-            (render((item,), name_of), item.count if isinstance(item, TickBatch) else 0)
-            for item in items
-        ]
-
-    return encode
+    return functools.partial(record_pieces, name_of=name_of, csv=fmt is OutputFormat.CSV)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from kitefan.errors import BrokerError
 from kitefan.events import Event, TickBatch
 from kitefan.output import RecordOutput
 from kitefan.render.dashboard import TickBoard, dashboard
-from kitefan.render.records import csv_header, encode_csv, encode_jsonl
+from kitefan.render.records import csv_header, record_pieces
 from kitefan.runner import StopSignal, until_stopped
 from kitefan.tail import RemoteFeed, RemoteStats
 
@@ -172,8 +172,7 @@ def _pieces(entries: Sequence[Entry], fmt: TailFormat, feed: RemoteFeed) -> list
     for entry in entries:
         item = entry.item
         if isinstance(item, TickBatch):
-            render = encode_csv if fmt is TailFormat.CSV else encode_jsonl
-            pieces.append((render((item,), name_of), item.count))
+            pieces += record_pieces((item,), name_of, csv=fmt is TailFormat.CSV)
         elif isinstance(item, JsonTicks):
             if fmt is TailFormat.CSV:
                 raise BrokerError(

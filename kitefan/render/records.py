@@ -55,6 +55,7 @@ __all__ = [
     "encode_csv",
     "encode_jsonl",
     "json_lines",
+    "record_pieces",
     "reference_csv_rows",
     "reference_json_lines",
     "status_record",
@@ -219,6 +220,18 @@ def encode_csv(events: Iterable[Event], name_of: Callable[[int], str]) -> bytes:
             piece = reference_csv_rows([event], name_of).encode()
         out.append(piece)
     return b"".join(out)
+
+
+def record_pieces(
+    events: Iterable[Event], name_of: Callable[[int], str], *, csv: bool = False
+) -> list[tuple[bytes, int]]:
+    """Each event's JSON lines (or CSV rows) as UTF-8 bytes, with the ticks it holds: what a
+    writer needs to count exactly which ticks reached its reader."""
+    encode = encode_csv if csv else encode_jsonl
+    return [
+        (encode((event,), name_of), event.count if isinstance(event, TickBatch) else 0)
+        for event in events
+    ]
 
 
 def csv_rows(events: Iterable[Event], name_of: Callable[[int], str]) -> str:
