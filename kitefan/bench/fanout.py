@@ -52,6 +52,7 @@ from kitefan.bench.harness import (
     cpu_seconds,
     full_rate_symbols,
 )
+from kitefan.bench.official import run_tickers, stop_tickers, tickers_for
 
 __all__ = ["FanoutResult", "main", "run_fanout_benchmark"]
 
@@ -456,10 +457,8 @@ def _official_publish(spec: dict[str, Any]) -> dict[str, Any]:
     reactor: Any = importlib.import_module("twisted.internet.reactor")
     client = redis.Redis(host="127.0.0.1", port=spec["redis_port"])
     stream = spec["stream"]
-    _, api_key, access_token = spec["keys"][0]
     count = [0]
     result: dict[str, Any] = {"error": "no ticks within 30 s of connecting"}
-    tickers: list[Any] = []
 
     def on_ticks(ws: Any, ticks: list[dict[str, Any]]) -> None:
         pipe = client.pipeline(transaction=False)
@@ -470,24 +469,10 @@ def _official_publish(spec: dict[str, Any]) -> dict[str, Any]:
         pipe.execute()
         count[0] += len(ticks)
 
-    for by_mode in spec["connections"]:
-        ticker = KiteTicker(api_key, access_token, root=spec["url"], reconnect=False)
-
-        def on_connect(ws: Any, response: Any, by_mode: dict[str, list[int]] = by_mode) -> None:
-            ws.subscribe([token for tokens in by_mode.values() for token in tokens])
-            for mode, tokens in by_mode.items():
-                if tokens:
-                    ws.set_mode(mode, tokens)
-
-        ticker.on_connect = on_connect
-        ticker.on_ticks = on_ticks
-        tickers.append(ticker)
+    tickers = tickers_for(KiteTicker, spec, on_ticks)
 
     def stop() -> None:
-        for ticker in tickers:
-            if ticker.is_connected():
-                ticker.close()
-        reactor.callLater(0.1, reactor.stop)
+        stop_tickers(reactor, tickers)
 
     def finish(n0: int, t0: float, c0: float) -> None:
         nonlocal result
@@ -507,18 +492,7 @@ def _official_publish(spec: dict[str, Any]) -> dict[str, Any]:
             spec["seconds"], finish, count[0], time.perf_counter(), time.process_time()
         )
 
-    def wait_for_ticks(deadline: float) -> None:
-        if count[0]:
-            reactor.callLater(spec["warmup_s"], start)
-        elif time.monotonic() > deadline:
-            stop()
-        else:
-            reactor.callLater(0.05, wait_for_ticks, deadline)
-
-    for ticker in tickers[1:]:
-        reactor.callWhenRunning(ticker.connect)
-    reactor.callWhenRunning(wait_for_ticks, time.monotonic() + 30)
-    tickers[0].connect(threaded=False)
+    run_tickers(reactor, tickers, count, spec["warmup_s"], start, stop)
     return result
 
 
