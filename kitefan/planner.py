@@ -33,9 +33,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from kitefan.config import AppConfig, Strategy, SymbolSpec
 from kitefan.errors import PlanError
 from kitefan.models import Mode
+from kitefan.settings import AppConfig, Strategy, SymbolSpec
 
 __all__ = [
     "ConnectionPlan",

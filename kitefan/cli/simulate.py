@@ -21,8 +21,8 @@ import typer
 
 from kitefan.cli.app import app
 from kitefan.cli.terminal import LOG_FILE, ExitCode, err, log_formatter, out, reported_errors
-from kitefan.config import demo_config_path, find_config_path, load_config
 from kitefan.errors import ConfigError, KitefanError
+from kitefan.loader import demo_config_path, find_config_path, load_config
 from kitefan.simulator import (
     Account,
     FaultPlan,

@@ -23,9 +23,9 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from kitefan.config import Strategy, SymbolSpec
 from kitefan.models import INDICES_SEGMENT, Mode, segment_of
 from kitefan.planner import Plan
+from kitefan.settings import Strategy, SymbolSpec
 
 __all__ = [
     "INDEX_PACKET_BYTES",
