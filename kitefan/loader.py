@@ -52,7 +52,16 @@ from kitefan.settings import (
     quoted,
     ticker_url_problems,
 )
-from kitefan.symbols import DECIMAL, MAX_TOKEN, MODE_NAMES, parse_token, split_mode
+from kitefan.symbols import (
+    MODE_NAMES,
+    Problem,
+    Unresolved,
+    find_symbol,
+    needs_instruments,
+    read_symbol,
+    spec_of,
+    split_mode,
+)
 
 __all__ = [
     "CONFIG_ENV",
@@ -579,8 +588,7 @@ class _Loader:
         needs_dump = [
             e.place
             for e in entries
-            if isinstance(e.value, InstrumentFilter)
-            or (isinstance(e.value, str) and ":" in e.value and not e.value.isdigit())
+            if isinstance(e.value, InstrumentFilter) or needs_instruments(e.value, {})
         ]
         if needs_dump:
             self.index = self.dump(instruments, needs_dump)
@@ -816,33 +824,25 @@ class _Loader:
             return None
 
     def token_of(self, place: str, value: object) -> int | None:
-        if isinstance(value, int) and not isinstance(value, bool):
-            if 0 < value <= MAX_TOKEN:
-                return value
-            self.problem(f"{place}: {value} is not an instrument token")
+        try:
+            symbol = read_symbol(value)
+            if isinstance(symbol, int):
+                return symbol
+            if self.index is None:
+                return None  # the missing dump is one problem, reported once
+            return find_symbol(symbol, self.index).instrument_token
+        except Unresolved as exc:
+            self.problem(f"{place}: {_in_a_file(exc)}")
             return None
-        if not isinstance(value, str):
-            self.problem(
-                f"{place}: must be an instrument token or EXCHANGE:TRADINGSYMBOL, "
-                f"not {quoted(value)}"
-            )
-            return None
-        if DECIMAL.fullmatch(value):  # not isdigit(): "²" is a digit that int() refuses
-            return self.token_of(place, int(value))
-        if ":" not in value:
-            self.problem(
-                f'{place}: "{value}" is neither an instrument token nor EXCHANGE:TRADINGSYMBOL'
-            )
-            return None
-        if self.index is None:
-            return None  # the missing dump is one problem, reported once
-        row = self.index.resolve(value)
-        if row is None:
-            close = self.index.closest(value)
-            hint = f"; closest: {', '.join(close)}" if close else ""
-            self.problem(f'{place}: unknown symbol "{value}"{hint}')
-            return None
-        return row.instrument_token
+
+
+def _in_a_file(exc: Unresolved) -> str:
+    """A symbol's problem as a config file's problems say it (a file shows TOML values)."""
+    if exc.problem is Problem.OUT_OF_RANGE:
+        return f"{exc.token} is not an instrument token"
+    if exc.problem is Problem.NOT_TEXT:
+        return f"must be an instrument token or EXCHANGE:TRADINGSYMBOL, not {quoted(exc.given)}"
+    return str(exc)
 
 
 def _dump_name(index: InstrumentIndex | None) -> str:
@@ -865,8 +865,10 @@ def select_symbols(config: AppConfig, symbols: Sequence[str]) -> tuple[SymbolSpe
 
     Each item is a token or ``EXCHANGE:TRADINGSYMBOL``, with an optional ``:mode`` suffix. A
     symbol of the config keeps its mode and pin unless a suffix gives another mode; any other is
-    resolved through the config's instruments dump (names need it) and streams in the config's
-    default mode, unpinned. Listed twice, a symbol keeps its highest mode.
+    resolved through the config's instruments dump (names need it; it is read when one does) and
+    streams in the config's default mode, unpinned. Listed twice, a symbol keeps its highest mode.
+    Each item is resolved by :func:`kitefan.symbols.spec_of`, as the running feed resolves what
+    ``subscribe`` is given.
 
     Raises:
         ConfigError: an item is malformed or unknown (with the closest names), or names need a
@@ -874,50 +876,34 @@ def select_symbols(config: AppConfig, symbols: Sequence[str]) -> tuple[SymbolSpe
     """
     by_token = {spec.token: spec for spec in config.symbols}
     by_name = {spec.name: spec for spec in config.symbols}
+    items = [split_mode(item.strip()) for item in symbols]
     index: InstrumentIndex | None = None
+    dump = config.instruments
+    if dump is not None and dump.is_file() and any(needs_instruments(t, by_name) for t, _ in items):
+        try:
+            index = load_instruments(dump)
+        except InstrumentsError as exc:
+            raise ConfigError("--symbols", [str(exc)]) from None
     problems: list[str] = []
     chosen: dict[int, SymbolSpec] = {}
-    for item in symbols:
-        text, suffix = split_mode(item.strip())
+    for item, (text, suffix) in zip(symbols, items, strict=True):
         mode = None
         if suffix is not None:
             if suffix.lower() not in MODE_NAMES:
                 problems.append(f'"{item}": unknown mode "{suffix}" (ltp, quote or full)')
                 continue
             mode = Mode(suffix.lower())
-        spec: SymbolSpec | None
-        if DECIMAL.fullmatch(text):
-            try:
-                token = parse_token(text)
-            except SymbolError as exc:
-                problems.append(str(exc))
-                continue
-            spec = by_token.get(token) or SymbolSpec(token, str(token), config.mode)
-        else:
-            spec = by_name.get(text)
-        if spec is None and ":" in text:
-            if index is None:
-                if config.instruments is None or not config.instruments.is_file():
-                    problems.append(
-                        f'"{text}" needs the instruments dump; set instruments in the config '
-                        "and run `kitefan instruments fetch`"
-                    )
-                    continue
-                try:
-                    index = load_instruments(config.instruments)
-                except InstrumentsError as exc:
-                    raise ConfigError("--symbols", [str(exc)]) from None
-            row = index.resolve(text)
-            if row is None:
-                close = index.closest(text)
-                hint = f"; closest: {', '.join(close)}" if close else ""
-                problems.append(f'unknown symbol "{text}"{hint}')
-                continue
-            spec = by_token.get(row.instrument_token) or SymbolSpec(
-                row.instrument_token, row.symbol, config.mode
+        try:
+            spec = spec_of(
+                text,
+                mode=config.mode,
+                by_token=by_token,
+                by_name=by_name,
+                index=index,
+                instruments=dump,
             )
-        elif spec is None:
-            problems.append(f'"{text}" is neither an instrument token nor EXCHANGE:TRADINGSYMBOL')
+        except SymbolError as exc:
+            problems.append(str(exc))
             continue
         if mode is not None:
             spec = dataclasses.replace(spec, mode=mode)
