@@ -184,11 +184,7 @@ def plan_pins(plan: Plan, *, mode: Mode) -> str:
     """
     keys = []
     for key in plan.keys:
-        rows = [connection.symbols for connection in key.connections]
-        dealt = [
-            row[i] for i in range(max(map(len, rows), default=0)) for row in rows if i < len(row)
-        ]
-        keys.append({"id": key.key_id, "symbols": [_pin(spec) for spec in dealt]})
+        keys.append({"id": key.key_id, "symbols": [_pin(spec) for spec in key.dealt()]})
     others: dict[str, list[str | int]] = {}
     for spec in plan.symbols():
         if spec.mode is not mode:
