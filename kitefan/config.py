@@ -9,7 +9,8 @@ goes on working for every public name:
 * :mod:`kitefan.symbols` — resolving symbols (pure): :func:`parse_token`, :func:`parse_mode`,
   :func:`spec_of`, :func:`needs_instruments`;
 * :mod:`kitefan.loader` — reading and validating a config (files): :func:`load_config`,
-  :func:`find_config_path`, :func:`select_symbols`;
+  :func:`load_config_text`, :func:`config_from_dict`, :func:`find_config_path`,
+  :func:`select_symbols`;
 * :mod:`kitefan.starter` — the TOML kitefan writes: :func:`starter_config`, :func:`dump_config`.
 
 kitefan's own modules import from those, not from here, so that a pure module never loads the
@@ -21,9 +22,11 @@ from __future__ import annotations
 from kitefan.loader import (
     CONFIG_ENV,
     DEFAULT_CONFIG_NAME,
+    config_from_dict,
     demo_config_path,
     find_config_path,
     load_config,
+    load_config_text,
     select_symbols,
 )
 from kitefan.settings import (
@@ -59,10 +62,12 @@ __all__ = [
     "Strategy",
     "SymbolSpec",
     "Tuning",
+    "config_from_dict",
     "demo_config_path",
     "dump_config",
     "find_config_path",
     "load_config",
+    "load_config_text",
     "mask",
     "needs_instruments",
     "parse_mode",

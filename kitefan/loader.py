@@ -6,14 +6,20 @@ filters over the instruments dump) to an instrument token with its mode and pin,
 everything, reporting every problem at once, each with its place (``keys[1].api_key: missing``).
 Relative paths in a config resolve against the directory of the config file.
 
+:func:`load_config_text` (TOML text) and :func:`config_from_dict` (a mapping, the shape
+``tomllib`` gives) validate a config that is not a file, with the same checks and messages;
+their relative paths resolve against ``base`` (default: the current directory), and a literal
+access token in them gets no file-permission warning (there is no file).
+
 This is the files layer: it reads the config, the watchlists, the token files and the instruments
 dump (:func:`load_instruments`), and the environment; it builds the values of
 :mod:`kitefan.settings` and resolves symbols with :mod:`kitefan.symbols`. No message or warning of
 this module contains a secret except masked (``abcd…34``).
 
 Owns: finding the config (:func:`find_config_path`, :func:`demo_config_path`), loading and
-validating it (:func:`load_config`), the symbols of a command line (:func:`select_symbols`), and
-reading the instruments dump (:func:`load_instruments`). Must not import rich, typer, asyncio,
+validating it (:func:`load_config`, :func:`load_config_text`, :func:`config_from_dict`), the
+symbols of a command line (:func:`select_symbols`), and reading the instruments dump
+(:func:`load_instruments`). Must not import rich, typer, asyncio,
 websockets or any network module, nor any kitefan module of the runtime.
 """
 
@@ -26,7 +32,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -66,9 +72,12 @@ from kitefan.symbols import (
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_CONFIG_NAME",
+    "UNUSABLE_SETTINGS",
+    "config_from_dict",
     "demo_config_path",
     "find_config_path",
     "load_config",
+    "load_config_text",
     "load_instruments",
     "select_symbols",
 ]
@@ -166,25 +175,36 @@ _MAX_DUPLICATE_WARNINGS = 5
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
+_DEFAULT_URL = "wss://ws.kite.trade"
+_DEFAULT_API_ROOT = "https://api.kite.trade"
+#: The settings a caller may leave unread (``unused=``): they keep their defaults, unchecked.
+UNUSABLE_SETTINGS = ("url", "api_root", "publish")
+
+
 def load_config(
     path: Path,
     *,
     environ: Mapping[str, str] | None = None,
     today: date | None = None,
     with_symbols: bool = True,
+    unused: Collection[str] = (),
 ) -> AppConfig:
     """Read and validate a config file.
 
     Args:
-        path: the TOML file. Relative paths inside it resolve against its directory.
+        path: the TOML file. Relative paths inside it (``instruments``, ``symbols.files``,
+            ``access_token_file``) resolve against its directory.
         environ: where ``${VAR}`` is looked up (default: ``os.environ``).
         today: the date ``expiry = "nearest"`` counts from (default: today).
         with_symbols: resolve the symbols (default). ``False`` skips them and the instruments
             dump, leaving ``symbols`` empty: for ``kitefan instruments fetch``, which must work
             before the dump that resolves the names exists.
+        unused: settings of :data:`UNUSABLE_SETTINGS` the caller will not use: they are not
+            read (an unset ``${VAR}`` in them is no problem) and keep their defaults. ``kitefan
+            simulate`` uses only the keys, so it leaves ``url``, ``api_root`` and ``publish``.
 
     Returns:
-        The validated config.
+        The validated config; its ``source`` is ``str(path)``.
 
     Raises:
         ConfigError: every problem found, each with its place.
@@ -196,17 +216,129 @@ def load_config(
         raise ConfigError(source, [f"cannot read: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise ConfigError(source, ["not UTF-8 text"]) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, [_toml_problem(str(exc))]) from None
     loader = _Loader(
-        path,
-        raw,
+        _parsed(text, source),
+        source=source,
+        base=path.parent,
+        file=path,
         environ=os.environ if environ is None else environ,
         today=date.today() if today is None else today,
     )
-    return loader.load(with_symbols=with_symbols)
+    return loader.load(with_symbols=with_symbols, unused=_checked_unused(unused))
+
+
+def load_config_text(
+    text: str,
+    *,
+    base: Path | None = None,
+    source: str = "<string>",
+    environ: Mapping[str, str] | None = None,
+    today: date | None = None,
+    with_symbols: bool = True,
+    unused: Collection[str] = (),
+) -> AppConfig:
+    """Validate a config given as TOML text, as :func:`load_config` validates a file.
+
+    Args:
+        text: the TOML document.
+        base: the directory relative paths in it resolve against (default: the current
+            directory when this is called).
+        source: what messages call it (``<string>: keys: missing``); it becomes the config's
+            ``source``.
+        environ, today, with_symbols, unused: as for :func:`load_config`.
+
+    Raises:
+        ConfigError: every problem found, each with its place; invalid TOML with its line and
+            column.
+    """
+    loader = _Loader(
+        _parsed(text, source),
+        source=source,
+        base=Path.cwd() if base is None else base,
+        file=None,
+        environ=os.environ if environ is None else environ,
+        today=date.today() if today is None else today,
+    )
+    return loader.load(with_symbols=with_symbols, unused=_checked_unused(unused))
+
+
+def config_from_dict(
+    mapping: Mapping[str, object],
+    *,
+    base: Path | None = None,
+    source: str = "<dict>",
+    environ: Mapping[str, str] | None = None,
+    today: date | None = None,
+    with_symbols: bool = True,
+    unused: Collection[str] = (),
+) -> AppConfig:
+    """Validate a config given as a mapping, the shape ``tomllib.loads`` gives a config file.
+
+    Tables are mappings, arrays are lists or tuples, and everything else is what TOML holds
+    (strings, integers, floats, booleans, ``datetime.date`` for an ``expiry``). ``${VAR}`` is
+    expanded in it as in a file. The mapping is not changed.
+
+    Args:
+        mapping: the config, e.g. ``{"keys": [{"id": "main", "api_key": ..., ...}],
+            "symbols": {"quote": [256265]}}``.
+        base: the directory relative paths in it resolve against (default: the current
+            directory when this is called).
+        source: what messages call it (``<dict>: keys: missing``); it becomes the config's
+            ``source``.
+        environ, today, with_symbols, unused: as for :func:`load_config`.
+
+    Raises:
+        ConfigError: every problem found, each with its place (a table key that is not a
+            string is one).
+    """
+    problems: list[str] = []
+    raw = _plain(mapping, "", problems)
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [f"must be a mapping of settings, not {type(mapping).__name__}"])
+    if problems:
+        raise ConfigError(source, problems)
+    loader = _Loader(
+        raw,
+        source=source,
+        base=Path.cwd() if base is None else base,
+        file=None,
+        environ=os.environ if environ is None else environ,
+        today=date.today() if today is None else today,
+    )
+    return loader.load(with_symbols=with_symbols, unused=_checked_unused(unused))
+
+
+def _parsed(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [_toml_problem(str(exc))]) from None
+
+
+def _plain(value: object, place: str, problems: list[str]) -> object:
+    """``value`` with its mappings as dicts and its tuples as lists, as tomllib gives them."""
+    if isinstance(value, Mapping):
+        table: dict[str, object] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(f"{place}{key!r:.40}: a setting's name must be a string")
+                continue
+            table[key] = _plain(item, f"{place}{key}.", problems)
+        return table
+    if isinstance(value, (list, tuple)):
+        return [
+            _plain(item, f"{place.rstrip('.')}[{i}].", problems) for i, item in enumerate(value)
+        ]
+    return value
+
+
+def _checked_unused(unused: Collection[str]) -> frozenset[str]:
+    unknown = sorted(set(unused) - set(UNUSABLE_SETTINGS))
+    if isinstance(unused, str) or unknown:
+        raise ValueError(
+            f"unused must name settings of {', '.join(UNUSABLE_SETTINGS)}, not {unused!r}"
+        )
+    return frozenset(unused)
 
 
 def _toml_problem(message: str) -> str:
@@ -257,11 +389,18 @@ class _Loader:
     """Validates one parsed file; collects problems and warnings instead of stopping."""
 
     def __init__(
-        self, path: Path, raw: dict[str, Any], *, environ: Mapping[str, str], today: date
+        self,
+        raw: dict[str, Any],
+        *,
+        source: str,
+        base: Path,
+        file: Path | None,
+        environ: Mapping[str, str],
+        today: date,
     ) -> None:
-        self.path = path
-        self.source = str(path)
-        self.base = path.parent
+        self.file = file
+        self.source = source
+        self.base = base
         self.raw = raw
         self.environ = environ
         self.today = today
@@ -340,13 +479,16 @@ class _Loader:
 
     # The whole file
 
-    def load(self, *, with_symbols: bool) -> AppConfig:
+    def load(self, *, with_symbols: bool, unused: frozenset[str] = frozenset()) -> AppConfig:
         raw = self.raw
         for key in raw:
             if key not in _TOP_KEYS:
                 self.problem(_unknown("", key, _TOP_KEYS))
-        url = self.url("url", "wss://ws.kite.trade", ticker_url_problems)
-        api_root = self.url("api_root", "https://api.kite.trade", api_root_problems)
+        url, api_root = _DEFAULT_URL, _DEFAULT_API_ROOT
+        if "url" not in unused:
+            url = self.url("url", _DEFAULT_URL, ticker_url_problems)
+        if "api_root" not in unused:
+            api_root = self.url("api_root", _DEFAULT_API_ROOT, api_root_problems)
         strategy = self.choice(raw.get("strategy", "round-robin"), "strategy", Strategy)
         mode = self.choice(raw.get("mode", "quote"), "mode", Mode)
         max_connections = self.integer("max_connections_per_key", 1, 3, 3)
@@ -356,7 +498,7 @@ class _Loader:
             instruments = self.path_of(value, "instruments")
         keys = self.keys(raw.get("keys"))
         tuning = self.tuning(raw.get("tuning", {}))
-        publish = self.publish(raw.get("publish"))
+        publish = None if "publish" in unused else self.publish(raw.get("publish"))
         symbols: tuple[SymbolSpec, ...] = ()
         if with_symbols:
             symbols, keys = self.symbols(keys, mode or Mode.QUOTE, instruments)
@@ -509,10 +651,14 @@ class _Loader:
         return token
 
     def readable_tokens(self) -> None:
-        if not self.literal_tokens or _same_file(self.path, demo_config_path()):
+        if (
+            self.file is None
+            or not self.literal_tokens
+            or _same_file(self.file, demo_config_path())
+        ):
             return
         try:
-            mode = self.path.stat().st_mode
+            mode = self.file.stat().st_mode
         except OSError:
             return
         if mode & (stat.S_IRGRP | stat.S_IROTH):
