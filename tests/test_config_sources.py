@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tomllib
 from datetime import date
@@ -89,20 +90,20 @@ def test_relative_paths_resolve_against_the_current_directory_by_default(
 
 def test_a_mapping_may_use_tuples_read_only_mappings_and_dates(tmp_path: Path) -> None:
     (tmp_path / "instruments.csv").write_text(DUMP)
-    mapping = MappingProxyType(
-        {
-            "instruments": "instruments.csv",
-            "keys": ({"id": "a", "api_key": "key-aaaa-1111", "access_token": "token-a-0000001"},),
-            "symbols": {"full": (408065,)},
-            "select": [{"exchange": "NFO", "expiry": date(2026, 12, 1)}],
-        }
-    )
+    original: dict[str, object] = {
+        "instruments": "instruments.csv",
+        "keys": ({"id": "a", "api_key": "key-aaaa-1111", "access_token": "token-a-0000001"},),
+        "symbols": {"full": (408065,)},
+        "select": [{"exchange": "NFO", "expiry": date(2026, 12, 1)}],
+    }
+    before = copy.deepcopy(original)
+    mapping = MappingProxyType(original)
     config = config_from_dict(mapping, base=tmp_path, environ={}, today=TODAY)
     assert [(s.token, s.mode) for s in config.symbols] == [
         (408065, Mode.FULL),
         (12100002, Mode.QUOTE),
     ]
-    assert mapping["keys"][0]["id"] == "a"  # not changed
+    assert original == before  # not changed
 
 
 def test_problems_of_text_and_mappings_are_the_files_problems_with_their_source() -> None:
