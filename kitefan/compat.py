@@ -40,7 +40,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import datetime
 from http import HTTPStatus
 from typing import Any, ClassVar, NamedTuple
 
@@ -50,41 +49,12 @@ from websockets.http11 import Response
 from kitefan.config import Credential, Tuning, ticker_url_problems
 from kitefan.connection import FeedConnection
 from kitefan.events import ConnState, Gap, TickBatch
-from kitefan.models import Mode, OrderUpdate, Tick
+from kitefan.models import Mode, OrderUpdate
 from kitefan.retry import Refusal
 
 __all__ = ["ConnectionResponse", "KiteTicker"]
 
 log = logging.getLogger(__name__)
-
-_NAIVE: dict[int, datetime | None] = {}
-
-
-def _naive(epoch_s: int) -> datetime | None:
-    """What the official client gives for a timestamp: ``datetime.fromtimestamp`` (naive, local
-    time), or ``None`` where that fails."""
-    if epoch_s in _NAIVE:
-        return _NAIVE[epoch_s]
-    try:
-        value: datetime | None = datetime.fromtimestamp(epoch_s)
-    except (OverflowError, OSError, ValueError):
-        value = None
-    if len(_NAIVE) >= 4096:
-        _NAIVE.clear()
-    _NAIVE[epoch_s] = value
-    return value
-
-
-def official_dict(tick: Tick) -> dict[str, Any]:
-    """``tick.as_dict()`` with the official client's naive local datetimes."""
-    out = tick.as_dict()
-    kind, values = tick.kind, tick.values
-    if kind == 32:
-        out["exchange_timestamp"] = _naive(values[7])
-    elif kind == 184:
-        out["last_trade_time"] = _naive(values[11])
-        out["exchange_timestamp"] = _naive(values[15])
-    return out
 
 
 class ConnectionResponse(NamedTuple):
@@ -466,7 +436,7 @@ class KiteTicker:
 
     def _ticks(self, batch: TickBatch) -> None:
         if self.on_ticks is not None and len(batch.frame) > 4:
-            self._call("on_ticks", [official_dict(tick) for tick in batch.ticks])
+            self._call("on_ticks", [tick.as_local_dict() for tick in batch.ticks])
 
 
 def _tokens(instrument_tokens: Iterable[int]) -> list[int]:
