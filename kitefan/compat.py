@@ -47,7 +47,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.http11 import Response
 
 from kitefan.config import Credential, Tuning, ticker_url_problems
-from kitefan.connection import FeedConnection
+from kitefan.connection import FeedConnection, SecretFilter
 from kitefan.events import ConnState, Gap, TickBatch
 from kitefan.models import Mode, OrderUpdate
 from kitefan.retry import Refusal
@@ -55,6 +55,7 @@ from kitefan.retry import Refusal
 __all__ = ["ConnectionResponse", "KiteTicker"]
 
 log = logging.getLogger(__name__)
+log.addFilter(SecretFilter())
 
 
 class ConnectionResponse(NamedTuple):
@@ -314,7 +315,7 @@ class KiteTicker:
         with self._lock:
             conn.session.add((t, Mode(m)) for t, m in self.subscribed_tokens.items())
             self._loop, self._conn, self._stopped = loop, conn, stopped
-        task = loop.create_task(conn.run(), name="kitefan:KiteTicker")
+        task = loop.create_task(self._guarded(conn), name="kitefan:KiteTicker")
         try:
             await stopped.wait()
         finally:
@@ -325,10 +326,24 @@ class KiteTicker:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            elif not task.cancelled() and task.exception() is not None:
-                log.error("the ticker's connection failed", exc_info=task.exception())
             with self._lock:
                 self._loop = self._conn = self._stopped = None
+
+    async def _guarded(self, conn: _TickerConnection) -> None:
+        """Run the connection until stopped; a bug in kitefan's handling of it is logged and
+        the connection restarted after a backoff (counted as a reconnect attempt)."""
+        while True:
+            try:
+                await conn.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"internal error ({type(exc).__name__})"
+                log.error("%s in kitefan; restarting the connection", reason, exc_info=self.debug)
+            if conn.stopping:
+                return
+            await conn.recover(reason)
 
     def _soon(self, action: Callable[[], None]) -> None:
         """Run ``action`` on the engine's loop: now if called there, else as soon as it can;

@@ -183,6 +183,38 @@ async def test_a_refused_token_reaches_on_error_and_on_close_as_the_official_cli
     assert record.calls == [["error", 1006, text], ["close", 1006, text]]
 
 
+async def test_a_bug_in_kitefan_restarts_the_connection_and_a_callbacks_error_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    opened = KiteTicker._opened
+    bugs = [KeyError("a bug in kitefan")]
+
+    def buggy(self: KiteTicker, response: Any) -> None:
+        if bugs:
+            raise bugs.pop()
+        opened(self, response)
+
+    monkeypatch.setattr(KiteTicker, "_opened", buggy)
+    async with Simulator([ACCOUNT], seed=1, rate=20.0, heartbeat_interval_s=0.2) as sim:
+        ticker = KiteTicker(ACCOUNT.api_key, ACCOUNT.access_token, root=sim.url, tuning=FAST)
+        record = Recorder(ticker)
+        ticker.on_open = lambda ws: 1 / 0
+        ticker.subscribe([INFY])
+        async with running(ticker):
+            await record.until(lambda: ["connect"] in record.calls and bool(record.ticks))
+        assert sim.counters.connections_opened == 2
+    assert record.calls[:3] == [
+        ["error", 1006, "dropped without a close frame"],
+        ["close", 1006, "dropped without a close frame"],
+        ["connect"],
+    ]
+    messages = [r.getMessage() for r in caplog.records if r.name == "kitefan.compat"]
+    assert messages[:2] == [
+        "internal error (KeyError) in kitefan; restarting the connection",
+        "the on_open callback raised",
+    ]
+
+
 def test_the_constructor_keeps_the_official_limits(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, "kitefan.compat"):
         ticker = KiteTicker("k" * 16, "t" * 32, reconnect_max_tries=500, reconnect_max_delay=1)
