@@ -194,10 +194,9 @@ _COLUMNS = (
     ("close", True),
     ("volume", True),
     ("ticks", True),
-    ("", False),
 )
-#: Which columns to leave out first when the width is short: the state, ticks, volume, open.
-_DROP_ORDER = (8, 7, 6, 2)
+#: Which columns to leave out first when the width is short: ticks, volume, open.
+_DROP_ORDER = (7, 6, 2)
 _GAP = "  "
 
 
@@ -210,18 +209,17 @@ def _bar_time(candle: Candle) -> str:
     return moment.strftime("%Y-%m-%d") if candle.interval >= 86_400 else moment.strftime("%H:%M:%S")
 
 
-def _cells(candle: Candle, symbol: str, state: str) -> list[str]:
+def _cells(candle: Candle, symbol: str, *, forming: bool) -> list[str]:
     token = candle.instrument_token
     return [
         symbol,
-        _bar_time(candle),
+        _bar_time(candle) + ("*" if forming else " "),
         _price(candle.open, token),
         _price(candle.high, token),
         _price(candle.low, token),
         _price(candle.close, token),
         "-" if candle.volume is None else f"{candle.volume:,}",
         f"{candle.ticks:,}",
-        state,
     ]
 
 
@@ -239,10 +237,10 @@ def candles_dashboard(
 ) -> RenderableType:
     """The dashboard as one renderable that fits ``width`` x ``height``.
 
-    The header (interval, grace, counts), then per symbol its forming bar (``forming``) and under
-    it its last closed bars, latest first (one on a small terminal, up to four on a tall one),
-    the symbols in the order of ``ticks`` (``--sort``, ``--watch``), as many as fit, and how
-    many are left out. Values are never cut: a narrow terminal drops columns (the state, ticks,
+    The header (interval, grace, counts), then per symbol its forming bar (its time marked ``*``)
+    and under it its last closed bars, latest first (one on a small terminal, up to four on a
+    tall one), the symbols in the order of ``ticks`` (``--sort``, ``--watch``), as many as fit,
+    and how many are left out. Values are never cut: a narrow terminal drops columns (ticks,
     volume, open) instead.
     """
     interval = format_interval(builder.interval)
@@ -255,24 +253,22 @@ def candles_dashboard(
         f"up {uptime_s:,.0f}s",
     ]
     header = _wrapped(title, header_parts, width)
-    footer = Text("Ctrl-C to stop; bars in IST", style="dim")
+    footer = Text("* forming; bars in IST    Ctrl-C to stop", style="dim")
     keep = 1 if height < 30 else 2 if height < 40 else 4
     room = max(height - len(header) - 1 - 3, 1)  # the title line, the table header and rule
-    symbols = max(room // (1 + keep), 1)
-    chosen = ticks.chosen(symbols, now)
     rows: list[tuple[list[str], str]] = []
-    for token in chosen:
+    shown = 0
+    for token in ticks.chosen(room, now):
         symbol = printable(name_of(token))
         forming = builder.forming(token)
-        closed = board.closed(token, keep)
-        if forming is not None:
-            rows.append((_cells(forming, symbol, "forming"), "bold"))
-            symbol = ""
-        for candle in closed:
-            rows.append((_cells(candle, symbol, ""), ""))
-            symbol = ""
-    rows = rows[:room]
-    hidden = len(ticks) - len(chosen)
+        group = [(_cells(forming, symbol, forming=True), "bold")] if forming is not None else []
+        for candle in board.closed(token, keep):
+            group.append((_cells(candle, "" if group else symbol, forming=False), ""))
+        if len(rows) + len(group) > room:
+            break
+        rows += group
+        shown += 1
+    hidden = len(ticks) - shown
     label = f"bars by {ticks.sort.value}" + (", watched first" if ticks.watch else "")
     if hidden > 0:
         never = len(ticks) - ticks.ticked
