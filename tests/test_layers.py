@@ -16,6 +16,7 @@ PURE = [
     "events.py",
     "codec.py",
     "columnar.py",
+    "candles.py",
     "session.py",
     "planner.py",
     "change.py",

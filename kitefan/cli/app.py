@@ -52,6 +52,7 @@ def main() -> None:
 # Register the commands (each module adds its own to ``app``).
 from kitefan.cli import (  # noqa: E402
     bench as _bench,
+    candles as _candles,
     configure as _configure,
     distribute as _distribute,
     simulate as _simulate,
@@ -60,4 +61,4 @@ from kitefan.cli import (  # noqa: E402
     tail as _tail,
 )
 
-del _bench, _configure, _distribute, _simulate, _stats, _stream, _tail
+del _bench, _candles, _configure, _distribute, _simulate, _stats, _stream, _tail
