@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from kitefan.manager import FeedManager
 from kitefan.settings import AppConfig, Credential
-from kitefan.simulator import Account, Simulator
+from kitefan.simulator import Simulator
 
 __all__ = ["demo_simulator", "run_demo_faults"]
 
@@ -29,8 +29,7 @@ log = logging.getLogger(__name__)
 @contextlib.asynccontextmanager
 async def demo_simulator(config: AppConfig, *, seed: int = 0) -> AsyncIterator[Simulator]:
     """The simulator on a free loopback port, accepting the config's keys."""
-    accounts = [Account(k.credential.api_key, k.credential.access_token) for k in config.keys]
-    async with Simulator(accounts, port=0, seed=seed, instruments=config.instruments) as sim:
+    async with Simulator.from_config(config, port=0, seed=seed) as sim:
         yield sim
 
 

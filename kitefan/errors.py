@@ -10,7 +10,8 @@
     ├── AuthError         the server refused a key's credentials (HTTP 403 on the upgrade)
     ├── SlotLimitError    the server refused another connection for a key (HTTP 429)
     ├── FeedError         a feed that cannot go on (server misbehaving, nothing to stream)
-    │   └── NoUsableKeyError  every key was refused: nothing can stream
+    │   ├── NoUsableKeyError  every key was refused: nothing can stream
+    │   └── UnreachableError  no connection opened within the feed's connect deadline
     ├── ControlError      talking to a running stream failed (none running, gone, refused)
     │   └── StreamNotRunningError  no stream of this config is running (or it died uncleanly)
     └── InstrumentsError  the instruments dump could not be read or fetched
@@ -40,6 +41,7 @@ __all__ = [
     "SlotLimitError",
     "StreamNotRunningError",
     "SymbolError",
+    "UnreachableError",
 ]
 
 
@@ -206,6 +208,29 @@ class InstrumentsError(KitefanError):
 
 class NoUsableKeyError(FeedError):
     """Every key was refused by the server: nothing can stream (exit code 4)."""
+
+
+class UnreachableError(FeedError):
+    """No connection of any key opened within ``deadline_s`` of the feed starting.
+
+    Attributes:
+        deadline_s: the feed's ``connect_deadline_s``.
+        url: the ticker URL tried (it never carries credentials).
+        last: why the last attempt failed, as its status said (``""`` if none was reported).
+    """
+
+    def __init__(self, deadline_s: float, url: str, last: str = "") -> None:
+        super().__init__(deadline_s, url, last)
+        self.deadline_s = deadline_s
+        self.url = url
+        self.last = last
+
+    def __str__(self) -> str:
+        last = f" (last: {self.last})" if self.last else ""
+        return (
+            f"no connection to {self.url} opened in {self.deadline_s:g} s{last}; "
+            "check the url, the network and that the server is up"
+        )
 
 
 class BrokerError(KitefanError):

@@ -43,10 +43,17 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from kitefan.connection import FeedConnection
-from kitefan.errors import FeedError, KitefanError, NoUsableKeyError, PlanError, SymbolError
+from kitefan.errors import (
+    FeedError,
+    KitefanError,
+    NoUsableKeyError,
+    PlanError,
+    SymbolError,
+    UnreachableError,
+)
 from kitefan.events import (
     ConnState,
     ErrorEvent,
@@ -75,13 +82,18 @@ from kitefan.stats import (
 )
 from kitefan.symbols import needs_instruments, parse_mode, spec_of
 
-__all__ = ["EventStream", "FeedManager"]
+__all__ = ["CONNECT_DEADLINE_S", "EventStream", "FeedManager"]
 
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", TickBatch, Event)
 
 _SEEN_ORDERS = 4096
+
+#: How long a feed waits for its first connection before its streams raise UnreachableError.
+CONNECT_DEADLINE_S = 30.0
+#: How often the feed samples its connections' tick counts for the rates of :meth:`stats`.
+RATE_SAMPLE_S = 0.25
 
 
 class EventStream(Generic[E]):
@@ -348,6 +360,56 @@ class _Key:
         return True
 
 
+class _Sink:
+    """What a connection calls (:class:`~kitefan.connection.ConnectionSink`): the manager's
+    private hooks, so that none of them is a public attribute of the feed."""
+
+    __slots__ = ("_feed",)
+
+    def __init__(self, feed: FeedManager) -> None:
+        self._feed = feed
+
+    def on_ticks(self, batch: TickBatch) -> None:
+        self._feed._on_ticks(batch)
+
+    def on_order(self, conn: FeedConnection, update: OrderUpdate) -> None:
+        self._feed._on_order(conn, update)
+
+    def on_server_text(self, conn: FeedConnection, text: str, *, error: bool) -> None:
+        self._feed._on_server_text(conn, text, error=error)
+
+    def on_state(self, conn: FeedConnection, message: str, gap: Gap | None = None) -> None:
+        self._feed._on_state(conn, message, gap)
+
+    def on_refused(self, conn: FeedConnection, refusal: Refusal, status: int) -> None:
+        self._feed._on_refused(conn, refusal, status)
+
+    def on_opened(self, conn: FeedConnection) -> None:
+        self._feed._on_opened(conn)
+
+    def handing_over(self) -> bool:
+        return self._feed._handing_over > 0
+
+
+class _NoCallback:
+    """A callback name of the official client's ``KiteTicker``, on the feed: the feed has no
+    callbacks, so setting (or reading) one raises instead of being silently ignored."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.message = (
+            f"FeedManager has no {name} callback: iterate feed.ticks() or feed.events() "
+            "instead (kitefan.compat.KiteTicker takes the official client's callbacks)"
+        )
+
+    def __get__(self, feed: object, owner: type | None = None) -> Any:
+        if feed is None:
+            return self
+        raise AttributeError(self.message)
+
+    def __set__(self, feed: object, value: object) -> None:
+        raise AttributeError(self.message)
+
+
 class FeedManager:
     """Every key's connections, one plan, one stream of ticks.
 
@@ -355,11 +417,31 @@ class FeedManager:
         config: the loaded config (keys, symbols, strategy, limits, tuning).
         rng: the random source of reconnect jitter (seed it in tests).
 
+        connect_deadline_s: when no connection of any key has opened this many seconds after a
+            connection was first wanted, every stream ends with :class:`UnreachableError`
+            (the connections keep trying); ``None`` waits for ever.
+
     Raises:
         PlanError: the config's symbols cannot be placed (raised by the constructor).
     """
 
-    def __init__(self, config: AppConfig, *, rng: random.Random | None = None) -> None:
+    # The official client's callbacks: assigning one raises (iterate the streams instead).
+    on_ticks = _NoCallback()
+    on_connect = _NoCallback()
+    on_close = _NoCallback()
+    on_error = _NoCallback()
+    on_reconnect = _NoCallback()
+    on_noreconnect = _NoCallback()
+    on_order_update = _NoCallback()
+    on_message = _NoCallback()
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        rng: random.Random | None = None,
+        connect_deadline_s: float | None = CONNECT_DEADLINE_S,
+    ) -> None:
         if not config.keys:
             raise FeedError("the config has no [[keys]]: add at least one key")
         self._config = config
@@ -383,10 +465,18 @@ class FeedManager:
         self._started_at = time.perf_counter()
         self._running = False
         self._failure: BaseException | None = None
-        # Consumers woken with ticks that have not run yet (see handing_over).
+        # Consumers woken with ticks that have not run yet (see _is_handing_over).
         self._handing_over = 0
         # What publishes this feed to Redis reports here (see report_publishing).
         self._publishing: Callable[[], PublishStats] | None = None
+        # What the connections call: the hooks above are private, so that nothing a user sets
+        # on the feed (``feed.on_ticks = handler``, the official client's habit) can take them.
+        self._sink = _Sink(self)
+        if connect_deadline_s is not None and not connect_deadline_s > 0:
+            raise ValueError(f"connect_deadline_s must be more than 0, not {connect_deadline_s}")
+        self._connect_deadline_s = connect_deadline_s
+        self._deadline: asyncio.TimerHandle | None = None
+        self._last_attempt = ""
 
     # Lifecycle
 
@@ -410,6 +500,8 @@ class FeedManager:
     async def close(self) -> None:
         """Close every connection with a close frame and wait for every task to end."""
         self._running = False
+        if self._deadline is not None:
+            self._deadline.cancel()
         for conn in list(self._conns.values()):
             conn.stop()
         if self._tasks:
@@ -699,9 +791,9 @@ class FeedManager:
         """
         self._emit(StatusEvent("*", None, state, message, time.time()))
 
-    # ConnectionSink (called by connections, synchronously, on the event loop)
+    # The connections' hooks (called through _Sink, synchronously, on the event loop)
 
-    def handing_over(self) -> bool:
+    def _is_handing_over(self) -> bool:
         """Whether a consumer was woken with ticks and has not run yet.
 
         A connection holding a frame then yields once before decoding it, so that frames that
@@ -709,33 +801,35 @@ class FeedManager:
         """
         return self._handing_over > 0
 
-    def on_ticks(self, batch: TickBatch) -> None:
+    def _on_ticks(self, batch: TickBatch) -> None:
         for ref in self._streams:
             stream = ref()
             if stream is not None and stream.accepts(batch.key, batch.connection):
                 stream._push_batch(batch)
 
-    def on_order(self, conn: FeedConnection, update: OrderUpdate) -> None:
+    def _on_order(self, conn: FeedConnection, update: OrderUpdate) -> None:
         key = self._keys[conn.key_id]
         if key.first_delivery(update):
             self._emit(OrderEvent(conn.key_id, conn.index, update, time.time()))
 
-    def on_server_text(self, conn: FeedConnection, text: str, *, error: bool) -> None:
+    def _on_server_text(self, conn: FeedConnection, text: str, *, error: bool) -> None:
         if error:
             self._emit(ErrorEvent(conn.key_id, conn.index, text, time.time()))
         else:
             self._emit(StatusEvent(conn.key_id, conn.index, "message", text, time.time()))
 
-    def on_state(self, conn: FeedConnection, message: str, gap: Gap | None = None) -> None:
+    def _on_state(self, conn: FeedConnection, message: str, gap: Gap | None = None) -> None:
+        if conn.state is not ConnState.CONNECTED:
+            self._last_attempt = f"{conn.key_id}#{conn.index} {conn.state.value}: {message}"
         if conn.stopping and conn.state is not ConnState.CONNECTED:
             return
         if conn.state in (ConnState.AUTH_FAILED, ConnState.SLOT_LIMITED):
-            return  # on_refused says it once, for the key, with what to do
+            return  # _on_refused says it once, for the key, with what to do
         self._emit(
             StatusEvent(conn.key_id, conn.index, conn.state.value, message, time.time(), gap)
         )
 
-    def on_refused(self, conn: FeedConnection, refusal: Refusal, status: int) -> None:
+    def _on_refused(self, conn: FeedConnection, refusal: Refusal, status: int) -> None:
         key = self._keys[conn.key_id]
         if refusal is Refusal.AUTH:
             if key.auth_failed:
@@ -768,9 +862,11 @@ class FeedManager:
             )
             self._replan()
 
-    def on_opened(self, conn: FeedConnection) -> None:
+    def _on_opened(self, conn: FeedConnection) -> None:
         key = self._keys[conn.key_id]
         key.ever_connected = True
+        if self._deadline is not None:
+            self._deadline.cancel()
         changed = False
         if key.auth_failed:
             key.auth_failed = False
@@ -897,11 +993,14 @@ class FeedManager:
             url=self._config.url,
             credential=key.config.credential,
             tuning=self._tuning,
-            sink=self,
+            sink=self._sink,
             rng=random.Random(self._rng.random()),
             counters=counters,
         )
         self._conns[(key_id, index)] = conn
+        # The rate of stats() counts from here, not from the first time stats() is asked.
+        counters.meter.rate(time.perf_counter(), counters.ticks)
+        self._arm_deadline()
         task = asyncio.get_running_loop().create_task(
             self._guarded(conn), name=f"kitefan:{key_id}#{index}"
         )
@@ -951,6 +1050,28 @@ class FeedManager:
             if self._conns.get(slot) is conn:
                 del self._conns[slot]
 
+    def _arm_deadline(self) -> None:
+        """Start the connect deadline when the first connection is wanted (see __init__)."""
+        if (
+            self._connect_deadline_s is None
+            or self._deadline is not None
+            or self._failure is not None
+            or any(k.ever_connected for k in self._keys.values())
+        ):
+            return
+        self._deadline = asyncio.get_running_loop().call_later(
+            self._connect_deadline_s, self._deadline_passed
+        )
+
+    def _deadline_passed(self) -> None:
+        if not self._running or any(k.ever_connected for k in self._keys.values()):
+            return
+        error = UnreachableError(
+            self._connect_deadline_s or 0.0, self._config.url, self._last_attempt
+        )
+        log.warning("%s", error)
+        self._fail(error)
+
     def _check_usable(self) -> None:
         keys = self._keys.values()
         if all(k.auth_failed for k in keys) and not any(k.ever_connected for k in keys):
@@ -996,14 +1117,26 @@ class FeedManager:
             counters.drops += count
 
     async def _probe_loop(self) -> None:
-        """Ask to wake every LOOP_PROBE_S and record how late the loop woke (loop lag)."""
+        """Ask to wake every LOOP_PROBE_S and record how late the loop woke (loop lag); every
+        RATE_SAMPLE_S, sample the tick counts (see _sample_rates)."""
         loop = asyncio.get_running_loop()
         lag = self._lag
+        next_sample = time.perf_counter() + RATE_SAMPLE_S
         while True:
             asked = loop.time()
             await asyncio.sleep(LOOP_PROBE_S)
             woke = loop.time()
             lag.add(woke - asked - LOOP_PROBE_S, woke)
+            now = time.perf_counter()
+            if now >= next_sample:
+                next_sample = now + RATE_SAMPLE_S
+                self._sample_rates(now)
+
+    def _sample_rates(self, now: float) -> None:
+        """Record every slot's tick count at ``now``, so that the rates of :meth:`stats` are
+        over the last few seconds whenever it is asked, the first time included."""
+        for counters in self._slots.values():
+            counters.meter.rate(now, counters.ticks)
 
     def _spec_of(self, token: int) -> SymbolSpec:
         known = self._symbols.get(token)

@@ -192,11 +192,11 @@ class FeedCollector:
             labels=["key", "state"],
         )
         for key in snapshot.keys:
-            orders.add_metric([key.id], key.orders)
+            orders.add_metric([key.key_id], key.orders)
             for state in KeyState:
-                key_state.add_metric([key.id, state.value], 1.0 if key.state is state else 0.0)
+                key_state.add_metric([key.key_id, state.value], 1.0 if key.state is state else 0.0)
             for conn in key.connections:
-                labels = [key.id, str(conn.index)]
+                labels = [key.key_id, str(conn.index)]
                 for name, _, field in _COUNTERS:
                     counters[name].add_metric(labels, _field(conn, field))
                 up.add_metric(labels, 1.0 if conn.state is ConnState.CONNECTED else 0.0)

@@ -128,6 +128,21 @@ class Depth(NamedTuple):
 
 
 _DATETIMES: dict[int, datetime | None] = {}
+_NAIVE_DATETIMES: dict[int, datetime | None] = {}
+
+
+def _naive_datetime_of(epoch_s: int) -> datetime | None:
+    """The official client's datetime: naive, in the machine's local time."""
+    if epoch_s in _NAIVE_DATETIMES:
+        return _NAIVE_DATETIMES[epoch_s]
+    try:
+        value: datetime | None = datetime.fromtimestamp(epoch_s)
+    except (OverflowError, OSError, ValueError):
+        value = None
+    if len(_NAIVE_DATETIMES) >= 4096:
+        _NAIVE_DATETIMES.clear()
+    _NAIVE_DATETIMES[epoch_s] = value
+    return value
 
 
 def _datetime_of(epoch_s: int) -> datetime | None:
@@ -364,6 +379,18 @@ class Tick:
                 for i in range(16, 46, 3)
             ]
             out["depth"] = {"buy": levels[:5], "sell": levels[5:]}
+        return out
+
+    def as_local_dict(self) -> dict[str, Any]:
+        """:meth:`as_dict` with the official client's naive local datetimes
+        (``datetime.fromtimestamp``, ``None`` where that fails): exactly its dict."""
+        out = self.as_dict()
+        kind, v = self.kind, self.values
+        if kind == 32:
+            out["exchange_timestamp"] = _naive_datetime_of(v[7])
+        elif kind == 184:
+            out["last_trade_time"] = _naive_datetime_of(v[11])
+            out["exchange_timestamp"] = _naive_datetime_of(v[15])
         return out
 
     # Constructors from named fields (prices in the segment's integer units)

@@ -39,12 +39,12 @@ async def running_feed(
 
             sim = await stack.enter_async_context(demo_simulator(config, seed=seed))
             config = replace(config, url=sim.url)
-            feed = await stack.enter_async_context(FeedManager(config))
+            feed = await stack.enter_async_context(FeedManager(config, connect_deadline_s=None))
             if demo_faults:
                 task = asyncio.get_running_loop().create_task(run_demo_faults(sim, feed))
                 stack.push_async_callback(_cancel, task)
         else:
-            feed = await stack.enter_async_context(FeedManager(config))
+            feed = await stack.enter_async_context(FeedManager(config, connect_deadline_s=None))
         yield feed
 
 

@@ -22,6 +22,7 @@ import asyncio, websockets, rich or typer.
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -253,13 +254,25 @@ class ConnectionStats:
 
 @dataclass(frozen=True, slots=True)
 class KeyStats:
-    """One key and its connections, at one moment."""
+    """One key and its connections, at one moment.
 
-    id: str
+    ``key_id`` is the key's config id, as in :class:`~kitefan.planner.KeyPlan` and every event
+    (``id`` is its deprecated old name). The JSON form keeps ``"id"``, as documented.
+    """
+
+    key_id: str
     state: KeyState
     connections: tuple[ConnectionStats, ...]
     orders: int
     message: str = ""
+
+    @property
+    def id(self) -> str:
+        """Deprecated: the old name of :attr:`key_id`."""
+        warnings.warn(
+            "KeyStats.id is deprecated: use KeyStats.key_id", DeprecationWarning, stacklevel=2
+        )
+        return self.key_id
 
     @property
     def symbols(self) -> int:
@@ -321,7 +334,7 @@ class KeyStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id,
+            "id": self.key_id,
             "state": self.state.value,
             "message": self.message,
             "symbols": self.symbols,
@@ -412,7 +425,7 @@ class FeedStats:
 
     def key(self, key_id: str) -> KeyStats:
         for key in self.keys:
-            if key.id == key_id:
+            if key.key_id == key_id:
                 return key
         raise KeyError(key_id)
 

@@ -32,6 +32,7 @@ def commands() -> list[list[str]]:
 def test_every_command_is_there() -> None:
     assert commands() == [
         ["bench"],
+        ["candles"],
         ["config", "check"],
         ["config", "show"],
         ["distribute"],

@@ -1,4 +1,4 @@
-"""FeedManager.handing_over: whether a consumer was woken with ticks and has not run yet.
+"""FeedManager._is_handing_over: whether a consumer was woken with ticks and has not run yet.
 
 Connections yield to such a consumer before decoding their next frame, so the count must return
 to zero however the consumer ends: after it runs, when it is cancelled before running, and when
@@ -47,22 +47,22 @@ async def waiting_consumer(stream: EventStream[TickBatch]) -> asyncio.Task[TickB
 async def test_a_consumer_woken_with_ticks_is_handed_over_until_it_runs() -> None:
     manager = feed()
     stream = manager.ticks()
-    assert not manager.handing_over()
+    assert not manager._is_handing_over()
     consumer = await waiting_consumer(stream)
-    manager.on_ticks(batch())
-    assert manager.handing_over()
-    manager.on_ticks(batch())  # a second batch wakes no one new
-    assert manager.handing_over()
+    manager._on_ticks(batch())
+    assert manager._is_handing_over()
+    manager._on_ticks(batch())  # a second batch wakes no one new
+    assert manager._is_handing_over()
     got = await consumer
     assert got.ticks == [Tick.ltp(408065, 150_000)]
-    assert not manager.handing_over()
+    assert not manager._is_handing_over()
 
 
 async def test_ticks_pushed_with_no_consumer_waiting_hand_over_nothing() -> None:
     manager = feed()
     stream = manager.ticks()
-    manager.on_ticks(batch())
-    assert not manager.handing_over()
+    manager._on_ticks(batch())
+    assert not manager._is_handing_over()
     assert len(stream.drain()) == 1
 
 
@@ -70,11 +70,11 @@ async def test_a_consumer_cancelled_before_it_runs_leaves_no_count_behind() -> N
     manager = feed()
     stream = manager.ticks()
     consumer = await waiting_consumer(stream)
-    manager.on_ticks(batch())
+    manager._on_ticks(batch())
     consumer.cancel()
     await asyncio.gather(consumer, return_exceptions=True)
     assert consumer.cancelled()
-    assert not manager.handing_over()
+    assert not manager._is_handing_over()
 
 
 async def test_a_stream_closed_under_its_consumer_leaves_no_count_behind() -> None:
@@ -82,10 +82,10 @@ async def test_a_stream_closed_under_its_consumer_leaves_no_count_behind() -> No
     stream = manager.ticks()
     consumer = await waiting_consumer(stream)
     stream.close()
-    assert manager.handing_over()
+    assert manager._is_handing_over()
     results = await asyncio.gather(consumer, return_exceptions=True)
     assert isinstance(results[0], StopAsyncIteration)
-    assert not manager.handing_over()
+    assert not manager._is_handing_over()
 
 
 async def test_two_consumers_are_counted_apart() -> None:
@@ -93,15 +93,15 @@ async def test_two_consumers_are_counted_apart() -> None:
     first, second = manager.ticks(), manager.ticks()
     a = await waiting_consumer(first)
     b = await waiting_consumer(second)
-    manager.on_ticks(batch())
+    manager._on_ticks(batch())
     assert manager._handing_over == 2
     await asyncio.gather(a, b)
-    assert not manager.handing_over()
+    assert not manager._is_handing_over()
 
 
 def server_error(manager: FeedManager, text: str) -> None:
     """An error text as connection 0 of alpha hands it to the manager."""
-    manager.on_server_text(cast(FeedConnection, _Slot()), text, error=True)
+    manager._on_server_text(cast(FeedConnection, _Slot()), text, error=True)
 
 
 class _Slot:
@@ -115,7 +115,7 @@ async def test_a_stream_keeps_at_most_max_events_other_events_and_counts_the_res
     stream.max_events = 3
     for n in range(5):
         server_error(manager, f"error {n}")
-    manager.on_ticks(batch())
+    manager._on_ticks(batch())
     assert stream.dropped_events == 2
     assert [getattr(e, "text", "tick") for e in stream.drain()] == [
         "error 0",
@@ -159,7 +159,7 @@ async def test_a_stream_is_bounded_in_bytes_of_frames_and_drops_undecoded() -> N
     stream = manager.ticks(max_bytes=3 * len(one.frame))
     batches = [frame_of(10) for _ in range(5)]
     for b in batches:
-        manager.on_ticks(b)
+        manager._on_ticks(b)
     assert stream.queued_bytes == 3 * 102
     assert stream.dropped_ticks == 20
     assert not batches[0].decoded and not batches[1].decoded
@@ -171,15 +171,15 @@ async def test_drain_with_a_bound_takes_whole_batches_up_to_it() -> None:
     manager = feed()
     stream = manager.events()
     for n in (4, 4, 4):
-        manager.on_ticks(frame_of(n))
+        manager._on_ticks(frame_of(n))
     manager.announce("note", "between")
-    manager.on_ticks(frame_of(4))
+    manager._on_ticks(frame_of(4))
     assert [len(b) for b in stream.drain(max_ticks=9) if isinstance(b, TickBatch)] == [4, 4]
     taken = stream.drain(max_ticks=9)
     assert [len(b) if isinstance(b, TickBatch) else "status" for b in taken] == [4, "status", 4]
     assert stream.drain(max_ticks=1) == []
     assert stream.delivered_ticks == 16 and stream.queued_ticks == 0
-    manager.on_ticks(frame_of(12))
+    manager._on_ticks(frame_of(12))
     assert [len(b) for b in stream.drain(max_ticks=5)] == [12]  # at least one item
 
 
@@ -187,11 +187,11 @@ async def test_closing_a_stream_frees_its_queue_and_counts_it_dropped() -> None:
     manager = feed()
     stream = manager.ticks()
     for _ in range(3):
-        manager.on_ticks(frame_of(10))
+        manager._on_ticks(frame_of(10))
     stream.close()
     assert len(stream) == 0 and stream.queued_bytes == 0
     assert stream.dropped_ticks == 30
-    manager.on_ticks(frame_of(10))  # no longer registered: nothing queued, nothing counted
+    manager._on_ticks(frame_of(10))  # no longer registered: nothing queued, nothing counted
     assert stream.received_ticks == 30
     assert manager._streams == ()
 
@@ -199,7 +199,7 @@ async def test_closing_a_stream_frees_its_queue_and_counts_it_dropped() -> None:
 async def test_breaking_out_of_async_for_over_an_unkept_stream_forgets_it() -> None:
     manager = feed()
     stream = manager.ticks()
-    manager.on_ticks(frame_of(1))
+    manager._on_ticks(frame_of(1))
     async for _ in stream:
         break
     del stream  # what `async for batch in feed.ticks():` leaves after the break
@@ -210,7 +210,7 @@ async def test_a_stream_kept_in_a_variable_can_be_iterated_again() -> None:
     manager = feed()
     stream = manager.ticks()
     for _ in range(2):
-        manager.on_ticks(frame_of(1))
+        manager._on_ticks(frame_of(1))
     got = []
     for _ in range(2):
         async for batch in stream:
@@ -232,7 +232,7 @@ async def test_a_cancelled_consumer_leaves_no_stream_behind() -> None:
 
     task = asyncio.get_running_loop().create_task(consume())
     await started.wait()
-    manager.on_ticks(frame_of(1))
+    manager._on_ticks(frame_of(1))
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
@@ -248,7 +248,7 @@ async def test_a_cancelled_consumer_leaves_no_stream_behind() -> None:
 async def test_leaving_async_with_closes_the_stream() -> None:
     manager = feed()
     async with manager.ticks() as stream:
-        manager.on_ticks(frame_of(3))
+        manager._on_ticks(frame_of(3))
     assert stream.closed and stream.dropped_ticks == 3
 
 
@@ -257,14 +257,14 @@ async def test_a_stream_nobody_references_is_forgotten() -> None:
     manager.ticks()
     gc.collect()
     assert manager._streams == ()
-    manager.on_ticks(frame_of(3))  # reaches no stream
+    manager._on_ticks(frame_of(3))  # reaches no stream
 
 
 async def test_a_batch_reaching_several_consumers_is_decoded_once_and_shared() -> None:
     manager = feed()
     ticks_stream, events_stream = manager.ticks(), manager.events()
     batch = frame_of(3)
-    manager.on_ticks(batch)
+    manager._on_ticks(batch)
     first, second = ticks_stream.drain()[0], events_stream.drain()[0]
     assert first is second is batch
     assert not batch.decoded

@@ -21,7 +21,7 @@ def test_keys_connections_ticks_and_states_come_from_the_entries() -> None:
     stats.observe(StatusEvent("*", None, "applied", "config applied", 2.0))
     stats.observe(OrderEvent("alpha", 0, OrderUpdate({"order_id": "1"}), 3.0))
     snapshot = stats.snapshot()
-    assert [k.id for k in snapshot.keys] == ["alpha", "bravo"]
+    assert [k.key_id for k in snapshot.keys] == ["alpha", "bravo"]
     alpha, bravo = snapshot.keys
     assert [(c.index, c.state, c.frames, c.ticks, c.symbols) for c in alpha.connections] == [
         (0, ConnState.CONNECTED, 2, 3, 2),

@@ -117,7 +117,7 @@ def connection_of(feed: FeedManager) -> FeedConnection:
         url=feed.config.url,
         credential=feed.config.keys[0].credential,
         tuning=Tuning(),
-        sink=feed,
+        sink=feed._sink,
     )
 
 

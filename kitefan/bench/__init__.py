@@ -12,6 +12,7 @@ Modules: :mod:`~kitefan.bench.decode` (decode throughput), :mod:`~kitefan.bench.
 :mod:`~kitefan.bench.official` (the same with the official client, run in its own process),
 :mod:`~kitefan.bench.load` (the realistic full load: CPU share, memory, latency),
 :mod:`~kitefan.bench.columnar` (tick batches to Arrow and numpy),
+:mod:`~kitefan.bench.candles` (frames to candles),
 :mod:`~kitefan.bench.harness` (processes and readings) and :mod:`~kitefan.bench.report` (figures,
 targets, the report). :mod:`~kitefan.bench.cli_load` measures ``kitefan stream`` itself, in
 its own process, at the realistic load; :mod:`~kitefan.bench.fanout` the fan-out through Redis.
@@ -52,7 +53,8 @@ class Figure:
     """One measured figure, with its target when the design sets one.
 
     Attributes:
-        benchmark: ``decode``, ``records``, ``e2e``, ``load``, ``columnar``, ``fanout`` or ``cli``.
+        benchmark: ``decode``, ``records``, ``e2e``, ``load``, ``columnar``, ``candles``,
+            ``fanout`` or ``cli``.
         name: what was measured, as the table shows it.
         value: the median (or the percentile the name says); ``None`` if it could not be measured.
         unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``; ``cli``'s also ``lines/s``,

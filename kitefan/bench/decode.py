@@ -34,6 +34,7 @@ from kitefan.codec import decode_frame, encode_frame
 from kitefan.models import Tick
 
 __all__ = [
+    "COMPAT",
     "KITEFAN",
     "KITEFAN_DICTS",
     "OFFICIAL",
@@ -45,6 +46,7 @@ __all__ = [
 #: The parsers, as the figures name them.
 KITEFAN = "kitefan decode_frame"
 KITEFAN_DICTS = "kitefan + as_dict()"
+COMPAT = "kitefan.compat ticks"
 OFFICIAL = "official _parse_binary"
 
 # (segment, share of tokens, price range in rupees)
@@ -175,6 +177,14 @@ class DecodeResult:
                 samples=n,
                 note="decode_frame, then as_dict() on every tick: the official dicts",
             ),
+            Figure(
+                "decode",
+                COMPAT,
+                rates[COMPAT],
+                "ticks/s",
+                samples=n,
+                note="what kitefan.compat.KiteTicker gives on_ticks: naive local datetimes",
+            ),
         ]
         if OFFICIAL not in rates:
             out.append(
@@ -217,6 +227,14 @@ class DecodeResult:
                 samples=n,
                 note="like for like: both build the dicts",
             ),
+            Figure(
+                "decode",
+                "kitefan.compat / official",
+                self.ratio(COMPAT),
+                "x",
+                samples=n,
+                note="the same dicts, naive datetimes included",
+            ),
         ]
         return out
 
@@ -232,6 +250,7 @@ class DecodeResult:
             "samples": self.samples,
             "ratio": self.ratio(KITEFAN),
             "ratio_as_dict": self.ratio(KITEFAN_DICTS),
+            "ratio_compat": self.ratio(COMPAT),
         }
 
 
@@ -268,6 +287,9 @@ def _check_agreement(official: Callable[[bytes], Any], frames: list[bytes]) -> N
         for field in ("instrument_token", "mode", "last_price", "change", "ohlc", "depth"):
             if a.get(field) != b.get(field):
                 raise BenchmarkError(f"parsers disagree on {field}: {a} vs {b}")
+    compat = [t.as_local_dict() for f in frames for t in decode_frame(f)]
+    if compat != theirs:
+        raise BenchmarkError("kitefan.compat's ticks are not the official client's dicts")
 
 
 def run_decode_benchmark(
@@ -291,7 +313,14 @@ def run_decode_benchmark(
     def with_dicts(frame: bytes) -> list[dict[str, Any]]:
         return [t.as_dict() for t in decode_frame(frame)]
 
-    parsers: dict[str, Callable[[bytes], Any]] = {KITEFAN: decode_frame, KITEFAN_DICTS: with_dicts}
+    def compat_ticks(frame: bytes) -> list[dict[str, Any]]:
+        return [t.as_local_dict() for t in decode_frame(frame)]
+
+    parsers: dict[str, Callable[[bytes], Any]] = {
+        KITEFAN: decode_frame,
+        KITEFAN_DICTS: with_dicts,
+        COMPAT: compat_ticks,
+    }
     official = _official_parser()
     if official is not None:
         _check_agreement(official, frames[:5])

@@ -12,6 +12,7 @@ records   5         0.3 per writer per round (4 writers, interleaved)
 e2e       3         2 per client per round (kitefan, then the official client)
 load      1         20 measured per run, after the subscribe burst and 5 s more
 columnar  5         0.3 per way per round (7 ways, interleaved)
+candles   5         0.5 per interval per round (1m, 1s, interleaved)
 fanout    3         2 per pipeline per round (kitefan, then the baseline)
 cli       1         20 measured per case (slow reader, max rate: 10), after 5 s more
 ========  ========  ============================================================
@@ -32,6 +33,7 @@ from typing import Any
 
 from kitefan import __version__
 from kitefan.bench import Figure, machine
+from kitefan.bench.candles import run_candles_benchmark
 from kitefan.bench.cli_load import run_cli_benchmark
 from kitefan.bench.columnar import run_columnar_benchmark
 from kitefan.bench.decode import run_decode_benchmark
@@ -43,7 +45,7 @@ from kitefan.bench.records import run_records_benchmark
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
 #: The benchmarks, in the order ``all`` runs them.
-BENCHMARKS = ("decode", "records", "e2e", "load", "columnar", "fanout", "cli")
+BENCHMARKS = ("decode", "records", "e2e", "load", "columnar", "candles", "fanout", "cli")
 
 #: (rounds, seconds) of each benchmark when not given.
 DEFAULTS: dict[str, tuple[int, float]] = {
@@ -52,6 +54,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "e2e": (3, 2.0),
     "load": (1, 20.0),
     "columnar": (5, 0.3),
+    "candles": (5, 0.5),
     "fanout": (3, 2.0),
     "cli": (1, 20.0),
 }
@@ -125,6 +128,10 @@ def run_benchmarks(
             columnar = run_columnar_benchmark(rounds=n, min_s=s, progress=progress)
             figures += columnar.figures()
             details[name] = columnar.as_dict()
+        elif name == "candles":
+            candles = run_candles_benchmark(rounds=n, min_s=s, progress=progress)
+            figures += candles.figures()
+            details[name] = candles.as_dict()
         elif name == "fanout":
             fanout = run_fanout_benchmark(rounds=n, seconds=s, progress=progress)
             figures += fanout.figures()

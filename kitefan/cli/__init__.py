@@ -12,6 +12,7 @@ from __future__ import annotations
 # Register the commands (each module adds its own to ``app``).
 from kitefan.cli import (
     bench as _bench,
+    candles as _candles,
     configure as _configure,
     distribute as _distribute,
     simulate as _simulate,
@@ -21,6 +22,6 @@ from kitefan.cli import (
 )
 from kitefan.cli.app import app, main
 
-del _bench, _configure, _distribute, _simulate, _stats, _stream, _tail
+del _bench, _candles, _configure, _distribute, _simulate, _stats, _stream, _tail
 
 __all__ = ["app", "main"]

@@ -31,6 +31,7 @@ class Which(StrEnum):
     E2E = "e2e"
     LOAD = "load"
     COLUMNAR = "columnar"
+    CANDLES = "candles"
     FANOUT = "fanout"
     CLI = "cli"
     ALL = "all"
@@ -56,7 +57,8 @@ def bench(
             "to JSON lines and CSV vs the official parser + json.dumps. e2e: simulator "
             "at full rate -> manager -> consumer, kitefan vs the official client. load: 27,000 "
             "full-mode symbols at 1 tick/s: CPU, memory, latency. columnar: tick batches to "
-            "Arrow and numpy vs Tick + as_dict(). fanout: simulator -> stream --publish -> "
+            "Arrow and numpy vs Tick + as_dict(). candles: frames to 1m and 1s bars through the "
+            "candle builder. fanout: simulator -> stream --publish -> "
             "Redis -> tail, vs on_ticks doing XADD per tick (needs redis-server). cli: kitefan "
             "stream itself at that load (--rate 2): jsonl, the dashboard, a slow reader, max "
             "rate to a file. all: each in turn (~8 min)."
@@ -70,7 +72,8 @@ def bench(
             help=f"Rounds of each benchmark (load: runs); figures are medians "
             f"[default: decode {DEFAULTS['decode'][0]}, records {DEFAULTS['records'][0]}, "
             f"e2e {DEFAULTS['e2e'][0]}, load {DEFAULTS['load'][0]}, "
-            f"columnar {DEFAULTS['columnar'][0]}, fanout {DEFAULTS['fanout'][0]}].",
+            f"columnar {DEFAULTS['columnar'][0]}, candles {DEFAULTS['candles'][0]}, "
+            f"fanout {DEFAULTS['fanout'][0]}].",
             show_default=False,
         ),
     ] = None,

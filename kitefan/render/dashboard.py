@@ -446,13 +446,13 @@ def _distribution_block(stats: FeedStats, limit: int) -> _Block:
     rows: list[list[Cell]] = []
     for key in stats.keys:
         if not key.connections:
-            rows.append([key.id, "-", "0", "-", Text(key.state.value, _STATE_STYLE[key.state])])
+            rows.append([key.key_id, "-", "0", "-", Text(key.state.value, _STATE_STYLE[key.state])])
         for conn in key.connections:
             modes = conn.symbols_by_mode
             state = Text(conn.state.value, "green" if conn.state.value == "connected" else "yellow")
             rows.append(
                 [
-                    key.id,
+                    key.key_id,
                     str(conn.index),
                     f"{conn.symbols:,}",
                     f"{modes.get('ltp', 0)}/{modes.get('quote', 0)}/{modes.get('full', 0)}",
@@ -481,7 +481,7 @@ def _keys_block(stats: FeedStats) -> _Block:
     for key in stats.keys:
         rows.append(
             [
-                key.id,
+                key.key_id,
                 Text(key.state.value, _STATE_STYLE[key.state]),
                 f"{key.connections_up}/{len(key.connections)}",
                 f"{sum(conn.symbols for conn in key.connections):,}",

@@ -59,7 +59,7 @@ from enum import IntEnum
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -83,6 +83,9 @@ from kitefan.simulator.market import (
     visible,
 )
 from kitefan.simulator.orders import order_postback
+
+if TYPE_CHECKING:
+    from kitefan.settings import AppConfig
 
 __all__ = [
     "INVALID_UTF8_TEXT",
@@ -408,6 +411,32 @@ class Simulator:
         self._next_id = 0
         self._order_sequence = 0
         self._address: tuple[str, int] | None = None
+
+    @classmethod
+    def from_config(cls, config: AppConfig, **options: Any) -> Simulator:
+        """A simulator accepting every ``[[keys]]`` of ``config`` (each labelled by its id in the
+        log), seeded by the config's instruments dump when it exists.
+
+        ``options`` are the constructor's (``port=0``, ``seed``, ``rate``, ...); an explicit
+        ``instruments`` wins over the config's. Not started: ``async with
+        Simulator.from_config(config) as sim:`` starts it, and
+        ``dataclasses.replace(config, url=sim.url)`` is the config a feed streams it with.
+
+        Raises:
+            ValueError: the config has no keys, two keys share an api key, or an option is out
+                of range.
+            InstrumentsError: the instruments dump cannot be read.
+        """
+        if not config.keys:
+            raise ValueError("the config has no [[keys]]: the simulator needs at least one")
+        accounts = [
+            Account(key.credential.api_key, key.credential.access_token, label=key.id)
+            for key in config.keys
+        ]
+        dump = config.instruments
+        if "instruments" not in options and dump is not None and dump.is_file():
+            options["instruments"] = dump
+        return cls(accounts, **options)
 
     # Life cycle ---------------------------------------------------------------------------
 

@@ -501,7 +501,12 @@ async def test_hostile_texts_on_one_connection_leave_every_key_streaming() -> No
             assert {c.id for c in sim.connections()} == opened
             stats = feed.stats()
             counts = {
-                key.id: (key.decode_errors, key.server_errors, key.internal_errors, key.reconnects)
+                key.key_id: (
+                    key.decode_errors,
+                    key.server_errors,
+                    key.internal_errors,
+                    key.reconnects,
+                )
                 for key in stats.keys
             }
             assert counts == {"alpha": (2, 1, 0, 0), "bravo": (0, 0, 0, 0), "charlie": (0, 0, 0, 0)}
@@ -581,7 +586,9 @@ async def test_a_bug_in_one_connection_restarts_only_that_connection(
                 c.id for k in ("bravo", "charlie") for c in sim.connections(account(k).api_key)
             } == others
             assert sim.close_codes() == {1006: 1}  # the old socket was aborted
-            counts = {key.id: (key.internal_errors, key.reconnects) for key in feed.stats().keys}
+            counts = {
+                key.key_id: (key.internal_errors, key.reconnects) for key in feed.stats().keys
+            }
             assert counts == {"alpha": (1, 1), "bravo": (0, 0), "charlie": (0, 0)}
             assert feed.stats().as_dict()["totals"]["internal_errors"] == 1
     # One line at error level, without the traceback; the traceback at debug level only.
@@ -605,7 +612,7 @@ async def test_a_bug_while_opening_a_connection_aborts_its_socket_and_restarts_i
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The fault injected is a bug in the manager's handling of alpha's first open.
-    opened = FeedManager.on_opened
+    opened = FeedManager._on_opened
     bugs = [("alpha", 0)]
 
     def buggy(self: FeedManager, conn: connection_module.FeedConnection) -> None:
@@ -614,7 +621,7 @@ async def test_a_bug_while_opening_a_connection_aborts_its_socket_and_restarts_i
             raise KeyError("a bug in kitefan")
         opened(self, conn)
 
-    monkeypatch.setattr(FeedManager, "on_opened", buggy)
+    monkeypatch.setattr(FeedManager, "_on_opened", buggy)
     tokens = nse(30)
     async with simulator() as sim:
         config = make_config(sim.url, tokens, max_connections_per_key=1)
@@ -629,7 +636,9 @@ async def test_a_bug_while_opening_a_connection_aborts_its_socket_and_restarts_i
             assert await tokens_ticking(feed.ticks(), set(tokens)) == set(KEYS)
             await sim_until(sim, lambda: sim.close_codes() == {1006: 1})
             assert len(sim.connections()) == 3
-            counts = {key.id: (key.internal_errors, key.reconnects) for key in feed.stats().keys}
+            counts = {
+                key.key_id: (key.internal_errors, key.reconnects) for key in feed.stats().keys
+            }
             assert counts == {"alpha": (1, 1), "bravo": (0, 0), "charlie": (0, 0)}
 
 
