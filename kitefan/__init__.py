@@ -43,19 +43,22 @@ from kitefan.events import ErrorEvent, Event, OrderEvent, StatusEvent, TickBatch
 from kitefan.models import Mode, PacketKind, Tick
 
 if TYPE_CHECKING:
-    from kitefan.config import AppConfig, KeyConfig, SymbolSpec, Tuning, load_config
+    from kitefan.loader import config_from_dict, load_config, load_config_text
     from kitefan.manager import EventStream, FeedManager
+    from kitefan.settings import AppConfig, KeyConfig, SymbolSpec, Tuning
     from kitefan.simulator import Account, Simulator
 
 __version__ = "0.1.0"
 
 # Imported when first asked for: name -> the module that defines it.
 _LAZY = {
-    "AppConfig": "kitefan.config",
-    "KeyConfig": "kitefan.config",
-    "SymbolSpec": "kitefan.config",
-    "Tuning": "kitefan.config",
-    "load_config": "kitefan.config",
+    "AppConfig": "kitefan.settings",
+    "KeyConfig": "kitefan.settings",
+    "SymbolSpec": "kitefan.settings",
+    "Tuning": "kitefan.settings",
+    "config_from_dict": "kitefan.loader",
+    "load_config": "kitefan.loader",
+    "load_config_text": "kitefan.loader",
     "EventStream": "kitefan.manager",
     "FeedManager": "kitefan.manager",
     "Account": "kitefan.simulator",
@@ -108,8 +111,10 @@ __all__ = [
     "Tuning",
     "UnreachableError",
     "__version__",
+    "config_from_dict",
     "decode_frame",
     "decode_packets",
     "encode_frame",
     "load_config",
+    "load_config_text",
 ]

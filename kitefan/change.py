@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kitefan.config import AppConfig, SymbolSpec
 from kitefan.planner import PlanDiff
+from kitefan.settings import AppConfig, SymbolSpec
 
 __all__ = ["ConfigChange", "MovedSymbol", "PlacedSymbol", "SlotCounts"]
 

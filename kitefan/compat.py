@@ -46,11 +46,11 @@ from typing import Any, ClassVar, NamedTuple
 from websockets.asyncio.client import ClientConnection
 from websockets.http11 import Response
 
-from kitefan.config import Credential, Tuning, ticker_url_problems
 from kitefan.connection import FeedConnection, SecretFilter
 from kitefan.events import ConnState, Gap, TickBatch
 from kitefan.models import Mode, OrderUpdate
 from kitefan.retry import Refusal
+from kitefan.settings import Credential, Tuning, ticker_url_problems
 
 __all__ = ["ConnectionResponse", "KiteTicker"]
 

@@ -63,12 +63,12 @@ from websockets.frames import Close, CloseCode
 
 from kitefan import __version__
 from kitefan.codec import decode_text, frame_tokens, scan_frame
-from kitefan.config import Credential, Tuning, ticker_url_problems
 from kitefan.errors import CodecError
 from kitefan.events import ConnState, Gap, TickBatch
 from kitefan.models import OrderUpdate, ServerError, ServerNotice, UnknownText
 from kitefan.retry import Backoff, Refusal, classify_status
 from kitefan.session import FeedSession
+from kitefan.settings import Credential, Tuning, ticker_url_problems
 from kitefan.stats import ConnectionCounters
 
 __all__ = ["ConnectionSink", "FeedConnection", "SecretFilter"]

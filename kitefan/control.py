@@ -67,7 +67,6 @@ from typing import Any, Self
 
 from kitefan import __version__
 from kitefan.change import ConfigChange
-from kitefan.config import AppConfig
 from kitefan.errors import (
     ConfigError,
     ControlError,
@@ -77,6 +76,7 @@ from kitefan.errors import (
     StreamNotRunningError,
 )
 from kitefan.manager import FeedManager
+from kitefan.settings import AppConfig
 
 __all__ = [
     "PROTOCOL_VERSION",

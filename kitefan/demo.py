@@ -17,8 +17,8 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from kitefan.config import AppConfig, Credential
 from kitefan.manager import FeedManager
+from kitefan.settings import AppConfig, Credential
 from kitefan.simulator import Simulator
 
 __all__ = ["demo_simulator", "run_demo_faults"]

@@ -1,4 +1,4 @@
-"""The broker's instruments dump: reading it, indexing it, selecting from it, and fetching it.
+"""The broker's instruments dump: parsing it, indexing it, selecting from it.
 
 The dump is the CSV that ``GET /instruments`` on the Kite API returns (one row per instrument:
 ``instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,
@@ -6,40 +6,31 @@ instrument_type,segment,exchange``). kitefan uses it to turn ``EXCHANGE:TRADINGS
 instrument tokens, to name tokens in plans and tables, to pick large universes with ``[[select]]``
 filters, and (the simulator) to seed prices from ``last_price``.
 
-Owns: :class:`Instrument`, :class:`InstrumentIndex`, :class:`InstrumentFilter`, parsing and loading
-the CSV, and :func:`fetch_instruments` (the one HTTP request kitefan makes, with stdlib urllib).
-Must not import rich, typer, asyncio or websockets; never puts a credential in a message.
+Pure: text in, an index out. Reading the file is :func:`kitefan.loader.load_instruments`;
+downloading it, :func:`kitefan.fetch.fetch_instruments`.
+
+Owns: :class:`Instrument`, :class:`InstrumentIndex`, :class:`InstrumentFilter`, parsing the CSV
+(:func:`parse_instruments`). Must not import any other kitefan module but :mod:`kitefan.errors`,
+nor asyncio, websockets, socket, urllib, http, tempfile, rich or typer.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
-import http.client
 import io
-import json
-import os
-import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from kitefan.errors import InstrumentsError
-
-if TYPE_CHECKING:
-    from kitefan.config import Credential
 
 __all__ = [
     "INSTRUMENTS_HEADER",
     "Instrument",
     "InstrumentFilter",
     "InstrumentIndex",
-    "fetch_instruments",
-    "load_instruments",
     "parse_instruments",
 ]
 
@@ -292,136 +283,3 @@ def _row(fields: Sequence[str], at: Sequence[int], source: str, line: int) -> In
         segment,
         exchange,
     )
-
-
-def load_instruments(path: Path) -> InstrumentIndex:
-    """Read and parse the dump at ``path``.
-
-    Raises:
-        InstrumentsError: the file cannot be read or is not a well-formed dump.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InstrumentsError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InstrumentsError(f"{path}: not UTF-8 text; not an instruments dump") from None
-    return parse_instruments(text, source=str(path))
-
-
-def fetch_instruments(
-    api_root: str,
-    credential: Credential,
-    destination: Path,
-    *,
-    timeout_s: float = 30.0,
-) -> int:
-    """Download the dump and atomically replace ``destination`` with it.
-
-    Sends ``GET {api_root}/instruments`` with ``X-Kite-Version: 3`` and
-    ``Authorization: token api_key:access_token``. The body goes to a temporary file next to
-    ``destination``, is checked (every byte the server announced, and a well-formed dump), and only
-    then replaces ``destination``; on any failure the old file is left untouched.
-
-    Args:
-        api_root: the Kite API root, e.g. ``https://api.kite.trade``.
-        credential: the key whose token authorises the request.
-        destination: where the dump goes.
-        timeout_s: how long to wait on the network at any one point.
-
-    Returns:
-        How many instruments the new dump holds.
-
-    Raises:
-        InstrumentsError: HTTP error (403: the token is invalid or expired), network failure, a
-            cut connection, or a response that is not an instruments dump. The message never
-            carries the api key or the access token.
-    """
-    url = api_root.rstrip("/") + "/instruments"
-    kept = f"{destination} left unchanged" if destination.exists() else "nothing written"
-    request = urllib.request.Request(  # noqa: S310 (the scheme is checked by the config loader)
-        url,
-        headers={
-            "X-Kite-Version": "3",
-            "Authorization": f"token {credential.api_key}:{credential.access_token}",
-            "User-Agent": "kitefan",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
-            announced = response.headers.get("Content-Length")
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        raise InstrumentsError(_secret_free(_http_failure(url, exc, kept), credential)) from None
-    except http.client.IncompleteRead as exc:
-        expected = "" if exc.expected is None else f" of {len(exc.partial) + exc.expected}"
-        raise InstrumentsError(
-            f"download of {url} was cut short after {len(exc.partial)}{expected} bytes; {kept}"
-        ) from None
-    except (OSError, ValueError, http.client.HTTPException) as exc:
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        reason = reason or type(exc).__name__
-        raise InstrumentsError(
-            _secret_free(f"cannot download {url}: {reason}; {kept}", credential)
-        ) from None
-    if announced is not None and announced.isdigit() and len(body) != int(announced):
-        raise InstrumentsError(
-            f"download of {url} was cut short after {len(body)} of {announced} bytes; {kept}"
-        )
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InstrumentsError(f"{url} did not answer with an instruments dump; {kept}") from None
-    try:
-        index = parse_instruments(text, source=url)
-    except InstrumentsError as exc:
-        raise InstrumentsError(f"{exc}; {kept}") from None
-    _replace(destination, body, kept)
-    return len(index)
-
-
-def _http_failure(url: str, exc: urllib.error.HTTPError, kept: str) -> str:
-    detail = ""
-    try:
-        payload = json.loads(exc.read(4096) or b"null")
-    except (OSError, ValueError):
-        payload = None
-    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        detail = f" ({payload['message'].strip().rstrip('.')})"
-    if exc.code == 403:
-        return (
-            f"{url} refused the request with HTTP 403{detail}: the access token is invalid or "
-            f"expired; put a fresh token in the config; {kept}"
-        )
-    return f"{url} answered HTTP {exc.code}{detail}; {kept}"
-
-
-def _secret_free(message: str, credential: Credential) -> str:
-    for secret in (credential.access_token, credential.api_key):
-        if secret:
-            message = message.replace(secret, "…")
-    return message
-
-
-def _replace(destination: Path, body: bytes, kept: str) -> None:
-    try:
-        fd, temp_name = tempfile.mkstemp(
-            dir=destination.parent, prefix=f".{destination.name}.", suffix=".part"
-        )
-    except OSError as exc:
-        raise InstrumentsError(
-            f"cannot write next to {destination}: {exc.strerror}; {kept}"
-        ) from None
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(body)
-        try:
-            mode = destination.stat().st_mode & 0o777
-        except OSError:
-            mode = 0o644
-        os.chmod(temp, mode)
-        os.replace(temp, destination)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise InstrumentsError(f"cannot write {destination}: {exc.strerror}; {kept}") from None

@@ -45,14 +45,6 @@ from dataclasses import replace
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-from kitefan.config import (
-    AppConfig,
-    KeyConfig,
-    SymbolSpec,
-    needs_instruments,
-    parse_mode,
-    spec_of,
-)
 from kitefan.connection import FeedConnection
 from kitefan.errors import (
     FeedError,
@@ -72,10 +64,11 @@ from kitefan.events import (
     StatusEvent,
     TickBatch,
 )
-from kitefan.instruments import load_instruments
+from kitefan.loader import load_instruments
 from kitefan.models import Mode, OrderUpdate
 from kitefan.planner import KeyCapacity, Plan, PlanDiff, diff, plan
 from kitefan.retry import Refusal
+from kitefan.settings import AppConfig, KeyConfig, SymbolSpec
 from kitefan.stats import (
     LOOP_PROBE_S,
     ConnectionCounters,
@@ -87,6 +80,7 @@ from kitefan.stats import (
     key_state,
     percentile_of_counts,
 )
+from kitefan.symbols import needs_instruments, parse_mode, spec_of
 
 __all__ = ["CONNECT_DEADLINE_S", "EventStream", "FeedManager"]
 

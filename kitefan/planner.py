@@ -22,8 +22,9 @@ Pinned symbols are dealt to their key's connections in turn under every strategy
 least-loaded, so a plan frozen as pins (``kitefan distribute --dry-run --output``) and replayed
 under ``manual`` gives the same connections.
 
-Owns: ``Plan`` and its parts, ``plan()``, ``plan_config()``, ``diff()``. Must not import asyncio,
-websockets, rich, typer, or do any I/O.
+Owns: ``Plan`` and its parts (with the pin-dealing order, ``KeyPlan.dealt``), ``plan()``,
+``plan_config()``, ``diff()``. Must not import asyncio, websockets, rich, typer, or do any I/O;
+of kitefan, only the values (``settings``), ``models`` and ``errors``.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from kitefan.config import AppConfig, Strategy, SymbolSpec
 from kitefan.errors import PlanError
 from kitefan.models import Mode
+from kitefan.settings import AppConfig, Strategy, SymbolSpec
 
 __all__ = [
     "ConnectionPlan",
@@ -98,6 +99,17 @@ class KeyPlan:
     def symbol_count(self) -> int:
         """How many symbols this key streams."""
         return sum(len(connection.symbols) for connection in self.connections)
+
+    def dealt(self) -> tuple[SymbolSpec, ...]:
+        """The key's symbols in the order :func:`plan` deals pins to its connections.
+
+        The first symbol of each connection, then the second of each, and so on: pinned to this
+        key in this order (``kitefan distribute --dry-run --output``), they are dealt back to the
+        same connections.
+        """
+        rows = [connection.symbols for connection in self.connections]
+        longest = max(map(len, rows), default=0)
+        return tuple(row[i] for i in range(longest) for row in rows if i < len(row))
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,11 +31,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kitefan.broker import event_fields, frame_fields, json_fields, node_name, symbols_key
-from kitefan.config import PublishConfig
 from kitefan.errors import BrokerError
 from kitefan.events import Event, TickBatch
 from kitefan.manager import EventStream
 from kitefan.retry import Backoff
+from kitefan.settings import PublishConfig
 from kitefan.stats import PublishStats
 
 __all__ = ["BUFFER_BYTES", "Publisher", "redis_client", "require_redis", "scrub"]

@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kitefan.config import AppConfig
 from kitefan.events import Event
 from kitefan.manager import EventStream, FeedManager
 from kitefan.output import Encoder, RecordOutput, write_records
+from kitefan.settings import AppConfig
 from kitefan.stats import FeedStats
 
 __all__ = ["Outcome", "StopSignal", "pump", "running_feed", "stream_records", "until_stopped"]

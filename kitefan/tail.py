@@ -37,12 +37,12 @@ from types import TracebackType
 from typing import Any, Self
 
 from kitefan.broker import Entry, JsonTicks, decode_entry, node_name, symbols_key
-from kitefan.config import DEFAULT_PUBLISH_STREAM, PublishConfig, RedisURL, parse_redis_url
 from kitefan.errors import BrokerError
 from kitefan.events import ConnState, Event, KeyState, OrderEvent, StatusEvent, TickBatch
 from kitefan.models import Mode
 from kitefan.publish import redis_client, require_redis, scrub
 from kitefan.retry import Backoff
+from kitefan.settings import DEFAULT_PUBLISH_STREAM, PublishConfig, RedisURL, parse_redis_url
 from kitefan.stats import ConnectionStats, FeedStats, KeyStats, RateMeter, key_state
 
 __all__ = ["RemoteFeed", "RemoteStats"]

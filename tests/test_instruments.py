@@ -11,14 +11,9 @@ from instruments_server import serve_dump
 
 from kitefan.config import Credential
 from kitefan.errors import InstrumentsError
-from kitefan.instruments import (
-    INSTRUMENTS_HEADER,
-    Instrument,
-    InstrumentFilter,
-    fetch_instruments,
-    load_instruments,
-    parse_instruments,
-)
+from kitefan.fetch import fetch_instruments
+from kitefan.instruments import INSTRUMENTS_HEADER, Instrument, InstrumentFilter, parse_instruments
+from kitefan.loader import load_instruments
 from kitefan.models import segment_of
 
 REPO = Path(__file__).parent.parent

@@ -107,6 +107,17 @@ def test_manual_places_pins_in_turn_on_their_key() -> None:
     assert layout(p) == {"a": [[5]], "b": [[1, 4], [2], [3]]}
 
 
+def test_a_keys_symbols_in_dealing_order_replay_as_pins_to_the_same_connections() -> None:
+    p = plan(specs(range(1, 8)), caps(("a", 3)), strategy=RR, max_symbols_per_connection=5)
+    assert layout(p) == {"a": [[1, 4, 7], [2, 5], [3, 6]]}
+    key = p.keys[0]
+    assert [s.token for s in key.dealt()] == [1, 2, 3, 4, 5, 6, 7]
+    pins = [spec(s.token, key="a") for s in key.dealt()]
+    again = plan(pins, caps(("a", 3)), strategy=MANUAL, max_symbols_per_connection=5)
+    assert layout(again) == layout(p)
+    assert KeyPlan("b", ()).dealt() == ()
+
+
 def test_pins_are_honoured_under_every_strategy() -> None:
     symbols = specs(range(1, 11)) + specs([11, 12], key="b")
     for strategy in (RR, LL):

@@ -377,9 +377,9 @@ def _window(spec: dict[str, Any]) -> tuple[float, float]:
 
 
 async def _publish(spec: dict[str, Any]) -> dict[str, Any]:
-    from kitefan.config import PublishConfig, RedisURL
     from kitefan.manager import FeedManager
     from kitefan.publish import Publisher
+    from kitefan.settings import PublishConfig, RedisURL
 
     target = PublishConfig(
         RedisURL("redis", "127.0.0.1", spec["redis_port"]), stream=spec["stream"], maxlen=MAXLEN

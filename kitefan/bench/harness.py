@@ -32,10 +32,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec
 from kitefan.errors import KitefanError
 from kitefan.models import Mode
 from kitefan.planner import KeyCapacity, plan
+from kitefan.settings import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec
 
 __all__ = [
     "BenchmarkError",

@@ -1,4 +1,12 @@
-"""The typer application and its entry point."""
+"""The typer application and its entry point.
+
+The command modules import :data:`app` (and the groups) from here and register their commands
+on it; :mod:`kitefan.cli` imports every command module, so this module imports none of them (no
+import circle).
+
+Owns: :data:`app`, :data:`config_app`, :data:`instruments_app`, :func:`main`. Must not import
+the command modules.
+"""
 
 from __future__ import annotations
 
@@ -47,18 +55,3 @@ def _root(
 def main() -> None:
     """The console script's entry point."""
     app()
-
-
-# Register the commands (each module adds its own to ``app``).
-from kitefan.cli import (  # noqa: E402
-    bench as _bench,
-    candles as _candles,
-    configure as _configure,
-    distribute as _distribute,
-    simulate as _simulate,
-    stats as _stats,
-    stream as _stream,
-    tail as _tail,
-)
-
-del _bench, _candles, _configure, _distribute, _simulate, _stats, _stream, _tail

@@ -40,16 +40,9 @@ from kitefan.candles import (
 )
 from kitefan.cli.app import app
 from kitefan.cli.terminal import LOG_FILE, err, log_formatter, out, reported_errors, warn
-from kitefan.config import (
-    DEFAULT_PUBLISH_STREAM,
-    AppConfig,
-    RedisURL,
-    demo_config_path,
-    find_config_path,
-    load_config,
-)
 from kitefan.connection import SecretFilter
 from kitefan.events import TickBatch
+from kitefan.loader import demo_config_path, find_config_path, load_config
 from kitefan.models import segment_of
 from kitefan.render.candles import (
     CandleBoard,
@@ -62,6 +55,7 @@ from kitefan.render.candles import (
 )
 from kitefan.render.dashboard import SortBy, TickBoard
 from kitefan.runner import StopSignal, running_feed, until_stopped
+from kitefan.settings import DEFAULT_PUBLISH_STREAM, AppConfig, RedisURL
 
 __all__ = ["CandleFormat", "candles"]
 
@@ -221,7 +215,7 @@ def candles(
         )
         tally = _Tally(builder=builder)
         if source_url is not None:
-            from kitefan.config import parse_redis_url
+            from kitefan.settings import parse_redis_url
 
             try:
                 target = parse_redis_url(source_url.strip())

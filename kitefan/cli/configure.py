@@ -1,8 +1,8 @@
 """``kitefan init``, ``kitefan config check|show`` and ``kitefan instruments fetch``.
 
-Each command parses its arguments, calls :mod:`kitefan.config` or :mod:`kitefan.instruments`, and
-prints the result; library errors become one ``error:`` line and an exit code
-(:mod:`kitefan.cli.terminal`).
+Each command parses its arguments, calls the library (:mod:`kitefan.loader`,
+:mod:`kitefan.starter`, :mod:`kitefan.fetch`, the planner), and prints the result; library errors
+become one ``error:`` line and an exit code (:mod:`kitefan.cli.terminal`).
 
 Owns: the config and instruments commands. Must not import websockets or asyncio.
 """
@@ -17,18 +17,13 @@ import typer
 
 from kitefan.cli.app import app, config_app, instruments_app
 from kitefan.cli.terminal import LOG_FILE, ExitCode, err, exit_code_of, out, reported_errors, warn
-from kitefan.config import (
-    DEFAULT_CONFIG_NAME,
-    AppConfig,
-    dump_config,
-    find_config_path,
-    load_config,
-    write_starter_config,
-)
 from kitefan.errors import ConfigError
-from kitefan.instruments import fetch_instruments
+from kitefan.fetch import fetch_instruments
+from kitefan.loader import DEFAULT_CONFIG_NAME, find_config_path, load_config
 from kitefan.models import Mode
 from kitefan.planner import plan_config
+from kitefan.settings import AppConfig
+from kitefan.starter import dump_config, write_starter_config
 
 __all__ = ["check", "fetch", "init", "show"]
 

@@ -23,12 +23,13 @@ import typer
 from kitefan.change import ConfigChange
 from kitefan.cli.app import app
 from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors, warn
-from kitefan.config import AppConfig, find_config_path, load_config
 from kitefan.control import ControlClient
 from kitefan.errors import StreamNotRunningError
+from kitefan.loader import find_config_path, load_config
 from kitefan.planner import Plan, plan_config
 from kitefan.render.change import change_view
 from kitefan.render.plan import plan_json, plan_pins, plan_table
+from kitefan.settings import AppConfig
 
 __all__ = ["PlanFormat", "distribute", "load_and_plan", "show_change", "show_dry_run"]
 

@@ -21,8 +21,8 @@ import typer
 
 from kitefan.cli.app import app
 from kitefan.cli.terminal import LOG_FILE, ExitCode, err, log_formatter, out, reported_errors
-from kitefan.config import demo_config_path, find_config_path, load_config
 from kitefan.errors import ConfigError, KitefanError
+from kitefan.loader import UNUSABLE_SETTINGS, demo_config_path, find_config_path, load_config
 from kitefan.simulator import (
     Account,
     FaultPlan,
@@ -216,7 +216,9 @@ def simulate(
         except FaultSpecError as exc:
             _usage(str(exc))
         path = demo_config_path() if demo else find_config_path(config)
-        loaded = load_config(path)
+        # The simulator uses the keys (and the instruments dump) only: a ${VAR} of the url,
+        # api_root or [publish] that is not set here is none of its business.
+        loaded = load_config(path, unused=UNUSABLE_SETTINGS)
         if not loaded.keys:
             raise ConfigError(str(path), ["keys: none; the simulator needs at least one [[keys]]"])
         ids = [key.id for key in loaded.keys]

@@ -24,8 +24,8 @@ from rich.live import Live
 
 from kitefan.cli.app import app
 from kitefan.cli.terminal import LOG_FILE, reported_errors
-from kitefan.config import demo_config_path, find_config_path
 from kitefan.control import ControlClient
+from kitefan.loader import demo_config_path, find_config_path
 from kitefan.render.stats import stats_view
 from kitefan.runner import StopSignal
 

@@ -43,23 +43,18 @@ from kitefan.cli.terminal import (
     reported_errors,
     warn,
 )
-from kitefan.config import (
-    AppConfig,
-    PublishConfig,
-    demo_config_path,
-    find_config_path,
-    load_config,
-)
 from kitefan.connection import SecretFilter
 from kitefan.control import ControlServer, Reload
 from kitefan.errors import KitefanError
 from kitefan.events import Event, TickBatch
+from kitefan.loader import demo_config_path, find_config_path, load_config
 from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
 from kitefan.output import Encoder, RecordOutput
 from kitefan.render.dashboard import SortBy, TickBoard, dashboard
 from kitefan.render.records import COMPILED, csv_header, record_pieces
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
+from kitefan.settings import AppConfig, PublishConfig
 from kitefan.stats import PublishStats
 
 if TYPE_CHECKING:
@@ -225,7 +220,7 @@ def _publish_target(config: AppConfig, url: str | None) -> PublishConfig | None:
     config's [publish], else nowhere."""
     if url is None:
         return config.publish
-    from kitefan.config import parse_redis_url
+    from kitefan.settings import parse_redis_url
 
     try:
         target = parse_redis_url(url.strip())
@@ -284,7 +279,7 @@ def _reloader(path: Path, symbols: str | None, mode: Mode | None, demo: bool) ->
 def _narrowed(config: AppConfig, symbols: str | None, mode: Mode | None) -> AppConfig:
     specs = config.symbols
     if symbols is not None:
-        from kitefan.config import select_symbols
+        from kitefan.loader import select_symbols
 
         listed = [s.strip() for s in symbols.split(",") if s.strip()]
         if not listed:

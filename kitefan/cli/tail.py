@@ -27,13 +27,13 @@ from kitefan.broker import Entry, JsonTicks
 from kitefan.cli.app import app
 from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors, warn
 from kitefan.codec import frame_tokens
-from kitefan.config import DEFAULT_PUBLISH_STREAM, RedisURL, parse_redis_url
 from kitefan.errors import BrokerError
 from kitefan.events import Event, TickBatch
 from kitefan.output import RecordOutput
 from kitefan.render.dashboard import TickBoard, dashboard
 from kitefan.render.records import csv_header, record_pieces
 from kitefan.runner import StopSignal, until_stopped
+from kitefan.settings import DEFAULT_PUBLISH_STREAM, RedisURL, parse_redis_url
 from kitefan.tail import RemoteFeed, RemoteStats
 
 __all__ = ["TailFormat", "tail"]

@@ -23,9 +23,9 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from kitefan.config import Strategy, SymbolSpec
 from kitefan.models import INDICES_SEGMENT, Mode, segment_of
 from kitefan.planner import Plan
+from kitefan.settings import Strategy, SymbolSpec
 
 __all__ = [
     "INDEX_PACKET_BYTES",
@@ -184,11 +184,7 @@ def plan_pins(plan: Plan, *, mode: Mode) -> str:
     """
     keys = []
     for key in plan.keys:
-        rows = [connection.symbols for connection in key.connections]
-        dealt = [
-            row[i] for i in range(max(map(len, rows), default=0)) for row in rows if i < len(row)
-        ]
-        keys.append({"id": key.key_id, "symbols": [_pin(spec) for spec in dealt]})
+        keys.append({"id": key.key_id, "symbols": [_pin(spec) for spec in key.dealt()]})
     others: dict[str, list[str | int]] = {}
     for spec in plan.symbols():
         if spec.mode is not mode:

@@ -9,24 +9,42 @@ Modules: :mod:`~kitefan.simulator.market` (the seeded walk, kept as wire packets
 :mod:`~kitefan.simulator.feed` (one connection's subscriptions; sans-I/O),
 :mod:`~kitefan.simulator.orders` (order updates in the postback shape; pure),
 :mod:`~kitefan.simulator.faults` (fault plans for the command line; pure) and
-:mod:`~kitefan.simulator.server` (the websockets server; the only one doing I/O).
+:mod:`~kitefan.simulator.server` (the websockets server; the only one doing I/O, imported
+when one of its names is first used).
 
 Owns: the simulator's public names. Must not import the manager, connection, cli, rich or typer.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from kitefan.simulator.faults import FaultPlan, FaultSpecError, parse_fault_plan, parse_seconds
 from kitefan.simulator.feed import Feed, Reply, RequestCounts
 from kitefan.simulator.market import Change, Instrument, InstrumentSeed, Market, packet_kind
 from kitefan.simulator.orders import order_postback
-from kitefan.simulator.server import (
-    MALFORMED_FRAME,
-    Account,
-    ConnectionView,
-    Counters,
-    Simulator,
-)
+
+if TYPE_CHECKING:
+    from kitefan.simulator.server import (
+        MALFORMED_FRAME,
+        Account,
+        ConnectionView,
+        Counters,
+        Simulator,
+    )
+
+# The server's names are imported on first use, so that importing a pure module of this package
+# (``kitefan.simulator.market``, which runs this file first) loads no asyncio or websockets.
+_SERVER_NAMES = frozenset({"MALFORMED_FRAME", "Account", "ConnectionView", "Counters", "Simulator"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SERVER_NAMES:
+        from kitefan.simulator import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MALFORMED_FRAME",

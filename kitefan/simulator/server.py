@@ -68,9 +68,9 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from kitefan.codec import HEARTBEAT, order_message
-from kitefan.config import mask
-from kitefan.instruments import load_instruments
+from kitefan.loader import load_instruments
 from kitefan.models import Mode
+from kitefan.settings import mask
 from kitefan.simulator.faults import FaultPlan
 from kitefan.simulator.feed import Feed, RequestCounts
 from kitefan.simulator.market import (
@@ -85,7 +85,7 @@ from kitefan.simulator.market import (
 from kitefan.simulator.orders import order_postback
 
 if TYPE_CHECKING:
-    from kitefan.config import AppConfig
+    from kitefan.settings import AppConfig
 
 __all__ = [
     "INVALID_UTF8_TEXT",

@@ -97,7 +97,7 @@ def test_import_kitefan_loads_neither_websockets_nor_the_config() -> None:
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "{'kitefan', 'websockets', 'asyncio', 'tomllib', 'numpy'}))\n"
         "kitefan.FeedManager\n"
-        "print('websockets' in sys.modules, 'kitefan.config' in sys.modules)\n"
+        "print('websockets' in sys.modules, 'kitefan.settings' in sys.modules)\n"
     )
     done = processes.run_sync(sys.executable, "-c", probe)
     assert done.returncode == 0, done.stderr

@@ -213,3 +213,38 @@ async def test_a_port_in_use_is_one_line_and_exit_1(config: Path) -> None:
     assert (code, out) == (1, "")
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
     assert err.count("\n") == 1
+
+
+UNUSED_VARS = """\
+url = "${KITEFAN_TEST_UNSET_URL}"
+api_root = "${KITEFAN_TEST_UNSET_ROOT}"
+
+[[keys]]
+id = "acct1"
+api_key = "cli-test-api-key-1"
+access_token = "${KITEFAN_TEST_TOKEN}"
+
+[publish]
+url = "${KITEFAN_TEST_UNSET_REDIS}"
+"""
+
+
+async def test_an_unset_variable_of_a_setting_it_does_not_use_is_no_problem(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "kitefan.toml"
+    path.write_text(UNUSED_VARS)
+    env = environment(KITEFAN_TEST_TOKEN="cli-test-access-token-1")
+    async with serving("--config", str(path), "--port", "0", env=env) as running:
+        async with connect(running.ticker(1)) as ws:
+            async with asyncio.timeout(TIMEOUT):
+                assert await ws.recv() == b"\x00"
+        code, _, err = await stop(running, signal.SIGINT)
+    assert code == 0
+    assert "key acct1" in err
+    # The keys it does use are still checked.
+    code, out, err = await run("--config", str(path), "--port", "0")
+    assert (code, out) == (3, "")
+    assert err == (
+        f"error: {path}: keys[0].access_token: environment variable KITEFAN_TEST_TOKEN is not set\n"
+    )
