@@ -25,7 +25,7 @@ from kitefan.cli.app import app
 from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors, warn
 from kitefan.config import AppConfig, find_config_path, load_config
 from kitefan.control import ControlClient
-from kitefan.errors import StreamNotRunningError
+from kitefan.errors import KitefanError, StreamNotRunningError
 from kitefan.planner import Plan, plan_config
 from kitefan.render.change import change_view
 from kitefan.render.plan import plan_json, plan_pins, plan_table
@@ -101,6 +101,13 @@ def distribute(
     """Apply the edited config to the running stream, or show where every symbol goes (--dry-run).
 
     Against a running stream, --dry-run shows the change it would make, and changes nothing.
+
+    Examples:
+
+    \b
+      kitefan distribute --dry-run --config configs/demo.toml
+      kitefan distribute --dry-run --output plan.toml
+      kitefan distribute
     """
     with reported_errors(debug, log_file):
         path = find_config_path(config)
@@ -146,5 +153,14 @@ def show_change(change: ConfigChange, pid: int, fmt: PlanFormat) -> None:
 
 
 def _write_pins(config: AppConfig, plan: Plan, output: Path) -> None:
-    output.write_text(plan_pins(plan, mode=config.mode), encoding="utf-8")
+    try:
+        output.write_text(plan_pins(plan, mode=config.mode), encoding="utf-8")
+    except OSError as exc:
+        if output.is_dir():
+            problem = "is a directory: give the path of a file to write the pins to"
+        elif not output.parent.is_dir():
+            problem = f"its directory {output.parent} does not exist: create it first"
+        else:
+            problem = f"cannot write it: {exc.strerror or exc}"
+        raise KitefanError(f"--output {output}: {problem}") from None
     err.print(f"wrote the plan as pins to {output}", markup=False, highlight=False)

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, assert_never
 
 import typer
-from rich.console import Console
 from rich.live import Live
 
 from kitefan.cli.app import app
-from kitefan.cli.terminal import LOG_FILE, reported_errors
+from kitefan.cli.terminal import LOG_FILE, PipeConsole, reported_errors
 from kitefan.config import demo_config_path, find_config_path
 from kitefan.control import ControlClient
 from kitefan.render.stats import stats_view
@@ -35,7 +34,7 @@ T = TypeVar("T")
 
 #: stdout, wrapping long lines (unlike ``terminal.out``): ``Live`` must know every line it draws
 #: to redraw in place.
-screen = Console(highlight=False)
+screen = PipeConsole(highlight=False)
 
 
 class StatsFormat(StrEnum):
@@ -51,7 +50,7 @@ def stats(
         Path | None,
         typer.Option(
             "--config",
-            help="The config the stream runs (default: ./kitefan.toml, then $KITEFAN_CONFIG).",
+            help="The config the stream runs [default: ./kitefan.toml, then $KITEFAN_CONFIG].",
         ),
     ] = None,
     demo: Annotated[
@@ -71,7 +70,9 @@ def stats(
     ] = False,
     interval: Annotated[
         float,
-        typer.Option("--interval", min=0.1, help="Seconds between refreshes with --watch."),
+        typer.Option(
+            "--interval", min=0.1, metavar="SECONDS", help="Seconds between refreshes with --watch."
+        ),
     ] = 1.0,
     count: Annotated[
         int | None,
@@ -83,6 +84,13 @@ def stats(
     """Show the running stream's stats: per key and connection, state, traffic and health.
 
     Exits 1 with one line when no stream of the config is running (or it died).
+
+    Examples:
+
+    \b
+      kitefan stats --demo
+      kitefan stats --watch --interval 2
+      kitefan stats --format json | jq '.totals'
     """
     with reported_errors(debug, log_file):
         if demo and config_path is not None:

@@ -80,7 +80,7 @@ def stream(
     config_path: Annotated[
         Path | None,
         typer.Option(
-            "--config", help="Config file (default: ./kitefan.toml, then $KITEFAN_CONFIG)."
+            "--config", help="Config file [default: ./kitefan.toml, then $KITEFAN_CONFIG]."
         ),
     ] = None,
     demo: Annotated[
@@ -94,7 +94,7 @@ def stream(
         typer.Option(
             "--format",
             help="live dashboard, JSON lines, CSV, or none (headless: with --publish) "
-            "(default: live on a terminal, else jsonl).",
+            "[default: live on a terminal, else jsonl].",
         ),
     ] = None,
     mode: Annotated[
@@ -104,13 +104,20 @@ def stream(
         str | None,
         typer.Option(
             "--symbols",
-            help="Only these symbols (comma-separated tokens or EXCHANGE:TRADINGSYMBOL names); "
-            "checked before anything connects.",
+            metavar="SYM[:MODE],...",
+            help="Only these symbols: comma-separated tokens or EXCHANGE:TRADINGSYMBOL names, "
+            "each with an optional :ltp, :quote or :full suffix for its mode "
+            "(NSE:INFY:full,256265); checked before anything connects.",
         ),
     ] = None,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", min=0.0, help="Stop after this many seconds (exit code 0)."),
+        typer.Option(
+            "--duration",
+            min=0.0,
+            metavar="SECONDS",
+            help="Stop after this many seconds (exit code 0).",
+        ),
     ] = None,
     metrics: Annotated[
         str | None,
@@ -126,8 +133,8 @@ def stream(
         typer.Option(
             "--publish",
             metavar="redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
-            help="Also publish every frame and event to a Redis stream (default kitefan:frames; "
-            "the config's [publish] sets it, maxlen and format).",
+            help="Also publish every frame and event to a Redis stream, kitefan:frames unless "
+            "the config's [publish] names another (it also sets maxlen and format).",
         ),
     ] = None,
     sort: Annotated[
@@ -151,8 +158,8 @@ def stream(
         typer.Option(
             "--depth",
             metavar="SYM",
-            help="Dashboard: show the market depth of this full-mode symbol (default: the first "
-            "full-mode row shown).",
+            help="Dashboard: show the market depth of this full-mode symbol [default: the first "
+            "full-mode row shown].",
         ),
     ] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
@@ -172,6 +179,13 @@ def stream(
     Ctrl-C or SIGTERM stops it cleanly (close frames sent, a summary on stderr, exit code 0).
     `kitefan stats` shows how it is doing; `kitefan distribute` (or SIGHUP) applies the edited
     config to it without a restart.
+
+    Examples:
+
+    \b
+      kitefan stream --demo
+      kitefan stream --demo --format jsonl | jq -c 'select(.type == "status")'
+      kitefan stream --symbols NSE:INFY:full,256265 --format csv > ticks.csv
     """
     with reported_errors(debug):
         fmt = output or (OutputFormat.LIVE if out.is_terminal else OutputFormat.JSONL)

@@ -196,6 +196,27 @@ async def in_terminal(*args: str, env: dict[str, str]) -> str:
     return b"".join(chunks).decode()
 
 
+async def test_watch_into_a_reader_that_leaves_ends_cleanly_in_both_formats(
+    simulator: Simulator, tmp_path: Path, runtime_dir: Path
+) -> None:
+    env = environment(runtime_dir)
+    config = config_for(simulator, tmp_path)
+    async with running_stream(config, env, tmp_path) as stream:
+        for fmt, first in (("table", "kitefan stream of "), ("json", '{"keys":')):
+            # `kitefan stats --watch | head -1`, as a shell runs it, with the exit code of stats.
+            watch = " ".join(processes.kitefan("stats", "--config", str(config), "--watch"))
+            code, out, err = await processes.run(
+                "bash",
+                "-c",
+                f"set -o pipefail; {watch} --format {fmt} --interval 0.1 | head -1",
+                env=env,
+                cwd=ROOT,
+            )
+            assert (code, err) == (0, ""), fmt
+            assert out.startswith(first) and out.count("\n") == 1, out
+        assert stream.process.returncode is None
+
+
 async def test_a_stream_killed_with_sigkill_is_reported_gone_then_can_start_again(
     simulator: Simulator, tmp_path: Path, runtime_dir: Path
 ) -> None:
@@ -362,7 +383,6 @@ async def test_idle_connections_to_the_metrics_port_cannot_starve_the_feeds_reco
         async with await stream.client() as client:
             url = (await client.hello())["metrics"]
         await until(lambda: every_key_ticking(stream))
-        pid = stream.process.pid
         # Room for the 16 the port keeps and the moment it takes to refuse a flood (64 at the
         # peak), not for 150 idle connections (which would all have been kept).
         _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
