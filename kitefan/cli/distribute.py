@@ -88,6 +88,10 @@ def distribute(
             "--config", help="The config file [default: ./kitefan.toml, then $KITEFAN_CONFIG]."
         ),
     ] = None,
+    pid: Annotated[
+        int | None,
+        typer.Option("--pid", metavar="PID", help="The stream of this process, when several run."),
+    ] = None,
     fmt: Annotated[
         PlanFormat, typer.Option("--format", help="table for people, json for scripts.")
     ] = PlanFormat.TABLE,
@@ -112,7 +116,7 @@ def distribute(
     with reported_errors(debug, log_file):
         path = find_config_path(config)
         try:
-            change, pid = asyncio.run(_reload(path, apply=not dry_run))
+            change, pid = asyncio.run(_reload(path, apply=not dry_run, pid=pid))
         except StreamNotRunningError:
             if not dry_run:
                 raise
@@ -123,9 +127,9 @@ def distribute(
             _write_pins(*load_and_plan(config), output)
 
 
-async def _reload(path: Path, *, apply: bool) -> tuple[ConfigChange, int]:
+async def _reload(path: Path, *, apply: bool, pid: int | None) -> tuple[ConfigChange, int]:
     """Have the running stream of ``path`` re-read its config: apply it, or preview it."""
-    client = await ControlClient.connect(path)
+    client = await ControlClient.connect(path, pid=pid)
     async with client:
         hello = await client.hello()
         change = await client.apply() if apply else await client.preview()

@@ -56,6 +56,14 @@ def stats(
     demo: Annotated[
         bool, typer.Option("--demo", help="The stream started with `kitefan stream --demo`.")
     ] = False,
+    pid: Annotated[
+        int | None,
+        typer.Option(
+            "--pid",
+            metavar="PID",
+            help="The stream of this process, when several run (demos: each has its own).",
+        ),
+    ] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Refresh until Ctrl-C.")] = False,
     fmt: Annotated[
         StatsFormat,
@@ -83,7 +91,8 @@ def stats(
 ) -> None:
     """Show the running stream's stats: per key and connection, state, traffic and health.
 
-    Exits 1 with one line when no stream of the config is running (or it died).
+    Exits 1 with one line when no stream of the config is running (or it died), or when several
+    run (demos, each with its own simulator) and no --pid says which: the line lists their pids.
 
     Examples:
 
@@ -98,7 +107,7 @@ def stats(
         path = demo_config_path() if demo else find_config_path(config_path)
         start = "kitefan stream --demo" if demo else ""
         refreshes = (count if watch else 1) or None
-        asyncio.run(_show(path, start, fmt, never_ticked, interval, refreshes, watch))
+        asyncio.run(_show(path, start, fmt, never_ticked, interval, refreshes, watch, pid))
 
 
 async def _show(
@@ -109,8 +118,9 @@ async def _show(
     interval: float,
     refreshes: int | None,
     watch: bool,
+    pid: int | None = None,
 ) -> None:
-    client = await ControlClient.connect(path, start=start)
+    client = await ControlClient.connect(path, start=start, pid=pid)
     async with client:
         hello = await client.hello()
         source = f"{hello['config']} (pid {hello['pid']})"

@@ -383,6 +383,7 @@ async def test_idle_connections_to_the_metrics_port_cannot_starve_the_feeds_reco
         async with await stream.client() as client:
             url = (await client.hello())["metrics"]
         await until(lambda: every_key_ticking(stream))
+        pid = stream.process.pid
         # Room for the 16 the port keeps and the moment it takes to refuse a flood (64 at the
         # peak), not for 150 idle connections (which would all have been kept).
         _, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
