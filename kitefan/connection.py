@@ -43,10 +43,12 @@ import contextlib
 import logging
 import random
 import re
+import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
@@ -143,13 +145,17 @@ class ConnectionSink(Protocol):
         ...
 
 
-def _describe(exc: BaseException, shown: Callable[[str], str] = _mask_secrets) -> str:
+def _describe(
+    exc: BaseException, shown: Callable[[str], str] = _mask_secrets, where: str = ""
+) -> str:
     """A one-line reason for a failed attempt or a lost socket.
 
     Built from the exception's fields, never from its text where that holds the URL
     (``InvalidURI``, ``InvalidProxy``, ``ValueError`` of the URL's parser, unknown exceptions):
     no reason carries the credentials. Texts the server chose (a ``Location``, a header, a status
-    line) pass through ``shown``, which masks any secret they echo and keeps them short.
+    line) pass through ``shown``, which masks any secret they echo and keeps them short. A
+    network failure names ``where`` (the server's ``host:port``), what happened (refused, timed
+    out, name not found, TLS) and what to check.
     """
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
@@ -175,13 +181,55 @@ def _describe(exc: BaseException, shown: Callable[[str], str] = _mask_secrets) -
         return f"not a WebSocket handshake answer: {shown(f'{exc}{cause}')}"
     if isinstance(exc, InvalidHandshake):
         return f"invalid handshake answer: {shown(str(exc))}"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
     if isinstance(exc, ConnectionClosed):
         return _closed(exc.rcvd, exc.sent, exc.rcvd_then_sent)
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
+    if isinstance(exc, (TimeoutError, OSError)):
+        return _unreachable(exc, where)
     return type(exc).__name__
+
+
+def _unreachable(exc: OSError, where: str) -> str:
+    """Why the server at ``where`` (``host:port``) could not be reached, and what to check."""
+    at = f" {where}" if where else ""
+    if isinstance(exc, TimeoutError):
+        return (
+            f"timed out reaching{at or ' the server'}: check the network (a firewall, a proxy) "
+            "and the url's host and port"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return (
+            f"connection refused by{at or ' the server'}: nothing listens there; check the "
+            "url's host and port, and that the server runs"
+        )
+    if isinstance(exc, socket.gaierror):
+        host = where.rsplit(":", 1)[0] if where else "the url's host"
+        return f"host name {host} not found: check the url's host and this machine's DNS"
+    if isinstance(exc, ssl.SSLError):
+        why = getattr(exc, "verify_message", None) or exc.reason or exc.strerror or "failed"
+        return (
+            f"TLS with{at or ' the server'} failed: {why}; check that the url's host serves "
+            "wss:// and this machine's CA certificates"
+        )
+    if isinstance(exc, ConnectionError):
+        return f"connection to{at or ' the server'} failed: {exc.strerror or type(exc).__name__}"
+    reason = exc.strerror or type(exc).__name__
+    if reason.startswith("Multiple exceptions: ") or reason.startswith("Connect call failed"):
+        # asyncio's text for every address of the host failing (refused, unreachable, ...).
+        reason = "no address of the host answered"
+    return f"cannot reach{at or ' the server'}: {reason}; check the url and the network"
+
+
+def _host_port(url: str) -> str:
+    """``host:port`` of a ticker url (the scheme's port when it names none), or ``""``."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "wss" else 80)
+    except ValueError:
+        return ""
+    if not parts.hostname:
+        return ""
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{host}:{port}"
 
 
 def _closed(rcvd: Close | None, sent: Close | None, rcvd_then_sent: bool | None) -> str:
@@ -330,7 +378,9 @@ class FeedConnection:
                     if isinstance(exc, InvalidStatus) and not 300 <= exc.response.status_code < 400:
                         await self._refused(exc.response.status_code)
                     else:
-                        await self._failed_attempt(_describe(exc, self._shown))
+                        await self._failed_attempt(
+                            _describe(exc, self._shown, _host_port(self.url))
+                        )
                     continue
                 if self.stopping:
                     await self._close(ws)
@@ -468,8 +518,9 @@ class FeedConnection:
 
     async def _failed_attempt(self, reason: str) -> None:
         state = ConnState.RECONNECTING if self._ever_opened else ConnState.CONNECTING
-        self._set_state(state, f"attempt failed: {self._masked(reason)}")
-        await self._pause(self._backoff.next_delay())
+        delay = self._backoff.next_delay()
+        self._set_state(state, f"attempt failed: {self._masked(reason)}; next try in {delay:.1f} s")
+        await self._pause(delay)
 
     async def recover(self, reason: str) -> None:
         """Wait before running again after :meth:`run` raised (a bug, ``reason`` says which).

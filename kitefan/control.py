@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import logging
@@ -126,12 +127,19 @@ def control_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
     return dirs
 
 
-def socket_name(config_path: Path) -> str:
-    """The socket's file name for a config: its stem and a hash of its resolved absolute path."""
+def socket_name(config_path: Path, pid: int | None = None) -> str:
+    """The socket's file name for a config: its stem and a hash of its resolved absolute path;
+    with ``pid``, the socket of that one process's stream of it (a demo's: ``….<pid>.sock``)."""
     resolved = config_path.resolve()
     digest = hashlib.sha256(os.fsencode(resolved)).hexdigest()[:16]
     stem = _STEM.sub("_", resolved.stem)[:24] or "config"
-    return f"{stem}-{digest}.sock"
+    return f"{stem}-{digest}.sock" if pid is None else f"{stem}-{digest}.{pid}.sock"
+
+
+def _pid_of(path: Path) -> int | None:
+    """The pid in a per-process socket's name (``….<pid>.sock``), or None."""
+    parts = path.name.split(".")
+    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
 
 
 def _private_dir(path: Path, *, create: bool, environ: Mapping[str, str] | None = None) -> bool:
@@ -286,6 +294,9 @@ class ControlServer:
     Args:
         config_path: the config file the stream runs (the socket is named after it).
         environ: where the directory rule reads its variables (default: ``os.environ``).
+        own: a socket of this process's own (named after the config and the pid), for a stream
+            that shares nothing with another of the same config (a demo, with its simulator):
+            several run at once, and none refuses to start.
     """
 
     def __init__(
@@ -293,11 +304,13 @@ class ControlServer:
         config_path: Path,
         *,
         environ: Mapping[str, str] | None = None,
+        own: bool = False,
     ) -> None:
         self.config_path = config_path.resolve()
         self._environ = environ
         self._dirs = control_dirs(environ)
-        self.path = self._dirs[0] / socket_name(config_path)
+        self._own = own
+        self.path = self._dirs[0] / socket_name(config_path, os.getpid() if own else None)
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
         self._feed: FeedManager | None = None
@@ -333,7 +346,7 @@ class ControlServer:
         """
         _private_dir(self._dirs[0], create=True, environ=self._environ)
         _check_length(self.path)
-        for directory in _usable_dirs(self._dirs, self._environ)[0]:
+        for directory in [] if self._own else _usable_dirs(self._dirs, self._environ)[0]:
             candidate = directory / self.path.name
             if not _socket_at(candidate):
                 continue
@@ -625,12 +638,21 @@ def _usable_dirs(
 
 
 def _candidates(
-    config_path: Path, environ: Mapping[str, str] | None
+    config_path: Path, environ: Mapping[str, str] | None, pid: int | None = None
 ) -> tuple[str, list[Path], ControlError | None]:
-    """The config's resolved path, where its socket may be, and a directory refused."""
+    """The config's resolved path, where its sockets may be (the config's, then those of each
+    process's own, or only that of ``pid``), and a directory refused."""
     name = socket_name(config_path)
+    own = socket_name(config_path, pid) if pid is not None else None
     usable, refused = _usable_dirs(control_dirs(environ), environ)
-    return str(config_path.resolve()), [d / name for d in usable], refused
+    found: list[Path] = []
+    for directory in usable:
+        if own is not None:
+            found += [directory / own, directory / name]
+        else:
+            found.append(directory / name)
+            found += sorted(directory.glob(f"{glob.escape(name[: -len('.sock')])}.*.sock"))
+    return str(config_path.resolve()), found, refused
 
 
 class ControlClient:
@@ -668,24 +690,29 @@ class ControlClient:
         *,
         start: str = "",
         environ: Mapping[str, str] | None = None,
+        pid: int | None = None,
     ) -> ControlClient:
-        """Connect to the running stream of ``config_path``.
+        """Connect to the running stream of ``config_path`` (of process ``pid``, when given:
+        several streams of one config run at once only as demos, each with its own socket).
 
         Args:
             config_path: the config file the stream was started with (any path to the same
                 file works).
             start: the command that starts one, for the message when none runs.
             environ: where the directory rule reads its variables (default: ``os.environ``).
+            pid: the process whose stream to connect to.
 
         Raises:
             StreamNotRunningError: none runs (``gone`` if one died without cleaning up; its
                 socket is removed).
-            ControlError: none was found, and a socket directory is not the user's or others
-                may enter it (it was passed over); or something other than a socket (a file, a
-                symlink) is at the socket's path.
+            ControlError: several run and no ``pid`` says which (the message lists their
+                pids), or none runs as ``pid``; none was found, and a socket directory is not
+                the user's or others may enter it (it was passed over); or something other
+                than a socket (a file, a symlink) is at the socket's path.
         """
-        resolved, candidates, refused = _candidates(config_path, environ)
+        resolved, candidates, refused = _candidates(config_path, environ, pid)
         gone = False
+        found: list[ControlClient] = []
         for path in candidates:
             if not _socket_at(path):
                 continue
@@ -701,7 +728,24 @@ class ControlClient:
                 continue
             except OSError as exc:
                 raise ControlError(f"cannot reach the stream at {path}: {exc.strerror}") from None
-            return cls(reader, writer, path=path, config=resolved)
+            client = cls(reader, writer, path=path, config=resolved)
+            if pid is not None and _pid_of(path) != pid and (await client.hello())["pid"] != pid:
+                await client.close()
+                continue
+            found.append(client)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            pids = []
+            for client in found:
+                pids.append(_pid_of(client.path) or int((await client.hello())["pid"]))
+                await client.close()
+            raise ControlError(
+                f"{len(found)} streams of {resolved} are running (pids "
+                f"{', '.join(map(str, sorted(pids)))}): pick one with --pid PID"
+            )
+        if pid is not None:
+            raise ControlError(f"no stream of {resolved} runs as pid {pid}")
         if refused is not None and not gone:
             raise refused
         raise StreamNotRunningError(resolved, gone=gone, start=start)

@@ -416,6 +416,7 @@ class FeedManager:
     Args:
         config: the loaded config (keys, symbols, strategy, limits, tuning).
         rng: the random source of reconnect jitter (seed it in tests).
+        token_advice: what a refused key's status says to do (HTTP 403).
 
         connect_deadline_s: when no connection of any key has opened this many seconds after a
             connection was first wanted, every stream ends with :class:`UnreachableError`
@@ -441,11 +442,13 @@ class FeedManager:
         *,
         rng: random.Random | None = None,
         connect_deadline_s: float | None = CONNECT_DEADLINE_S,
+        token_advice: str = "put a fresh token in the config and run `kitefan distribute`",  # noqa: S107
     ) -> None:
         if not config.keys:
             raise FeedError("the config has no [[keys]]: add at least one key")
         self._config = config
         self._tuning = config.tuning
+        self._token_advice = token_advice
         self._rng = rng or random.Random()
         self._keys: dict[str, _Key] = {
             k.id: _Key(k, config.max_connections_per_key) for k in config.keys
@@ -837,15 +840,17 @@ class FeedManager:
             key.auth_failed = True
             key.message = (
                 f"refused with HTTP {status}: the access token is invalid or expired; "
-                "put a fresh token in the config and run `kitefan distribute`"
+                f"{self._token_advice}"
             )
             self._emit(
                 StatusEvent(key.config.id, None, KeyState.AUTH_FAILED, key.message, time.time())
             )
             if self._tuning.failover:
                 key.probe_index = conn.index
-                self._replan()
+            # Every key refused before any streamed: the feed ends, with no re-plan to report.
             self._check_usable()
+            if self._tuning.failover and self._failure is None:
+                self._replan()
         elif refusal is Refusal.SLOTS:
             if conn.index in key.blocked_slots:
                 return
@@ -937,6 +942,11 @@ class FeedManager:
             target = self._plan(self._capacities(), previous=self._home)
         except PlanError as exc:
             message = f"cannot re-plan around the failed keys: {exc}"
+            if all(k.auth_failed for k in self._keys.values()):
+                message = (
+                    "every key is refused with HTTP 403: nothing streams until a fresh token "
+                    f"is accepted; {self._token_advice}"
+                )
             log.warning(message)
             self._emit(StatusEvent("*", None, "replan_failed", message, time.time()))
             return PlanDiff(changes=())

@@ -23,6 +23,9 @@ from kitefan.stats import FeedStats
 
 __all__ = ["Outcome", "StopSignal", "pump", "running_feed", "stream_records", "until_stopped"]
 
+#: What the demo's refused key says to do: nothing, the demo renews the token it expired.
+DEMO_ADVICE = "the demo expired it to show a failover, and supplies a fresh one in 15 s"
+
 #: How long after a stop the records still queued may take to reach the reader.
 STOP_GRACE_S = 1.5
 
@@ -39,7 +42,9 @@ async def running_feed(
 
             sim = await stack.enter_async_context(demo_simulator(config, seed=seed))
             config = replace(config, url=sim.url)
-            feed = await stack.enter_async_context(FeedManager(config, connect_deadline_s=None))
+            feed = await stack.enter_async_context(
+                FeedManager(config, connect_deadline_s=None, token_advice=DEMO_ADVICE)
+            )
             if demo_faults:
                 task = asyncio.get_running_loop().create_task(run_demo_faults(sim, feed))
                 stack.push_async_callback(_cancel, task)

@@ -81,6 +81,7 @@ def bench(
         float | None,
         typer.Option(
             "--seconds",
+            metavar="SECONDS",
             min=0.01,
             help=f"Seconds of each sample: decode per parser per round, records per writer per "
             f"round, e2e per client per round, load the measured span [default: "
@@ -97,7 +98,14 @@ def bench(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     """Measure decode, records, end-to-end and realistic-load figures, side by side with the
-    official client where one applies, and print them with their targets and this machine."""
+    official client where one applies, and print them with their targets and this machine.
+
+    Examples:
+
+    \b
+      kitefan bench decode
+      kitefan bench records --rounds 3 --format json
+    """
     names = list(BENCHMARKS) if which is Which.ALL else [which.value]
     command = f"kitefan bench {which.value}"
     if rounds is not None:

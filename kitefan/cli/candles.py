@@ -88,7 +88,7 @@ def candles(
     config_path: Annotated[
         Path | None,
         typer.Option(
-            "--config", help="Config file (default: ./kitefan.toml, then $KITEFAN_CONFIG)."
+            "--config", help="Config file [default: ./kitefan.toml, then $KITEFAN_CONFIG]."
         ),
     ] = None,
     demo: Annotated[
@@ -104,18 +104,20 @@ def candles(
         ),
     ] = None,
     stream_name: Annotated[
-        str, typer.Option("--stream", help="With --from: the stream to read.")
+        str, typer.Option("--stream", metavar="NAME", help="With --from: the stream to read.")
     ] = DEFAULT_PUBLISH_STREAM,
     interval_text: Annotated[
         str,
-        typer.Option("--interval", help="The bar length: 1s to 1d (5s, 1m, 15m, 1h, 1d)."),
+        typer.Option(
+            "--interval", metavar="INTERVAL", help="The bar length: 1s to 1d (5s, 1m, 15m, 1h, 1d)."
+        ),
     ] = "1m",
     output: Annotated[
         CandleFormat | None,
         typer.Option(
             "--format",
-            help="live dashboard, JSON lines, CSV or Parquet (default: live on a terminal, "
-            "else jsonl).",
+            help="live dashboard, JSON lines, CSV or Parquet [default: live on a terminal, "
+            "else jsonl].",
         ),
     ] = None,
     output_file: Annotated[
@@ -124,12 +126,18 @@ def candles(
     ] = None,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", min=0.0, help="Stop after this many seconds (exit code 0)."),
+        typer.Option(
+            "--duration",
+            min=0.0,
+            metavar="SECONDS",
+            help="Stop after this many seconds (exit code 0).",
+        ),
     ] = None,
     grace_text: Annotated[
         str,
         typer.Option(
             "--grace",
+            metavar="SECONDS",
             help="How long after its end a bar waits for late ticks before it closes "
             "(1s, 500ms, 0).",
         ),
@@ -139,7 +147,7 @@ def candles(
         typer.Option(
             "--fill",
             help="Write a bar for every interval, flat at the previous close when no "
-            "tick came (default: only bars with ticks).",
+            "tick came (without it: only bars with ticks).",
         ),
     ] = False,
     anchor_texts: Annotated[
@@ -148,7 +156,7 @@ def candles(
             "--anchor",
             metavar="EXCHANGE=HH:MM",
             help="Start this exchange's bars at this time (IST) plus whole intervals "
-            "(default NSE, NFO, BSE, BFO, CDS 09:15; MCX 09:00). Repeatable.",
+            "(without it: NSE, NFO, BSE, BFO, CDS 09:15; MCX 09:00). Repeatable.",
         ),
     ] = None,
     sort: Annotated[
@@ -174,6 +182,13 @@ def candles(
     On a terminal it shows each symbol's forming bar and its last closed ones; piped, or with
     --output, it writes one record per closed bar. Ctrl-C or SIGTERM stops it (a summary on
     stderr, exit code 0); the bars still forming then are not written, and are counted.
+
+    Examples:
+
+    \b
+      kitefan candles --demo
+      kitefan candles --demo --interval 5s --format jsonl | jq -c '[.symbol, .close]'
+      kitefan candles --from redis://127.0.0.1:6379 --interval 1m --output bars.csv
     """
     with reported_errors(debug, log_file):
         fmt = output or (

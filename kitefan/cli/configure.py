@@ -51,7 +51,14 @@ def init(
     log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, _DEBUG] = False,
 ) -> None:
-    """Write a commented starter config (mode 0600: it will hold credentials)."""
+    """Write a commented starter config (mode 0600: it will hold credentials).
+
+    Examples:
+
+    \b
+      kitefan init
+      kitefan init ~/trading/kitefan.toml --force
+    """
     with reported_errors(debug, log_file):
         pass  # nothing to report yet: this only opens the log file
     try:
@@ -79,7 +86,14 @@ def check(
     log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, _DEBUG] = False,
 ) -> None:
-    """Validate a config and summarise it: keys, symbols, and whether the plan fits."""
+    """Validate a config and summarise it: keys, symbols, and whether the plan fits.
+
+    Examples:
+
+    \b
+      kitefan config check
+      kitefan config check configs/demo.toml
+    """
     with reported_errors(debug, log_file):
         try:
             config = _load(path)
@@ -113,7 +127,13 @@ def show(
     log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, _DEBUG] = False,
 ) -> None:
-    """Print the resolved config as TOML, with every api key and access token masked."""
+    """Print the resolved config as TOML, with every api key and access token masked.
+
+    Examples:
+
+    \b
+      kitefan config show kitefan.toml > resolved.toml
+    """
     with reported_errors(debug, log_file):
         config = _load(path)
     typer.echo(dump_config(config), nl=False)
@@ -125,7 +145,13 @@ def fetch(
     log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, _DEBUG] = False,
 ) -> None:
-    """Download the instruments dump with the first key, replacing the configured file."""
+    """Download the instruments dump with the first key, replacing the configured file.
+
+    Examples:
+
+    \b
+      kitefan instruments fetch --config kitefan.toml
+    """
     with reported_errors(debug, log_file):
         loaded = _load(config, with_symbols=False)
         if loaded.instruments is None:

@@ -24,7 +24,7 @@ from kitefan.change import ConfigChange
 from kitefan.cli.app import app
 from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors, warn
 from kitefan.control import ControlClient
-from kitefan.errors import StreamNotRunningError
+from kitefan.errors import KitefanError, StreamNotRunningError
 from kitefan.loader import find_config_path, load_config
 from kitefan.planner import Plan, plan_config
 from kitefan.render.change import change_view
@@ -89,6 +89,10 @@ def distribute(
             "--config", help="The config file [default: ./kitefan.toml, then $KITEFAN_CONFIG]."
         ),
     ] = None,
+    pid: Annotated[
+        int | None,
+        typer.Option("--pid", metavar="PID", help="The stream of this process, when several run."),
+    ] = None,
     fmt: Annotated[
         PlanFormat, typer.Option("--format", help="table for people, json for scripts.")
     ] = PlanFormat.TABLE,
@@ -102,11 +106,18 @@ def distribute(
     """Apply the edited config to the running stream, or show where every symbol goes (--dry-run).
 
     Against a running stream, --dry-run shows the change it would make, and changes nothing.
+
+    Examples:
+
+    \b
+      kitefan distribute --dry-run --config configs/demo.toml
+      kitefan distribute --dry-run --output plan.toml
+      kitefan distribute
     """
     with reported_errors(debug, log_file):
         path = find_config_path(config)
         try:
-            change, pid = asyncio.run(_reload(path, apply=not dry_run))
+            change, pid = asyncio.run(_reload(path, apply=not dry_run, pid=pid))
         except StreamNotRunningError:
             if not dry_run:
                 raise
@@ -117,9 +128,9 @@ def distribute(
             _write_pins(*load_and_plan(config), output)
 
 
-async def _reload(path: Path, *, apply: bool) -> tuple[ConfigChange, int]:
+async def _reload(path: Path, *, apply: bool, pid: int | None) -> tuple[ConfigChange, int]:
     """Have the running stream of ``path`` re-read its config: apply it, or preview it."""
-    client = await ControlClient.connect(path)
+    client = await ControlClient.connect(path, pid=pid)
     async with client:
         hello = await client.hello()
         change = await client.apply() if apply else await client.preview()
@@ -147,5 +158,14 @@ def show_change(change: ConfigChange, pid: int, fmt: PlanFormat) -> None:
 
 
 def _write_pins(config: AppConfig, plan: Plan, output: Path) -> None:
-    output.write_text(plan_pins(plan, mode=config.mode), encoding="utf-8")
+    try:
+        output.write_text(plan_pins(plan, mode=config.mode), encoding="utf-8")
+    except OSError as exc:
+        if output.is_dir():
+            problem = "is a directory: give the path of a file to write the pins to"
+        elif not output.parent.is_dir():
+            problem = f"its directory {output.parent} does not exist: create it first"
+        else:
+            problem = f"cannot write it: {exc.strerror or exc}"
+        raise KitefanError(f"--output {output}: {problem}") from None
     err.print(f"wrote the plan as pins to {output}", markup=False, highlight=False)

@@ -80,17 +80,22 @@ def simulate(
         Path | None,
         typer.Option(
             "--config",
-            help="The kitefan config whose [[keys]] are accepted (default: kitefan.toml, "
-            "then $KITEFAN_CONFIG).",
+            help="The kitefan config whose [[keys]] are accepted [default: ./kitefan.toml, "
+            "then $KITEFAN_CONFIG].",
             dir_okay=False,
         ),
     ] = None,
     demo: Annotated[
         bool, typer.Option("--demo", help="Accept the keys of the bundled demo config.")
     ] = False,
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="Address to bind.")
+    ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", help="Port to bind; 0 picks a free one.", min=0, max=65535)
+        int,
+        typer.Option(
+            "--port", metavar="PORT", help="Port to bind; 0 picks a free one.", min=0, max=65535
+        ),
     ] = 8765,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the market's random walks.")] = 0,
     rate: Annotated[
@@ -105,8 +110,8 @@ def simulate(
         Path | None,
         typer.Option(
             "--instruments",
-            help="Instruments dump (CSV) whose last_price seeds starting prices (default: the "
-            "config's instruments file, if it exists).",
+            help="Instruments dump (CSV) whose last_price seeds starting prices [default: the "
+            "config's instruments file, if it exists].",
             dir_okay=False,
         ),
     ] = None,
@@ -154,7 +159,8 @@ def simulate(
         typer.Option(
             "--close-every",
             metavar="SECONDS[:CODE]",
-            help="Fault: close every connection cleanly with CODE (default 1000), this often.",
+            help="Fault: close every connection cleanly, this often, with CODE (1000 if not "
+            "given).",
         ),
     ] = None,
     silent_after: Annotated[
@@ -163,7 +169,7 @@ def simulate(
             "--silent-after",
             metavar="SECONDS[:DURATION]",
             help="Fault: send nothing, not even heartbeats, from SECONDS on, for DURATION "
-            "(default: until stopped).",
+            "(until stopped if not given).",
         ),
     ] = None,
     expire_after: Annotated[
@@ -195,6 +201,12 @@ def simulate(
     """Serve a local Kite ticker (wss://ws.kite.trade look-alike) until Ctrl-C.
 
     The first line on stdout is the ws:// URL to connect to.
+
+    Examples:
+
+    \b
+      kitefan simulate --demo --port 0
+      kitefan simulate --config kitefan.toml --expire-after acct2:30
     """
     with reported_errors(debug):
         if demo and config is not None:

@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar, assert_never
 
 import typer
-from rich.console import Console
 from rich.live import Live
 
 from kitefan.cli.app import app
-from kitefan.cli.terminal import LOG_FILE, reported_errors
+from kitefan.cli.terminal import LOG_FILE, PipeConsole, reported_errors
 from kitefan.control import ControlClient
 from kitefan.loader import demo_config_path, find_config_path
 from kitefan.render.stats import stats_view
@@ -35,7 +34,7 @@ T = TypeVar("T")
 
 #: stdout, wrapping long lines (unlike ``terminal.out``): ``Live`` must know every line it draws
 #: to redraw in place.
-screen = Console(highlight=False)
+screen = PipeConsole(highlight=False)
 
 
 class StatsFormat(StrEnum):
@@ -51,12 +50,20 @@ def stats(
         Path | None,
         typer.Option(
             "--config",
-            help="The config the stream runs (default: ./kitefan.toml, then $KITEFAN_CONFIG).",
+            help="The config the stream runs [default: ./kitefan.toml, then $KITEFAN_CONFIG].",
         ),
     ] = None,
     demo: Annotated[
         bool, typer.Option("--demo", help="The stream started with `kitefan stream --demo`.")
     ] = False,
+    pid: Annotated[
+        int | None,
+        typer.Option(
+            "--pid",
+            metavar="PID",
+            help="The stream of this process, when several run (demos: each has its own).",
+        ),
+    ] = None,
     watch: Annotated[bool, typer.Option("--watch", help="Refresh until Ctrl-C.")] = False,
     fmt: Annotated[
         StatsFormat,
@@ -71,7 +78,9 @@ def stats(
     ] = False,
     interval: Annotated[
         float,
-        typer.Option("--interval", min=0.1, help="Seconds between refreshes with --watch."),
+        typer.Option(
+            "--interval", min=0.1, metavar="SECONDS", help="Seconds between refreshes with --watch."
+        ),
     ] = 1.0,
     count: Annotated[
         int | None,
@@ -82,7 +91,15 @@ def stats(
 ) -> None:
     """Show the running stream's stats: per key and connection, state, traffic and health.
 
-    Exits 1 with one line when no stream of the config is running (or it died).
+    Exits 1 with one line when no stream of the config is running (or it died), or when several
+    run (demos, each with its own simulator) and no --pid says which: the line lists their pids.
+
+    Examples:
+
+    \b
+      kitefan stats --demo
+      kitefan stats --watch --interval 2
+      kitefan stats --format json | jq '.totals'
     """
     with reported_errors(debug, log_file):
         if demo and config_path is not None:
@@ -90,7 +107,7 @@ def stats(
         path = demo_config_path() if demo else find_config_path(config_path)
         start = "kitefan stream --demo" if demo else ""
         refreshes = (count if watch else 1) or None
-        asyncio.run(_show(path, start, fmt, never_ticked, interval, refreshes, watch))
+        asyncio.run(_show(path, start, fmt, never_ticked, interval, refreshes, watch, pid))
 
 
 async def _show(
@@ -101,8 +118,9 @@ async def _show(
     interval: float,
     refreshes: int | None,
     watch: bool,
+    pid: int | None = None,
 ) -> None:
-    client = await ControlClient.connect(path, start=start)
+    client = await ControlClient.connect(path, start=start, pid=pid)
     async with client:
         hello = await client.hello()
         source = f"{hello['config']} (pid {hello['pid']})"

@@ -23,7 +23,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -52,6 +52,7 @@ from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
 from kitefan.output import Encoder, RecordOutput
 from kitefan.render.dashboard import SortBy, TickBoard, dashboard
+from kitefan.render.health import HealthLines
 from kitefan.render.records import COMPILED, csv_header, record_pieces
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
 from kitefan.settings import AppConfig, PublishConfig
@@ -75,7 +76,7 @@ def stream(
     config_path: Annotated[
         Path | None,
         typer.Option(
-            "--config", help="Config file (default: ./kitefan.toml, then $KITEFAN_CONFIG)."
+            "--config", help="Config file [default: ./kitefan.toml, then $KITEFAN_CONFIG]."
         ),
     ] = None,
     demo: Annotated[
@@ -89,7 +90,7 @@ def stream(
         typer.Option(
             "--format",
             help="live dashboard, JSON lines, CSV, or none (headless: with --publish) "
-            "(default: live on a terminal, else jsonl).",
+            "[default: live on a terminal, else jsonl].",
         ),
     ] = None,
     mode: Annotated[
@@ -99,13 +100,20 @@ def stream(
         str | None,
         typer.Option(
             "--symbols",
-            help="Only these symbols (comma-separated tokens or EXCHANGE:TRADINGSYMBOL names); "
-            "checked before anything connects.",
+            metavar="SYM[:MODE],...",
+            help="Only these symbols: comma-separated tokens or EXCHANGE:TRADINGSYMBOL names, "
+            "each with an optional :ltp, :quote or :full suffix for its mode "
+            "(NSE:INFY:full,256265); checked before anything connects.",
         ),
     ] = None,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", min=0.0, help="Stop after this many seconds (exit code 0)."),
+        typer.Option(
+            "--duration",
+            min=0.0,
+            metavar="SECONDS",
+            help="Stop after this many seconds (exit code 0).",
+        ),
     ] = None,
     metrics: Annotated[
         str | None,
@@ -121,8 +129,8 @@ def stream(
         typer.Option(
             "--publish",
             metavar="redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
-            help="Also publish every frame and event to a Redis stream (default kitefan:frames; "
-            "the config's [publish] sets it, maxlen and format).",
+            help="Also publish every frame and event to a Redis stream, kitefan:frames unless "
+            "the config's [publish] names another (it also sets maxlen and format).",
         ),
     ] = None,
     sort: Annotated[
@@ -146,8 +154,8 @@ def stream(
         typer.Option(
             "--depth",
             metavar="SYM",
-            help="Dashboard: show the market depth of this full-mode symbol (default: the first "
-            "full-mode row shown).",
+            help="Dashboard: show the market depth of this full-mode symbol [default: the first "
+            "full-mode row shown].",
         ),
     ] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
@@ -167,6 +175,13 @@ def stream(
     Ctrl-C or SIGTERM stops it cleanly (close frames sent, a summary on stderr, exit code 0).
     `kitefan stats` shows how it is doing; `kitefan distribute` (or SIGHUP) applies the edited
     config to it without a restart.
+
+    Examples:
+
+    \b
+      kitefan stream --demo
+      kitefan stream --demo --format jsonl | jq -c 'select(.type == "status")'
+      kitefan stream --symbols NSE:INFY:full,256265 --format csv > ticks.csv
     """
     with reported_errors(debug):
         fmt = output or (OutputFormat.LIVE if out.is_terminal else OutputFormat.JSONL)
@@ -235,10 +250,11 @@ def _configure_logging(debug: bool, fmt: OutputFormat, log_file: Path | None = N
     if log_file is not None:
         log_to_file(log_file, debug)
         return
-    level = logging.DEBUG if debug else logging.WARNING
+    # What the log would warn about, the dashboard's events show, and a pipe's stderr gets as
+    # `warning:` lines (render/health.py): log lines on stderr only with --debug, and never over
+    # the dashboard, where only a file takes them.
+    level = logging.DEBUG if debug else logging.CRITICAL
     if fmt is OutputFormat.LIVE:
-        # The dashboard shows what the log would say, and log lines on stderr would draw over
-        # it: only a file takes them.
         if debug:
             warn("the dashboard does not show --debug log lines: add --log-file PATH to keep them")
         level = logging.CRITICAL
@@ -309,8 +325,9 @@ async def _run(
     with StopSignal(duration, deferred=True) as stop:
         async with contextlib.AsyncExitStack() as stack:
             # The control socket first: a second stream of this config stops here, before it
-            # takes any of the keys' connection slots.
-            control = await stack.enter_async_context(ControlServer(config_file))
+            # takes any of the keys' connection slots. A demo has its own simulator, and so its
+            # own socket (named with its pid): several demos run at once.
+            control = await stack.enter_async_context(ControlServer(config_file, own=demo))
             exporter = None
             if metrics is not None:
                 from kitefan.metrics import MetricsServer
@@ -336,6 +353,7 @@ async def _run(
             # them), so this stream sees every tick the feed receives.
             events = feed.events()
             publisher = _publisher(feed, publish, stack) if publish is not None else None
+            health = None if fmt is OutputFormat.LIVE else _health(feed)
             if exporter is not None:
                 exporter.attach(feed.stats)
             control.attach(feed, reload, metrics_url=exporter.url if exporter else None)
@@ -344,7 +362,7 @@ async def _run(
             # milliseconds with tens of thousands of symbols.
             gc.freeze()
             if output is not None:
-                encode = _encoder(fmt, feed.name_of)
+                encode = _reporting(_encoder(fmt, feed.name_of), health)
                 outcome = await stream_records(
                     feed,
                     events,
@@ -355,7 +373,11 @@ async def _run(
                     in_thread=not COMPILED,
                 )
             else:
-                work = _live(feed, events, demo) if fmt is OutputFormat.LIVE else _discard(events)
+                work = (
+                    _live(feed, events, demo)
+                    if fmt is OutputFormat.LIVE
+                    else _discard(events, health)
+                )
                 await until_stopped(stop, work)
                 seconds = loop.time() - started_at
                 stats = feed.stats()
@@ -372,7 +394,46 @@ async def _run(
                 )
             if publisher is not None:
                 outcome = await _published(outcome, *publisher)
+            if health is not None:
+                for line in health.flush():
+                    _say(line)
     return outcome
+
+
+def _say(line: str) -> None:
+    err.print(line, markup=False, highlight=False)
+
+
+def _health(feed: FeedManager) -> HealthLines:
+    """The feed's health as stderr lines (a pipe's records leave no dashboard to show it)."""
+
+    def moved_to(key_id: str) -> list[str]:
+        home, now = feed.home_plan, feed.plan
+        tokens = [
+            s.token
+            for kp in home.keys
+            if kp.key_id == key_id
+            for c in kp.connections
+            for s in c.symbols
+        ]
+        carrying = {where[0] for where in map(now.where, tokens) if where is not None}
+        in_order = feed.keys()
+        return [k for k in in_order if k in carrying and k != key_id]
+
+    return HealthLines(moved_to)
+
+
+def _reporting(encode: Encoder, health: HealthLines | None) -> Encoder:
+    """``encode``, telling ``health`` of every event it encodes first."""
+    if health is None:
+        return encode
+
+    def reported(events: Sequence[Event]) -> list[tuple[bytes, int]]:
+        for line in health.take([e for e in events if not isinstance(e, TickBatch)], time.time()):
+            _say(line)
+        return encode(events)
+
+    return reported
 
 
 def _publisher(
@@ -385,7 +446,9 @@ def _publisher(
         target,
         name_of=feed.name_of,
         symbols=lambda: {s.token: s.name for s in feed.config.symbols},
-        on_warning=warn,
+        # An event of the feed: a line on a pipe's stderr, a line of the dashboard's events
+        # (a warning printed on stderr would draw over the dashboard).
+        on_warning=lambda message: feed.announce("publish_failed", message),
     )
     task = asyncio.get_running_loop().create_task(publisher.run(feed.events()))
     feed.report_publishing(publisher.stats)
@@ -462,11 +525,16 @@ def _streamed(feed: FeedManager) -> list[int]:
     return [spec.token for spec in feed.config.symbols if plan.where(spec.token) is not None]
 
 
-async def _discard(events: EventStream[Event]) -> None:
+async def _discard(events: EventStream[Event], health: HealthLines | None = None) -> None:
     """Headless (``--format none``): take what the feed hands on, so nothing counts as dropped
-    that only this output would have written."""
-    async for _ in events:
-        events.drain()
+    that only this output would have written; say the feed's health on stderr."""
+    async for first in events:
+        items = [first, *events.drain()]
+        if health is not None:
+            for line in health.take(
+                [e for e in items if not isinstance(e, TickBatch)], time.time()
+            ):
+                _say(line)
 
 
 #: Ticks the dashboard takes into its board between two turns of the event loop.

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.live import Live
 
 from kitefan.broker import Entry, JsonTicks
 from kitefan.cli.app import app
-from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors, warn
+from kitefan.cli.terminal import LOG_FILE, PipeConsole, err, out, reported_errors, warn
 from kitefan.codec import frame_tokens
 from kitefan.errors import BrokerError
 from kitefan.events import Event, TickBatch
@@ -66,19 +65,20 @@ def tail(
         ),
     ],
     stream: Annotated[
-        str, typer.Option("--stream", help="The stream to read.")
+        str, typer.Option("--stream", metavar="NAME", help="The stream to read.")
     ] = DEFAULT_PUBLISH_STREAM,
     output: Annotated[
         TailFormat | None,
         typer.Option(
             "--format",
-            help="live dashboard, JSON lines or CSV (default: live on a terminal, else jsonl).",
+            help="live dashboard, JSON lines or CSV [default: live on a terminal, else jsonl].",
         ),
     ] = None,
     start: Annotated[
         str,
         typer.Option(
             "--from",
+            metavar="now|start|ID",
             help="now (what is published from now on), start (all the stream holds), or an "
             "entry id to read after.",
         ),
@@ -87,17 +87,27 @@ def tail(
         str | None,
         typer.Option(
             "--group",
+            metavar="NAME",
             help="Read through this consumer group: several tails of one group share the "
             "entries (created at --from if it does not exist).",
         ),
     ] = None,
     consumer: Annotated[
         str | None,
-        typer.Option("--consumer", help="This reader's name in the group (default HOST:PID)."),
+        typer.Option(
+            "--consumer",
+            metavar="NAME",
+            help="This reader's name in the group [default: HOST:PID].",
+        ),
     ] = None,
     duration: Annotated[
         float | None,
-        typer.Option("--duration", min=0.0, help="Stop after this many seconds (exit code 0)."),
+        typer.Option(
+            "--duration",
+            min=0.0,
+            metavar="SECONDS",
+            help="Stop after this many seconds (exit code 0).",
+        ),
     ] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
@@ -106,6 +116,12 @@ def tail(
 
     It prints what `kitefan stream` prints for the same ticks: JSON lines, CSV, or the live
     dashboard. Ctrl-C or SIGTERM stops it (a summary on stderr, exit code 0).
+
+    Examples:
+
+    \b
+      kitefan tail redis://127.0.0.1:6379
+      kitefan tail redis://127.0.0.1:6379 --from start --format jsonl | head
     """
     with reported_errors(debug, log_file):
         fmt = output or (TailFormat.LIVE if out.is_terminal else TailFormat.JSONL)
@@ -202,7 +218,7 @@ async def _live(feed: RemoteFeed, count: _Count) -> None:
     board = TickBoard(listed, feed.name_of)
     stats = RemoteStats()
     recent: deque[Event] = deque(maxlen=20)
-    screen = Console(highlight=False)
+    screen = PipeConsole(highlight=False)
     reader = asyncio.get_running_loop().create_task(
         _read_into(feed, board, listed, stats, recent, count)
     )

@@ -8,14 +8,18 @@ errors and log lines may quote what a server sent: they go through
 
 from __future__ import annotations
 
+import enum
 import logging
+import os
+import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -28,6 +32,7 @@ from kitefan.render.text import printable
 __all__ = [
     "LOG_FILE",
     "ExitCode",
+    "PipeConsole",
     "PrintableFormatter",
     "err",
     "exit_code_of",
@@ -35,11 +40,27 @@ __all__ = [
     "log_to_file",
     "out",
     "reported_errors",
+    "unexpected_error_line",
+    "usage_error_line",
     "warn",
 ]
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class PipeConsole(Console):
+    """A console whose reader going away (``kitefan stats --watch | head -1``) ends the command
+    as a closed pipe does anywhere else in kitefan (:func:`reported_errors`: exit code 0), rather
+    than as Rich's exit code 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, (sys.stderr if self.stderr else sys.stdout).fileno())
+        os.close(devnull)
+        raise BrokenPipeError
+
+
+out = PipeConsole(highlight=False, soft_wrap=True)
+err = PipeConsole(stderr=True, highlight=False, soft_wrap=True)
 
 
 #: Every command's ``--log-file PATH``.
@@ -150,3 +171,134 @@ def reported_errors(debug: bool = False, log_file: Path | None = None) -> Iterat
         # The reader of our stdout went away (``kitefan ... | head``): not an error of ours.
         sys.stderr.close()
         raise typer.Exit(int(ExitCode.OK)) from None
+
+
+def usage_error_line(exc: Exception, args: Sequence[str], root: Any = None) -> str:
+    """The one ``error: ...`` line of a command line that does not parse (an unknown option or
+    command, a bad or missing value), instead of Click's usage block.
+
+    Args:
+        exc: what the parser raised (a Click ``UsageError`` of typer's).
+        args: the command line's words, to quote the value given.
+        root: the root command (to name the subcommand when the error does not).
+    """
+    command = _command_of(getattr(exc, "ctx", None), args, root)
+    see = f"see `{command} --help`"
+    option = getattr(exc, "option_name", None)
+    if type(exc).__name__ == "NoSuchOption" and option is not None:
+        close = sorted(getattr(exc, "possibilities", None) or ())
+        guess = f" (did you mean {' or '.join(close)}?)" if close else ""
+        return f"error: {command}: no such option {option}{guess}; {see}"
+    param = getattr(exc, "param", None)
+    hint = getattr(exc, "param_hint", None)
+    message = _sentence(str(getattr(exc, "message", exc)))
+    if param is None and isinstance(hint, str) and hint:
+        return f"error: {hint}: {message}"
+    if param is None:
+        unknown = re.fullmatch(r"no such command '(.*)'", message)
+        if unknown:
+            ctx = getattr(exc, "ctx", None)
+            names = ctx.command.list_commands(ctx) if ctx is not None else []
+            return (
+                f"error: no such command {unknown.group(1)!r}: the commands are "
+                f"{', '.join(names)}; {see}"
+            )
+        return f"error: {command}: {message}; {see}"
+    name = _param_name(param, hint)
+    given = _given(param, args)
+    shown = f"{name} {given}" if given is not None else name
+    return f"error: {shown}: {_what_is_wrong(param, message)}; {see}"
+
+
+def unexpected_error_line(exc: BaseException) -> str:
+    """The one ``error: ...`` line of an error kitefan did not expect (no traceback without
+    ``--debug``): a file that cannot be written says which and why; anything else says where to
+    look. Secrets in its text are masked."""
+    from kitefan.connection import SecretFilter
+
+    if isinstance(exc, OSError) and exc.filename is not None:
+        what = f"{exc.filename}: {exc.strerror or type(exc).__name__}"
+    else:
+        what = (
+            "internal error in kitefan (run again with --debug for details): "
+            f"{type(exc).__name__}: {exc}"
+        )
+    record = logging.LogRecord("kitefan", logging.ERROR, "", 0, what, None, None)
+    SecretFilter().filter(record)
+    return f"error: {printable(record.getMessage())}"
+
+
+def _command_of(ctx: Any, args: Sequence[str], root: Any) -> str:
+    """``kitefan SUBCOMMAND...`` of a parser's context (else of the command line's first words),
+    however kitefan was started."""
+    names: list[str] = []
+    while ctx is not None and getattr(ctx, "parent", None) is not None:
+        names.append(str(ctx.info_name))
+        ctx = ctx.parent
+    names.reverse()
+    if ctx is None:
+        group = root
+        for word in args:
+            group = getattr(group, "commands", {}).get(word)
+            if group is None:
+                break
+            names.append(word)
+    return " ".join(["kitefan", *names])
+
+
+def _sentence(text: str) -> str:
+    """A parser's message as the rest of an error line: lower-case first (unless the first word
+    is a name in capitals, like ``XYZ``), no final period."""
+    text = text.strip().rstrip(".")
+    first = text.split(" ", 1)[0]
+    if len(first) > 1 and first[1:2].isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def _param_name(param: Any, hint: object) -> str:
+    if getattr(param, "param_type_name", "") == "argument":
+        return str(getattr(param, "name", "?")).upper()
+    if isinstance(hint, str) and hint:
+        return hint.replace("'", "")
+    opts: list[str] = [o for o in getattr(param, "opts", ()) if o.startswith("-")]
+    if opts:
+        return max(opts, key=len)
+    return str(getattr(param, "metavar", None) or getattr(param, "name", "?")).upper()
+
+
+def _given(param: Any, args: Sequence[str]) -> str | None:
+    """What the command line gave the option (``--duration abc``: ``'abc'``), if it is there."""
+    opts = [o for o in getattr(param, "opts", ()) if o.startswith("-")]
+    for i, word in enumerate(args):
+        for opt in opts:
+            if word == opt and i + 1 < len(args):
+                return _quoted(args[i + 1])
+            if word.startswith(opt + "="):
+                return _quoted(word[len(opt) + 1 :])
+    return None
+
+
+def _quoted(value: str) -> str:
+    plain = value and value.isprintable() and not any(c.isspace() or c in "'\"" for c in value)
+    return printable(value) if plain else repr(value)
+
+
+def _what_is_wrong(param: Any, message: str) -> str:
+    """The parser's complaint about a value, in kitefan's words where the parser's are vague
+    (``Input should be a valid number, unable to parse string as a number``)."""
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        choices = [str(member.value) for member in annotation]
+        return f"use {', '.join(choices[:-1])} or {choices[-1]}"
+    if annotation in (int, float) and message.startswith("input should be"):
+        kind = "a whole number" if annotation is int else "a number"
+        if low is not None and high is not None:
+            return f"give {kind} from {low:g} to {high:g}"
+        if low is not None:
+            return f"give {kind} of at least {low:g}"
+        if high is not None:
+            return f"give {kind} of at most {high:g}"
+        return f"give {kind}"
+    return message

@@ -196,6 +196,27 @@ async def in_terminal(*args: str, env: dict[str, str]) -> str:
     return b"".join(chunks).decode()
 
 
+async def test_watch_into_a_reader_that_leaves_ends_cleanly_in_both_formats(
+    simulator: Simulator, tmp_path: Path, runtime_dir: Path
+) -> None:
+    env = environment(runtime_dir)
+    config = config_for(simulator, tmp_path)
+    async with running_stream(config, env, tmp_path) as stream:
+        for fmt, first in (("table", "kitefan stream of "), ("json", '{"keys":')):
+            # `kitefan stats --watch | head -1`, as a shell runs it, with the exit code of stats.
+            watch = " ".join(processes.kitefan("stats", "--config", str(config), "--watch"))
+            code, out, err = await processes.run(
+                "bash",
+                "-c",
+                f"set -o pipefail; {watch} --format {fmt} --interval 0.1 | head -1",
+                env=env,
+                cwd=ROOT,
+            )
+            assert (code, err) == (0, ""), fmt
+            assert out.startswith(first) and out.count("\n") == 1, out
+        assert stream.process.returncode is None
+
+
 async def test_a_stream_killed_with_sigkill_is_reported_gone_then_can_start_again(
     simulator: Simulator, tmp_path: Path, runtime_dir: Path
 ) -> None:

@@ -80,10 +80,15 @@ async def test_tail_prints_the_csv_rows_stream_printed() -> None:
 async def test_bad_input_is_one_line_and_an_exit_code() -> None:
     code, out, err = await kitefan("tail", "http://127.0.0.1:1", "--duration", "1")
     assert (code, out) == (2, "")
-    assert "Invalid value for URL: must be redis://[[user]:password@]HOST[:PORT][/DB]" in err
+    assert (
+        err
+        == "error: URL: must be redis://[[user]:password@]HOST[:PORT][/DB] (or rediss:// for TLS)\n"
+    )
     code, _, err = await kitefan("tail", "redis://127.0.0.1:1", "--from", "yesterday")
     assert code == 2
-    assert "must be now, start or an entry id (like 1700000000000-0), not 'yesterday'" in err
+    assert err == (
+        "error: --from: must be now, start or an entry id (like 1700000000000-0), not 'yesterday'\n"
+    )
     port = free_port()
     code, out, err = await kitefan(
         "tail", f"redis://:SENTINEL-pw-1234@127.0.0.1:{port}/2", "--duration", "1"
