@@ -111,7 +111,7 @@ async def test_a_full_disk_is_one_warning_counted_drops_and_a_file_that_reads_wh
         "prlimit",
         "--fsize=12000",
         *processes.kitefan(
-            "stream", "--demo", "--format", "none", "--duration", "5", "--record", str(path)
+            "stream", "--demo", "--format", "none", "--duration", "3", "--record", str(path)
         ),
     ]
     code, _, err = await processes.run(*argv, cwd=ROOT, env=ENV)
