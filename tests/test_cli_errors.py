@@ -76,7 +76,8 @@ DEMO = str(ROOT / "configs" / "demo.toml")
         (
             ["bogus"],
             "error: no such command 'bogus': the commands are stream, stats, distribute, tail, "
-            "candles, simulate, init, config, instruments, bench; see `kitefan --help`",
+            "candles, record, export, simulate, init, config, instruments, bench; "
+            "see `kitefan --help`",
         ),
         (
             ["bench", "everything"],

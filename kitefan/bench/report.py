@@ -15,6 +15,7 @@ columnar  5         0.3 per way per round (7 ways, interleaved)
 candles   5         0.5 per interval per round (1m, 1s, interleaved)
 fanout    3         2 per pipeline per round (kitefan, then the baseline)
 cli       1         20 measured per case (slow reader, max rate: 10), after 5 s more
+recording 3         10 simulated seconds of the realistic load (270,000 ticks) per round
 ========  ========  ============================================================
 
 ``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
@@ -40,12 +41,23 @@ from kitefan.bench.decode import run_decode_benchmark
 from kitefan.bench.endtoend import run_endtoend_benchmark
 from kitefan.bench.fanout import run_fanout_benchmark
 from kitefan.bench.load import run_load_benchmark
+from kitefan.bench.recording import run_recording_benchmark
 from kitefan.bench.records import run_records_benchmark
 
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
 #: The benchmarks, in the order ``all`` runs them.
-BENCHMARKS = ("decode", "records", "e2e", "load", "columnar", "candles", "fanout", "cli")
+BENCHMARKS = (
+    "decode",
+    "records",
+    "e2e",
+    "load",
+    "columnar",
+    "candles",
+    "fanout",
+    "cli",
+    "recording",
+)
 
 #: (rounds, seconds) of each benchmark when not given.
 DEFAULTS: dict[str, tuple[int, float]] = {
@@ -57,6 +69,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "candles": (5, 0.5),
     "fanout": (3, 2.0),
     "cli": (1, 20.0),
+    "recording": (3, 10.0),
 }
 
 
@@ -136,6 +149,10 @@ def run_benchmarks(
             fanout = run_fanout_benchmark(rounds=n, seconds=s, progress=progress)
             figures += fanout.figures()
             details[name] = fanout.as_dict()
+        elif name == "recording":
+            recording = run_recording_benchmark(rounds=n, seconds=s, progress=progress)
+            figures += recording.figures()
+            details[name] = recording.as_dict()
         elif name == "cli":
             cli = run_cli_benchmark(rounds=n, seconds=s, progress=progress)
             figures += cli.figures()

@@ -15,6 +15,8 @@ from kitefan.cli import (
     candles as _candles,
     configure as _configure,
     distribute as _distribute,
+    export as _export,
+    record as _record,
     simulate as _simulate,
     stats as _stats,
     stream as _stream,
@@ -22,6 +24,6 @@ from kitefan.cli import (
 )
 from kitefan.cli.app import app, main
 
-del _bench, _candles, _configure, _distribute, _simulate, _stats, _stream, _tail
+del _bench, _candles, _configure, _distribute, _export, _record, _simulate, _stats, _stream, _tail
 
 __all__ = ["app", "main"]

@@ -34,6 +34,7 @@ class Which(StrEnum):
     CANDLES = "candles"
     FANOUT = "fanout"
     CLI = "cli"
+    RECORDING = "recording"
     ALL = "all"
 
 
@@ -61,7 +62,8 @@ def bench(
             "candle builder. fanout: simulator -> stream --publish -> "
             "Redis -> tail, vs on_ticks doing XADD per tick (needs redis-server). cli: kitefan "
             "stream itself at that load (--rate 2): jsonl, the dashboard, a slow reader, max "
-            "rate to a file. all: each in turn (~8 min)."
+            "rate to a file. recording: --record's CPU at the realistic load, bytes per tick on "
+            "disk vs raw frames vs Parquet, export to Parquet. all: each in turn (~9 min)."
         ),
     ] = Which.ALL,
     rounds: Annotated[
