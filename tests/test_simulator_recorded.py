@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kitefan.codec import decode_frame, frame_of_packets
+from kitefan.codec import decode_frame, error_message, frame_of_packets
 from kitefan.models import Mode, PacketKind
 from kitefan.simulator.feed import Feed
 from kitefan.simulator.market import MAX_FRAME_BYTES, Market
@@ -217,13 +217,18 @@ def test_a_mode_the_recording_lacks_is_said_once_and_the_best_one_is_sent() -> N
     feed, view = connection(replay)
     texts, _ = ask(feed, view, {"a": "mode", "v": ["full", [INFY, TCS, NIFTY, SBIN]]})
     assert texts == [
-        "The recording has no full packets of 408065 (quote), 2953217 (ltp); "
-        "each is sent in the best mode it has."
+        error_message(
+            "The recording has no full packets of 408065 (quote), 2953217 (ltp); "
+            "each is sent in the best mode it has."
+        )
     ]
     assert ask(feed, view, {"a": "mode", "v": ["full", [INFY, TCS]]}) == ([], [])
     texts, _ = ask(feed, view, {"a": "mode", "v": ["quote", [INFY, TCS]]})
     assert texts == [
-        "The recording has no quote packets of 2953217 (ltp); each is sent in the best mode it has."
+        error_message(
+            "The recording has no quote packets of 2953217 (ltp); "
+            "each is sent in the best mode it has."
+        )
     ]
     ((got,),) = play(replay, view)
     assert got == data  # every packet at least in the mode it was recorded in: as recorded

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import NamedTuple
 
-from kitefan.codec import packet_runs, run_columns, scan_frame
+from kitefan.codec import error_message, packet_runs, run_columns, scan_frame
 from kitefan.errors import CodecError
 from kitefan.models import MODE_RANK, Mode, PacketKind
 from kitefan.simulator.market import MAX_FRAME_BYTES, MAX_FRAME_PACKETS, assemble_frames
@@ -388,7 +388,8 @@ class Viewer:
             removed: the tokens it unsubscribed.
 
         Returns:
-            Error texts (the modes the recording lacks, each token told once per mode), and the
+            Error messages (``{"type":"error",...}``: the modes the recording lacks, each token
+            told once per mode), and the
             frames of the latest packets the connection does not hold yet, with their counts.
         """
         subs = self._subs
@@ -432,7 +433,7 @@ class Viewer:
                 parts.append((_PREFIX[want], memoryview(packet)[:want]))
                 had = want
             held[token] = (position, mode, at, had)
-        texts = [lacking_text(mode, tokens, best) for mode, tokens in lacking.items()]
+        texts = [error_message(lacking_text(m, tokens, best)) for m, tokens in lacking.items()]
         return texts, assemble_frames(parts)
 
     def frames(self, instant: Instant) -> list[tuple[bytes, int]]:
