@@ -25,7 +25,13 @@ each connection gets, and keeps no clock:
 * **Snapshots.** On subscribe and on a mode change, a connection gets the latest packet of each
   token at once, as Kite sends the current packet, unless it already holds that packet in that
   mode: a ``mode`` request that changes nothing, or a subscribe before the replay starts, sends
-  nothing. So a client recording the replay records what was recorded, no more.
+  nothing. So a client recording the replay records what was recorded, no more. The latest frame
+  of each token is kept for this (one frame per token at most, usually the last few of each
+  recorded connection).
+* **Cost.** Each frame is parsed once for every connection (its runs and tokens, at C speed), and
+  each connection decides once per frame *shape* (the same tokens in the same layouts, as every
+  frame of a recorded connection at a steady subscription has) whether to skip it, send it as
+  recorded, or pick its packets, until its subscriptions change.
 
 Owns: :class:`RecordedFrame`, :class:`Window`, :class:`TapeIndex` (:func:`index_frames`),
 :class:`Instant`, :class:`Replay`, :class:`Viewer`, :func:`served_length`, :func:`lacking_text`.
@@ -38,7 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain
 from typing import NamedTuple
 
 from kitefan.codec import error_message, packet_runs, run_columns, scan_frame
@@ -83,6 +89,9 @@ _LEVEL: Mapping[int, Mode] = {
 }
 _PREFIX: Mapping[int, bytes] = {n: n.to_bytes(2, "big") for n in (8, 28, 32, 44, 184)}
 _LISTED = 10  # tokens named in a lacking-mode text before "and N more"
+# What a connection does with a frame: nothing, send it as recorded, pick its packets.
+_SKIP, _WHOLE, _PICK = 0, 1, 2
+_DECISIONS = 4096  # frame shapes a connection remembers its decision for
 
 
 def served_length(recorded: int, mode: Mode) -> int:
@@ -203,7 +212,7 @@ _Run = tuple[int, int, int, list[int]]  # offset of the first packet, length, co
 class _Frame:
     """A recorded frame, parsed once for every connection: its runs and their tokens."""
 
-    __slots__ = ("_where", "data", "origin", "runs", "ticks", "tokens", "whole")
+    __slots__ = ("_shape", "_where", "data", "origin", "runs", "ticks", "tokens", "whole")
 
     def __init__(self, data: bytes, runs: list[_Run], ticks: int, whole: bool) -> None:
         self.data = data
@@ -214,6 +223,22 @@ class _Frame:
         self.tokens: list[int] = runs[0][3] if len(runs) == 1 else [t for r in runs for t in r[3]]
         self.origin: Hashable = None
         self._where: dict[int, int] | None = None
+        self._shape: tuple[object, ...] | None = None
+
+    def shape(self) -> tuple[object, ...]:
+        """Its packets' lengths and tokens, as bytes: equal for frames of the same tokens in the
+        same layouts (a connection's decision for one holds for the other)."""
+        shape = self._shape
+        if shape is None:
+            data = self.data
+            parts: list[object] = [self.whole]
+            for offset, length, count, _ in self.runs:
+                step = length + 2
+                end = offset + step * count
+                parts.append(length)
+                parts.extend(data[offset + k : end : step] for k in range(4))
+            shape = self._shape = tuple(parts)
+        return shape
 
     def where(self) -> dict[int, int]:
         """token -> offset of its packet (the last one, should a token have two)."""
@@ -303,8 +328,8 @@ class Replay:
         self.ticks = 0
         #: passes begun
         self.passes = 0
-        #: token -> (position of the instant, the packet as recorded) of its latest packet
-        self.latest: dict[int, tuple[int, bytes]] = {}
+        #: token -> (position of the instant, the frame) of its latest packet
+        self.latest: dict[int, tuple[int, _Frame]] = {}
 
     def instants(self) -> Iterator[Instant]:
         """One pass over the recording's window, as instants."""
@@ -336,18 +361,8 @@ class Replay:
         position = self.position
         latest = self.latest
         for frame in instant.frames:
-            data = frame.data
             self.ticks += frame.ticks
-            for offset, length, count, tokens in frame.runs:
-                step = length + 2
-                end = offset + step * count
-                packets = map(
-                    data.__getitem__,
-                    map(slice, range(offset, end, step), range(offset + length, end, step)),
-                )
-                latest.update(
-                    zip(tokens, zip(repeat(position), packets, strict=False), strict=True)
-                )
+            latest.update(dict.fromkeys(frame.tokens, (position, frame)))
         self.position = position + 1
 
     def viewer(self, subscriptions: Mapping[int, Mode]) -> Viewer:
@@ -364,7 +379,7 @@ class Viewer:
             :class:`~kitefan.simulator.feed.Feed` (read, never written).
     """
 
-    __slots__ = ("_at_least", "_held", "_replay", "_subs", "_told")
+    __slots__ = ("_at_least", "_decided", "_held", "_replay", "_subs", "_told")
 
     def __init__(self, replay: Replay, subscriptions: Mapping[int, Mode]) -> None:
         self._replay = replay
@@ -376,6 +391,8 @@ class Viewer:
         self._held: dict[int, tuple[int, Mode, int, int]] = {}
         #: mode -> tokens already told the recording lacks it
         self._told: dict[Mode, set[int]] = {mode: set() for mode in Mode}
+        #: frame shape -> _SKIP, _WHOLE or _PICK, until the subscriptions change
+        self._decided: dict[tuple[object, ...], int] = {}
 
     def request(
         self, snapshot: Sequence[int], removed: Sequence[int] = ()
@@ -396,6 +413,7 @@ class Viewer:
         held = self._held
         for token in removed:
             held.pop(token, None)
+        self._decided.clear()
         ranks = {mode: MODE_RANK[mode] for mode in Mode}
         self._at_least = {
             mode: {t for t, m in subs.items() if ranks[m] >= ranks[mode]} for mode in Mode
@@ -420,7 +438,10 @@ class Viewer:
             if packet_at is None:
                 held[token] = (position, mode, -1, 0)
                 continue
-            at, packet = packet_at
+            at, recorded_in = packet_at
+            offset = recorded_in.where()[token]
+            data = recorded_in.data
+            packet = memoryview(data)[offset : offset + (data[offset - 2] << 8 | data[offset - 1])]
             before = held.get(token)
             if before is None:
                 had = 0
@@ -430,7 +451,7 @@ class Viewer:
                 had = before[3] if before[2] == at else 0
             want = _SERVED[len(packet)][mode]
             if want != had:
-                parts.append((_PREFIX[want], memoryview(packet)[:want]))
+                parts.append((_PREFIX[want], packet[:want]))
                 had = want
             held[token] = (position, mode, at, had)
         texts = [error_message(lacking_text(m, tokens, best)) for m, tokens in lacking.items()]
@@ -448,12 +469,26 @@ class Viewer:
         count = 0
         size = 2
         only: _Frame | None = None  # the one frame taken whole, while nothing else is taken
+        decided = self._decided
         for frame in instant.frames:
-            if every.isdisjoint(frame.tokens):
+            shape = frame.shape()
+            decision = decided.get(shape)
+            if decision is None:
+                if every.isdisjoint(frame.tokens):
+                    decision = _SKIP
+                elif frame.whole and all(
+                    at_least[_LEVEL[length]].issuperset(tokens)
+                    for _, length, _, tokens in frame.runs
+                ):
+                    decision = _WHOLE
+                else:
+                    decision = _PICK
+                if len(decided) >= _DECISIONS:
+                    decided.clear()
+                decided[shape] = decision
+            if decision == _SKIP:
                 continue
-            if frame.whole and all(
-                at_least[_LEVEL[length]].issuperset(tokens) for _, length, _, tokens in frame.runs
-            ):
+            if decision == _WHOLE:
                 if count == 0 and only is None:
                     only = frame
                     continue
