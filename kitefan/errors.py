@@ -13,7 +13,9 @@
     │   └── NoUsableKeyError  every key was refused: nothing can stream
     ├── ControlError      talking to a running stream failed (none running, gone, refused)
     │   └── StreamNotRunningError  no stream of this config is running (or it died uncleanly)
-    └── InstrumentsError  the instruments dump could not be read or fetched
+    ├── InstrumentsError  the instruments dump could not be read or fetched
+    ├── BrokerError       Redis could not be reached or read, or an entry is not kitefan's
+    └── RecordingError    a recording that cannot be written or read
 
 Messages are lower-case, one line, without a trailing period, and built from the attributes, so
 that callers can also inspect the structured data. No message ever carries an access token or an
@@ -37,6 +39,7 @@ __all__ = [
     "KitefanError",
     "NoUsableKeyError",
     "PlanError",
+    "RecordingError",
     "SlotLimitError",
     "StreamNotRunningError",
     "SymbolError",
@@ -213,3 +216,8 @@ class BrokerError(KitefanError):
 
     Its message never holds the Redis password.
     """
+
+
+class RecordingError(KitefanError):
+    """A recording that cannot be written or read: a path that is not a kitefan recording, a
+    newer format version, a file that cannot be opened."""

@@ -25,6 +25,7 @@ PURE = [
     "simulator/feed.py",
     "simulator/orders.py",
     "simulator/faults.py",
+    "recording/format.py",
 ]
 NO_IO = {"asyncio", "websockets", "socket", "rich", "typer", "subprocess", "urllib", "http"}
 PRESENTATION = ("render/", "cli/")
