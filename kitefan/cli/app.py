@@ -54,10 +54,11 @@ from kitefan.cli import (  # noqa: E402
     bench as _bench,
     configure as _configure,
     distribute as _distribute,
+    replay as _replay,
     simulate as _simulate,
     stats as _stats,
     stream as _stream,
     tail as _tail,
 )
 
-del _bench, _configure, _distribute, _simulate, _stats, _stream, _tail
+del _bench, _configure, _distribute, _replay, _simulate, _stats, _stream, _tail
