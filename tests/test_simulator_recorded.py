@@ -298,3 +298,53 @@ def test_a_speed_must_be_more_than_zero() -> None:
     for speed in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="speed must be more than 0"):
             Replay(list, index, speed=speed)
+
+
+def test_a_layout_repeated_on_a_connection_is_known_and_any_other_is_parsed() -> None:
+    market = Market(seed=12)
+    recorded = [
+        frame(market, Mode.FULL, INFY, TCS),
+        frame(market, Mode.FULL, INFY, TCS),  # the layout repeats: known from now on
+        frame(market, Mode.FULL, INFY, TCS),
+        frame(market, Mode.FULL, TCS, INFY),  # the same size, the tokens swapped
+        frame(market, Mode.FULL, SBIN, TCS),
+        frame_of_packets(packets(market, Mode.QUOTE, INFY, TCS)),
+    ]
+    frames = [
+        RecordedFrame(T0 + i * 10 * INSTANT_NS, data, "a/0") for i, data in enumerate(recorded)
+    ]
+    replay = replay_of(frames)
+    assert (replay.index.frames, replay.index.ticks) == (6, 12)
+    feed, view = connection(replay)
+    ask(feed, view, {"a": "subscribe", "v": [INFY]})
+    (got,) = play(replay, view)
+    assert got == [
+        frame_of_packets([next(p for p in split(data) if p[:4] == INFY.to_bytes(4, "big"))[:44]])
+        for data in recorded
+        if INFY.to_bytes(4, "big") in [p[:4] for p in split(data)]
+    ]
+    assert len(got) == 5
+
+
+def test_the_latest_packet_follows_every_frame_known_layouts_and_others_alike() -> None:
+    market = Market(seed=13)
+    a = [frame(market, Mode.FULL, INFY, TCS) for _ in range(3)]  # a known layout from the second
+    b = frame(market, Mode.QUOTE, INFY)  # another frame takes INFY
+    c = frame(market, Mode.FULL, INFY, TCS)  # and the layout takes it back
+    recorded = [*a, b, c]
+    frames = [
+        RecordedFrame(T0 + i * 10 * INSTANT_NS, data, "a/0") for i, data in enumerate(recorded)
+    ]
+    replay = replay_of(frames)
+    snapshots = []
+    for instant in replay.instants():
+        replay.advance(instant)
+        feed, view = connection(replay)
+        snapshots.append(ask(feed, view, {"a": "mode", "v": ["full", [INFY, TCS]]})[1])
+    assert [[data for data, _ in s] for s in snapshots] == [
+        [a[0]],
+        [a[1]],
+        [a[2]],
+        [frame_of_packets([split(b)[0], split(a[2])[1]])],
+        [c],
+    ]

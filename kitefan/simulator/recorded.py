@@ -42,6 +42,7 @@ may be read from a file by whoever iterates them).
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -92,6 +93,7 @@ _LISTED = 10  # tokens named in a lacking-mode text before "and N more"
 # What a connection does with a frame: nothing, send it as recorded, pick its packets.
 _SKIP, _WHOLE, _PICK = 0, 1, 2
 _DECISIONS = 4096  # frame shapes a connection remembers its decision for
+_LAYOUTS = 64  # frame layouts kept per recorded connection
 
 
 def served_length(recorded: int, mode: Mode) -> int:
@@ -181,11 +183,12 @@ def index_frames(frames: Iterable[RecordedFrame], window: Window | None = None) 
     count = ticks = malformed = 0
     first: int | None = None
     last: int | None = None
+    parser = _Parser()
     for frame in frames:
         time_ns = frame.time_ns
         if window is not None and time_ns not in window:
             continue
-        parsed = _parse(frame.data)
+        parsed = parser.parse(frame.data, frame.origin)
         if parsed is None:
             continue
         if parsed is _MALFORMED:
@@ -212,16 +215,37 @@ _Run = tuple[int, int, int, list[int]]  # offset of the first packet, length, co
 class _Frame:
     """A recorded frame, parsed once for every connection: its runs and their tokens."""
 
-    __slots__ = ("_shape", "_where", "data", "origin", "runs", "ticks", "tokens", "whole")
+    __slots__ = (
+        "_shape",
+        "_where",
+        "data",
+        "layout",
+        "origin",
+        "runs",
+        "ticks",
+        "tokens",
+        "whole",
+    )
 
-    def __init__(self, data: bytes, runs: list[_Run], ticks: int, whole: bool) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        runs: list[_Run],
+        ticks: int,
+        whole: bool,
+        tokens: list[int] | None = None,
+    ) -> None:
         self.data = data
         self.runs = runs
         self.ticks = ticks
         #: every packet has a known layout: the frame can go out as recorded
         self.whole = whole
-        self.tokens: list[int] = runs[0][3] if len(runs) == 1 else [t for r in runs for t in r[3]]
+        if tokens is None:
+            tokens = runs[0][3] if len(runs) == 1 else [t for r in runs for t in r[3]]
+        self.tokens = tokens
         self.origin: Hashable = None
+        #: the layout it was recognised by, if any
+        self.layout: _Layout | None = None
         self._where: dict[int, int] | None = None
         self._shape: tuple[object, ...] | None = None
 
@@ -269,6 +293,92 @@ def _parse(data: bytes) -> _Frame | None:
         if length in _SERVED:
             runs.append((offset, length, count, run_columns(data, run, (0,))[0]))
     return _Frame(data, runs, ticks, not skipped)
+
+
+class _Cell:
+    """Where a token's latest packet is: in ``frame``, sent at instant ``position``; the tokens
+    of a known layout share one cell, updated in place for each of its frames."""
+
+    __slots__ = ("frame", "layout", "position")
+
+    def __init__(self, position: int, frame: _Frame, layout: _Layout | None) -> None:
+        self.position = position
+        self.frame = frame
+        self.layout = layout
+
+
+class _Layout:
+    """A whole frame's layout (its packets' lengths and tokens), to tell in one ``struct`` call
+    whether another frame has the same one, and if so make it without parsing it."""
+
+    __slots__ = ("cell", "expected", "like", "owned", "size", "unpack")
+
+    def __init__(self, like: _Frame) -> None:
+        self.like = like
+        #: the latest frame of this layout: what Replay.latest maps its tokens to
+        self.cell = _Cell(0, like, self)
+        #: whether every token of the layout maps to :attr:`cell` in Replay.latest
+        self.owned = False
+        self.size = len(like.data)
+        fields = [">H"]
+        expected: list[int] = [like.ticks]
+        for _, length, _, tokens in like.runs:
+            fields.append(f"HI{length - 4}x" * len(tokens))
+            for token in tokens:
+                expected.append(length)
+                expected.append(token)
+        self.unpack = struct.Struct("".join(fields)).unpack
+        self.expected = tuple(expected)
+
+    def frame(self, data: bytes) -> _Frame | None:
+        """``data`` as a frame of this layout, or ``None`` if it has another one."""
+        if len(data) != self.size or self.unpack(data) != self.expected:
+            return None
+        like = self.like
+        frame = _Frame(data, like.runs, like.ticks, True, like.tokens)
+        frame._shape = like._shape
+        frame._where = like._where
+        frame.layout = self
+        return frame
+
+
+class _Parser:
+    """Parses frames, keeping each recorded connection's layouts once they repeat (by frame
+    size and first token): a connection at a steady subscription (every frame at maximum rate,
+    cut at the same places) then costs one ``struct`` call a frame instead of a pass over its
+    packets."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        # origin -> (frame size, first token) -> (shape of the last such frame, its layout once
+        # repeated)
+        self._seen: dict[
+            Hashable, dict[tuple[int, bytes], tuple[tuple[object, ...], _Layout | None]]
+        ] = {}
+
+    def parse(self, data: bytes, origin: Hashable) -> _Frame | None:
+        sizes = self._seen.get(origin)
+        if sizes is None:
+            sizes = self._seen[origin] = {}
+        like = (len(data), data[4:8])
+        seen = sizes.get(like)
+        if seen is not None and seen[1] is not None:
+            frame = seen[1].frame(data)
+            if frame is not None:
+                return frame
+        frame = _parse(data)
+        if frame is None or frame is _MALFORMED or not frame.whole:
+            return frame
+        shape = frame.shape()
+        if len(sizes) >= _LAYOUTS:
+            sizes.clear()
+        if seen is not None and seen[0] == shape:
+            frame.where()
+            sizes[like] = (shape, _Layout(frame))
+        else:
+            sizes[like] = (shape, None)
+        return frame
 
 
 class Instant:
@@ -328,8 +438,8 @@ class Replay:
         self.ticks = 0
         #: passes begun
         self.passes = 0
-        #: token -> (position of the instant, the frame) of its latest packet
-        self.latest: dict[int, tuple[int, _Frame]] = {}
+        #: token -> where its latest packet is
+        self.latest: dict[int, _Cell] = {}
 
     def instants(self) -> Iterator[Instant]:
         """One pass over the recording's window, as instants."""
@@ -338,10 +448,11 @@ class Replay:
         group: list[_Frame] = []
         origins: set[Hashable] = set()
         start = 0
+        parse = _Parser().parse
         for time_ns, data, origin in self._frames():
             if window is not None and time_ns not in window:
                 continue
-            frame = _parse(data)
+            frame = parse(data, origin)
             if frame is None or frame is _MALFORMED:
                 continue
             frame.origin = origin
@@ -362,7 +473,21 @@ class Replay:
         latest = self.latest
         for frame in instant.frames:
             self.ticks += frame.ticks
-            latest.update(dict.fromkeys(frame.tokens, (position, frame)))
+            layout = frame.layout
+            if layout is not None and layout.owned:
+                cell = layout.cell
+                cell.position = position
+                cell.frame = frame
+                continue
+            cell = _Cell(position, frame, layout)
+            if layout is not None:
+                layout.cell = cell
+                layout.owned = True
+            tokens = frame.tokens
+            for before in set(map(latest.get, tokens)):
+                if before is not None and before.layout is not None and before.layout is not layout:
+                    before.layout.owned = False  # some of its tokens are this frame's now
+            latest.update(dict.fromkeys(tokens, cell))
         self.position = position + 1
 
     def viewer(self, subscriptions: Mapping[int, Mode]) -> Viewer:
@@ -438,7 +563,7 @@ class Viewer:
             if packet_at is None:
                 held[token] = (position, mode, -1, 0)
                 continue
-            at, recorded_in = packet_at
+            at, recorded_in = packet_at.position, packet_at.frame
             offset = recorded_in.where()[token]
             data = recorded_in.data
             packet = memoryview(data)[offset : offset + (data[offset - 2] << 8 | data[offset - 1])]
