@@ -13,13 +13,16 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kitefan.config import AppConfig
 from kitefan.events import Event
 from kitefan.manager import EventStream, FeedManager
 from kitefan.output import Encoder, RecordOutput, write_records
 from kitefan.stats import FeedStats
+
+if TYPE_CHECKING:
+    from kitefan.recording import RecordStats
 
 __all__ = ["Outcome", "StopSignal", "pump", "running_feed", "stream_records", "until_stopped"]
 
@@ -145,7 +148,8 @@ class Outcome:
     queued at the end, and what the reader did not take by the end of the grace after the stop.
     ``dropped_events`` counts orders and error texts a full queue shed (status events never are).
     ``seconds`` is the streaming time: from the feed's start to the stop; ``stats`` the feed's
-    figures at the stop (before its connections closed).
+    figures at the stop (before its connections closed); ``recording`` the recorder's, with
+    ``--record``.
     """
 
     stats: FeedStats
@@ -155,6 +159,7 @@ class Outcome:
     written: int
     dropped: int
     dropped_events: int
+    recording: RecordStats | None = None
 
 
 async def stream_records(

@@ -37,6 +37,7 @@ def test_every_command_is_there() -> None:
         ["distribute"],
         ["init"],
         ["instruments", "fetch"],
+        ["record", "info"],
         ["simulate"],
         ["stats"],
         ["stream"],

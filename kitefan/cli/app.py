@@ -54,6 +54,7 @@ from kitefan.cli import (  # noqa: E402
     bench as _bench,
     configure as _configure,
     distribute as _distribute,
+    record as _record,
     replay as _replay,
     simulate as _simulate,
     stats as _stats,
@@ -61,4 +62,4 @@ from kitefan.cli import (  # noqa: E402
     tail as _tail,
 )
 
-del _bench, _configure, _distribute, _replay, _simulate, _stats, _stream, _tail
+del _bench, _configure, _distribute, _record, _replay, _simulate, _stats, _stream, _tail

@@ -4,7 +4,8 @@ Next to the feed it serves the control socket of its config (:mod:`kitefan.contr
 ``kitefan stats`` and ``kitefan distribute`` talk to; SIGHUP re-reads and applies the config
 file), with ``--metrics HOST:PORT``, a Prometheus endpoint (:mod:`kitefan.metrics`), and with
 ``--publish`` (or the config's ``[publish]``) a publisher of every frame and event to a Redis
-stream (:mod:`kitefan.publish`), its own consumer of the feed; ``--format none`` writes no records.
+stream (:mod:`kitefan.publish`), its own consumer of the feed; with ``--record PATH`` a recorder
+of the same (:mod:`kitefan.recording`), another; ``--format none`` writes no records.
 
 A stream narrowed with ``--symbols`` or ``--mode`` stays narrowed when its config is applied
 again: the edited file is read and narrowed the same way (the same symbols, their modes and pins
@@ -34,6 +35,7 @@ from rich.console import Console
 from rich.live import Live
 
 from kitefan.cli.app import app
+from kitefan.cli.record import RECORD, recorded, stop_recording
 from kitefan.cli.terminal import (
     LOG_FILE,
     err,
@@ -58,6 +60,7 @@ from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
 from kitefan.output import Encoder, RecordOutput
 from kitefan.render.dashboard import SortBy, TickBoard, dashboard
+from kitefan.render.recording import recorded_line
 from kitefan.render.records import COMPILED, csv_header, record_pieces
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
 from kitefan.stats import PublishStats
@@ -130,6 +133,7 @@ def stream(
             "the config's [publish] sets it, maxlen and format).",
         ),
     ] = None,
+    record: Annotated[Path | None, RECORD] = None,
     sort: Annotated[
         SortBy,
         typer.Option(
@@ -198,6 +202,7 @@ def stream(
                 reload=reload,
                 metrics=address,
                 publish=target,
+                record=record,
             )
         )
         _summary(outcome, fmt)
@@ -309,6 +314,7 @@ async def _run(
     reload: Reload,
     metrics: tuple[str, int] | None,
     publish: PublishConfig | None = None,
+    record: Path | None = None,
 ) -> Outcome:
     loop = asyncio.get_running_loop()
     with StopSignal(duration, deferred=True) as stop:
@@ -334,6 +340,12 @@ async def _run(
                 await output.open()
                 if fmt is OutputFormat.CSV:
                     await output.write([(csv_header().encode(), 0)])
+            recorder = None
+            if record is not None:
+                from kitefan.recording import Recorder
+
+                # Opened before the feed: a path that cannot be written fails before connecting.
+                recorder = await stack.enter_async_context(Recorder(record, on_warning=warn))
             feed = await stack.enter_async_context(running_feed(config, demo=demo))
             started_at = loop.time()
             stop.start_timer()
@@ -341,6 +353,10 @@ async def _run(
             # them), so this stream sees every tick the feed receives.
             events = feed.events()
             publisher = _publisher(feed, publish, stack) if publish is not None else None
+            if recorder is not None:
+                recorder.symbols = lambda: {s.token: s.name for s in feed.config.symbols}
+                recording = loop.create_task(recorder.consume(feed.events()))
+                stack.push_async_callback(stop_recording, recording)
             if exporter is not None:
                 exporter.attach(feed.stats)
             control.attach(feed, reload, metrics_url=exporter.url if exporter else None)
@@ -377,6 +393,8 @@ async def _run(
                 )
             if publisher is not None:
                 outcome = await _published(outcome, *publisher)
+            if recorder is not None:
+                outcome = await recorded(outcome, recorder, recording)
     return outcome
 
 
@@ -550,7 +568,8 @@ def _summary(outcome: Outcome, fmt: OutputFormat) -> None:
         f"kitefan: {why} after {outcome.seconds:.1f} s: {outcome.received:,} ticks from "
         f"{len(stats.keys)} keys ({totals.symbols:,} symbols), {written}"
         f"{outcome.dropped:,} dropped{events}, {totals.reconnects} reconnects, "
-        f"{totals.decode_errors} undecodable frames{_published_line(stats.publish)}",
+        f"{totals.decode_errors} undecodable frames{_published_line(stats.publish)}"
+        f"{recorded_line(outcome.recording)}",
         markup=False,
         highlight=False,
     )

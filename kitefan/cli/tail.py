@@ -3,7 +3,8 @@
 
 Reading and decoding are :class:`kitefan.tail.RemoteFeed`'s; the records are
 :mod:`kitefan.render.records`' (an event's record is printed exactly as it was published); the
-output goes through :class:`kitefan.output.RecordOutput`, as ``kitefan stream``'s does.
+output goes through :class:`kitefan.output.RecordOutput`, as ``kitefan stream``'s does. With
+``--record PATH``, what is read is recorded too (:class:`kitefan.recording.Recorder`).
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from rich.live import Live
 
 from kitefan.broker import Entry, JsonTicks
 from kitefan.cli.app import app
+from kitefan.cli.record import RECORD
 from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors, warn
 from kitefan.codec import frame_tokens
 from kitefan.config import DEFAULT_PUBLISH_STREAM, RedisURL, parse_redis_url
 from kitefan.errors import BrokerError
 from kitefan.events import Event, TickBatch
 from kitefan.output import RecordOutput
+from kitefan.recording import Recorder, RecordStats
 from kitefan.render.dashboard import TickBoard, dashboard
+from kitefan.render.recording import recorded_line
 from kitefan.render.records import csv_header, record_pieces
 from kitefan.runner import StopSignal, until_stopped
 from kitefan.tail import RemoteFeed, RemoteStats
@@ -53,6 +57,7 @@ class _Count:
         self.entries = 0
         self.ticks = 0
         self.written = 0
+        self.recording: RecordStats | None = None
 
 
 @app.command()
@@ -99,6 +104,7 @@ def tail(
         float | None,
         typer.Option("--duration", min=0.0, help="Stop after this many seconds (exit code 0)."),
     ] = None,
+    record: Annotated[Path | None, RECORD] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
@@ -122,13 +128,15 @@ def tail(
             raise typer.BadParameter("must not be empty", param_hint="--stream")
         began = time.monotonic()
         count = _Count()
-        reason = asyncio.run(_run(target, stream, fmt, start, group, consumer, duration, count))
+        reason = asyncio.run(
+            _run(target, stream, fmt, start, group, consumer, duration, count, record)
+        )
         why = {"duration": "duration reached", "SIGINT": "interrupted", "SIGTERM": "terminated"}
         written = "" if fmt is TailFormat.LIVE else f", {count.written:,} written"
         err.print(
             f"kitefan: {why.get(reason, reason or 'stopped')} after "
             f"{time.monotonic() - began:.1f} s: {count.ticks:,} ticks in {count.entries:,} "
-            f"entries from {stream}{written}",
+            f"entries from {stream}{written}{recorded_line(count.recording)}",
             markup=False,
             highlight=False,
         )
@@ -143,26 +151,53 @@ async def _run(
     consumer: str | None,
     duration: float | None,
     count: _Count,
+    record: Path | None = None,
 ) -> str:
     loop = asyncio.get_running_loop()
     with StopSignal(duration) as stop:
         feed = RemoteFeed(
             target, stream=stream, start=start, group=group, consumer=consumer, on_warning=warn
         )
-        async with feed:
-            if fmt is TailFormat.LIVE:
-                await until_stopped(stop, _live(feed, count))
-            else:
-                output = RecordOutput(sys.stdout.fileno())
-                await output.open()
-                if fmt is TailFormat.CSV:
-                    await output.write([(csv_header().encode(), 0)])
-                try:
-                    await until_stopped(stop, _records(feed, output, fmt, count))
-                finally:
-                    await output.finish(loop.time() + 1.5)
-                    count.written = output.written_ticks
-        return stop.reason if stop.is_set() else "the reader closed the output"
+        recorder = None
+        if record is not None:
+            # Opened first: a path that cannot be written fails before Redis is read.
+            recorder = Recorder(
+                record,
+                source=f"tail {target.shown} {stream}",
+                symbols=lambda: feed.symbols,
+                on_warning=warn,
+            )
+            await recorder.open()
+        try:
+            return await _tail(feed, fmt, stop, count, recorder, loop)
+        finally:
+            if recorder is not None:
+                await recorder.close()
+                count.recording = recorder.stats()
+
+
+async def _tail(
+    feed: RemoteFeed,
+    fmt: TailFormat,
+    stop: StopSignal,
+    count: _Count,
+    recorder: Recorder | None,
+    loop: asyncio.AbstractEventLoop,
+) -> str:
+    async with feed:
+        if fmt is TailFormat.LIVE:
+            await until_stopped(stop, _live(feed, count, recorder))
+        else:
+            output = RecordOutput(sys.stdout.fileno())
+            await output.open()
+            if fmt is TailFormat.CSV:
+                await output.write([(csv_header().encode(), 0)])
+            try:
+                await until_stopped(stop, _records(feed, output, fmt, count, recorder))
+            finally:
+                await output.finish(loop.time() + 1.5)
+                count.written = output.written_ticks
+    return stop.reason if stop.is_set() else "the reader closed the output"
 
 
 def _pieces(entries: Sequence[Entry], fmt: TailFormat, feed: RemoteFeed) -> list[tuple[bytes, int]]:
@@ -186,25 +221,35 @@ def _pieces(entries: Sequence[Entry], fmt: TailFormat, feed: RemoteFeed) -> list
     return pieces
 
 
-async def _records(feed: RemoteFeed, output: RecordOutput, fmt: TailFormat, count: _Count) -> None:
+async def _records(
+    feed: RemoteFeed,
+    output: RecordOutput,
+    fmt: TailFormat,
+    count: _Count,
+    recorder: Recorder | None = None,
+) -> None:
     while not output.reader_gone:
         entries = await feed.read()
         if not entries:
             continue
         count.entries += len(entries)
+        if recorder is not None:
+            for entry in entries:
+                if not isinstance(entry.item, JsonTicks):  # no frame to record
+                    recorder.add(entry.item)
         pieces = _pieces(entries, fmt, feed)
         count.ticks += sum(ticks for _, ticks in pieces)
         await output.write(pieces)
 
 
-async def _live(feed: RemoteFeed, count: _Count) -> None:
+async def _live(feed: RemoteFeed, count: _Count, recorder: Recorder | None = None) -> None:
     listed = set(feed.symbols)
     board = TickBoard(listed, feed.name_of)
     stats = RemoteStats()
     recent: deque[Event] = deque(maxlen=20)
     screen = Console(highlight=False)
     reader = asyncio.get_running_loop().create_task(
-        _read_into(feed, board, listed, stats, recent, count)
+        _read_into(feed, board, listed, stats, recent, count, recorder)
     )
     try:
         with Live(
@@ -237,9 +282,12 @@ async def _read_into(
     stats: RemoteStats,
     recent: deque[Event],
     count: _Count,
+    recorder: Recorder | None = None,
 ) -> None:
     async for item in feed:
         stats.observe(item)
+        if recorder is not None:
+            recorder.add(item)
         if isinstance(item, TickBatch):
             count.ticks += item.count
             tokens = frame_tokens(item.frame)

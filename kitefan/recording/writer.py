@@ -496,6 +496,7 @@ class Recorder:
                 }
             )
             os.write(fd, header)
+            self.bytes_written += len(header)  # the loop reads it only
             return len(header)
         head = os.pread(fd, 65536, 0)
         try:

@@ -1,0 +1,115 @@
+"""The recorder and the reader on files: frames and events read back exactly, a directory gets
+one file per IST trading day, an existing file is appended to after its partial last chunk is cut
+off, a file cut anywhere reads to its last whole chunk and the reader says where it stopped."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from kitefan.bench.decode import mixed_frames
+from kitefan.errors import RecordingError
+from kitefan.events import ErrorEvent, StatusEvent, TickBatch
+from kitefan.models import IST
+from kitefan.recording import Recorder, Recording
+
+FRAMES = mixed_frames(30, 8, seed=5)
+# 23:59:59.5 IST on 2026-12-01, then every 50 ms: the last frames fall on 2026-12-02.
+T0 = datetime(2026, 12, 1, 23, 59, 59, 500000, tzinfo=IST).timestamp()
+
+
+def batches(start: float = T0) -> list[TickBatch]:
+    return [TickBatch(f"k{i % 2}", i % 3, f, 0.0, start + i * 0.05) for i, f in enumerate(FRAMES)]
+
+
+async def record(path: Path, items: list[object], **options: object) -> Recorder:
+    async with Recorder(path, symbols=lambda: {5633: "NSE:ACC"}, **options) as recorder:  # type: ignore[arg-type]
+        for item in items:
+            recorder.add(item)  # type: ignore[arg-type]
+    return recorder
+
+
+async def test_frames_and_events_read_back_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "r.kfr"
+    items = [*batches(), StatusEvent("k0", 1, "reconnecting", "lost", T0 + 2.0)]
+    items.append(ErrorEvent("k1", 2, "\x00odd\u2028", T0 + 2.5))
+    recorder = await record(path, items, chunk_bytes=4096)
+    got = list(Recording(path).events())
+    assert [(b.key, b.connection, b.frame) for b in got[:-2]] == [
+        (b.key, b.connection, b.frame)
+        for b in items[:-2]  # type: ignore[union-attr]
+    ]
+    assert (
+        [round(b.received_wall * 1e6) for b in got[:-2]]
+        == [
+            round(b.received_wall * 1e6)  # type: ignore[union-attr]
+            for b in items[:-2]
+        ]
+    )
+    assert got[-2:] == items[-2:]
+    stats = recorder.stats()
+    assert stats.ticks == sum(len(b) for b in batches())
+    assert (stats.frames, stats.events, stats.dropped_ticks) == (len(FRAMES), 2, 0)
+    assert stats.chunks > 3  # 4 kB chunks
+    assert stats.bytes_written == path.stat().st_size
+    recording = Recording(path)
+    list(recording.records())
+    assert recording.symbols == {5633: "NSE:ACC"}
+
+
+async def test_a_directory_gets_one_file_per_ist_day_each_with_the_names(tmp_path: Path) -> None:
+    await record(tmp_path, list(batches()))
+    names = sorted(p.name for p in tmp_path.iterdir())  # noqa: ASYNC240 - a test directory
+    assert names == ["2026-12-01.kfr", "2026-12-02.kfr"]
+    first = Recording(tmp_path / "2026-12-01.kfr")
+    second = Recording(tmp_path / "2026-12-02.kfr")
+    assert [b.frame for b in first.ticks()] == FRAMES[:10]
+    assert [b.frame for b in second.ticks()] == FRAMES[10:]
+    assert first.symbols == second.symbols == {5633: "NSE:ACC"}
+    assert [b.frame for b in Recording(tmp_path).ticks()] == FRAMES
+
+
+async def test_a_file_cut_mid_chunk_is_appended_to_after_the_cut(tmp_path: Path) -> None:
+    path = tmp_path / "r.kfr"
+    await record(path, list(batches()), chunk_bytes=2048)
+    whole = path.read_bytes()
+    recording = Recording(path)
+    chunks = list(recording.chunks())
+    cut = chunks[-1].offset + 7  # the last chunk's header, cut short
+    path.write_bytes(whole[:cut])
+    cut_read = Recording(path)
+    kept = [b.frame for b in cut_read.ticks()]
+    (end,) = cut_read.report.truncated
+    assert (end.offset, end.truncated) == (chunks[-1].offset, 7)
+    assert end.describe() == (
+        f"{path}: stopped at byte {chunks[-1].offset:,}, after its last whole chunk; the 7 bytes "
+        "after it are a chunk not written whole (a writer killed, or one still writing)"
+    )
+    await record(path, list(batches(T0 + 100)), chunk_bytes=2048)
+    again = Recording(path)
+    assert [b.frame for b in again.ticks()] == kept + FRAMES
+    assert (again.report.skipped_chunks, again.report.truncated) == (0, [])
+
+
+async def test_a_file_that_is_not_a_recording_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.kfr"
+    path.write_bytes(b"hello")
+    with pytest.raises(RecordingError, match="exists and is not a kitefan recording"):
+        await record(path, [])
+    assert path.read_bytes() == b"hello"
+    with pytest.raises(RecordingError, match=r"notes\.kfr: not a kitefan recording"):
+        list(Recording(path).chunks())
+    with pytest.raises(RecordingError, match="no such file or directory"):
+        Recording(tmp_path / "missing.kfr")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RecordingError, match=r"holds no recording \(no \*.kfr file\)"):
+        Recording(empty)
+
+
+async def test_what_is_added_after_close_is_counted_as_dropped(tmp_path: Path) -> None:
+    recorder = await record(tmp_path / "r.kfr", list(batches()[:3]))
+    recorder.add(batches()[3])
+    assert recorder.stats().dropped_ticks == len(batches()[3])
