@@ -1,6 +1,7 @@
-"""``kitefan replay`` as a user runs it: a recording made from a real feed, served by the command
-in its own process, recorded again by a client with the same config: the same frames, byte for
-byte, on the same keys and connections. And its bad input: one ``error:`` line, an exit code."""
+"""``kitefan replay`` as a user runs it: ``kitefan stream --demo --record``, served by the command
+in its own process, recorded again by ``kitefan stream --config ... --record`` with the demo's
+config: the same frames, byte for byte, on the same keys and connections. A span of the day. And
+its bad input: one ``error:`` line, an exit code."""
 
 from __future__ import annotations
 
@@ -18,52 +19,21 @@ import pytest
 import recordings
 from websockets.asyncio.client import connect
 
-from kitefan.config import load_config
-from kitefan.manager import FeedManager
-from kitefan.recording import Recorder, Recording
+from kitefan.codec import frame_of_packets
+from kitefan.config import demo_config_path, load_config
+from kitefan.models import Mode
+from kitefan.recording import Recording
 from kitefan.recording.format import KIND_FRAME
-from kitefan.simulator import Account, Simulator
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30.0
-ACCOUNT = Account("alpha-api-key-0001", "alpha-access-token-0001", label="alpha")
-INFY, TCS, SBIN, RELIANCE = 408065, 2953217, 779521, 738561
-NIFTY, SENSEX = 256265, 265
-
-
-def config(path: Path, url: str) -> Path:
-    path.write_text(
-        f'url = "{url}"\n'
-        'mode = "quote"\n'
-        "max_symbols_per_connection = 3\n"
-        "[[keys]]\n"
-        'id = "alpha"\n'
-        f'api_key = "{ACCOUNT.api_key}"\n'
-        f'access_token = "{ACCOUNT.access_token}"\n'
-        "[symbols]\n"
-        f"full = [{INFY}, {NIFTY}, {RELIANCE}]\n"
-        f"quote = [{TCS}, {SENSEX}, {SBIN}]\n"
-    )
-    path.chmod(0o600)
-    return path
+INFY, NIFTY = 408065, 256265
 
 
 def environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "KITEFAN_CONFIG"}
-
-
-async def record(config_path: Path, path: Path, frames: int) -> None:
-    """Stream ``config_path`` into a recording at ``path`` until it holds ``frames`` frames."""
-    async with Recorder(path) as recorder, FeedManager(load_config(config_path)) as feed:
-        events = feed.events()
-        async with asyncio.timeout(TIMEOUT):
-            async for item in events:
-                recorder.add(item)
-                if recorder.frames >= frames:
-                    break
-        events.close()
 
 
 def frames_of(path: Path) -> list[tuple[str, int | None, bytes]]:
@@ -103,24 +73,71 @@ async def stopped(process: processes.Command) -> tuple[int, str, str]:
 
 async def test_record_replay_record_again_gives_the_same_frames(tmp_path: Path) -> None:
     first, second = tmp_path / "first.kfr", tmp_path / "second.kfr"
-    async with Simulator([ACCOUNT], seed=4, rate=20.0) as sim:
-        await record(config(tmp_path / "live.toml", sim.url), first, 40)
+    code, _, err = await processes.run(
+        *processes.kitefan("stream", "--demo", "--record", str(first), "--format", "none",
+                           "--duration", "2"),
+        env=environment(), within=TIMEOUT,
+    )  # fmt: skip
+    assert code == 0, err
     recorded = frames_of(first)
-    assert len(recorded) >= 40
-    assert {(key, conn) for key, conn, _ in recorded} == {("alpha", 0), ("alpha", 1), ("alpha", 2)}
+    ticks = sum(int.from_bytes(body[:2], "big") for _, _, body in recorded)
+    demo = load_config(demo_config_path())
+    assert {(key, conn) for key, conn, _ in recorded} == {
+        (key.id, n) for key in demo.keys for n in range(3)
+    }
     async with replaying(str(first), "--speed", "4") as (process, url):
-        await record(config(tmp_path / "replay.toml", url), second, len(recorded))
+        # The demo config, pointed at the replay.
+        text = demo_config_path().read_text().replace('"ws://127.0.0.1:8765"', f'"{url}"')
+        text = text.replace('"demo-instruments.csv"', f'"{demo.instruments}"')
+        again = tmp_path / "replay.toml"
+        again.write_text(text)
+        again.chmod(0o600)
+        async with processes.started(
+            *processes.kitefan("stream", "--config", str(again), "--record", str(second),
+                               "--format", "jsonl"),
+            env=environment(),
+        ) as stream:  # fmt: skip
+            assert stream.stdout is not None
+            seen = 0
+            async with asyncio.timeout(TIMEOUT):
+                while seen < ticks:
+                    line = await stream.stdout.readline()
+                    assert line, "the stream ended"
+                    seen += line.startswith(b'{"type":"tick"')
+            stream.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(TIMEOUT):
+                await stream.wait()
+        assert stream.returncode == 0
         code, out, err = await stopped(process)
     # Each connection's frames, in order (frames of one instant on different connections
-    # arrive in either order, live as in the replay).
-    assert by_connection(frames_of(second)) == by_connection(recorded)
+    # arrive in either order, live as in the replay), byte for byte; but for the tokens the
+    # config streams in ltp: the demo's first frames carry them as quote packets (subscribed
+    # in quote, then set to ltp), which the replay serves as the ltp its client asked for.
+    ltp = {spec.token.to_bytes(4, "big") for spec in demo.symbols if spec.mode is Mode.LTP}
+    assert ltp
+    expected = {
+        where: [cut(body, ltp) for body in bodies]
+        for where, bodies in by_connection(recorded).items()
+    }
+    assert by_connection(frames_of(second)) == expected
     assert code == 0
     assert out == ""
-    assert re.search(rf"recording {re.escape(str(first))}: [\d,]+ ticks in {len(recorded)} frames "
-                     r"of 6 instruments, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d to ", err), err  # fmt: skip
+    said = rf"recording {re.escape(str(first))}: {ticks:,} ticks in {len(recorded)} frames of 64 "
+    assert re.search(said + r"instruments, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d to ", err), err
     assert "replay at 4x the recorded pace; it starts once a client has subscribed" in err
-    assert re.search(r"replay finished: \d+ instant\(s\), [\d]+ ticks, in 1 pass\(es\)", err), err
+    assert re.search(rf"replay finished: \d+ instant\(s\), {ticks} ticks, in 1 pass\(es\)", err)
     assert "Traceback" not in err
+
+
+def cut(frame: bytes, ltp: set[bytes]) -> bytes:
+    """The frame with the packets of ``ltp`` tokens cut to their first 8 bytes."""
+    packets, offset = [], 2
+    for _ in range(int.from_bytes(frame[:2], "big")):
+        length = int.from_bytes(frame[offset : offset + 2], "big")
+        packet = frame[offset + 2 : offset + 2 + length]
+        packets.append(packet[:8] if packet[:4] in ltp else packet)
+        offset += 2 + length
+    return frame_of_packets(packets)
 
 
 async def test_bad_input_is_one_error_line_and_an_exit_code(tmp_path: Path) -> None:
