@@ -32,6 +32,13 @@ so slow that 64 MiB pile up in its queue is dropped, as Kite drops slow consumer
 
 A test can also send any text frame, well-formed or hostile (:meth:`Simulator.send_text`).
 
+With ``replay=`` (a :class:`~kitefan.simulator.recorded.Replay`), the packets come from a
+recording instead of the market: each connection gets a :class:`~kitefan.simulator.recorded.Viewer`,
+requests are answered from it (:meth:`Simulator._receive_replayed`), and one task paces the
+recording's instants (:meth:`Simulator._run_replay`) onto the connections' send queues. With
+``any_credentials=True`` every api key and access token is accepted, each key keeping its
+connection limit (``kitefan replay`` without ``--config``).
+
 Inspection: counters, per-connection views, and :meth:`Simulator.wait_until`, woken by every
 state change (no polling).
 
@@ -1205,7 +1212,7 @@ class Simulator:
         await self.wait_until(lambda: all(not c.queue for c in conns.values()))
         self.replay_finished = True
         log.info(
-            "replay finished: %d instant(s), %d ticks, in %d pass(es)",
+            "replay finished: %d instant(s) of %d recorded ticks, in %d pass(es)",
             replay.position,
             replay.ticks,
             replay.passes,
