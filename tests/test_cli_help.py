@@ -38,6 +38,7 @@ def test_every_command_is_there() -> None:
         ["init"],
         ["instruments", "fetch"],
         ["record", "info"],
+        ["replay"],
         ["simulate"],
         ["stats"],
         ["stream"],
