@@ -35,6 +35,7 @@ def test_every_command_is_there() -> None:
         ["config", "check"],
         ["config", "show"],
         ["distribute"],
+        ["export"],
         ["init"],
         ["instruments", "fetch"],
         ["record", "info"],

@@ -14,6 +14,7 @@ load      1         20 measured per run, after the subscribe burst and 5 s more
 columnar  5         0.3 per way per round (7 ways, interleaved)
 fanout    3         2 per pipeline per round (kitefan, then the baseline)
 cli       1         20 measured per case (slow reader, max rate: 10), after 5 s more
+recording 3         10 simulated seconds of the realistic load (270,000 ticks) per round
 replay    3         2 per recording per round, after 1 s (2 recordings)
 ========  ========  ============================================================
 
@@ -39,13 +40,24 @@ from kitefan.bench.decode import run_decode_benchmark
 from kitefan.bench.endtoend import run_endtoend_benchmark
 from kitefan.bench.fanout import run_fanout_benchmark
 from kitefan.bench.load import run_load_benchmark
+from kitefan.bench.recording import run_recording_benchmark
 from kitefan.bench.records import run_records_benchmark
 from kitefan.bench.replay import run_replay_benchmark
 
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
 #: The benchmarks, in the order ``all`` runs them.
-BENCHMARKS = ("decode", "records", "e2e", "load", "columnar", "fanout", "cli", "replay")
+BENCHMARKS = (
+    "decode",
+    "records",
+    "e2e",
+    "load",
+    "columnar",
+    "fanout",
+    "cli",
+    "recording",
+    "replay",
+)
 
 #: (rounds, seconds) of each benchmark when not given.
 DEFAULTS: dict[str, tuple[int, float]] = {
@@ -56,6 +68,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "columnar": (5, 0.3),
     "fanout": (3, 2.0),
     "cli": (1, 20.0),
+    "recording": (3, 10.0),
     "replay": (3, 2.0),
 }
 
@@ -132,6 +145,10 @@ def run_benchmarks(
             fanout = run_fanout_benchmark(rounds=n, seconds=s, progress=progress)
             figures += fanout.figures()
             details[name] = fanout.as_dict()
+        elif name == "recording":
+            recording = run_recording_benchmark(rounds=n, seconds=s, progress=progress)
+            figures += recording.figures()
+            details[name] = recording.as_dict()
         elif name == "replay":
             replayed = run_replay_benchmark(rounds=n, seconds=s, progress=progress)
             figures += replayed.figures()

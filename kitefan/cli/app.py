@@ -54,6 +54,7 @@ from kitefan.cli import (  # noqa: E402
     bench as _bench,
     configure as _configure,
     distribute as _distribute,
+    export as _export,
     record as _record,
     replay as _replay,
     simulate as _simulate,
@@ -62,4 +63,4 @@ from kitefan.cli import (  # noqa: E402
     tail as _tail,
 )
 
-del _bench, _configure, _distribute, _record, _replay, _simulate, _stats, _stream, _tail
+del _bench, _configure, _distribute, _export, _record, _replay, _simulate, _stats, _stream, _tail

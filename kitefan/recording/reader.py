@@ -161,6 +161,17 @@ class Recording:
         """Bytes on disk, every file together."""
         return sum(p.stat().st_size for p in self.files)
 
+    def load_symbols(self) -> dict[int, str]:
+        """The names the recording holds, read from the first chunk of each file (which has every
+        name its writer knew then) without reading the rest."""
+        for path in self.files:
+            for chunk in self._file_chunks(path, ReadReport()):
+                for record in chunk.records:
+                    if record.kind == KIND_SYMBOLS:
+                        self.symbols.update(symbols_of(record))
+                break
+        return self.symbols
+
     # Passes
 
     def chunks(self) -> Iterator[Chunk]:

@@ -141,7 +141,7 @@ class Recorder:
         chunk_bytes: int = CHUNK_BYTES,
         flush_s: float = FLUSH_S,
         buffer_bytes: int = BUFFER_BYTES,
-        level: int = 3,
+        level: int = 1,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)

@@ -39,6 +39,8 @@ def format_value(figure: Figure) -> str:
             return f"{value:.0f} MB"
         case "ms":
             return f"{value:.2f} ms"
+        case "bytes":
+            return f"{value:.1f} bytes"
         case "lines/s" | "ticks":
             return f"{value:,.0f} {figure.unit}"
         case _:

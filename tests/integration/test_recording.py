@@ -106,12 +106,12 @@ async def test_a_full_disk_is_one_warning_counted_drops_and_a_file_that_reads_wh
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "full.kfr"
-    # The file may not grow past 12 kB: the write that would is refused (EFBIG), as on a full disk.
+    # The file may not grow past 5 kB: the write that would is refused (EFBIG), as on a full disk.
     argv = [
         "prlimit",
-        "--fsize=12000",
+        "--fsize=5000",
         *processes.kitefan(
-            "stream", "--demo", "--format", "none", "--duration", "5", "--record", str(path)
+            "stream", "--demo", "--format", "none", "--duration", "3", "--record", str(path)
         ),
     ]
     code, _, err = await processes.run(*argv, cwd=ROOT, env=ENV)
