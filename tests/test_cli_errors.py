@@ -76,7 +76,7 @@ DEMO = str(ROOT / "configs" / "demo.toml")
         (
             ["bogus"],
             "error: no such command 'bogus': the commands are stream, stats, distribute, tail, "
-            "candles, record, export, simulate, init, config, instruments, bench; "
+            "candles, record, export, replay, simulate, init, config, instruments, bench; "
             "see `kitefan --help`",
         ),
         (

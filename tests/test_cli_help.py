@@ -40,6 +40,7 @@ def test_every_command_is_there() -> None:
         ["init"],
         ["instruments", "fetch"],
         ["record", "info"],
+        ["replay"],
         ["simulate"],
         ["stats"],
         ["stream"],

@@ -16,7 +16,8 @@ Modules: :mod:`~kitefan.bench.decode` (decode throughput), :mod:`~kitefan.bench.
 :mod:`~kitefan.bench.harness` (processes and readings) and :mod:`~kitefan.bench.report` (figures,
 targets, the report). :mod:`~kitefan.bench.cli_load` measures ``kitefan stream`` itself, in
 its own process, at the realistic load; :mod:`~kitefan.bench.fanout` the fan-out through Redis;
-:mod:`~kitefan.bench.recording` what ``--record`` costs and keeps, and export to Parquet.
+:mod:`~kitefan.bench.recording` what ``--record`` costs and keeps, and export to Parquet;
+:mod:`~kitefan.bench.replay` ``kitefan replay --speed max`` to a counting client.
 
 Owns: :func:`machine` and :class:`Figure`. Must not import asyncio, websockets, rich or typer.
 """
@@ -55,7 +56,7 @@ class Figure:
 
     Attributes:
         benchmark: ``decode``, ``records``, ``e2e``, ``load``, ``columnar``, ``candles``,
-            ``fanout``, ``cli`` or ``recording``.
+            ``fanout``, ``cli``, ``recording`` or ``replay``.
         name: what was measured, as the table shows it.
         value: the median (or the percentile the name says); ``None`` if it could not be measured.
         unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``; ``cli``'s also ``lines/s``,

@@ -16,6 +16,7 @@ candles   5         0.5 per interval per round (1m, 1s, interleaved)
 fanout    3         2 per pipeline per round (kitefan, then the baseline)
 cli       1         20 measured per case (slow reader, max rate: 10), after 5 s more
 recording 3         10 simulated seconds of the realistic load (270,000 ticks) per round
+replay    3         2 per recording per round, after 1 s (2 recordings)
 ========  ========  ============================================================
 
 ``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
@@ -43,6 +44,7 @@ from kitefan.bench.fanout import run_fanout_benchmark
 from kitefan.bench.load import run_load_benchmark
 from kitefan.bench.recording import run_recording_benchmark
 from kitefan.bench.records import run_records_benchmark
+from kitefan.bench.replay import run_replay_benchmark
 
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
@@ -57,6 +59,7 @@ BENCHMARKS = (
     "fanout",
     "cli",
     "recording",
+    "replay",
 )
 
 #: (rounds, seconds) of each benchmark when not given.
@@ -70,6 +73,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "fanout": (3, 2.0),
     "cli": (1, 20.0),
     "recording": (3, 10.0),
+    "replay": (3, 2.0),
 }
 
 
@@ -153,6 +157,10 @@ def run_benchmarks(
             recording = run_recording_benchmark(rounds=n, seconds=s, progress=progress)
             figures += recording.figures()
             details[name] = recording.as_dict()
+        elif name == "replay":
+            replayed = run_replay_benchmark(rounds=n, seconds=s, progress=progress)
+            figures += replayed.figures()
+            details[name] = replayed.as_dict()
         elif name == "cli":
             cli = run_cli_benchmark(rounds=n, seconds=s, progress=progress)
             figures += cli.figures()

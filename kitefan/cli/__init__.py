@@ -17,6 +17,7 @@ from kitefan.cli import (
     distribute as _distribute,
     export as _export,
     record as _record,
+    replay as _replay,
     simulate as _simulate,
     stats as _stats,
     stream as _stream,
@@ -24,6 +25,18 @@ from kitefan.cli import (
 )
 from kitefan.cli.app import app, main
 
-del _bench, _candles, _configure, _distribute, _export, _record, _simulate, _stats, _stream, _tail
+del (
+    _bench,
+    _candles,
+    _configure,
+    _distribute,
+    _export,
+    _record,
+    _replay,
+    _simulate,
+    _stats,
+    _stream,
+    _tail,
+)
 
 __all__ = ["app", "main"]

@@ -35,6 +35,7 @@ class Which(StrEnum):
     FANOUT = "fanout"
     CLI = "cli"
     RECORDING = "recording"
+    REPLAY = "replay"
     ALL = "all"
 
 
@@ -63,7 +64,8 @@ def bench(
             "Redis -> tail, vs on_ticks doing XADD per tick (needs redis-server). cli: kitefan "
             "stream itself at that load (--rate 2): jsonl, the dashboard, a slow reader, max "
             "rate to a file. recording: --record's CPU at the realistic load, bytes per tick on "
-            "disk vs raw frames vs Parquet, export to Parquet. all: each in turn (~9 min)."
+            "disk vs raw frames vs Parquet, export to Parquet. replay: kitefan replay --speed max "
+            "-> a counting client. all: each in turn (~9 min)."
         ),
     ] = Which.ALL,
     rounds: Annotated[

@@ -32,12 +32,108 @@ from kitefan.simulator import (
     parse_seconds,
 )
 
-__all__ = ["simulate"]
+__all__ = [
+    "CloseEvery",
+    "Debug",
+    "DelayMs",
+    "DropEvery",
+    "ExpireAfter",
+    "Heartbeat",
+    "Host",
+    "ImplicitSubscribe",
+    "MalformedEvery",
+    "MaxConnectionsPerKey",
+    "MaxTokensPerConnection",
+    "Port",
+    "SilentAfter",
+    "configure_logging",
+    "serve_until_stopped",
+    "simulate",
+    "usage",
+]
 
 log = logging.getLogger("kitefan.simulator")
 
 
-def _usage(message: str) -> NoReturn:
+# The options ``kitefan replay`` shares.
+Host = Annotated[str, typer.Option("--host", metavar="HOST", help="Address to bind.")]
+Port = Annotated[
+    int,
+    typer.Option(
+        "--port", metavar="PORT", help="Port to bind; 0 picks a free one.", min=0, max=65535
+    ),
+]
+MaxConnectionsPerKey = Annotated[
+    int, typer.Option("--max-connections-per-key", min=1, help="More get HTTP 429 (Kite: 3).")
+]
+MaxTokensPerConnection = Annotated[
+    int,
+    typer.Option(
+        "--max-tokens-per-connection",
+        min=1,
+        help="Tokens per connection, duplicates counted (Kite: 3000).",
+    ),
+]
+Heartbeat = Annotated[
+    str, typer.Option("--heartbeat", metavar="SECONDS", help="Idle time before a heartbeat.")
+]
+ImplicitSubscribe = Annotated[
+    bool,
+    typer.Option(
+        "--implicit-subscribe/--no-implicit-subscribe",
+        help="Whether a mode request on a token not subscribed subscribes it.",
+    ),
+]
+DropEvery = Annotated[
+    str | None,
+    typer.Option(
+        "--drop-every",
+        metavar="SECONDS",
+        help="Fault: drop every connection without a close frame (1006), this often.",
+    ),
+]
+CloseEvery = Annotated[
+    str | None,
+    typer.Option(
+        "--close-every",
+        metavar="SECONDS[:CODE]",
+        help="Fault: close every connection cleanly, this often, with CODE (1000 if not given).",
+    ),
+]
+SilentAfter = Annotated[
+    str | None,
+    typer.Option(
+        "--silent-after",
+        metavar="SECONDS[:DURATION]",
+        help="Fault: send nothing, not even heartbeats, from SECONDS on, for DURATION "
+        "(until stopped if not given).",
+    ),
+]
+ExpireAfter = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--expire-after",
+        metavar="KEY_ID:SECONDS",
+        help="Fault: the key's token expires (403 from then on, its connections dropped). "
+        "Repeatable.",
+    ),
+]
+DelayMs = Annotated[
+    str | None, typer.Option("--delay-ms", metavar="MS", help="Fault: delay every outgoing frame.")
+]
+MalformedEvery = Annotated[
+    str | None,
+    typer.Option(
+        "--malformed-every",
+        metavar="SECONDS",
+        help="Fault: send a malformed binary frame on every connection, this often.",
+    ),
+]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks and the websockets log.")]
+
+
+def usage(message: str) -> NoReturn:
+    """One ``error:`` line on stderr, and exit 2."""
     err.print(f"error: {message}", markup=False, highlight=False)
     raise typer.Exit(int(ExitCode.USAGE))
 
@@ -49,10 +145,11 @@ def _rate(text: str) -> float | None:
         return parse_seconds("--rate", text)
     except FaultSpecError:
         expected = "HZ (packets per instrument per second, more than 0) or max"
-        _usage(f"--rate: expected {expected}, got {text!r}")
+        usage(f"--rate: expected {expected}, got {text!r}")
 
 
-def _configure_logging(debug: bool, log_file: Path | None) -> None:
+def configure_logging(debug: bool, log_file: Path | None) -> None:
+    """The simulator's log (connections, refusals, faults) to stderr or ``--log-file``."""
     if log_file is None:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
         # The time of day in IST, as every time kitefan prints, and labelled so.
@@ -88,15 +185,8 @@ def simulate(
     demo: Annotated[
         bool, typer.Option("--demo", help="Accept the keys of the bundled demo config.")
     ] = False,
-    host: Annotated[
-        str, typer.Option("--host", metavar="HOST", help="Address to bind.")
-    ] = "127.0.0.1",
-    port: Annotated[
-        int,
-        typer.Option(
-            "--port", metavar="PORT", help="Port to bind; 0 picks a free one.", min=0, max=65535
-        ),
-    ] = 8765,
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the market's random walks.")] = 0,
     rate: Annotated[
         str,
@@ -115,29 +205,10 @@ def simulate(
             dir_okay=False,
         ),
     ] = None,
-    max_connections_per_key: Annotated[
-        int,
-        typer.Option("--max-connections-per-key", min=1, help="More get HTTP 429 (Kite: 3)."),
-    ] = 3,
-    max_tokens_per_connection: Annotated[
-        int,
-        typer.Option(
-            "--max-tokens-per-connection",
-            min=1,
-            help="Tokens per connection, duplicates counted (Kite: 3000).",
-        ),
-    ] = 3000,
-    heartbeat: Annotated[
-        str,
-        typer.Option("--heartbeat", metavar="SECONDS", help="Idle time before a heartbeat."),
-    ] = "1",
-    implicit_subscribe: Annotated[
-        bool,
-        typer.Option(
-            "--implicit-subscribe/--no-implicit-subscribe",
-            help="Whether a mode request on a token not subscribed subscribes it.",
-        ),
-    ] = True,
+    max_connections_per_key: MaxConnectionsPerKey = 3,
+    max_tokens_per_connection: MaxTokensPerConnection = 3000,
+    heartbeat: Heartbeat = "1",
+    implicit_subscribe: ImplicitSubscribe = True,
     orders_every: Annotated[
         str | None,
         typer.Option(
@@ -146,57 +217,14 @@ def simulate(
             help="Push an order update to every connected key this often.",
         ),
     ] = None,
-    drop_every: Annotated[
-        str | None,
-        typer.Option(
-            "--drop-every",
-            metavar="SECONDS",
-            help="Fault: drop every connection without a close frame (1006), this often.",
-        ),
-    ] = None,
-    close_every: Annotated[
-        str | None,
-        typer.Option(
-            "--close-every",
-            metavar="SECONDS[:CODE]",
-            help="Fault: close every connection cleanly, this often, with CODE (1000 if not "
-            "given).",
-        ),
-    ] = None,
-    silent_after: Annotated[
-        str | None,
-        typer.Option(
-            "--silent-after",
-            metavar="SECONDS[:DURATION]",
-            help="Fault: send nothing, not even heartbeats, from SECONDS on, for DURATION "
-            "(until stopped if not given).",
-        ),
-    ] = None,
-    expire_after: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--expire-after",
-            metavar="KEY_ID:SECONDS",
-            help="Fault: the key's token expires (403 from then on, its connections dropped). "
-            "Repeatable.",
-        ),
-    ] = None,
-    delay_ms: Annotated[
-        str | None,
-        typer.Option("--delay-ms", metavar="MS", help="Fault: delay every outgoing frame."),
-    ] = None,
-    malformed_every: Annotated[
-        str | None,
-        typer.Option(
-            "--malformed-every",
-            metavar="SECONDS",
-            help="Fault: send a malformed binary frame on every connection, this often.",
-        ),
-    ] = None,
+    drop_every: DropEvery = None,
+    close_every: CloseEvery = None,
+    silent_after: SilentAfter = None,
+    expire_after: ExpireAfter = None,
+    delay_ms: DelayMs = None,
+    malformed_every: MalformedEvery = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show tracebacks and the websockets log.")
-    ] = False,
+    debug: Debug = False,
 ) -> None:
     """Serve a local Kite ticker (wss://ws.kite.trade look-alike) until Ctrl-C.
 
@@ -210,7 +238,7 @@ def simulate(
     """
     with reported_errors(debug):
         if demo and config is not None:
-            _usage("--config and --demo exclude each other")
+            usage("--config and --demo exclude each other")
         hz = _rate(rate)
         try:
             plan = parse_fault_plan(
@@ -226,7 +254,7 @@ def simulate(
                 None if orders_every is None else parse_seconds("--orders-every", orders_every)
             )
         except FaultSpecError as exc:
-            _usage(str(exc))
+            usage(str(exc))
         path = demo_config_path() if demo else find_config_path(config)
         # The simulator uses the keys (and the instruments dump) only: a ${VAR} of the url,
         # api_root or [publish] that is not set here is none of its business.
@@ -236,14 +264,14 @@ def simulate(
         ids = [key.id for key in loaded.keys]
         for label, _ in plan.expire_after:
             if label not in ids:
-                _usage(f"--expire-after: no key is called {label!r} (keys: {', '.join(ids)})")
+                usage(f"--expire-after: no key is called {label!r} (keys: {', '.join(ids)})")
         if instruments is None and loaded.instruments is not None and loaded.instruments.is_file():
             instruments = loaded.instruments
         accounts = [
             Account(key.credential.api_key, key.credential.access_token, label=key.id)
             for key in loaded.keys
         ]
-        _configure_logging(debug, log_file)
+        configure_logging(debug, log_file)
         simulator = Simulator(
             accounts,
             host=host,
@@ -257,10 +285,15 @@ def simulate(
             implicit_subscribe_on_mode=implicit_subscribe,
             order_interval_s=orders_s,
         )
-        asyncio.run(_serve(simulator, plan, f"{host}:{port}"))
+        asyncio.run(serve_until_stopped(simulator, plan, f"{host}:{port}"))
 
 
-async def _serve(simulator: Simulator, plan: FaultPlan, address: str) -> None:
+async def serve_until_stopped(simulator: Simulator, plan: FaultPlan, address: str) -> None:
+    """Start, print the URL, carry out the fault plan, serve until SIGINT or SIGTERM, stop.
+
+    Raises:
+        KitefanError: the address cannot be bound.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = (signal.SIGINT, signal.SIGTERM)

@@ -32,6 +32,13 @@ so slow that 64 MiB pile up in its queue is dropped, as Kite drops slow consumer
 
 A test can also send any text frame, well-formed or hostile (:meth:`Simulator.send_text`).
 
+With ``replay=`` (a :class:`~kitefan.simulator.recorded.Replay`), the packets come from a
+recording instead of the market: each connection gets a :class:`~kitefan.simulator.recorded.Viewer`,
+requests are answered from it (:meth:`Simulator._receive_replayed`), and one task paces the
+recording's instants (:meth:`Simulator._run_replay`) onto the connections' send queues. With
+``any_credentials=True`` every api key and access token is accepted, each key keeping its
+connection limit (``kitefan replay`` without ``--config``).
+
 Inspection: counters, per-connection views, and :meth:`Simulator.wait_until`, woken by every
 state change (no polling).
 
@@ -83,6 +90,7 @@ from kitefan.simulator.market import (
     visible,
 )
 from kitefan.simulator.orders import order_postback
+from kitefan.simulator.recorded import Replay, Viewer
 
 if TYPE_CHECKING:
     from kitefan.settings import AppConfig
@@ -107,6 +115,12 @@ MALFORMED_FRAME = (
 INVALID_UTF8_TEXT = b'{"type": "message", "data": "\xff"}'
 
 _MAX_BACKLOG_BYTES = 64 * 1024 * 1024
+#: A replay starts once no request came for this long after the first subscription...
+_LEAD_IN_S = 0.25
+#: ...or this long after it, whichever is first.
+_MAX_LEAD_IN_S = 2.0
+#: At maximum speed a replay waits for every connection's queue to be under this.
+_REPLAY_LOW_WATER = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +229,7 @@ class _Connection:
         "queued_bytes",
         "texts_sent",
         "ticks_sent",
+        "view",
         "wake",
         "ws",
     )
@@ -232,6 +247,7 @@ class _Connection:
         self.last_enqueue = loop.time()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.plan: list[_Chunk] | None = None
+        self.view: Viewer | None = None
         self.ticks_sent = 0
         self.frames_sent = 0
         self.heartbeats_sent = 0
@@ -344,6 +360,10 @@ class Simulator:
         implicit_subscribe_on_mode: whether ``mode`` on a token not subscribed subscribes it.
         order_interval_s: push an order update to every connected key this often (``None``: only
             on :meth:`push_order`).
+        replay: serve this recording instead of the market (``rate``, ``seed`` and
+            ``instruments`` then play no part); see :meth:`_run_replay`.
+        any_credentials: accept every api key and access token (each api key still has its
+            connection limit); ``accounts`` may then be empty.
 
     Raises:
         ValueError: an argument is out of range, or two accounts share an api key.
@@ -364,8 +384,10 @@ class Simulator:
         heartbeat_interval_s: float = 1.0,
         implicit_subscribe_on_mode: bool = True,
         order_interval_s: float | None = None,
+        replay: Replay | None = None,
+        any_credentials: bool = False,
     ) -> None:
-        if not accounts:
+        if not accounts and not any_credentials:
             raise ValueError("a simulator needs at least one account")
         if rate is not None and not (math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be more than 0 (or None for the maximum), not {rate}")
@@ -391,6 +413,12 @@ class Simulator:
         self._heartbeat_s = heartbeat_interval_s
         self._implicit = implicit_subscribe_on_mode
         self._order_interval_s = order_interval_s
+        self._replay = replay
+        self._any_credentials = any_credentials
+        self._subscribed = asyncio.Event()
+        self._last_request = 0.0
+        #: Whether the replay has sent its last instant (and every queue has drained since).
+        self.replay_finished = False
         #: The shared market (read it in tests; the server moves it).
         self.market = Market(seed, _read_seeds(instruments) if instruments is not None else None)
         #: What the simulator did, in total (live).
@@ -471,7 +499,9 @@ class Simulator:
         )
         host, port = self._server.sockets[0].getsockname()[:2]
         self._address = (host, port)
-        if self._rate is not None:
+        if self._replay is not None:
+            self._spawn(self._run_replay(self._replay), "replay")
+        elif self._rate is not None:
             self._spawn(self._run_market(self._rate), "market")
         if self._order_interval_s is not None:
             self._spawn(self._run_orders(self._order_interval_s), "orders")
@@ -795,9 +825,13 @@ class Simulator:
                 ws, HTTPStatus.BAD_REQUEST, f"missing {' and '.join(missing)}", None
             )
         key = self._keys.get(api_key)
+        if key is None and self._any_credentials:
+            key = self._keys[api_key] = _Key(Account(api_key, token))
         if key is None:
             return self._refuse(ws, HTTPStatus.FORBIDDEN, "unknown api key", None)
-        if key.token is None or not hmac.compare_digest(token.encode(), key.token.encode()):
+        if not self._any_credentials and (
+            key.token is None or not hmac.compare_digest(token.encode(), key.token.encode())
+        ):
             return self._refuse(ws, HTTPStatus.FORBIDDEN, "invalid or expired access token", key)
         live = {holder for holder in key.holders if holder.state is not State.CLOSED}
         for gone in key.holders - live:
@@ -833,6 +867,8 @@ class Simulator:
             totals=(self.requests,),
         )
         conn = _Connection(self._next_id, ws, key, feed)
+        if self._replay is not None:
+            conn.view = self._replay.viewer(feed.subscriptions)
         self._conns[conn.id] = conn
         key.conns[conn.id] = conn
         self.counters.connections_opened += 1
@@ -876,6 +912,9 @@ class Simulator:
 
     def _receive(self, conn: _Connection, message: str | bytes) -> None:
         reply = conn.feed.receive(message)
+        if conn.view is not None:
+            self._receive_replayed(conn, conn.view, reply.texts, reply.snapshot, reply.removed)
+            return
         now = int(time.time())
         for token in reply.added:
             self._watch(token, conn, now)
@@ -891,6 +930,24 @@ class Simulator:
             parts = [instrument(t, now).parts[subscriptions[t]] for t in reply.snapshot]
             for frame, count in assemble_frames(parts):
                 self._enqueue(conn, frame, _Kind.TICKS, count)
+        self._notify()
+
+    def _receive_replayed(
+        self,
+        conn: _Connection,
+        view: Viewer,
+        texts: Sequence[str],
+        snapshot: Sequence[int],
+        removed: Sequence[int],
+    ) -> None:
+        lacking, frames = view.request(snapshot, removed)
+        for text in (*texts, *lacking):
+            self._enqueue(conn, text, _Kind.TEXT)
+        for frame, count in frames:
+            self._enqueue(conn, frame, _Kind.TICKS, count)
+        self._last_request = asyncio.get_running_loop().time()
+        if conn.feed.subscriptions:
+            self._subscribed.set()
         self._notify()
 
     def _watch(self, token: int, conn: _Connection, now_s: int) -> None:
@@ -978,7 +1035,12 @@ class Simulator:
                             item.done.set_result(None)
                     continue
                 silent = self._silent(conn)
-                if self._rate is None and conn.feed.subscriptions and not silent:
+                if (
+                    self._rate is None
+                    and conn.view is None
+                    and conn.feed.subscriptions
+                    and not silent
+                ):
                     await self._max_rate_pass(conn)
                     continue
                 idle = loop.time() - conn.last_enqueue
@@ -1124,6 +1186,67 @@ class Simulator:
                 continue
             for frame, count in assemble_frames(parts):
                 self._enqueue(conn, frame, _Kind.TICKS, count)
+
+    async def _run_replay(self, replay: Replay) -> None:
+        """Send the recording's instants to every connection, at its pace (or as fast as read).
+
+        The replay starts once the first subscription is followed by a quarter of a second
+        without requests (at most 2 s after it), so that the ``mode`` requests a client sends
+        right after its ``subscribe`` take effect before the first instant. At a speed, instant
+        ``i`` is due ``(t_i - t_0) / speed`` after the start (late ones go at once, without a
+        burst to catch up: the schedule is kept, not the gaps); at maximum speed, the next
+        instant waits until every connection's queue is under 1 MiB. With ``loop``, the first
+        instant follows the last at once.
+        """
+        loop = asyncio.get_running_loop()
+        await self._subscribed.wait()
+        first = loop.time()
+        while True:
+            wait = min(self._last_request + _LEAD_IN_S, first + _MAX_LEAD_IN_S) - loop.time()
+            if wait <= 0:
+                break
+            await asyncio.sleep(wait)
+        speed = replay.speed
+        conns = self._conns
+
+        def drained() -> bool:
+            return all(c.queued_bytes <= _REPLAY_LOW_WATER for c in conns.values())
+
+        while True:
+            log.info("replay: pass %d begins", replay.passes + 1)
+            start_at = loop.time()
+            origin_ns: int | None = None
+            begun = replay.position
+            for instant in replay.instants():
+                if speed is None:
+                    if not drained():
+                        await self.wait_until(drained)
+                    else:
+                        await asyncio.sleep(0)
+                else:
+                    if origin_ns is None:
+                        origin_ns = instant.time_ns
+                    delay = start_at + (instant.time_ns - origin_ns) / 1e9 / speed - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                replay.advance(instant)
+                for conn in list(conns.values()):
+                    view = conn.view
+                    if view is None or self._silent(conn):
+                        continue
+                    for frame, count in view.frames(instant):
+                        self._enqueue(conn, frame, _Kind.TICKS, count)
+            if not replay.loop or replay.position == begun:
+                break
+        await self.wait_until(lambda: all(not c.queue for c in conns.values()))
+        self.replay_finished = True
+        log.info(
+            "replay finished: %d instant(s) of %d recorded ticks, in %d pass(es)",
+            replay.position,
+            replay.ticks,
+            replay.passes,
+        )
+        self._notify()
 
     async def _run_orders(self, interval_s: float) -> None:
         while True:

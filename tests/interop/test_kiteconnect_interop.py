@@ -1,24 +1,28 @@
-"""The official Python client works against the simulator unchanged.
+"""The official Python client works against the simulator, and ``kitefan replay``, unchanged.
 
 ``KiteTicker(api_key, access_token, root="ws://127.0.0.1:PORT")`` connects, subscribes, sets
 modes and decodes ticks equal to kitefan's decoding of the same frames; a bad token reaches it as
-the 403 the real server answers with. The client runs in its own process (official_client.py):
-Twisted's reactor cannot be restarted, and a process keeps its imports away from this one.
+the 403 the real server answers with; ``kitefan replay`` serves it a recording's packets, cut to
+the modes it set. The client runs in its own process (official_client.py): Twisted's reactor
+cannot be restarted, and a process keeps its imports away from this one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import processes
 import pytest
+import recordings
 
-from kitefan.codec import decode_frame
+from kitefan.codec import decode_frame, frame_of_packets
 from kitefan.models import Mode
 from kitefan.simulator import Account, Simulator
 
@@ -83,3 +87,46 @@ async def test_a_bad_token_reaches_the_official_client_as_403() -> None:
     ((code, reason),) = report["errors"]
     assert code == 1006
     assert "WebSocket connection upgrade failed (403 - Forbidden)" in reason
+
+
+async def test_the_official_client_gets_the_recorded_ticks_from_kitefan_replay(
+    tmp_path: Path,
+) -> None:
+    tokens = [INFY, NIFTY, SENSEX, USDINR_CDS, USDINR_BCD]
+    frames = recordings.market_frames(tokens, 40, start_s=1_700_023_531, gap_s=0.05, seed=9)
+    path = await recordings.write_recording(tmp_path / "day.kfr", frames)
+    async with processes.started(*processes.kitefan("replay", str(path), "--port", "0")) as replay:
+        assert replay.stdout is not None
+        async with asyncio.timeout(40):
+            url = (await replay.stdout.readline()).decode().strip()
+        code, out, err = await processes.run(
+            sys.executable, str(CLIENT), url, ACCOUNT.api_key, ACCOUNT.access_token, "ticks",
+            env={**os.environ, "TZ": "UTC"}, within=40,
+        )  # fmt: skip
+        assert code == 0, err
+        replay.send_signal(signal.SIGTERM)
+        await replay.wait()
+    assert replay.returncode == 0
+    report = json.loads(out)
+    assert report["errors"] == []
+    assert len(report["frames"]) >= 5
+    # Each token cut to the mode the client set: full 184 (index 32), quote 44 (index 28), ltp 8.
+    cut = {INFY: 184, NIFTY: 32, SENSEX: 28, USDINR_CDS: 8, USDINR_BCD: 44}
+    for seen, (_, recorded) in zip(report["frames"], frames, strict=False):
+        frame = base64.b64decode(seen["frame"])
+        assert frame == frame_of_packets(
+            [
+                packet[: cut[token]]
+                for token, packet in zip(tokens, packets_of(recorded), strict=True)
+            ]
+        )
+        assert [plain(t.as_dict()) for t in decode_frame(frame)] == seen["ticks"]
+
+
+def packets_of(frame: bytes) -> list[bytes]:
+    out, offset = [], 2
+    for _ in range(int.from_bytes(frame[:2], "big")):
+        length = int.from_bytes(frame[offset : offset + 2], "big")
+        out.append(frame[offset + 2 : offset + 2 + length])
+        offset += 2 + length
+    return out
