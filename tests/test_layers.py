@@ -21,6 +21,7 @@ PURE = [
     "change.py",
     "stats.py",
     "retry.py",
+    "lease.py",
     "simulator/market.py",
     "simulator/feed.py",
     "simulator/orders.py",
