@@ -5,6 +5,8 @@ Next to the feed it serves the control socket of its config (:mod:`kitefan.contr
 file), with ``--metrics HOST:PORT``, a Prometheus endpoint (:mod:`kitefan.metrics`), and with
 ``--publish`` (or the config's ``[publish]``) a publisher of every frame and event to a Redis
 stream (:mod:`kitefan.publish`), its own consumer of the feed; ``--format none`` writes no records.
+With ``--share``, the config's keys are shared with the other ``--share`` processes of it through
+the same Redis (:mod:`kitefan.share`): this process streams only the keys it holds a lease on.
 
 A stream narrowed with ``--symbols`` or ``--mode`` stays narrowed when its config is applied
 again: the edited file is read and narrowed the same way (the same symbols, their modes and pins
@@ -63,7 +65,9 @@ from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, un
 from kitefan.stats import PublishStats
 
 if TYPE_CHECKING:
+    from kitefan.lease import LeaseTiming
     from kitefan.publish import Publisher
+    from kitefan.share import Sharer
 
 __all__ = ["OutputFormat", "stream"]
 
@@ -130,6 +134,15 @@ def stream(
             "the config's [publish] sets it, maxlen and format).",
         ),
     ] = None,
+    share: Annotated[
+        bool,
+        typer.Option(
+            "--share",
+            help="Share the config's keys with its other --share processes (here or on other "
+            "machines) through the --publish Redis: each key streams in one process at a time, "
+            "and the others take over the keys of one that dies.",
+        ),
+    ] = False,
     sort: Annotated[
         SortBy,
         typer.Option(
@@ -183,6 +196,8 @@ def stream(
             warn(warning)
         _DASHBOARD.set(_dashboard_options(config, sort, watch, depth))
         target = _publish_target(config, publish)
+        if share:
+            _check_share(config, target, demo)
         if target is not None:
             from kitefan.publish import require_redis
 
@@ -198,6 +213,7 @@ def stream(
                 reload=reload,
                 metrics=address,
                 publish=target,
+                share=share,
             )
         )
         _summary(outcome, fmt)
@@ -234,6 +250,30 @@ def _publish_target(config: AppConfig, url: str | None) -> PublishConfig | None:
     if config.publish is None:
         return PublishConfig(target)
     return replace(config.publish, url=target)
+
+
+def _check_share(config: AppConfig, target: PublishConfig | None, demo: bool) -> None:
+    """What --share needs: a Redis to hold the leases in, a real ticker, a long enough lease."""
+    if demo:
+        raise typer.BadParameter(
+            "the demo runs a simulator of its own in each process: nothing to share",
+            param_hint="--share",
+        )
+    if target is None:
+        raise typer.BadParameter(
+            "needs a Redis to hold the keys' leases: add --publish redis://HOST[:PORT][/DB] "
+            "(or [publish] url in the config)",
+            param_hint="--share",
+        )
+    problem = _lease_timing(config).problem()
+    if problem is not None:
+        raise typer.BadParameter(problem, param_hint="--share")
+
+
+def _lease_timing(config: AppConfig) -> LeaseTiming:
+    from kitefan.lease import LeaseTiming
+
+    return LeaseTiming(config.tuning.share_lease_s, config.tuning.close_timeout_s)
 
 
 def _configure_logging(debug: bool, fmt: OutputFormat, log_file: Path | None = None) -> None:
@@ -309,13 +349,14 @@ async def _run(
     reload: Reload,
     metrics: tuple[str, int] | None,
     publish: PublishConfig | None = None,
+    share: bool = False,
 ) -> Outcome:
     loop = asyncio.get_running_loop()
     with StopSignal(duration, deferred=True) as stop:
         async with contextlib.AsyncExitStack() as stack:
             # The control socket first: a second stream of this config stops here, before it
             # takes any of the keys' connection slots.
-            control = await stack.enter_async_context(ControlServer(config_file))
+            control = await stack.enter_async_context(ControlServer(config_file, shared=share))
             exporter = None
             if metrics is not None:
                 from kitefan.metrics import MetricsServer
@@ -334,16 +375,22 @@ async def _run(
                 await output.open()
                 if fmt is OutputFormat.CSV:
                     await output.write([(csv_header().encode(), 0)])
-            feed = await stack.enter_async_context(running_feed(config, demo=demo))
+            feed = await stack.enter_async_context(running_feed(config, demo=demo, shared=share))
             started_at = loop.time()
             stop.start_timer()
             # Registered before any connection has run (entering the feed does not yield to
             # them), so this stream sees every tick the feed receives.
             events = feed.events()
             publisher = _publisher(feed, publish, stack) if publish is not None else None
+            sharer = _sharer(feed, publish, stack) if share and publish is not None else None
             if exporter is not None:
                 exporter.attach(feed.stats)
-            control.attach(feed, reload, metrics_url=exporter.url if exporter else None)
+            control.attach(
+                feed,
+                reload,
+                metrics_url=exporter.url if exporter else None,
+                share=sharer.group_document if sharer is not None else None,
+            )
             # The config, its instruments and the plan live as long as the stream: keep them out
             # of every later full collection, which would otherwise pause the sockets for tens of
             # milliseconds with tens of thousands of symbols.
@@ -396,6 +443,27 @@ def _publisher(
     feed.report_publishing(publisher.stats)
     stack.push_async_callback(_stop_publisher, task)
     return publisher, task
+
+
+def _sharer(feed: FeedManager, target: PublishConfig, stack: contextlib.AsyncExitStack) -> Sharer:
+    """The feed's share of its config's keys, started; stopped (its leases released) after the
+    feed has closed its connections."""
+    from kitefan.broker import node_name
+    from kitefan.lease import group_id
+    from kitefan.share import Sharer
+
+    config = feed.config
+    sharer = Sharer(
+        feed,
+        target,
+        group=group_id(config.url, [(k.id, k.credential.api_key) for k in config.keys]),
+        node=node_name(),
+        timing=_lease_timing(config),
+        on_warning=warn,
+    )
+    task = asyncio.get_running_loop().create_task(sharer.run(), name="kitefan:share")
+    stack.push_async_callback(_stop_publisher, task)
+    return sharer
 
 
 async def _stop_publisher(task: asyncio.Task[None]) -> None:
