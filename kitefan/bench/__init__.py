@@ -14,7 +14,8 @@ Modules: :mod:`~kitefan.bench.decode` (decode throughput), :mod:`~kitefan.bench.
 :mod:`~kitefan.bench.columnar` (tick batches to Arrow and numpy),
 :mod:`~kitefan.bench.harness` (processes and readings) and :mod:`~kitefan.bench.report` (figures,
 targets, the report). :mod:`~kitefan.bench.cli_load` measures ``kitefan stream`` itself, in
-its own process, at the realistic load; :mod:`~kitefan.bench.fanout` the fan-out through Redis.
+its own process, at the realistic load; :mod:`~kitefan.bench.fanout` the fan-out through Redis;
+:mod:`~kitefan.bench.share` a ``--share`` takeover.
 
 Owns: :func:`machine` and :class:`Figure`. Must not import asyncio, websockets, rich or typer.
 """
@@ -52,11 +53,13 @@ class Figure:
     """One measured figure, with its target when the design sets one.
 
     Attributes:
-        benchmark: ``decode``, ``records``, ``e2e``, ``load``, ``columnar``, ``fanout`` or ``cli``.
+        benchmark: ``decode``, ``records``, ``e2e``, ``load``, ``columnar``, ``fanout``, ``cli``
+            or ``share``.
         name: what was measured, as the table shows it.
         value: the median (or the percentile the name says); ``None`` if it could not be measured.
         unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``; ``cli``'s also ``lines/s``,
-            ``ticks`` (a count) and ``reconnects``.
+            ``ticks`` (a count) and ``reconnects``; ``share``'s also ``refusals`` and
+            ``connections``.
         target: the design's target, as text (``>= 10x``), or empty.
         ok: whether the value meets the target; ``None`` without a target or a value.
         samples: how many rounds, windows or frames the figure is taken over.

@@ -14,6 +14,7 @@ load      1         20 measured per run, after the subscribe burst and 5 s more
 columnar  5         0.3 per way per round (7 ways, interleaved)
 fanout    3         2 per pipeline per round (kitefan, then the baseline)
 cli       1         20 measured per case (slow reader, max rate: 10), after 5 s more
+share     3         10: the lease (a takeover takes about that long)
 ========  ========  ============================================================
 
 ``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
@@ -39,11 +40,12 @@ from kitefan.bench.endtoend import run_endtoend_benchmark
 from kitefan.bench.fanout import run_fanout_benchmark
 from kitefan.bench.load import run_load_benchmark
 from kitefan.bench.records import run_records_benchmark
+from kitefan.bench.share import run_share_benchmark
 
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
 #: The benchmarks, in the order ``all`` runs them.
-BENCHMARKS = ("decode", "records", "e2e", "load", "columnar", "fanout", "cli")
+BENCHMARKS = ("decode", "records", "e2e", "load", "columnar", "fanout", "cli", "share")
 
 #: (rounds, seconds) of each benchmark when not given.
 DEFAULTS: dict[str, tuple[int, float]] = {
@@ -53,6 +55,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "load": (1, 20.0),
     "columnar": (5, 0.3),
     "fanout": (3, 2.0),
+    "share": (3, 10.0),
     "cli": (1, 20.0),
 }
 
@@ -129,6 +132,10 @@ def run_benchmarks(
             fanout = run_fanout_benchmark(rounds=n, seconds=s, progress=progress)
             figures += fanout.figures()
             details[name] = fanout.as_dict()
+        elif name == "share":
+            share = run_share_benchmark(rounds=n, lease_s=s, progress=progress)
+            figures += share.figures()
+            details[name] = share.as_dict()
         elif name == "cli":
             cli = run_cli_benchmark(rounds=n, seconds=s, progress=progress)
             figures += cli.figures()

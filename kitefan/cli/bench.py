@@ -33,6 +33,7 @@ class Which(StrEnum):
     COLUMNAR = "columnar"
     FANOUT = "fanout"
     CLI = "cli"
+    SHARE = "share"
     ALL = "all"
 
 
@@ -59,7 +60,9 @@ def bench(
             "Arrow and numpy vs Tick + as_dict(). fanout: simulator -> stream --publish -> "
             "Redis -> tail, vs on_ticks doing XADD per tick (needs redis-server). cli: kitefan "
             "stream itself at that load (--rate 2): jsonl, the dashboard, a slow reader, max "
-            "rate to a file. all: each in turn (~8 min)."
+            "rate to a file. share: three stream --share processes, the holder of a key "
+            "SIGKILLed, the takeover timed (needs redis-server; --seconds is the lease). all: "
+            "each in turn (~9 min)."
         ),
     ] = Which.ALL,
     rounds: Annotated[
