@@ -24,7 +24,7 @@ import pytest
 from redisserver import RedisServer, running_redis
 from streams import ROOT, account, environment, eventually, kitefan, nse, write_config
 
-from kitefan.lease import group_id, lease_key
+from kitefan.lease import group_id, lease_key, nodes_key
 from kitefan.simulator import Simulator
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -235,6 +235,19 @@ async def test_three_share_a_config_a_killed_one_is_taken_over_and_a_fourth_reba
             counts = {n: list(held.values()).count(n) for n in set(held.values())}
             assert sorted(counts.values()) == [1, 1, 2]
             assert [counts[n] for n in counts if n and n.endswith(f":{fourth.command.pid}")] == [1]
+            # Stopped with SIGINT, each releases its leases and leaves (its entry in the
+            # members' set would otherwise stay until the set expires, three leases later).
+            live = [*survivors, fourth]
+            for m in live:
+                m.command.send_signal(signal.SIGINT)
+            await asyncio.gather(*(m.command.wait() for m in live))
+            assert [m.command.returncode for m in live] == [0, 0, 0]
+            assert await holders(redis, group) == dict.fromkeys(KEYS)
+            client = redis.client()
+            try:
+                assert await client.zcard(nodes_key(group)) == 0
+            finally:
+                await client.aclose()
         assert_never_two_on_one_key(sim)
 
 
