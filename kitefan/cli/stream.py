@@ -369,6 +369,7 @@ async def _run(
             if recorder is not None:
                 recorder.symbols = lambda: {s.token: s.name for s in feed.config.symbols}
                 recording = loop.create_task(recorder.consume(feed.events()))
+                feed.report_recording(recorder.stats)
                 stack.push_async_callback(stop_recording, recording)
             if exporter is not None:
                 exporter.attach(feed.stats)
