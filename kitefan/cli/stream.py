@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.live import Live
 
 from kitefan.cli.app import app
-from kitefan.cli.record import RECORD, recorded, stop_recording
+from kitefan.cli.record import RECORD_STREAM, recorded, stop_recording
 from kitefan.cli.terminal import (
     LOG_FILE,
     err,
@@ -136,7 +136,7 @@ def stream(
             "the config's [publish] names another (it also sets maxlen and format).",
         ),
     ] = None,
-    record: Annotated[Path | None, RECORD] = None,
+    record: Annotated[Path | None, RECORD_STREAM] = None,
     sort: Annotated[
         SortBy,
         typer.Option(
@@ -212,10 +212,15 @@ def stream(
                 reload=reload,
                 metrics=address,
                 publish=target,
-                record=record,
+                record=record if record is not None else _record_path(config),
             )
         )
         _summary(outcome, fmt)
+
+
+def _record_path(config: AppConfig) -> Path | None:
+    """The config's [record] path, which --record overrides."""
+    return config.record.path if config.record is not None else None
 
 
 def _metrics_address(text: str | None) -> tuple[str, int] | None:

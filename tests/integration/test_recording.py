@@ -182,3 +182,31 @@ async def test_tail_records_what_it_reads_from_redis(tmp_path: Path) -> None:
     assert encode_jsonl(batches, recording.name_of).decode() == "".join(tick_lines)
     (header,) = recording.report.headers
     assert header[1].metadata["source"] == f"tail {redis.url} kitefan:frames"
+
+
+async def test_the_configs_record_path_records_and_record_overrides_it(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    from streams import KEYS, account, environment, nse, write_config
+
+    from kitefan.simulator import Simulator
+
+    env = environment(runtime_dir)
+    async with Simulator([account(k) for k in KEYS], seed=3, rate=20.0) as sim:
+        config = write_config(tmp_path / "kitefan.toml", sim.url, quote=nse(6))
+        with config.open("a") as handle:
+            handle.write('[record]\npath = "ticks.kfr"\n')  # relative to the config's directory
+        configured, given = tmp_path / "ticks.kfr", tmp_path / "given.kfr"
+        argv = ("stream", "--config", str(config), "--format", "none", "--duration", "1.5")
+        code, _, err = await processes.run(*processes.kitefan(*argv), cwd=ROOT, env=env, within=60)
+        assert code == 0, err
+        recorded = sum(len(b) for b in Recording(configured).ticks())
+        assert f"; recorded {recorded:,} ticks to {configured} (" in err.splitlines()[-1]
+        before = configured.stat().st_size
+        code, _, err = await processes.run(
+            *processes.kitefan(*argv, "--record", str(given)), cwd=ROOT, env=env, within=60
+        )
+        assert code == 0, err
+    assert f" ticks to {given} (" in err.splitlines()[-1]
+    assert sum(len(b) for b in Recording(given).ticks()) > 0
+    assert configured.stat().st_size == before  # --record took its place
