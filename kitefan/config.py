@@ -5,7 +5,8 @@ goes on working for every public name:
 
 * :mod:`kitefan.settings` — the values (pure): :class:`AppConfig`, :class:`KeyConfig`,
   :class:`Credential`, :class:`SymbolSpec`, :class:`Tuning`, :class:`Strategy`,
-  :class:`PublishConfig`, :class:`RedisURL`, :func:`mask`, and the checks of one value;
+  :class:`PublishConfig`, :class:`RecordConfig`, :class:`RedisURL`, :func:`mask`, and the
+  checks of one value;
 * :mod:`kitefan.symbols` — resolving symbols (pure): :func:`parse_token`, :func:`parse_mode`,
   :func:`spec_of`, :func:`needs_instruments`;
 * :mod:`kitefan.loader` — reading and validating a config (files): :func:`load_config`,
@@ -37,6 +38,7 @@ from kitefan.settings import (
     Credential,
     KeyConfig,
     PublishConfig,
+    RecordConfig,
     RedisURL,
     Strategy,
     SymbolSpec,
@@ -58,6 +60,7 @@ __all__ = [
     "Credential",
     "KeyConfig",
     "PublishConfig",
+    "RecordConfig",
     "RedisURL",
     "Strategy",
     "SymbolSpec",

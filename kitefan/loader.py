@@ -49,6 +49,7 @@ from kitefan.settings import (
     Credential,
     KeyConfig,
     PublishConfig,
+    RecordConfig,
     RedisURL,
     Strategy,
     SymbolSpec,
@@ -102,6 +103,7 @@ _TUNING_CHOICES: Mapping[str, tuple[str, ...]] = {"overflow": ("drop-oldest", "d
 
 _PUBLISH_KEYS = ("url", "stream", "maxlen", "format")
 _PUBLISH_FORMATS = ("frame", "json")
+_RECORD_KEYS = ("path",)
 
 
 def demo_config_path() -> Path:
@@ -164,6 +166,7 @@ _TOP_KEYS = (
     "select",
     "tuning",
     "publish",
+    "record",
 )
 _KEY_KEYS = ("id", "api_key", "access_token", "access_token_file", "symbols")
 _SYMBOLS_KEYS = ("quote", "full", "ltp", "files")
@@ -178,7 +181,7 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DEFAULT_URL = "wss://ws.kite.trade"
 _DEFAULT_API_ROOT = "https://api.kite.trade"
 #: The settings a caller may leave unread (``unused=``): they keep their defaults, unchecked.
-UNUSABLE_SETTINGS = ("url", "api_root", "publish")
+UNUSABLE_SETTINGS = ("url", "api_root", "publish", "record")
 
 
 def load_config(
@@ -201,7 +204,8 @@ def load_config(
             before the dump that resolves the names exists.
         unused: settings of :data:`UNUSABLE_SETTINGS` the caller will not use: they are not
             read (an unset ``${VAR}`` in them is no problem) and keep their defaults. ``kitefan
-            simulate`` uses only the keys, so it leaves ``url``, ``api_root`` and ``publish``.
+            simulate`` uses only the keys, so it leaves ``url``, ``api_root``, ``publish`` and
+            ``record``.
 
     Returns:
         The validated config; its ``source`` is ``str(path)``.
@@ -499,6 +503,7 @@ class _Loader:
         keys = self.keys(raw.get("keys"))
         tuning = self.tuning(raw.get("tuning", {}))
         publish = None if "publish" in unused else self.publish(raw.get("publish"))
+        record = None if "record" in unused else self.record(raw.get("record"))
         symbols: tuple[SymbolSpec, ...] = ()
         if with_symbols:
             symbols, keys = self.symbols(keys, mode or Mode.QUOTE, instruments)
@@ -519,7 +524,29 @@ class _Loader:
             api_root=api_root.rstrip("/"),
             warnings=tuple(self.warnings),
             publish=publish,
+            record=record,
         )
+
+    # [record]
+
+    def record(self, table: object) -> RecordConfig | None:
+        if table is None:
+            return None
+        if not isinstance(table, dict):
+            self.problem("record: must be a table ([record])")
+            return None
+        for key in table:
+            if key not in _RECORD_KEYS:
+                self.problem(_unknown("record.", key, _RECORD_KEYS))
+        if "path" not in table:
+            self.problem(
+                'record.path: missing; give path = "ticks/" (a directory: one file per day) '
+                "or a file"
+            )
+            return None
+        value = self.string(table, "path", "record.path")
+        path = None if value is None else self.path_of(value, "record.path")
+        return None if path is None else RecordConfig(path)
 
     # [publish]
 

@@ -77,6 +77,7 @@ from kitefan.stats import (
     KeyStats,
     LoopLagMeter,
     PublishStats,
+    RecordStats,
     key_state,
     percentile_of_counts,
 )
@@ -472,6 +473,8 @@ class FeedManager:
         self._handing_over = 0
         # What publishes this feed to Redis reports here (see report_publishing).
         self._publishing: Callable[[], PublishStats] | None = None
+        # And what records it (see report_recording).
+        self._recording: Callable[[], RecordStats] | None = None
         # What the connections call: the hooks above are private, so that nothing a user sets
         # on the feed (``feed.on_ticks = handler``, the official client's habit) can take them.
         self._sink = _Sink(self)
@@ -775,12 +778,18 @@ class FeedManager:
             if self._probe is not None
             else None,
             publish=self._publishing() if self._publishing is not None else None,
+            record=self._recording() if self._recording is not None else None,
         )
 
     def report_publishing(self, source: Callable[[], PublishStats] | None) -> None:
         """Include a publisher's figures in :meth:`stats` (``kitefan stats``, metrics);
         ``None`` stops."""
         self._publishing = source
+
+    def report_recording(self, source: Callable[[], RecordStats] | None) -> None:
+        """Include a recorder's figures in :meth:`stats` (``kitefan stats``, metrics);
+        ``None`` stops."""
+        self._recording = source
 
     def key_stats(self, key_id: str) -> KeyStats:
         """One key and its connections, now."""

@@ -42,7 +42,12 @@ Metrics, labelled ``key`` (the config id) and ``connection`` (0, 1 or 2):
   ``kitefan_publish_entries_total``, ``kitefan_publish_ticks_total``,
   ``kitefan_publish_dropped_ticks_total``, ``kitefan_publish_dropped_events_total``,
   ``kitefan_publish_reconnects_total``, and the gauges ``kitefan_publish_up`` and
-  ``kitefan_publish_buffered_bytes``.
+  ``kitefan_publish_buffered_bytes``;
+* while the stream records (``--record``), labelled ``path``: the counters
+  ``kitefan_record_ticks_total``, ``kitefan_record_frames_total``,
+  ``kitefan_record_bytes_total`` (compressed, on disk), ``kitefan_record_chunks_total``,
+  ``kitefan_record_dropped_ticks_total``, ``kitefan_record_dropped_events_total`` and
+  ``kitefan_record_write_errors_total``.
 
 Plus the client library's standard ``process_*`` and ``python_*`` metrics of the stream process.
 
@@ -67,7 +72,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from kitefan.events import ConnState, KeyState
 from kitefan.models import Mode
-from kitefan.stats import ConnectionStats, FeedStats, PublishStats
+from kitefan.stats import ConnectionStats, FeedStats, PublishStats, RecordStats
 
 __all__ = [
     "DEFAULT_HOST",
@@ -217,6 +222,7 @@ class FeedCollector:
         uptime.add_metric([], snapshot.uptime_s)
         return [
             *_publish_metrics(snapshot.publish),
+            *_record_metrics(snapshot.record),
             *counters.values(),
             orders,
             up,
@@ -267,6 +273,42 @@ def _publish_metrics(publish: PublishStats | None) -> list[Metric]:
     )
     buffered.add_metric(values, publish.buffered_bytes)
     return [*families, up, buffered]
+
+
+def _record_metrics(record: RecordStats | None) -> list[Metric]:
+    """What ``--record`` did (only while the stream records)."""
+    if record is None:
+        return []
+    families: list[Metric] = []
+    for name, help_, value in (
+        ("kitefan_record_ticks", "Ticks recorded.", record.ticks),
+        ("kitefan_record_frames", "Frames recorded.", record.frames),
+        (
+            "kitefan_record_bytes",
+            "Bytes appended to the recording (compressed).",
+            record.bytes_written,
+        ),
+        ("kitefan_record_chunks", "Chunks written whole to the recording.", record.chunks),
+        (
+            "kitefan_record_dropped_ticks",
+            "Ticks that never reached the recording (a full queue, or a failed write).",
+            record.dropped_ticks,
+        ),
+        (
+            "kitefan_record_dropped_events",
+            "Order and error events that never reached the recording.",
+            record.dropped_events,
+        ),
+        (
+            "kitefan_record_write_errors",
+            "Writes to the recording that failed.",
+            record.write_errors,
+        ),
+    ):
+        counter = CounterMetricFamily(name, help_, labels=["path"])
+        counter.add_metric([record.path], value)
+        families.append(counter)
+    return families
 
 
 def _field(conn: ConnectionStats, name: str) -> float:

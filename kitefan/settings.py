@@ -9,12 +9,12 @@ the Redis password of ``[publish]`` only in :class:`RedisURL`, shown masked; no 
 module contains one except masked (``abcd…34``).
 
 Owns: :class:`AppConfig`, :class:`KeyConfig`, :class:`Credential`, :class:`SymbolSpec`,
-:class:`Tuning` and :data:`TUNING_HELP`, :class:`Strategy`, :class:`PublishConfig` and
-:class:`RedisURL`, masking secrets (:func:`mask`), and the checks of a value on its own
-(:func:`ticker_url_problems`, :func:`api_root_problems`, :func:`parse_redis_url`). Must not import
-any other kitefan module but :mod:`kitefan.models`, nor asyncio, websockets, socket, urllib's
-network modules, rich or typer; it loads no module that does I/O, even indirectly
-(``tests/test_layers.py`` checks it in a fresh interpreter).
+:class:`Tuning` and :data:`TUNING_HELP`, :class:`Strategy`, :class:`PublishConfig`,
+:class:`RecordConfig` and :class:`RedisURL`, masking secrets (:func:`mask`), and the checks of a
+value on its own (:func:`ticker_url_problems`, :func:`api_root_problems`,
+:func:`parse_redis_url`). Must not import any other kitefan module but :mod:`kitefan.models`, nor
+asyncio, websockets, socket, urllib's network modules, rich or typer; it loads no module that
+does I/O, even indirectly (``tests/test_layers.py`` checks it in a fresh interpreter).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ __all__ = [
     "Credential",
     "KeyConfig",
     "PublishConfig",
+    "RecordConfig",
     "RedisURL",
     "Strategy",
     "SymbolSpec",
@@ -232,6 +233,7 @@ class AppConfig:
         api_root: the Kite HTTP API root (``kitefan instruments fetch`` uses it).
         warnings: things worth saying that do not stop the config (duplicates, readable tokens).
         publish: where ``kitefan stream`` publishes its frames (``[publish]``), if anywhere.
+        record: where ``kitefan stream`` records its frames (``[record]``), if anywhere.
     """
 
     source: str
@@ -247,6 +249,7 @@ class AppConfig:
     api_root: str = "https://api.kite.trade"
     warnings: tuple[str, ...] = ()
     publish: PublishConfig | None = None
+    record: RecordConfig | None = None
 
     @property
     def capacity(self) -> int:
@@ -311,6 +314,21 @@ class PublishConfig:
     stream: str = DEFAULT_PUBLISH_STREAM
     maxlen: int = DEFAULT_PUBLISH_MAXLEN
     format: str = "frame"
+
+
+# [record]: the recording ``kitefan stream`` writes (``--record`` overrides it) ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecordConfig:
+    """Where ``kitefan stream`` records every frame and event (as ``--record PATH`` does).
+
+    Attributes:
+        path: a file (created, or appended to) or a directory (one file per trading day, IST);
+            absolute, resolved against the config file's directory.
+    """
+
+    path: Path
 
 
 def parse_redis_url(text: str) -> RedisURL:

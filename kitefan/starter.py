@@ -67,6 +67,8 @@ def dump_config(config: AppConfig) -> str:
             "maxlen": config.publish.maxlen,
             "format": config.publish.format,
         }
+    if config.record is not None:
+        doc["record"] = {"path": str(config.record.path)}
     return tomli_w.dumps(doc)
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "LoopLagMeter",
     "PublishStats",
     "RateMeter",
+    "RecordStats",
     "Totals",
     "key_state",
     "percentile_of_counts",
@@ -413,15 +414,51 @@ class PublishStats:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordStats:
+    """A recorder's figures (``kitefan stream --record``). ``dropped_ticks`` counts what never
+    reached the file: shed by the feed's queue for the recorder, by the recorder's own queue, or
+    lost to a failed write. ``bytes_written`` is compressed bytes appended, ``chunks`` the chunks
+    written whole, ``files`` the files opened (one per IST day with a directory)."""
+
+    path: str
+    files: int
+    chunks: int
+    bytes_written: int
+    frames: int
+    ticks: int
+    events: int
+    dropped_ticks: int
+    dropped_events: int
+    write_errors: int
+    last_error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "files": self.files,
+            "chunks": self.chunks,
+            "bytes_written": self.bytes_written,
+            "frames": self.frames,
+            "ticks": self.ticks,
+            "events": self.events,
+            "dropped_ticks": self.dropped_ticks,
+            "dropped_events": self.dropped_events,
+            "write_errors": self.write_errors,
+            "last_error": self.last_error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class FeedStats:
     """Every key of a feed, at one moment (``updated_at`` is Unix time); ``publish`` is there
-    while the feed publishes to Redis."""
+    while the feed publishes to Redis, ``record`` while it records."""
 
     keys: tuple[KeyStats, ...]
     updated_at: float
     uptime_s: float
     loop_lag: LoopLag | None = None
     publish: PublishStats | None = None
+    record: RecordStats | None = None
 
     def key(self, key_id: str) -> KeyStats:
         for key in self.keys:
@@ -450,7 +487,7 @@ class FeedStats:
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form ``kitefan stats --format json`` prints; scripts rely on its shape
-        (``publish`` is there only while the feed publishes)."""
+        (``publish`` is there only while the feed publishes, ``record`` while it records)."""
         totals = self.totals
         document = {
             "keys": [k.as_dict() for k in self.keys],
@@ -475,6 +512,8 @@ class FeedStats:
         }
         if self.publish is not None:
             document["publish"] = self.publish.as_dict()
+        if self.record is not None:
+            document["record"] = self.record.as_dict()
         return document
 
 

@@ -12,7 +12,7 @@ Modules: :mod:`~kitefan.bench.decode` (decode throughput), :mod:`~kitefan.bench.
 :mod:`~kitefan.bench.official` (the same with the official client, run in its own process),
 :mod:`~kitefan.bench.load` (the realistic full load: CPU share, memory, latency),
 :mod:`~kitefan.bench.columnar` (tick batches to Arrow and numpy),
-:mod:`~kitefan.bench.candles` (frames to candles),
+:mod:`~kitefan.bench.candles` (a recording to candles),
 :mod:`~kitefan.bench.harness` (processes and readings) and :mod:`~kitefan.bench.report` (figures,
 targets, the report). :mod:`~kitefan.bench.cli_load` measures ``kitefan stream`` itself, in
 its own process, at the realistic load; :mod:`~kitefan.bench.fanout` the fan-out through Redis;

@@ -1,27 +1,36 @@
-"""Candles throughput: tick frames through :class:`~kitefan.candles.CandleBuilder` at full speed.
+"""Candles throughput: a recording's tick frames through :class:`~kitefan.candles.CandleBuilder`
+at full speed.
 
-No recording format exists yet (issue 11), so the frames are generated, the way a session's
-frames look: 1,000 symbols (NSE equities and NFO futures, full mode with exchange timestamps),
+The frames are generated the way a session's frames look: 1,000 symbols (NSE equities and NFO
+futures, full mode with exchange timestamps),
 frames of 100 packets, each symbol ticking twice a second, the exchange clock moving one second
 every 20 frames; 2,000 frames (200,000 ticks, 100 seconds of market), each a
-:class:`~kitefan.events.TickBatch` as a feed, a Redis tail or a recording hands it on. Each round
-feeds every frame to a fresh builder (``clock=None``: the frames' receive times are the clock, as
-in a replay) and flushes it, timed, for the intervals ``1m`` (most ticks land in their symbol's
-current bar) and ``1s`` (every tick but one of each symbol's second starts or closes a bar: the
-cost of bars out). Before timing, the bars of the first frames must equal a recomputation from
-their decoded ticks. Every figure is the median over the rounds.
+:class:`~kitefan.events.TickBatch` as a feed, a Redis tail or a recording hands it on. They are
+written once to a recording in a temporary directory by kitefan's own
+:class:`~kitefan.recording.Recorder` (what ``--record`` writes). Each round reads the recording
+(:meth:`~kitefan.recording.Recording.ticks`: the file read, its chunks decompressed, a batch per
+frame) into a fresh builder (``clock=None``: the frames' receive times are the clock, as
+``kitefan candles --recording`` runs it) and flushes it, timed, for the intervals ``1m`` (most
+ticks land in their symbol's current bar) and ``1s`` (every tick but one of each symbol's second
+starts or closes a bar: the cost of bars out); and the same frames from memory to ``1m`` bars,
+the builder alone. Before timing, the bars of the first frames must equal a recomputation from
+their decoded ticks, and the recording must give back every frame. Every figure is the median
+over the rounds.
 
-Owns: the candles benchmark. Must not import asyncio or websockets.
+Owns: the candles benchmark. Must not import websockets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import random
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from kitefan.bench import Figure
@@ -35,7 +44,9 @@ __all__ = ["TARGET", "CandlesResult", "run_candles_benchmark", "session_frames"]
 
 #: The issue's target: candles from frames at a million ticks a second.
 TARGET = 1_000_000
-INTERVALS = {"1m": 60, "1s": 1}
+#: What each figure times: (the source, the interval).
+RUNS = {"recording to 1m": ("recording", 60), "recording to 1s": ("recording", 1),
+        "frames to 1m": ("frames", 60)}  # fmt: skip
 
 
 def session_frames(
@@ -102,18 +113,23 @@ class CandlesResult:
     def figures(self) -> list[Figure]:
         out = []
         for name, rate in self.rates.items():
-            target = f">= {TARGET / 1e6:g}M" if name == "1m" else ""
+            target = f">= {TARGET / 1e6:g}M" if name == "recording to 1m" else ""
+            source = (
+                "Recording.ticks() (read, decompressed) into CandleBuilder.add"
+                if name.startswith("recording")
+                else "frames in memory into CandleBuilder.add (the builder alone)"
+            )
             out.append(
                 Figure(
                     "candles",
-                    f"frames to {name} bars",
+                    f"{name} bars",
                     rate,
                     "ticks/s",
                     target=target,
                     ok=rate >= TARGET if target else None,
                     samples=self.rounds,
-                    note=f"CandleBuilder.add per frame, then flush; {self.ticks:,} full-mode "
-                    f"ticks of 1,000 symbols in {self.frames:,} frames, {self.bars[name]:,} bars",
+                    note=f"{source}, then flush; {self.ticks:,} full-mode ticks of 1,000 "
+                    f"symbols in {self.frames:,} frames, {self.bars[name]:,} bars",
                 )
             )
         return out
@@ -145,6 +161,16 @@ def _check(batches: list[TickBatch]) -> None:
         raise BenchmarkError("the candle builder disagrees with the decoded ticks")
 
 
+async def _write(path: Path, batches: list[TickBatch]) -> None:
+    from kitefan.recording import Recorder
+
+    async with Recorder(path, symbols=lambda: {}) as recorder:
+        for i, batch in enumerate(batches):
+            recorder.add(batch)
+            if i % 64 == 0:
+                await asyncio.sleep(0)  # let the writer hand chunks on, as the loop would
+
+
 def _rate(run: Callable[[], int], ticks: int, min_s: float) -> tuple[float, int]:
     done = 0
     bars = 0
@@ -163,28 +189,42 @@ def run_candles_benchmark(
     progress: Callable[[str], None] | None = None,
     frames: int = 2000,
 ) -> CandlesResult:
-    """Time the builder over the frames, per interval, rounds interleaved."""
+    """Time the builder over the recording's frames (and the frames in memory), per interval,
+    rounds interleaved."""
+    from kitefan.recording import Recording
+
     batches = session_frames(frames)
     _check(batches)
     ticks = sum(len(b) for b in batches)
 
-    def run(interval: int) -> int:
+    def run(source: Callable[[], Iterable[TickBatch]], interval: int) -> int:
         builder = CandleBuilder(interval, clock=None)
         add = builder.add
-        for batch in batches:
+        for batch in source():
             add(batch)
         rest = builder.flush()
         return builder.closed + sum(1 for c in rest if c.partial)
 
-    samples: dict[str, list[float]] = {name: [] for name in INTERVALS}
+    samples: dict[str, list[float]] = {name: [] for name in RUNS}
     bars: dict[str, int] = {}
-    for index in range(rounds):
-        for name, interval in INTERVALS.items():
-            rate, bars[name] = _rate(functools.partial(run, interval), ticks, min_s)
-            samples[name].append(rate)
-        if progress is not None:
-            line = ", ".join(f"{name} bars {values[-1]:,.0f}" for name, values in samples.items())
-            progress(f"candles round {index + 1}/{rounds}: {line} ticks/s")
+    with tempfile.TemporaryDirectory(prefix="kitefan-bench-candles-") as tmp:
+        path = Path(tmp) / "session.kfr"
+        asyncio.run(_write(path, batches))
+        recording = Recording(path)
+        back = list(recording.ticks())
+        if [b.frame for b in back] != [b.frame for b in batches]:
+            raise BenchmarkError("the recording did not give back the frames written to it")
+        del back
+        sources = {"recording": recording.ticks, "frames": lambda: batches}
+        for index in range(rounds):
+            for name, (source, interval) in RUNS.items():
+                rate, bars[name] = _rate(
+                    functools.partial(run, sources[source], interval), ticks, min_s
+                )
+                samples[name].append(rate)
+            if progress is not None:
+                line = ", ".join(f"{name} {values[-1]:,.0f}" for name, values in samples.items())
+                progress(f"candles round {index + 1}/{rounds}: {line} ticks/s")
     return CandlesResult(
         ticks=ticks, frames=len(batches), samples=samples, bars=bars, rounds=rounds
     )

@@ -12,7 +12,7 @@ records   5         0.3 per writer per round (4 writers, interleaved)
 e2e       3         2 per client per round (kitefan, then the official client)
 load      1         20 measured per run, after the subscribe burst and 5 s more
 columnar  5         0.3 per way per round (7 ways, interleaved)
-candles   5         0.5 per interval per round (1m, 1s, interleaved)
+candles   5         0.5 per run per round (recording to 1m and 1s, frames to 1m; interleaved)
 fanout    3         2 per pipeline per round (kitefan, then the baseline)
 cli       1         20 measured per case (slow reader, max rate: 10), after 5 s more
 recording 3         10 simulated seconds of the realistic load (270,000 ticks) per round

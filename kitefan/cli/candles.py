@@ -4,7 +4,9 @@ live on a dashboard, or as JSON lines, CSV or Parquet.
 The bars are :class:`kitefan.candles.CandleBuilder`'s, fed by
 :func:`kitefan.candle_feed.feed_candles` from ``feed.ticks()`` of a
 :class:`~kitefan.manager.FeedManager` (``--config``, ``--demo``) or from a
-:class:`~kitefan.tail.RemoteFeed` (``--from redis://``); the records and the dashboard are
+:class:`~kitefan.tail.RemoteFeed` (``--from redis://``), or straight from a
+:class:`~kitefan.recording.Recording`'s tick batches (``--recording``, its receive times the
+clock); the records and the dashboard are
 :mod:`kitefan.render.candles`'. At the stop, the bars still forming are not written (they are
 not complete): the summary counts them and the ticks they hold.
 """
@@ -20,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -56,6 +58,9 @@ from kitefan.render.candles import (
 from kitefan.render.dashboard import SortBy, TickBoard
 from kitefan.runner import StopSignal, running_feed, until_stopped
 from kitefan.settings import DEFAULT_PUBLISH_STREAM, AppConfig, RedisURL
+
+if TYPE_CHECKING:
+    from kitefan.recording import Recording
 
 __all__ = ["CandleFormat", "candles"]
 
@@ -106,6 +111,14 @@ def candles(
     stream_name: Annotated[
         str, typer.Option("--stream", metavar="NAME", help="With --from: the stream to read.")
     ] = DEFAULT_PUBLISH_STREAM,
+    recording_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--recording",
+            metavar="PATH",
+            help="Bars of a recording (`kitefan stream --record PATH`), closed by its own clock.",
+        ),
+    ] = None,
     interval_text: Annotated[
         str,
         typer.Option(
@@ -189,10 +202,17 @@ def candles(
       kitefan candles --demo
       kitefan candles --demo --interval 5s --format jsonl | jq -c '[.symbol, .close]'
       kitefan candles --from redis://127.0.0.1:6379 --interval 1m --output bars.csv
+      kitefan candles --recording ticks/2026-12-01.kfr --interval 5m --output bars.parquet
+
+    With --recording, the recording's receive times are the clock: a bar closes when a frame
+    received after its end plus the grace is read, and at the recording's end the bars still
+    forming are not written (and are counted), as at a stop.
     """
     with reported_errors(debug, log_file):
         fmt = output or (
-            CandleFormat.LIVE if out.is_terminal and output_file is None else CandleFormat.JSONL
+            CandleFormat.LIVE
+            if out.is_terminal and output_file is None and recording_path is None
+            else CandleFormat.JSONL
         )
         interval = _interval(interval_text)
         grace = _grace(grace_text)
@@ -210,26 +230,43 @@ def candles(
             require_pyarrow()
         sources = [
             name
-            for name, given in (("--config", config_path), ("--demo", demo), ("--from", source_url))
+            for name, given in (
+                ("--config", config_path),
+                ("--demo", demo),
+                ("--from", source_url),
+                ("--recording", recording_path),
+            )
             if given
         ]
         if len(sources) > 1:
             raise typer.BadParameter(
                 f"{' and '.join(sources)} are two sources: give one", param_hint=sources[-1]
             )
+        if recording_path is not None and fmt is CandleFormat.LIVE:
+            raise typer.BadParameter(
+                "a recording's bars are written, not shown: choose --format jsonl, csv or parquet",
+                param_hint="--format",
+            )
         if log_file is None:
             _quiet_logging(debug, fmt)
         names = _Names()
         builder = CandleBuilder(
             interval,
-            clock=time.time,
+            # a recording's bars close by its receive times, never by the wall clock
+            clock=None if recording_path is not None else time.time,
             grace=grace,
             fill=fill,
             anchors=anchors,
             exchange_of=names.exchange_of,
         )
         tally = _Tally(builder=builder)
-        if source_url is not None:
+        if recording_path is not None:
+            from kitefan.recording import Recording
+
+            recording = Recording(recording_path)
+            names.of = recording.name_of
+            work = functools.partial(_recorded, recording, names)
+        elif source_url is not None:
             from kitefan.settings import parse_redis_url
 
             try:
@@ -437,6 +474,58 @@ async def _remote(
             )
             tally.seconds = loop.time() - started
             tally.received = builder.ticks
+
+
+async def _recorded(
+    recording: Recording,
+    names: _Names,
+    builder: CandleBuilder,
+    fmt: CandleFormat,
+    sink: CandleSink | None,
+    duration: float | None,
+    sort: SortBy,
+    tally: _Tally,
+) -> None:
+    """The recording's frames through the builder, as fast as they read; the clock is their
+    receive times, so the end of the recording is the last frame's time."""
+    assert sink is not None  # the dashboard is refused for a recording
+    loop = asyncio.get_running_loop()
+    with StopSignal(duration) as stop:
+        await sink.open()  # type: ignore[attr-defined]
+        started = loop.time()
+        tally.source = f"recording {recording.path}"
+
+        async def read() -> None:
+            pending: list[Candle] = []
+            for n, batch in enumerate(recording.ticks(), 1):
+                pending += builder.add(batch)
+                if n % 256 == 0:  # hand bars on, and let a signal or the duration in
+                    if pending:
+                        await sink.write(pending)
+                        pending = []
+                    await asyncio.sleep(0)
+            if pending:
+                await sink.write(pending)
+
+        try:
+            await until_stopped(stop, read())
+            # Closed by the recorded time reached; the rest is forming, as at a stop.
+            await sink.write(builder.close_due())
+        finally:
+            tally.forming, tally.forming_ticks = builder.forming_bars, builder.forming_ticks
+            await sink.finish()
+            tally.written = sink.written
+        tally.seconds = loop.time() - started
+        tally.received = builder.ticks
+        tally.reason = stop.reason or "the recording ended"
+    report = recording.report
+    if report.skipped_chunks or report.bad_records:
+        warn(
+            f"{recording.path}: {report.skipped_chunks:,} chunks ({report.skipped_bytes:,} bytes) "
+            f"and {report.bad_records:,} records skipped (they do not check)"
+        )
+    for end in report.truncated:
+        warn(end.describe())
 
 
 async def _serve(

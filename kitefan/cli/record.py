@@ -22,7 +22,7 @@ from kitefan.recording.info import summarise
 from kitefan.render.recording import info_json, info_lines
 from kitefan.runner import Outcome
 
-__all__ = ["RECORD", "InfoFormat", "record_app", "recorded", "stop_recording"]
+__all__ = ["RECORD", "RECORD_STREAM", "InfoFormat", "record_app", "recorded", "stop_recording"]
 
 record_app = typer.Typer(help="What a recording (--record) holds.", no_args_is_help=True)
 app.add_typer(record_app, name="record")
@@ -33,6 +33,14 @@ RECORD = typer.Option(
     metavar="PATH",
     help="Also record every frame and event to PATH, an append-only log (a directory: one file "
     "per trading day, IST); `kitefan record info` and `kitefan export` read it.",
+)
+#: ``kitefan stream``'s, which has a config: ``--record`` overrides its ``[record] path``.
+RECORD_STREAM = typer.Option(
+    "--record",
+    metavar="PATH",
+    help="Also record every frame and event to PATH, an append-only log (a directory: one file "
+    "per trading day, IST); `kitefan record info` and `kitefan export` read it [default: the "
+    "config's [record] path, else none].",
 )
 
 

@@ -37,7 +37,7 @@ from rich.console import Console
 from rich.live import Live
 
 from kitefan.cli.app import app
-from kitefan.cli.record import RECORD, recorded, stop_recording
+from kitefan.cli.record import RECORD_STREAM, recorded, stop_recording
 from kitefan.cli.terminal import (
     LOG_FILE,
     err,
@@ -140,7 +140,7 @@ def stream(
             "the config's [publish] names another (it also sets maxlen and format).",
         ),
     ] = None,
-    record: Annotated[Path | None, RECORD] = None,
+    record: Annotated[Path | None, RECORD_STREAM] = None,
     share: Annotated[
         bool,
         typer.Option(
@@ -227,11 +227,16 @@ def stream(
                 reload=reload,
                 metrics=address,
                 publish=target,
-                record=record,
+                record=record if record is not None else _record_path(config),
                 share=share,
             )
         )
         _summary(outcome, fmt)
+
+
+def _record_path(config: AppConfig) -> Path | None:
+    """The config's [record] path, which --record overrides."""
+    return config.record.path if config.record is not None else None
 
 
 def _metrics_address(text: str | None) -> tuple[str, int] | None:
@@ -412,6 +417,7 @@ async def _run(
             if recorder is not None:
                 recorder.symbols = lambda: {s.token: s.name for s in feed.config.symbols}
                 recording = loop.create_task(recorder.consume(feed.events()))
+                feed.report_recording(recorder.stats)
                 stack.push_async_callback(stop_recording, recording)
             sharer = _sharer(feed, publish, stack) if share and publish is not None else None
             if exporter is not None:

@@ -18,7 +18,8 @@ With a directory, each record goes to the file of its trading day in IST,
 ``DIRECTORY/YYYY-MM-DD.kfr``. An existing file is appended to: a chunk left partial by a killed
 writer is cut off first, so that the file reads whole again.
 
-Owns: :class:`Recorder`, :class:`RecordStats`. Must not import rich or typer.
+Owns: :class:`Recorder` (its figures are :class:`kitefan.stats.RecordStats`, re-exported here).
+Must not import rich or typer.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -55,6 +55,7 @@ from kitefan.recording.format import (
     zstd_compressor,
 )
 from kitefan.recording.reader import SUFFIX
+from kitefan.stats import RecordStats
 
 if TYPE_CHECKING:
     from kitefan.manager import EventStream
@@ -74,24 +75,6 @@ _IST_OFFSET_S = 19800
 _DAY_S = 86400
 _NS = 1_000_000_000
 _CHUNK_HEAD = struct.Struct("<4sIIIQQI")
-
-
-@dataclass(frozen=True, slots=True)
-class RecordStats:
-    """A recorder's figures. ``dropped_ticks`` counts what never reached the file: shed by the
-    feed's queue for the recorder, by the recorder's own queue, or lost to a failed write."""
-
-    path: str
-    files: int
-    chunks: int
-    bytes_written: int
-    frames: int
-    ticks: int
-    events: int
-    dropped_ticks: int
-    dropped_events: int
-    write_errors: int
-    last_error: str
 
 
 def _day_index(ns: int) -> int:

@@ -80,7 +80,7 @@ def info_lines(info: RecordingInfo) -> list[str]:
         back = datetime.fromtimestamp(gap.end, tz=IST).strftime("%H:%M:%S.%f")[:-3]
         lines.append(
             f"  {where}  {lost} to {back} IST  {gap.end - gap.start:.1f} s  "
-            f"{gap.symbols:,} symbols  {gap.reason}"
+            f"{gap.symbols:,} symbol{'s' if gap.symbols != 1 else ''}  {gap.reason}"
         )
     if info.ticks:
         per_tick = info.bytes_per_tick or 0.0

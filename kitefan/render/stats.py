@@ -278,6 +278,23 @@ def share_view(share: Mapping[str, Any]) -> RenderableType:
     return Group(*parts)
 
 
+def _record_line(record: Mapping[str, Any]) -> Text:
+    """What ``--record`` does: the path, what it holds, and what did not reach it."""
+    dropped = int(record["dropped_ticks"])
+    line = Text.assemble(
+        f"recording to {record['path']}: {record['ticks']:,} ticks in {record['frames']:,} "
+        f"frames, {record['bytes_written'] / 1000:,.1f} kB in {record['chunks']:,} chunks, ",
+        (f"{dropped:,} ticks dropped", "bold red" if dropped else ""),
+    )
+    if record.get("dropped_events"):
+        line.append(f", {record['dropped_events']:,} events dropped")
+    if record.get("write_errors"):
+        line.append(f", {record['write_errors']:,} failed writes", style="bold red")
+        if record.get("last_error"):
+            line.append(f" ({record['last_error']})")
+    return line
+
+
 def stats_view(
     document: Mapping[str, Any],
     *,
@@ -311,6 +328,8 @@ def stats_view(
         parts.append(_publish_line(publish))
     if (share := document.get("share")) is not None:
         parts.append(share_view(share))
+    if (record := document.get("record")) is not None:
+        parts.append(_record_line(record))
     if width >= 120:
         parts.append(_table("connections", (*_STATE, *_TRAFFIC), document))
     else:

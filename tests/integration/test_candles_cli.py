@@ -170,6 +170,47 @@ async def test_the_builder_on_a_live_feed_is_replayed_exactly_by_its_frames() ->
         )
 
 
+async def test_a_recording_gives_the_bars_its_live_run_gave(tmp_path: Path) -> None:
+    """A live feed's batches into the library's builder, and the same feed recorded; then
+    ``kitefan candles --recording``: the very same records, closed by the recorded clock."""
+    from kitefan.recording import Recorder, Recording
+    from kitefan.render.candles import encode_candles_jsonl
+
+    path = tmp_path / "live.kfr"
+    config = load_config(demo_config_path())
+    live = CandleBuilder(1, clock=None)
+    closed: list[Candle] = []
+    async with Recorder(path) as recorder, running_feed(config, demo=True) as feed:
+        recorder.symbols = lambda: {s.token: s.name for s in feed.config.symbols}
+        recording = asyncio.get_running_loop().create_task(recorder.consume(feed.events()))
+        stream = feed.ticks()
+        async with asyncio.timeout(30):
+            async for batch in stream:
+                closed += live.add(batch)
+                if len({c.start for c in closed}) >= 3:
+                    break
+            await feed.close()
+            async for batch in stream:  # what came before the close, to its end
+                closed += live.add(batch)
+        async with asyncio.timeout(10):
+            await recording
+    closed += live.close_due()  # due by the last frame's receive time; the rest still forming
+    ticks = sum(len(b) for b in Recording(path).ticks())
+    assert ticks == live.ticks > 0
+
+    code, out, err = await kitefan(
+        "candles", "--recording", str(path), "--interval", "1s", "--format", "jsonl"
+    )
+    assert code == 0, err
+    assert out == encode_candles_jsonl(closed, feed.name_of).decode()
+    assert err.splitlines()[-1] == (
+        f"kitefan: the recording ended after {err.split(' after ')[1].split(' s:')[0]} s: "
+        f"{ticks:,} ticks from recording {path}, {len(closed):,} 1s bars written, "
+        f"{live.late:,} late ticks, {live.forming_bars:,} forming bars not written "
+        f"({live.forming_ticks:,} ticks), 0 dropped (shed by a full queue, or queued at the stop)"
+    )
+
+
 async def test_bars_of_a_redis_stream() -> None:
     async with running_redis() as redis:
         client = redis.client()
@@ -238,6 +279,10 @@ async def test_bars_of_a_redis_stream() -> None:
         (
             ["--from", "redis://127.0.0.1:1"],
             "error: --from: --demo and --from are two sources: give one",
+        ),
+        (
+            ["--recording", "day.kfr"],
+            "error: --recording: --demo and --recording are two sources: give one",
         ),
     ],
 )

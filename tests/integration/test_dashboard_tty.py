@@ -233,3 +233,40 @@ async def test_debug_log_lines_go_to_the_log_file_not_over_the_dashboard(
     assert logged
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d IST (DEBUG|INFO|WARNING) kitefan\.", logged[0])
     assert "demo-alpha-token" not in log.read_text()
+
+
+async def test_a_publish_failure_shows_in_the_events_panel_and_nothing_draws_over_it(
+    env: dict[str, str],
+) -> None:
+    """Issue 12, item 5: a warning reaches the dashboard's events panel, and no stderr text
+    (a warning: line, a log line, a traceback) is drawn over the dashboard."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: Redis refuses at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    secret = "SENTINEL-redis-pw-1234"
+    url = f"redis://:{secret}@127.0.0.1:{port}/0"
+    with pane(["stream", "--demo", "--publish", url], env, 160, 40) as view:
+        shown = f"* publish_failed: cannot publish to Redis at redis://:SENT…34@127.0.0.1:{port}/0"
+        lines = await view.until(lambda s: ready(s) and shown in text(s))
+        assert len(lines) <= 40
+        assert lines[0].startswith("kitefan demo  64 symbols on 3 keys")
+        events = lines.index(next(line for line in lines if line.startswith("events (IST)")))
+        (warning,) = [line for line in lines if shown in line]
+        assert lines.index(warning) > events  # in the events panel, as one of its lines
+        assert re.match(r"\d\d:\d\d:\d\d \* publish_failed: ", warning), warning
+        # Nothing of stderr on the screen: no "warning:" / "error:" line, no log line, no trace.
+        assert not [
+            line
+            for line in lines
+            if re.match(r"\s*(warning|error|Traceback|kitefan:)", line)
+            or re.search(r" (DEBUG|INFO|WARNING|ERROR) kitefan", line)
+        ]
+        assert secret not in text(lines)
+        # The dashboard goes on drawing over the same rows: still its header, first.
+        later = await view.until(lambda s: bool(s) and s != lines and ready(s))
+        assert later[0].startswith("kitefan demo  64 symbols on 3 keys")
+        # A line written to stderr under the dashboard is soon drawn over, but it scrolls the
+        # pane, and what scrolled off the top stays in tmux's history: there must be none.
+        assert view.tmux("display-message", "-p", "-t", "kitefan", "#{history_size}") == "0\n"

@@ -182,3 +182,115 @@ async def test_tail_records_what_it_reads_from_redis(tmp_path: Path) -> None:
     assert encode_jsonl(batches, recording.name_of).decode() == "".join(tick_lines)
     (header,) = recording.report.headers
     assert header[1].metadata["source"] == f"tail {redis.url} kitefan:frames"
+
+
+async def test_the_configs_record_path_records_and_record_overrides_it(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    from streams import KEYS, account, environment, nse, write_config
+
+    from kitefan.simulator import Simulator
+
+    env = environment(runtime_dir)
+    async with Simulator([account(k) for k in KEYS], seed=3, rate=20.0) as sim:
+        config = write_config(tmp_path / "kitefan.toml", sim.url, quote=nse(6))
+        with config.open("a") as handle:
+            handle.write('[record]\npath = "ticks.kfr"\n')  # relative to the config's directory
+        configured, given = tmp_path / "ticks.kfr", tmp_path / "given.kfr"
+        argv = ("stream", "--config", str(config), "--format", "none", "--duration", "1.5")
+        code, _, err = await processes.run(*processes.kitefan(*argv), cwd=ROOT, env=env, within=60)
+        assert code == 0, err
+        recorded = sum(len(b) for b in Recording(configured).ticks())
+        assert f"; recorded {recorded:,} ticks to {configured} (" in err.splitlines()[-1]
+        before = configured.stat().st_size
+        code, _, err = await processes.run(
+            *processes.kitefan(*argv, "--record", str(given)), cwd=ROOT, env=env, within=60
+        )
+        assert code == 0, err
+    assert f" ticks to {given} (" in err.splitlines()[-1]
+    assert sum(len(b) for b in Recording(given).ticks()) > 0
+    assert configured.stat().st_size == before  # --record took its place
+
+
+async def test_record_info_reports_the_gaps_of_a_simulator_that_drops_connections(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    """``kitefan simulate --drop-every 1`` under a recording stream: every reconnect the stream
+    reported is a gap of ``kitefan record info``, with its connection, span, symbols and reason."""
+    import asyncio
+    import re
+    import signal
+    from datetime import datetime
+
+    from streams import environment
+
+    env = environment(runtime_dir)
+    config = tmp_path / "kitefan.toml"
+    keys = (
+        '[[keys]]\nid = "one"\napi_key = "one-api-key"\naccess_token = "one-token"\n'
+        "[symbols]\nquote = [408065, 884737, 256265]\nfull = [738561]\n"
+    )
+    config.write_text(keys)  # simulate reads the keys only
+    config.chmod(0o600)
+    path = tmp_path / "drops.kfr"
+    argv = processes.kitefan(
+        "simulate", "--config", str(config), "--port", "0", "--drop-every", "1"
+    )
+    async with processes.started(*argv, cwd=ROOT, env=env) as simulator:
+        assert simulator.stdout is not None
+        async with asyncio.timeout(20):
+            first = (await simulator.stdout.readline()).decode()
+        url = re.search(r"ws://127\.0\.0\.1:\d+", first)
+        assert url is not None, first
+        config.write_text(f'url = "{url.group()}"\nmode = "quote"\n' + keys)
+        code, _, err = await processes.run(
+            *processes.kitefan(
+                "stream", "--config", str(config), "--format", "none", "--duration", "4",
+                "--record", str(path),
+            ),
+            cwd=ROOT,
+            env=env,
+            within=60,
+        )  # fmt: skip
+        simulator.send_signal(signal.SIGINT)
+        async with asyncio.timeout(20):
+            await simulator.communicate()
+    assert code == 0, err
+    # What the stream said, as each connection came back: its gap, in the order they came back.
+    back = re.findall(
+        r"warning: key one, connection (\d): back after ([\d.]+) s; its (\d) symbols? have a gap",
+        err,
+    )
+    reconnects = int(re.search(r", (\d+) reconnects, ", err).group(1))  # type: ignore[union-attr]
+    assert len(back) == reconnects >= 2  # a drop a second, for 4 s
+
+    code, shown, info_err = await kitefan("record", "info", str(path), "--format", "json")
+    assert code == 0, info_err
+    info = json.loads(shown)
+    assert info["reconnects"] == reconnects
+    carried = {0: 2, 1: 1, 2: 1}  # round-robin over three connections: 2, 1 and 1 symbols
+    assert [(g["key"], g["connection"], g["symbols"], g["reason"]) for g in info["gaps"]] == [
+        ("one", int(conn), carried[int(conn)], "dropped without a close frame")
+        for conn, _, _ in back
+    ]
+    assert [int(symbols) for _, _, symbols in back] == [g["symbols"] for g in info["gaps"]]
+    for gap, (_, seconds, _) in zip(info["gaps"], back, strict=True):
+        start, end = (datetime.fromisoformat(gap[k]) for k in ("start", "end"))
+        # the times are cut to the millisecond, the seconds rounded from the exact ones
+        assert abs(gap["seconds"] - (end - start).total_seconds()) < 0.0015
+        assert gap["seconds"] > 0
+        assert abs(float(seconds) - gap["seconds"]) <= 0.0501  # the warning's, to 0.1 s
+
+    code, text, info_err = await kitefan("record", "info", str(path))
+    assert code == 0, info_err
+    lines = text.splitlines()
+    at = lines.index(f"gaps       {reconnects} reconnects")
+    for line, gap in zip(lines[at + 1 : at + 1 + reconnects], info["gaps"], strict=True):
+        lost, end = (datetime.fromisoformat(gap[k]).strftime("%H:%M:%S.%f")[:-3] for k in
+                     ("start", "end"))  # fmt: skip
+        noun = "symbol" if gap["symbols"] == 1 else "symbols"
+        assert line == (
+            f"  one/{gap['connection']}  {lost} to {end} IST  {gap['seconds']:.1f} s  "
+            f"{gap['symbols']} {noun}  dropped without a close frame"
+        )
+    assert lines[at + 1 + reconnects].startswith("on disk ")

@@ -411,3 +411,73 @@ async def test_idle_connections_to_the_metrics_port_cannot_starve_the_feeds_reco
     # The port itself never ran out either: none of the 150 was cut without its answer.
     assert all(isinstance(a.result(), bytes) for a in answers)
     assert "Too many open files" not in stream.stderr.read_text()
+
+
+async def test_a_recording_stream_shows_its_recorder_in_stats_and_metrics(
+    simulator: Simulator, tmp_path: Path, runtime_dir: Path
+) -> None:
+    from kitefan.recording import Recording
+
+    env = environment(runtime_dir)
+    config = config_for(simulator, tmp_path, liveness_timeout_s=60.0)
+    path = tmp_path / "day.kfr"
+    args = ("--record", str(path), "--metrics", "127.0.0.1:0")
+    async with running_stream(config, env, tmp_path, *args) as stream:
+        async with await stream.client() as client:
+            url = (await client.hello())["metrics"]
+        await until(lambda: every_key_ticking(stream))
+        simulator.set_silent(True)
+
+        async def everything_on_disk() -> bool:
+            # every tick the feed read is recorded, and every chunk of them written whole
+            document = await stream.stats()
+            record = document["record"]
+            if record["ticks"] != document["totals"]["ticks"] or not path.exists():
+                return False
+            return bool(sum(len(b) for b in Recording(path).ticks()) == record["ticks"])
+
+        await until(everything_on_disk)
+        text = await scrape(url)
+        code, out, err = await kitefan(
+            "stats", "--config", str(config), "--format", "json", env=env
+        )
+        view_code, view, view_err = await kitefan("stats", "--config", str(config), env=env)
+    assert (code, err, view_code, view_err) == (0, "", 0, "")
+    record = json.loads(out)["record"]
+    recording = Recording(path)
+    frames = sum(1 for _ in recording.ticks())
+    assert record == {
+        "path": str(path),
+        "files": 1,
+        "chunks": recording.report.chunks,
+        "bytes_written": path.stat().st_size,
+        "frames": frames,
+        "ticks": record["ticks"],
+        "events": record["events"],
+        "dropped_ticks": 0,
+        "dropped_events": 0,
+        "write_errors": 0,
+        "last_error": "",
+    }
+    assert record["ticks"] > 0 and record["events"] > 0
+    got = {
+        (sample.name, tuple(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name.startswith("kitefan_record_")
+    }
+    label = (("path", str(path)),)
+    assert got == {
+        ("kitefan_record_ticks_total", label): record["ticks"],
+        ("kitefan_record_frames_total", label): frames,
+        ("kitefan_record_bytes_total", label): record["bytes_written"],
+        ("kitefan_record_chunks_total", label): record["chunks"],
+        ("kitefan_record_dropped_ticks_total", label): 0,
+        ("kitefan_record_dropped_events_total", label): 0,
+        ("kitefan_record_write_errors_total", label): 0,
+    }
+    line = (
+        f"recording to {path}: {record['ticks']:,} ticks in {frames:,} frames, "
+        f"{record['bytes_written'] / 1000:,.1f} kB in {record['chunks']:,} chunks, 0 ticks dropped"
+    )
+    assert line in " ".join(view.split())
