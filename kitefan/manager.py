@@ -28,7 +28,8 @@ Faults, and what the manager does about them:
 
 Order updates arrive on every connection of a key; each is delivered once per key.
 
-Owns: ``FeedManager``, ``EventStream``. Must not import rich or typer.
+Owns: ``FeedManager`` (``EventStream`` is :mod:`kitefan.streams`', re-exported here). Must not
+import rich or typer.
 """
 
 from __future__ import annotations
@@ -38,12 +39,11 @@ import contextlib
 import logging
 import random
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self
 
 from kitefan.connection import FeedConnection
 from kitefan.errors import (
@@ -80,13 +80,12 @@ from kitefan.stats import (
     key_state,
     percentile_of_counts,
 )
+from kitefan.streams import EventStream, Streams
 from kitefan.symbols import needs_instruments, parse_mode, spec_of
 
 __all__ = ["CONNECT_DEADLINE_S", "EventStream", "FeedManager"]
 
 log = logging.getLogger(__name__)
-
-E = TypeVar("E", TickBatch, Event)
 
 _SEEN_ORDERS = 4096
 
@@ -94,243 +93,6 @@ _SEEN_ORDERS = 4096
 CONNECT_DEADLINE_S = 30.0
 #: How often the feed samples its connections' tick counts for the rates of :meth:`stats`.
 RATE_SAMPLE_S = 0.25
-
-
-class EventStream(Generic[E]):
-    """A bounded queue of one consumer's events, and an async iterator over them.
-
-    Bounds: tick batches count against ``max_ticks`` ticks and ``max_bytes`` bytes of frames;
-    past either, the oldest batches are dropped (or the newest, with ``drop_newest``), before
-    anyone decoded them, and counted in :attr:`dropped_ticks` (and in their connection's
-    ``drops``). Status events (state changes, gaps, failover) are never dropped. Orders and error
-    texts are kept up to ``max_events``; past it they are dropped and counted in
-    :attr:`dropped_events`.
-
-    Accounting: every tick pushed is counted in :attr:`received_ticks`, and at every moment
-    ``received_ticks == delivered_ticks + dropped_ticks + queued_ticks``.
-
-    Lifetime: :meth:`close` ends it: the feed stops pushing to it, its queue is freed and what
-    was queued is counted as dropped; leaving ``async with feed.ticks() as stream:`` closes it.
-    The feed holds its streams weakly, so a stream nobody references any more is gone too:
-    breaking out of ``async for batch in feed.ticks():``, or cancelling the task that iterates
-    it, leaves nothing queueing behind. A stream kept in a variable lives on (it can be iterated
-    again) until it is closed.
-    """
-
-    def __init__(
-        self,
-        owner: FeedManager,
-        *,
-        key: str | None,
-        connection: int | None,
-        ticks_only: bool,
-        max_ticks: int,
-        drop_newest: bool,
-        max_events: int = 10_000,
-        max_bytes: int = 32 * 1024 * 1024,
-    ) -> None:
-        self.key = key
-        self.connection = connection
-        self.ticks_only = ticks_only
-        self.max_ticks = max_ticks
-        self.max_bytes = max_bytes
-        self.max_events = max_events
-        self.drop_newest = drop_newest
-        self.received_ticks = 0
-        self.delivered_ticks = 0
-        self.dropped_ticks = 0
-        self.dropped_events = 0
-        self._owner = owner
-        self._items: deque[E] = deque()
-        self._queued_ticks = 0
-        self._queued_bytes = 0
-        self._queued_events = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self._woken = False
-        self._closed = False
-        self._error: BaseException | None = None
-
-    def __repr__(self) -> str:
-        return f"EventStream(key={self.key}, connection={self.connection}, queued={len(self)})"
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    @property
-    def queued_ticks(self) -> int:
-        return self._queued_ticks
-
-    @property
-    def queued_bytes(self) -> int:
-        """The bytes of the frames queued."""
-        return self._queued_bytes
-
-    @property
-    def closed(self) -> bool:
-        """Whether the stream takes no more events (what is queued can still be read)."""
-        return self._closed
-
-    def accepts(self, key: str, connection: int | None) -> bool:
-        """Whether an event of this key and connection belongs in this stream."""
-        if self.key is not None and key != self.key:
-            return False
-        return self.connection is None or connection == self.connection
-
-    # Producer side (the manager)
-
-    def _push_batch(self, batch: TickBatch) -> None:
-        if self._closed:
-            return
-        count = batch.count
-        size = len(batch.frame)
-        self.received_ticks += count
-        if (
-            self._queued_ticks + count > self.max_ticks
-            or self._queued_bytes + size > self.max_bytes
-        ):
-            if self.drop_newest:
-                self.dropped_ticks += count
-                self._owner._count_drop(batch, count)
-                return
-            self._shed(count, size)
-        self._items.append(batch)
-        self._queued_ticks += count
-        self._queued_bytes += size
-        self._wake()
-
-    def _push_event(self, event: Event) -> None:
-        if self._closed or self.ticks_only:
-            return
-        if not isinstance(event, StatusEvent):
-            if self._queued_events >= self.max_events:
-                self.dropped_events += 1
-                return
-            self._queued_events += 1
-        self._items.append(event)  # type: ignore[arg-type]
-        self._wake()
-
-    def _shed(self, incoming: int, size: int) -> None:
-        items = self._items
-        kept: list[E] = []
-        while items and (
-            self._queued_ticks + incoming > self.max_ticks
-            or self._queued_bytes + size > self.max_bytes
-        ):
-            item = items.popleft()
-            if isinstance(item, TickBatch):
-                self._forget(item)
-                self.dropped_ticks += item.count
-                self._owner._count_drop(item, item.count)
-            else:
-                kept.append(item)
-        items.extendleft(reversed(kept))
-
-    def _forget(self, item: E) -> None:
-        if isinstance(item, TickBatch):
-            self._queued_ticks -= item.count
-            self._queued_bytes -= len(item.frame)
-        elif not isinstance(item, StatusEvent):
-            self._queued_events -= 1
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-                if not self._woken:
-                    self._woken = True
-                    self._owner._handing_over += 1
-
-    def _finish(self, error: BaseException | None = None) -> None:
-        if error is not None and self._error is None:
-            self._error = error
-        self._closed = True
-        self._wake()
-
-    # Consumer side
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __anext__(self) -> E:
-        while not self._items:
-            if self._error is not None:
-                raise self._error
-            if self._closed:
-                raise StopAsyncIteration
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                # A cancelled wait leaves no future behind: its error's traceback holds this
-                # frame, and so the stream, which must be free to go once its consumer has.
-                if self._waiter is waiter:
-                    self._waiter = None
-                del waiter
-                if self._woken:
-                    self._woken = False
-                    self._owner._handing_over -= 1
-        item = self._items.popleft()
-        self._forget(item)
-        if isinstance(item, TickBatch):
-            self.delivered_ticks += item.count
-        return item
-
-    def drain(self, max_ticks: int | None = None) -> list[E]:
-        """What is queued now, without waiting: everything, or the items before the first
-        batch that would take the ticks taken past ``max_ticks`` (at least one item).
-
-        Raises the feed's error once everything is drained.
-        """
-        items = self._items
-        if not items and self._error is not None:
-            raise self._error
-        if max_ticks is None:
-            out = list(items)
-            items.clear()
-            delivered = self._queued_ticks
-            self._queued_events = 0
-            self._queued_ticks = 0
-            self._queued_bytes = 0
-            self.delivered_ticks += delivered
-            return out
-        out = []
-        taken = 0
-        while items:
-            item = items[0]
-            if isinstance(item, TickBatch):
-                if out and taken + item.count > max_ticks:
-                    break
-                taken += item.count
-            items.popleft()
-            self._forget(item)
-            out.append(item)
-        self.delivered_ticks += taken
-        return out
-
-    def close(self) -> None:
-        """Stop receiving and free the queue; what was queued is counted as dropped.
-
-        The iteration ends (at once: nothing queued is left to read).
-        """
-        self._owner._unregister(self)
-        for item in self._items:
-            if isinstance(item, TickBatch):
-                self.dropped_ticks += item.count
-                self._owner._count_drop(item, item.count)
-        self._items.clear()
-        self._queued_ticks = self._queued_bytes = self._queued_events = 0
-        self._finish()
-
-
-AnyStream = EventStream[TickBatch] | EventStream[Event]
 
 
 class _Key:
@@ -388,7 +150,7 @@ class _Sink:
         self._feed._on_opened(conn)
 
     def handing_over(self) -> bool:
-        return self._feed._handing_over > 0
+        return self._feed._is_handing_over()
 
 
 class _NoCallback:
@@ -461,15 +223,13 @@ class FeedManager:
         # stopped (failover) and started again.
         self._slots: dict[tuple[str, int], ConnectionCounters] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # The consumers' streams, held weakly: a stream nobody references is forgotten.
-        self._streams: tuple[weakref.ref[AnyStream], ...] = ()
+        # The consumers' streams (held weakly: a stream nobody references is forgotten), the
+        # error they end with, and the consumers woken with ticks that have not run yet.
+        self._streams = Streams(on_drop=self._count_drop)
         self._lag = LoopLagMeter()
         self._probe: asyncio.Task[None] | None = None
         self._started_at = time.perf_counter()
         self._running = False
-        self._failure: BaseException | None = None
-        # Consumers woken with ticks that have not run yet (see _is_handing_over).
-        self._handing_over = 0
         # What publishes this feed to Redis reports here (see report_publishing).
         self._publishing: Callable[[], PublishStats] | None = None
         # What the connections call: the hooks above are private, so that nothing a user sets
@@ -520,8 +280,7 @@ class FeedManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe
             self._probe = None
-        for stream in self._live_streams():
-            stream._finish(self._failure)
+        self._streams.finish()
 
     # Consumers
 
@@ -540,17 +299,13 @@ class FeedManager:
         ``async for`` over it).
         """
         self._check_key(key)
-        stream: EventStream[TickBatch] = EventStream(
-            self,
+        return self._streams.open_ticks(
             key=key,
             connection=connection,
-            ticks_only=True,
             max_ticks=max_ticks or self._tuning.queue_max_ticks,
             max_bytes=max_bytes or self._tuning.queue_max_bytes,
             drop_newest=self._tuning.overflow == "drop-newest",
         )
-        self._register(stream)
-        return stream
 
     def events(
         self,
@@ -564,17 +319,12 @@ class FeedManager:
         Bounded as :meth:`ticks` is; status events are never dropped.
         """
         self._check_key(key)
-        stream: EventStream[Event] = EventStream(
-            self,
+        return self._streams.open_events(
             key=key,
-            connection=None,
-            ticks_only=False,
             max_ticks=max_ticks or self._tuning.queue_max_ticks,
             max_bytes=max_bytes or self._tuning.queue_max_bytes,
             drop_newest=self._tuning.overflow == "drop-newest",
         )
-        self._register(stream)
-        return stream
 
     # Changing what streams
 
@@ -802,13 +552,10 @@ class FeedManager:
         A connection holding a frame then yields once before decoding it, so that frames that
         arrive together reach the consumers one by one instead of all after the last is decoded.
         """
-        return self._handing_over > 0
+        return self._streams.handover.waiting > 0
 
     def _on_ticks(self, batch: TickBatch) -> None:
-        for ref in self._streams:
-            stream = ref()
-            if stream is not None and stream.accepts(batch.key, batch.connection):
-                stream._push_batch(batch)
+        self._streams.push_batch(batch)
 
     def _on_order(self, conn: FeedConnection, update: OrderUpdate) -> None:
         key = self._keys[conn.key_id]
@@ -849,7 +596,7 @@ class FeedManager:
                 key.probe_index = conn.index
             # Every key refused before any streamed: the feed ends, with no re-plan to report.
             self._check_usable()
-            if self._tuning.failover and self._failure is None:
+            if self._tuning.failover and self._streams.failure is None:
                 self._replan()
         elif refusal is Refusal.SLOTS:
             if conn.index in key.blocked_slots:
@@ -1065,7 +812,7 @@ class FeedManager:
         if (
             self._connect_deadline_s is None
             or self._deadline is not None
-            or self._failure is not None
+            or self._streams.failure is not None
             or any(k.ever_connected for k in self._keys.values())
         ):
             return
@@ -1093,33 +840,14 @@ class FeedManager:
             )
 
     def _fail(self, error: KitefanError) -> None:
-        if self._failure is None:
-            self._failure = error
-        for stream in self._live_streams():
-            stream._finish(error)
+        self._streams.fail(error)
 
     # Internals
-
-    def _register(self, stream: AnyStream) -> None:
-        if self._failure is not None:
-            stream._finish(self._failure)
-        self._streams = (*self._streams, weakref.ref(stream, self._forget_ref))
-
-    def _unregister(self, stream: AnyStream) -> None:
-        self._streams = tuple(ref for ref in self._streams if ref() is not stream)
-
-    def _forget_ref(self, dead: weakref.ref[AnyStream]) -> None:
-        self._streams = tuple(ref for ref in self._streams if ref is not dead)
-
-    def _live_streams(self) -> list[AnyStream]:
-        return [stream for stream in (ref() for ref in self._streams) if stream is not None]
 
     def _emit(self, event: Event) -> None:
         if isinstance(event, StatusEvent):
             log.info("%s#%s %s: %s", event.key, event.connection, event.state, event.message)
-        for stream in self._live_streams():
-            if not stream.ticks_only and stream.accepts(event.key, None):
-                stream._push_event(event)
+        self._streams.push_event(event)
 
     def _count_drop(self, batch: TickBatch, count: int) -> None:
         counters = self._slots.get((batch.key, batch.connection))
