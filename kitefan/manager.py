@@ -42,6 +42,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -64,6 +65,7 @@ from kitefan.events import (
     StatusEvent,
     TickBatch,
 )
+from kitefan.instruments import InstrumentIndex
 from kitefan.loader import load_instruments
 from kitefan.models import Mode, OrderUpdate
 from kitefan.planner import KeyCapacity, Plan, PlanDiff, diff, plan
@@ -328,7 +330,7 @@ class FeedManager:
 
     # Changing what streams
 
-    async def subscribe(
+    def subscribe(
         self,
         symbols: Iterable[int | str | SymbolSpec],
         *,
@@ -340,7 +342,9 @@ class FeedManager:
         Each symbol is an instrument token (an ``int`` from 1 to 4294967295, or its decimal
         string: a name always has a colon), an ``EXCHANGE:TRADINGSYMBOL`` name, or a
         :class:`SymbolSpec`. A name the feed does not stream is resolved through the config's
-        instruments dump, read for the call off the event loop. ``mode`` is a :class:`Mode` or
+        instruments dump, read for the call on the calling thread (about a second for the
+        whole market's dump, during which the event loop waits: resolve names first with
+        ``await feed.resolve(names)`` to read it off the loop). ``mode`` is a :class:`Mode` or
         its wire string (``"ltp"``, ``"quote"``, ``"full"``); without it a new symbol takes the
         config's mode. Everything is checked before anything changes: with one bad symbol,
         nothing is subscribed and nothing is sent.
@@ -358,8 +362,8 @@ class FeedManager:
         """
         self._check_key(key)
         new_mode = None if mode is None else parse_mode(mode)
-        specs = await self._checked(symbols)
-        wanted = dict(self._symbols)  # after the await: another change may have run meanwhile
+        specs = self._checked(symbols)
+        wanted = dict(self._symbols)
         for spec in specs:
             spec = replace(
                 spec, mode=new_mode or spec.mode, key=key if key is not None else spec.key
@@ -367,22 +371,20 @@ class FeedManager:
             wanted[spec.token] = spec
         return self._rehome(wanted)
 
-    async def unsubscribe(self, tokens: Iterable[int | str | SymbolSpec]) -> PlanDiff:
+    def unsubscribe(self, tokens: Iterable[int | str | SymbolSpec]) -> PlanDiff:
         """Stop streaming these symbols (given as to :meth:`subscribe`); others are ignored.
 
         Raises:
             SymbolError: a symbol is malformed, out of range or unknown (nothing is changed).
             InstrumentsError: the instruments dump cannot be read.
         """
-        specs = await self._checked(tokens)
+        specs = self._checked(tokens)
         wanted = dict(self._symbols)
         for spec in specs:
             wanted.pop(spec.token, None)
         return self._rehome(wanted)
 
-    async def set_mode(
-        self, tokens: Iterable[int | str | SymbolSpec], mode: Mode | str
-    ) -> PlanDiff:
+    def set_mode(self, tokens: Iterable[int | str | SymbolSpec], mode: Mode | str) -> PlanDiff:
         """Change the mode of symbols already streaming (given as to :meth:`subscribe`).
 
         ``mode`` is a :class:`Mode` or its wire string; symbols not streaming are ignored.
@@ -393,7 +395,7 @@ class FeedManager:
             InstrumentsError: the instruments dump cannot be read.
         """
         new_mode = parse_mode(mode)
-        specs = await self._checked(tokens)
+        specs = self._checked(tokens)
         wanted = dict(self._symbols)
         for checked in specs:
             spec = wanted.get(checked.token)
@@ -401,27 +403,55 @@ class FeedManager:
                 wanted[spec.token] = replace(spec, mode=new_mode)
         return self._rehome(wanted)
 
-    async def _checked(self, items: Iterable[int | str | SymbolSpec]) -> list[SymbolSpec]:
+    async def resolve(self, symbols: Iterable[int | str | SymbolSpec]) -> list[SymbolSpec]:
+        """The checked :class:`SymbolSpec` of each symbol (given as to :meth:`subscribe`), with
+        the instruments dump, when a name needs it, read in a worker thread: what this returns,
+        given to :meth:`subscribe`, :meth:`unsubscribe` or :meth:`set_mode`, needs no dump and
+        keeps the event loop running meanwhile. Changes nothing.
+
+        Raises:
+            SymbolError, InstrumentsError: as :meth:`subscribe` does.
+        """
+        listed = self._listed(symbols)
+        dump = self._dump_needed(listed)
+        index = None if dump is None else await asyncio.to_thread(load_instruments, dump)
+        return self._specs(listed, index)
+
+    def _checked(self, items: Iterable[int | str | SymbolSpec]) -> list[SymbolSpec]:
         """Every item given to subscribe, unsubscribe or set_mode, as a checked spec."""
+        listed = self._listed(items)
+        dump = self._dump_needed(listed)
+        return self._specs(listed, None if dump is None else load_instruments(dump))
+
+    @staticmethod
+    def _listed(items: Iterable[int | str | SymbolSpec]) -> list[int | str | SymbolSpec]:
         if isinstance(items, (str, bytes, int, SymbolSpec)):
             raise SymbolError(
                 items, f"symbols must be a list of tokens, names or specs, not {items!r:.40}"
             )
         try:
-            listed = list(items)
+            return list(items)
         except TypeError:
             raise SymbolError(
                 items, f"symbols must be a list of tokens, names or specs, not {items!r:.40}"
             ) from None
+
+    def _dump_needed(self, listed: list[int | str | SymbolSpec]) -> Path | None:
+        """The instruments dump to read for these items, if one of them needs it and it exists."""
         by_name = {spec.name: spec for spec in self._symbols.values()}
         dump = self._config.instruments
-        index = None
         if (
             dump is not None
             and any(needs_instruments(item, by_name) for item in listed)
             and dump.is_file()
         ):
-            index = await asyncio.to_thread(load_instruments, dump)
+            return dump
+        return None
+
+    def _specs(
+        self, listed: list[int | str | SymbolSpec], index: InstrumentIndex | None
+    ) -> list[SymbolSpec]:
+        by_name = {spec.name: spec for spec in self._symbols.values()}
         return [
             spec_of(
                 item,
@@ -429,7 +459,7 @@ class FeedManager:
                 by_token=self._symbols,
                 by_name=by_name,
                 index=index,
-                instruments=dump,
+                instruments=self._config.instruments,
             )
             for item in listed
         ]
@@ -441,7 +471,7 @@ class FeedManager:
         target = self._plan_symbols(config.symbols, self._capacities(config), home)
         return diff(self._current, target)
 
-    async def apply_config(self, config: AppConfig) -> PlanDiff:
+    def apply_config(self, config: AppConfig) -> PlanDiff:
         """Apply an edited config to the running feed with the smallest change.
 
         New symbols subscribe, removed ones unsubscribe, changed modes change; every other
