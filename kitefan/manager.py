@@ -28,6 +28,11 @@ Faults, and what the manager does about them:
 
 Order updates arrive on every connection of a key; each is delivered once per key.
 
+The decisions are not made here: every key's health, the plans and what a refusal or a recovery
+changes are :class:`kitefan.failover.FeedHealth`'s (pure), and the streams are
+:class:`kitefan.streams.Streams`'. The manager is their driver: it runs the connections' tasks,
+passes on what they report, and carries out the actions ``FeedHealth`` answers with.
+
 Owns: ``FeedManager`` (``EventStream`` is :mod:`kitefan.streams`', re-exported here). Must not
 import rich or typer.
 """
@@ -39,8 +44,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -50,8 +54,6 @@ from kitefan.connection import FeedConnection
 from kitefan.errors import (
     FeedError,
     KitefanError,
-    NoUsableKeyError,
-    PlanError,
     SymbolError,
     UnreachableError,
 )
@@ -65,12 +67,20 @@ from kitefan.events import (
     StatusEvent,
     TickBatch,
 )
+from kitefan.failover import (
+    REPLAN_FAILED,
+    Action,
+    Announce,
+    ApplyPlan,
+    FeedHealth,
+    KeyHealth,
+)
 from kitefan.instruments import InstrumentIndex
 from kitefan.loader import load_instruments
 from kitefan.models import Mode, OrderUpdate
-from kitefan.planner import KeyCapacity, Plan, PlanDiff, diff, plan
+from kitefan.planner import Plan, PlanDiff
 from kitefan.retry import Refusal
-from kitefan.settings import AppConfig, KeyConfig, SymbolSpec
+from kitefan.settings import AppConfig, SymbolSpec
 from kitefan.stats import (
     LOOP_PROBE_S,
     ConnectionCounters,
@@ -89,39 +99,10 @@ __all__ = ["CONNECT_DEADLINE_S", "EventStream", "FeedManager"]
 
 log = logging.getLogger(__name__)
 
-_SEEN_ORDERS = 4096
-
 #: How long a feed waits for its first connection before its streams raise UnreachableError.
 CONNECT_DEADLINE_S = 30.0
 #: How often the feed samples its connections' tick counts for the rates of :meth:`stats`.
 RATE_SAMPLE_S = 0.25
-
-
-class _Key:
-    """What the manager knows of one key while the feed runs."""
-
-    def __init__(self, config: KeyConfig, max_connections: int) -> None:
-        self.config = config
-        self.max_connections = max_connections
-        self.auth_failed = False
-        self.ever_connected = False
-        self.blocked_slots: set[int] = set()
-        self.probe_index: int | None = None
-        self.message = ""
-        self.orders = 0
-        self._seen: set[object] = set()
-        self._seen_order: deque[object] = deque()
-
-    def first_delivery(self, update: OrderUpdate) -> bool:
-        key = update.dedup_key
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        self._seen_order.append(key)
-        if len(self._seen_order) > _SEEN_ORDERS:
-            self._seen.discard(self._seen_order.popleft())
-        self.orders += 1
-        return True
 
 
 class _Sink:
@@ -212,14 +193,13 @@ class FeedManager:
             raise FeedError("the config has no [[keys]]: add at least one key")
         self._config = config
         self._tuning = config.tuning
-        self._token_advice = token_advice
         self._rng = rng or random.Random()
-        self._keys: dict[str, _Key] = {
-            k.id: _Key(k, config.max_connections_per_key) for k in config.keys
-        }
-        self._symbols: dict[int, SymbolSpec] = {s.token: s for s in config.symbols}
-        self._home = self._plan(self._full_capacities(), previous=None)
-        self._current = self._home
+        # Every key's health, the symbols wanted and the plans (kitefan.failover, pure): told
+        # what happens, it answers with the actions _execute carries out.
+        self._health = FeedHealth(
+            config, failover=self._tuning.failover, token_advice=token_advice, clock=time.time
+        )
+        self._keys = self._health.keys  # the same dict, for the lookups below
         self._conns: dict[tuple[str, int], FeedConnection] = {}
         # Counters live per slot, so that a slot's figures survive its connection being
         # stopped (failover) and started again.
@@ -251,7 +231,7 @@ class FeedManager:
         self._probe = asyncio.get_running_loop().create_task(
             self._probe_loop(), name="kitefan:loop-lag"
         )
-        self._apply(self._current, force=True)
+        self._apply(ApplyPlan(self._health.current, PlanDiff(changes=())), force=True)
         return self
 
     async def __aexit__(
@@ -363,7 +343,7 @@ class FeedManager:
         self._check_key(key)
         new_mode = None if mode is None else parse_mode(mode)
         specs = self._checked(symbols)
-        wanted = dict(self._symbols)
+        wanted = dict(self._health.symbols)
         for spec in specs:
             spec = replace(
                 spec, mode=new_mode or spec.mode, key=key if key is not None else spec.key
@@ -379,7 +359,7 @@ class FeedManager:
             InstrumentsError: the instruments dump cannot be read.
         """
         specs = self._checked(tokens)
-        wanted = dict(self._symbols)
+        wanted = dict(self._health.symbols)
         for spec in specs:
             wanted.pop(spec.token, None)
         return self._rehome(wanted)
@@ -396,7 +376,7 @@ class FeedManager:
         """
         new_mode = parse_mode(mode)
         specs = self._checked(tokens)
-        wanted = dict(self._symbols)
+        wanted = dict(self._health.symbols)
         for checked in specs:
             spec = wanted.get(checked.token)
             if spec is not None:
@@ -438,7 +418,7 @@ class FeedManager:
 
     def _dump_needed(self, listed: list[int | str | SymbolSpec]) -> Path | None:
         """The instruments dump to read for these items, if one of them needs it and it exists."""
-        by_name = {spec.name: spec for spec in self._symbols.values()}
+        by_name = {spec.name: spec for spec in self._health.symbols.values()}
         dump = self._config.instruments
         if (
             dump is not None
@@ -451,12 +431,12 @@ class FeedManager:
     def _specs(
         self, listed: list[int | str | SymbolSpec], index: InstrumentIndex | None
     ) -> list[SymbolSpec]:
-        by_name = {spec.name: spec for spec in self._symbols.values()}
+        by_name = {spec.name: spec for spec in self._health.symbols.values()}
         return [
             spec_of(
                 item,
                 mode=self._config.mode,
-                by_token=self._symbols,
+                by_token=self._health.symbols,
                 by_name=by_name,
                 index=index,
                 instruments=self._config.instruments,
@@ -467,9 +447,7 @@ class FeedManager:
     def preview_config(self, config: AppConfig) -> PlanDiff:
         """What :meth:`apply_config` would change, without changing anything."""
         self._check_compatible(config)
-        home = self._plan_symbols(config.symbols, self._full_capacities(config), self._home)
-        target = self._plan_symbols(config.symbols, self._capacities(config), home)
-        return diff(self._current, target)
+        return self._health.preview(config)
 
     def apply_config(self, config: AppConfig) -> PlanDiff:
         """Apply an edited config to the running feed with the smallest change.
@@ -484,20 +462,18 @@ class FeedManager:
                 limits, strategy): restart the stream for those.
         """
         self._check_compatible(config)
-        home = self._plan_symbols(config.symbols, self._full_capacities(config), self._home)
+        # Tuning is read when connections are made; a running feed keeps the tuning it started
+        # with, and its config says so.
+        config = replace(config, tuning=self._tuning)
+        before = {key_id: key.config.credential for key_id, key in self._keys.items()}
+        actions = self._health.reconfigure(config)  # raises PlanError before changing anything
+        self._config = config
         for key_config in config.keys:
-            key = self._keys[key_config.id]
-            if key_config.credential != key.config.credential:
-                key.config = key_config
+            if key_config.credential != before[key_config.id]:
                 for (key_id, _), conn in self._conns.items():
                     if key_id == key_config.id:
                         conn.update_credential(key_config.credential)
-        # Tuning is read when connections are made; a running feed keeps the tuning it started
-        # with, and its config says so.
-        self._config = replace(config, tuning=self._tuning)
-        self._symbols = {s.token: s for s in config.symbols}
-        self._home = home
-        return self._replan()
+        return self._execute(actions)
 
     # Looking at it
 
@@ -508,12 +484,12 @@ class FeedManager:
     @property
     def plan(self) -> Plan:
         """Where every symbol streams now (after any failover)."""
-        return self._current
+        return self._health.current
 
     @property
     def home_plan(self) -> Plan:
         """Where every symbol streams when every key is healthy."""
-        return self._home
+        return self._health.home
 
     def keys(self) -> list[str]:
         """The key ids, in config order."""
@@ -521,11 +497,11 @@ class FeedManager:
 
     def symbol(self, token: int) -> SymbolSpec | None:
         """What the feed knows of a token it streams."""
-        return self._symbols.get(token)
+        return self._health.symbols.get(token)
 
     def name_of(self, token: int) -> str:
         """A token's display name: ``EXCHANGE:TRADINGSYMBOL`` when known, else the number."""
-        spec = self._symbols.get(token)
+        spec = self._health.symbols.get(token)
         return spec.name if spec is not None else str(token)
 
     def never_ticked(self, key: str | None = None) -> list[SymbolSpec]:
@@ -610,128 +586,38 @@ class FeedManager:
         )
 
     def _on_refused(self, conn: FeedConnection, refusal: Refusal, status: int) -> None:
-        key = self._keys[conn.key_id]
-        if refusal is Refusal.AUTH:
-            if key.auth_failed:
-                return
-            key.auth_failed = True
-            key.message = (
-                f"refused with HTTP {status}: the access token is invalid or expired; "
-                f"{self._token_advice}"
-            )
-            self._emit(
-                StatusEvent(key.config.id, None, KeyState.AUTH_FAILED, key.message, time.time())
-            )
-            if self._tuning.failover:
-                key.probe_index = conn.index
-            # Every key refused before any streamed: the feed ends, with no re-plan to report.
-            self._check_usable()
-            if self._tuning.failover and self._streams.failure is None:
-                self._replan()
-        elif refusal is Refusal.SLOTS:
-            if conn.index in key.blocked_slots:
-                return
-            key.blocked_slots.add(conn.index)
-            usable = key.max_connections - len(key.blocked_slots)
-            key.message = (
-                f"refused a connection with HTTP {status}: another program holds this key's "
-                f"connections; using {usable} of {key.max_connections}"
-            )
-            self._emit(
-                StatusEvent(
-                    key.config.id, conn.index, KeyState.SLOT_LIMITED, key.message, time.time()
-                )
-            )
-            self._replan()
+        self._execute(self._health.refused(conn.key_id, conn.index, refusal, status))
 
     def _on_opened(self, conn: FeedConnection) -> None:
-        key = self._keys[conn.key_id]
-        key.ever_connected = True
         if self._deadline is not None:
             self._deadline.cancel()
-        changed = False
-        if key.auth_failed:
-            key.auth_failed = False
-            key.probe_index = None
-            key.message = "token accepted again"
-            self._emit(
-                StatusEvent(key.config.id, None, KeyState.CONNECTED, key.message, time.time())
-            )
-            changed = True
-        if conn.index in key.blocked_slots:
-            key.blocked_slots.discard(conn.index)
-            key.message = f"connection {conn.index} slot won back"
-            self._emit(
-                StatusEvent(key.config.id, conn.index, KeyState.CONNECTED, key.message, time.time())
-            )
-            changed = True
-        if changed:
-            self._replan()
+        self._execute(self._health.opened(conn.key_id, conn.index))
 
-    # Planning
-
-    def _full_capacities(self, config: AppConfig | None = None) -> list[KeyCapacity]:
-        config = config or self._config
-        return [KeyCapacity(k.id, config.max_connections_per_key) for k in config.keys]
-
-    def _capacities(self, config: AppConfig | None = None) -> list[KeyCapacity]:
-        config = config or self._config
-        out = []
-        for key_config in config.keys:
-            key = self._keys[key_config.id]
-            if key.auth_failed and self._tuning.failover:
-                out.append(KeyCapacity(key.config.id, 0))
-            else:
-                out.append(
-                    KeyCapacity(
-                        key.config.id,
-                        config.max_connections_per_key,
-                        blocked=frozenset(key.blocked_slots),
-                    )
-                )
-        return out
-
-    def _plan(self, capacities: Sequence[KeyCapacity], previous: Plan | None) -> Plan:
-        return self._plan_symbols(list(self._symbols.values()), capacities, previous)
-
-    def _plan_symbols(
-        self,
-        symbols: Sequence[SymbolSpec],
-        capacities: Sequence[KeyCapacity],
-        previous: Plan | None,
-    ) -> Plan:
-        return plan(
-            symbols,
-            capacities,
-            strategy=self._config.strategy,
-            max_symbols_per_connection=self._config.max_symbols_per_connection,
-            previous=previous,
-        )
+    # Carrying out what the feed's health decides
 
     def _rehome(self, wanted: dict[int, SymbolSpec]) -> PlanDiff:
-        home = self._plan_symbols(list(wanted.values()), self._full_capacities(), self._home)
-        self._symbols = wanted
-        self._home = home
-        return self._replan()
+        return self._execute(self._health.want(wanted))
 
-    def _replan(self) -> PlanDiff:
-        try:
-            target = self._plan(self._capacities(), previous=self._home)
-        except PlanError as exc:
-            message = f"cannot re-plan around the failed keys: {exc}"
-            if all(k.auth_failed for k in self._keys.values()):
-                message = (
-                    "every key is refused with HTTP 403: nothing streams until a fresh token "
-                    f"is accepted; {self._token_advice}"
-                )
-            log.warning(message)
-            self._emit(StatusEvent("*", None, "replan_failed", message, time.time()))
-            return PlanDiff(changes=())
-        return self._apply(target)
+    def _execute(self, actions: Iterable[Action]) -> PlanDiff:
+        """Carry out the actions of :class:`~kitefan.failover.FeedHealth`, in order; return the
+        change of the last plan applied (nothing changed if none was)."""
+        change = PlanDiff(changes=())
+        for action in actions:
+            if isinstance(action, Announce):
+                if action.event.state == REPLAN_FAILED:
+                    log.warning(action.event.message)
+                self._emit(action.event)
+            elif isinstance(action, ApplyPlan):
+                change = self._apply(action)
+            else:
+                self._streams.fail(action.error)
+        return change
 
-    def _apply(self, target: Plan, *, force: bool = False) -> PlanDiff:
-        change = diff(self._current, target)
-        self._current = target
+    def _apply(self, action: ApplyPlan, *, force: bool = False) -> PlanDiff:
+        """Make the connections carry ``action.plan``: subscribe, move and unsubscribe what
+        ``action.change`` says (everything the plan holds, with ``force``), open the
+        connections it needs and stop those left empty (but a probing or held slot)."""
+        target, change = action.plan, action.change
         if not self._running:
             return change
         touched: set[FeedConnection] = set()
@@ -756,12 +642,7 @@ class FeedManager:
         for conn in touched:
             conn.kick()
         for slot_key, conn in list(self._conns.items()):
-            key = self._keys[slot_key[0]]
-            if (
-                len(conn.session) == 0
-                and key.probe_index != conn.index
-                and conn.index not in key.blocked_slots
-            ):
+            if len(conn.session) == 0 and not self._health.keeps(*slot_key):
                 del self._conns[slot_key]
                 conn.stop()
         return change
@@ -842,8 +723,8 @@ class FeedManager:
         if (
             self._connect_deadline_s is None
             or self._deadline is not None
-            or self._streams.failure is not None
-            or any(k.ever_connected for k in self._keys.values())
+            or self._health.failure is not None
+            or self._health.ever_connected()
         ):
             return
         self._deadline = asyncio.get_running_loop().call_later(
@@ -851,7 +732,7 @@ class FeedManager:
         )
 
     def _deadline_passed(self) -> None:
-        if not self._running or any(k.ever_connected for k in self._keys.values()):
+        if not self._running or self._health.ever_connected():
             return
         error = UnreachableError(
             self._connect_deadline_s or 0.0, self._config.url, self._last_attempt
@@ -859,18 +740,8 @@ class FeedManager:
         log.warning("%s", error)
         self._fail(error)
 
-    def _check_usable(self) -> None:
-        keys = self._keys.values()
-        if all(k.auth_failed for k in keys) and not any(k.ever_connected for k in keys):
-            self._fail(
-                NoUsableKeyError(
-                    "every key was refused with HTTP 403: their access tokens are invalid or "
-                    "expired; put fresh tokens in the config"
-                )
-            )
-
     def _fail(self, error: KitefanError) -> None:
-        self._streams.fail(error)
+        self._execute(self._health.give_up(error))
 
     # Internals
 
@@ -907,7 +778,7 @@ class FeedManager:
             counters.meter.rate(now, counters.ticks)
 
     def _spec_of(self, token: int) -> SymbolSpec:
-        known = self._symbols.get(token)
+        known = self._health.symbols.get(token)
         return known if known is not None else SymbolSpec(token, str(token), self._config.mode)
 
     def _check_key(self, key: str | None) -> None:
@@ -926,7 +797,7 @@ class FeedManager:
                     "restart the stream for that"
                 )
 
-    def _key_stats(self, key: _Key, now: float) -> KeyStats:
+    def _key_stats(self, key: KeyHealth, now: float) -> KeyStats:
         key_id = key.config.id
         slots = sorted(index for k, index in self._slots if k == key_id)
         conn_stats = tuple(
