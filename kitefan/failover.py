@@ -137,12 +137,20 @@ class FeedHealth:
         self.current = self.home
         #: The error the feed ended with (:class:`EndFeed`, or :meth:`give_up`), once it has.
         self.failure: KitefanError | None = None
+        #: The keys this process streams (``FeedManager.hold_keys``, for ``--share``); ``None``:
+        #: every key. While set, every key plans at full capacity: the processes sharing a
+        #: config all plan it alike, and failover moves nothing between keys.
+        self.held: frozenset[str] | None = None
 
     # Questions
 
     def ever_connected(self) -> bool:
         """Whether any connection of any key has opened."""
         return any(k.ever_connected for k in self.keys.values())
+
+    def holds(self, key_id: str) -> bool:
+        """Whether this process streams the key (see :attr:`held`)."""
+        return self.held is None or key_id in self.held
 
     def keeps(self, key_id: str, index: int) -> bool:
         """Whether an empty connection stays up: it probes a refused key, or tries to win a
@@ -157,8 +165,10 @@ class FeedHealth:
 
     def capacities(self, config: AppConfig | None = None) -> list[KeyCapacity]:
         """Every key's capacity now: none for a refused key (with failover), and none of the
-        slots another program holds."""
+        slots another program holds; every key's full capacity while keys are :attr:`held`."""
         config = config or self.config
+        if self.held is not None:
+            return self.full_capacities(config)
         out = []
         for key_config in config.keys:
             key = self.keys[key_config.id]

@@ -242,3 +242,16 @@ def test_give_up_keeps_the_first_error_and_stops_replanning_on_refusals() -> Non
         status("alpha", None, KeyState.AUTH_FAILED, AUTH_FAILED)
     ]
     assert h.current is before
+
+
+def test_while_keys_are_held_apart_a_refusal_moves_nothing_between_keys() -> None:
+    h = health(config(300))
+    h.held = frozenset({"alpha"})
+    assert h.holds("alpha") and not h.holds("bravo")
+    actions = h.refused("bravo", 1, Refusal.AUTH, 403)
+    assert actions[0] == status("bravo", None, KeyState.AUTH_FAILED, AUTH_FAILED)
+    move = applied(actions)
+    assert move.plan == h.home and move.change.is_empty
+    assert [c.connections for c in h.capacities()] == [3, 3, 3]
+    h.held = None
+    assert tokens_of(applied(h.replan()).plan, "bravo") == set()  # failover again

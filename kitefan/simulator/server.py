@@ -200,7 +200,7 @@ _Chunk = tuple[list[Callable[[int], Change]], list[bytes | memoryview], int]
 
 
 class _Key:
-    __slots__ = ("account", "conns", "holders", "label", "silent", "token")
+    __slots__ = ("account", "conns", "holders", "label", "peak", "silent", "token")
 
     def __init__(self, account: Account) -> None:
         self.account = account
@@ -210,6 +210,8 @@ class _Key:
         # Connections holding one of the key's slots: open ones and those in their handshake.
         self.holders: set[ServerConnection] = set()
         self.conns: dict[int, _Connection] = {}
+        # The most slots held at once (handshakes included).
+        self.peak = 0
 
 
 class _Connection:
@@ -548,6 +550,15 @@ class Simulator:
         """Connections gone so far, by the close code the client sent (1006 for none)."""
         return dict(self.counters.close_codes)
 
+    def peak_connections(self, api_key: str) -> int:
+        """The most connections of this key open at once so far, handshakes included (what
+        shows whether two clients ever held one key's connections together).
+
+        Raises:
+            KeyError: no account has this api key.
+        """
+        return self._key(api_key).peak
+
     def connections(self, api_key: str | None = None) -> list[ConnectionView]:
         """The open connections, of one key or of all, oldest first.
 
@@ -823,6 +834,7 @@ class Simulator:
             self._keys[decision.api_key] = _Key(Account(decision.api_key, decision.access_token))
         key = self._keys[decision.api_key]
         key.holders.add(ws)
+        key.peak = max(key.peak, len(key.holders))
         self._pending[ws] = key
         return None
 
