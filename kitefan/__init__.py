@@ -45,9 +45,10 @@ from kitefan.models import Mode, PacketKind, Tick
 
 if TYPE_CHECKING:
     from kitefan.loader import config_from_dict, load_config, load_config_text
-    from kitefan.manager import EventStream, FeedManager
+    from kitefan.manager import FeedManager
     from kitefan.settings import AppConfig, KeyConfig, SymbolSpec, Tuning
     from kitefan.simulator import Account, Simulator
+    from kitefan.streams import EventStream
 
 __version__ = "0.1.0"
 
@@ -60,7 +61,7 @@ _LAZY = {
     "config_from_dict": "kitefan.loader",
     "load_config": "kitefan.loader",
     "load_config_text": "kitefan.loader",
-    "EventStream": "kitefan.manager",
+    "EventStream": "kitefan.streams",
     "FeedManager": "kitefan.manager",
     "Account": "kitefan.simulator",
     "Simulator": "kitefan.simulator",

@@ -471,11 +471,11 @@ class _TickerConnection(FeedConnection):
         self._ticker = ticker
         self._response: Response | None = None
 
-    async def _serve(self, ws: ClientConnection, lost_at: float | None, lost_reason: str) -> str:
+    async def _serve(self, ws: ClientConnection) -> str:
         self._response = ws.response
         reason = "dropped without a close frame"
         try:
-            reason = await super()._serve(ws, lost_at, lost_reason)
+            reason = await super()._serve(ws)
             return reason
         finally:
             self._ticker._socket_closed(ws, reason)

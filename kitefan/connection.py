@@ -21,6 +21,10 @@ the socket is lost, opens it again and resubscribes everything, reporting the ga
   aborted, and :meth:`FeedConnection.recover` waits with its own backoff before the owner runs
   the connection again, which then reports the gap and resubscribes like any reconnect.
 
+What to do after each outcome (which state, what message, how long to wait) is decided by
+:class:`kitefan.lifecycle.ConnectionLife` (pure); this class opens, reads and closes sockets, and
+carries out its steps.
+
 The hot path (:meth:`FeedConnection._on_binary`) checks a frame's structure and counts its
 packets without decoding them (:func:`~kitefan.codec.scan_frame`), and hands the frame on as it
 came, in a :class:`~kitefan.events.TickBatch` that decodes once, when a consumer first reads its
@@ -32,8 +36,8 @@ The URL carries the credentials as query parameters (as Kite requires); it is ne
 put in a status message, and the loggers of this module and websockets' (``kitefan.websockets``)
 have a filter that masks them in messages and tracebacks.
 
-Owns: ``FeedConnection``, ``ConnectionSink``. Must not import rich, typer, the planner or the
-manager.
+Owns: ``FeedConnection``, ``ConnectionSink``. Must not import rich, typer, the planner, the
+failover or the manager.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 from urllib.parse import quote, urlsplit
 
@@ -67,8 +71,9 @@ from kitefan import __version__
 from kitefan.codec import decode_text, frame_tokens, scan_frame
 from kitefan.errors import CodecError
 from kitefan.events import ConnState, Gap, TickBatch
+from kitefan.lifecycle import ConnectionLife, Report, Step, TellRefused
 from kitefan.models import OrderUpdate, ServerError, ServerNotice, UnknownText
-from kitefan.retry import Backoff, Refusal, classify_status
+from kitefan.retry import Refusal
 from kitefan.session import FeedSession
 from kitefan.settings import Credential, Tuning, ticker_url_problems
 from kitefan.stats import ConnectionCounters
@@ -285,13 +290,9 @@ class FeedConnection:
         self.state = ConnState.CONNECTING
         self.started_at = time.perf_counter()
         self._sink = sink
-        self._backoff = Backoff(
-            tuning.backoff_initial_s,
-            tuning.backoff_factor,
-            tuning.backoff_max_s,
-            tuning.backoff_jitter,
-            rng or random.Random(),
-        )
+        # The policy (states, backoffs, what a refusal or a loss leads to): pure, see
+        # kitefan.lifecycle; this class carries out its steps.
+        self._life = ConnectionLife(tuning, rng)
         self._ws: ClientConnection | None = None
         self._closing: asyncio.Task[None] | None = None
         self._last_frame_wall: float | None = None
@@ -299,17 +300,6 @@ class FeedConnection:
         self._stopping = False
         self._wake = asyncio.Event()
         self._outbox_ready = asyncio.Event()
-        self._ever_opened = False
-        # Set by recover(): what the next run() reports as the gap it closes.
-        self._lost_at: float | None = None
-        self._lost_reason = ""
-        self._restart_backoff = Backoff(
-            tuning.backoff_initial_s,
-            tuning.backoff_factor,
-            tuning.backoff_max_s,
-            tuning.backoff_jitter,
-            self._backoff.rng,
-        )
 
     def __repr__(self) -> str:
         return f"FeedConnection({self.key_id}#{self.index}, {self.state.value})"
@@ -348,8 +338,6 @@ class FeedConnection:
     async def run(self) -> None:
         """Keep the connection up until :meth:`stop`. Never raises for network trouble, nor for
         anything a server sends; an exception out of it is a bug (see :meth:`recover`)."""
-        lost_at, lost_reason = self._lost_at, self._lost_reason
-        self._lost_at, self._lost_reason = None, ""
         try:
             while not self._stopping:
                 problems = ticker_url_problems(self.url)
@@ -376,7 +364,7 @@ class FeedConnection:
                     # the status says why in one secret-free line, --debug logs the traceback.
                     log.debug("%s#%d: the attempt failed", self.key_id, self.index, exc_info=True)
                     if isinstance(exc, InvalidStatus) and not 300 <= exc.response.status_code < 400:
-                        await self._refused(exc.response.status_code)
+                        await self._carry_out(self._life.refused(exc.response.status_code))
                     else:
                         await self._failed_attempt(
                             _describe(exc, self._shown, _host_port(self.url))
@@ -385,12 +373,10 @@ class FeedConnection:
                 if self.stopping:
                     await self._close(ws)
                     break
-                reason = await self._serve(ws, lost_at, lost_reason)
-                lost_at = self._last_frame_wall or time.time()
-                lost_reason = reason
+                reason = await self._serve(ws)
+                steps = self._life.lost(reason, self._last_frame_wall or time.time())
                 if not self._stopping:
-                    self._set_state(ConnState.RECONNECTING, f"lost: {reason}")
-                    await self._pause(self._backoff.next_delay())
+                    await self._carry_out(steps)
         finally:
             self._ws = None
             self.session.closed()
@@ -398,18 +384,16 @@ class FeedConnection:
             if self._closing is not None:
                 await self._closing
 
-    async def _serve(self, ws: ClientConnection, lost_at: float | None, lost_reason: str) -> str:
+    async def _serve(self, ws: ClientConnection) -> str:
         """Subscribe, read until the socket is lost or stopped; return why it ended."""
         try:
-            return await self._serve_open(ws, lost_at, lost_reason)
+            return await self._serve_open(ws)
         except Exception:
             # A bug: the owner restarts the connection; this socket must not linger open.
             ws.transport.abort()
             raise
 
-    async def _serve_open(
-        self, ws: ClientConnection, lost_at: float | None, lost_reason: str
-    ) -> str:
+    async def _serve_open(self, ws: ClientConnection) -> str:
         self._ws = ws
         self._last_frame_wall = time.time()
         self._opened_s = int(self._last_frame_wall)
@@ -424,19 +408,12 @@ class FeedConnection:
             self._ws = None
             session.closed()
             return _describe(exc)
-        self._backoff.reset()
-        gap = None
-        if lost_at is not None:
+        opened = self._life.opened(time.time(), session.wanted)
+        if opened.reconnected:
             counters.reconnects += 1
-            if session.wanted:
-                gap = Gap(lost_at, time.time(), tuple(session.wanted), lost_reason)
-                counters.last_gap = gap
-        self._ever_opened = True
-        self._set_state(
-            ConnState.CONNECTED,
-            "connected" if lost_at is None else f"reconnected after {time.time() - lost_at:.1f} s",
-            gap,
-        )
+        if opened.report.gap is not None:
+            counters.last_gap = opened.report.gap
+        await self._carry_out((opened.report,))
         self._sink.on_opened(self)
         sender = asyncio.get_running_loop().create_task(self._sender(ws))
         try:
@@ -450,7 +427,7 @@ class FeedConnection:
 
     async def _read(self, ws: ClientConnection) -> str:
         loop = asyncio.get_running_loop()
-        liveness = self.tuning.liveness_timeout_s
+        liveness = self._life.liveness_s
         on_binary = self._on_binary
         on_text = self._on_text
         handing_over = self._sink.handing_over
@@ -474,7 +451,7 @@ class FeedConnection:
                         on_text(message)
         except TimeoutError:
             ws.transport.abort()
-            return f"no frame for {liveness:g} s"
+            return self._life.silent()
         except ConnectionClosed as exc:
             return _describe(exc)
         if self._stopping:
@@ -503,24 +480,18 @@ class FeedConnection:
 
     # Refusals and failures
 
-    async def _refused(self, status: int) -> None:
-        refusal = classify_status(status)
-        if refusal is Refusal.AUTH:
-            self._set_state(ConnState.AUTH_FAILED, f"refused with HTTP {status}")
-            self._sink.on_refused(self, refusal, status)
-            await self._pause(self.tuning.auth_retry_s)
-        elif refusal is Refusal.SLOTS:
-            self._set_state(ConnState.SLOT_LIMITED, f"refused with HTTP {status}")
-            self._sink.on_refused(self, refusal, status)
-            await self._pause(self.tuning.slot_retry_s)
-        else:
-            await self._failed_attempt(f"HTTP {status}")
-
     async def _failed_attempt(self, reason: str) -> None:
-        state = ConnState.RECONNECTING if self._ever_opened else ConnState.CONNECTING
-        delay = self._backoff.next_delay()
-        self._set_state(state, f"attempt failed: {self._masked(reason)}; next try in {delay:.1f} s")
-        await self._pause(delay)
+        await self._carry_out(self._life.attempt_failed(self._masked(reason)))
+
+    async def _carry_out(self, steps: Iterable[Step]) -> None:
+        """Carry out what :class:`~kitefan.lifecycle.ConnectionLife` decided, in order."""
+        for step in steps:
+            if isinstance(step, Report):
+                self._set_state(step.state, step.message, step.gap)
+            elif isinstance(step, TellRefused):
+                self._sink.on_refused(self, step.refusal, step.status)
+            else:
+                await self._pause(step.seconds)
 
     async def recover(self, reason: str) -> None:
         """Wait before running again after :meth:`run` raised (a bug, ``reason`` says which).
@@ -531,17 +502,9 @@ class FeedConnection:
         :meth:`run` counts a reconnect and reports the gap since the last frame.
         """
         connected_at = self.counters.connected_at
-        if (
-            connected_at is not None
-            and time.perf_counter() - connected_at > self.tuning.backoff_max_s
-        ):
-            self._restart_backoff.reset()
-        if self._ever_opened:
-            self._lost_at = self._last_frame_wall or time.time()
-            self._lost_reason = reason
-        state = ConnState.RECONNECTING if self._ever_opened else ConnState.CONNECTING
-        self._set_state(state, f"lost: {reason}")
-        await self._pause(self._restart_backoff.next_delay())
+        uptime = None if connected_at is None else time.perf_counter() - connected_at
+        last_frame = self._last_frame_wall or time.time()
+        await self._carry_out(self._life.crashed(reason, uptime_s=uptime, last_frame=last_frame))
 
     async def _pause(self, seconds: float) -> None:
         self._wake.clear()

@@ -460,10 +460,7 @@ class ControlServer:
             before = feed.config
             try:
                 after = await asyncio.to_thread(reload, before)
-                if apply:
-                    diff = await feed.apply_config(after)
-                else:
-                    diff = feed.preview_config(after)
+                diff = feed.apply_config(after) if apply else feed.preview_config(after)
             except KitefanError as exc:
                 if apply:
                     message = f"{source}: not applied: {exc}"

@@ -53,7 +53,7 @@ async def run_demo_faults(sim: Simulator, feed: FeedManager, *, period_s: float 
             feed.config,
             keys=tuple(replace(k, credential=fresh) if k.id == expiring.id else k for k in keys),
         )
-        await feed.apply_config(renewed)
+        feed.apply_config(renewed)
         keys = renewed.keys
         await asyncio.sleep(period_s * 0.25)
         dropped = keys[2 % len(keys)]

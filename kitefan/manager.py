@@ -28,7 +28,13 @@ Faults, and what the manager does about them:
 
 Order updates arrive on every connection of a key; each is delivered once per key.
 
-Owns: ``FeedManager``, ``EventStream``. Must not import rich or typer.
+The decisions are not made here: every key's health, the plans and what a refusal or a recovery
+changes are :class:`kitefan.failover.FeedHealth`'s (pure), and the streams are
+:class:`kitefan.streams.Streams`'. The manager is their driver: it runs the connections' tasks,
+passes on what they report, and carries out the actions ``FeedHealth`` answers with.
+
+Owns: ``FeedManager`` (``EventStream`` is :mod:`kitefan.streams`', re-exported here). Must not
+import rich or typer.
 """
 
 from __future__ import annotations
@@ -38,19 +44,16 @@ import contextlib
 import logging
 import random
 import time
-import weakref
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Self
 
 from kitefan.connection import FeedConnection
 from kitefan.errors import (
     FeedError,
     KitefanError,
-    NoUsableKeyError,
-    PlanError,
     SymbolError,
     UnreachableError,
 )
@@ -64,11 +67,20 @@ from kitefan.events import (
     StatusEvent,
     TickBatch,
 )
+from kitefan.failover import (
+    REPLAN_FAILED,
+    Action,
+    Announce,
+    ApplyPlan,
+    FeedHealth,
+    KeyHealth,
+)
+from kitefan.instruments import InstrumentIndex
 from kitefan.loader import load_instruments
 from kitefan.models import Mode, OrderUpdate
-from kitefan.planner import KeyCapacity, Plan, PlanDiff, diff, plan
+from kitefan.planner import Plan, PlanDiff
 from kitefan.retry import Refusal
-from kitefan.settings import AppConfig, KeyConfig, SymbolSpec
+from kitefan.settings import AppConfig, SymbolSpec
 from kitefan.stats import (
     LOOP_PROBE_S,
     ConnectionCounters,
@@ -81,284 +93,17 @@ from kitefan.stats import (
     key_state,
     percentile_of_counts,
 )
+from kitefan.streams import EventStream, Streams
 from kitefan.symbols import needs_instruments, parse_mode, spec_of
 
 __all__ = ["CONNECT_DEADLINE_S", "EventStream", "FeedManager"]
 
 log = logging.getLogger(__name__)
 
-E = TypeVar("E", TickBatch, Event)
-
-_SEEN_ORDERS = 4096
-
 #: How long a feed waits for its first connection before its streams raise UnreachableError.
 CONNECT_DEADLINE_S = 30.0
 #: How often the feed samples its connections' tick counts for the rates of :meth:`stats`.
 RATE_SAMPLE_S = 0.25
-
-
-class EventStream(Generic[E]):
-    """A bounded queue of one consumer's events, and an async iterator over them.
-
-    Bounds: tick batches count against ``max_ticks`` ticks and ``max_bytes`` bytes of frames;
-    past either, the oldest batches are dropped (or the newest, with ``drop_newest``), before
-    anyone decoded them, and counted in :attr:`dropped_ticks` (and in their connection's
-    ``drops``). Status events (state changes, gaps, failover) are never dropped. Orders and error
-    texts are kept up to ``max_events``; past it they are dropped and counted in
-    :attr:`dropped_events`.
-
-    Accounting: every tick pushed is counted in :attr:`received_ticks`, and at every moment
-    ``received_ticks == delivered_ticks + dropped_ticks + queued_ticks``.
-
-    Lifetime: :meth:`close` ends it: the feed stops pushing to it, its queue is freed and what
-    was queued is counted as dropped; leaving ``async with feed.ticks() as stream:`` closes it.
-    The feed holds its streams weakly, so a stream nobody references any more is gone too:
-    breaking out of ``async for batch in feed.ticks():``, or cancelling the task that iterates
-    it, leaves nothing queueing behind. A stream kept in a variable lives on (it can be iterated
-    again) until it is closed.
-    """
-
-    def __init__(
-        self,
-        owner: FeedManager,
-        *,
-        key: str | None,
-        connection: int | None,
-        ticks_only: bool,
-        max_ticks: int,
-        drop_newest: bool,
-        max_events: int = 10_000,
-        max_bytes: int = 32 * 1024 * 1024,
-    ) -> None:
-        self.key = key
-        self.connection = connection
-        self.ticks_only = ticks_only
-        self.max_ticks = max_ticks
-        self.max_bytes = max_bytes
-        self.max_events = max_events
-        self.drop_newest = drop_newest
-        self.received_ticks = 0
-        self.delivered_ticks = 0
-        self.dropped_ticks = 0
-        self.dropped_events = 0
-        self._owner = owner
-        self._items: deque[E] = deque()
-        self._queued_ticks = 0
-        self._queued_bytes = 0
-        self._queued_events = 0
-        self._waiter: asyncio.Future[None] | None = None
-        self._woken = False
-        self._closed = False
-        self._error: BaseException | None = None
-
-    def __repr__(self) -> str:
-        return f"EventStream(key={self.key}, connection={self.connection}, queued={len(self)})"
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    @property
-    def queued_ticks(self) -> int:
-        return self._queued_ticks
-
-    @property
-    def queued_bytes(self) -> int:
-        """The bytes of the frames queued."""
-        return self._queued_bytes
-
-    @property
-    def closed(self) -> bool:
-        """Whether the stream takes no more events (what is queued can still be read)."""
-        return self._closed
-
-    def accepts(self, key: str, connection: int | None) -> bool:
-        """Whether an event of this key and connection belongs in this stream."""
-        if self.key is not None and key != self.key:
-            return False
-        return self.connection is None or connection == self.connection
-
-    # Producer side (the manager)
-
-    def _push_batch(self, batch: TickBatch) -> None:
-        if self._closed:
-            return
-        count = batch.count
-        size = len(batch.frame)
-        self.received_ticks += count
-        if (
-            self._queued_ticks + count > self.max_ticks
-            or self._queued_bytes + size > self.max_bytes
-        ):
-            if self.drop_newest:
-                self.dropped_ticks += count
-                self._owner._count_drop(batch, count)
-                return
-            self._shed(count, size)
-        self._items.append(batch)
-        self._queued_ticks += count
-        self._queued_bytes += size
-        self._wake()
-
-    def _push_event(self, event: Event) -> None:
-        if self._closed or self.ticks_only:
-            return
-        if not isinstance(event, StatusEvent):
-            if self._queued_events >= self.max_events:
-                self.dropped_events += 1
-                return
-            self._queued_events += 1
-        self._items.append(event)  # type: ignore[arg-type]
-        self._wake()
-
-    def _shed(self, incoming: int, size: int) -> None:
-        items = self._items
-        kept: list[E] = []
-        while items and (
-            self._queued_ticks + incoming > self.max_ticks
-            or self._queued_bytes + size > self.max_bytes
-        ):
-            item = items.popleft()
-            if isinstance(item, TickBatch):
-                self._forget(item)
-                self.dropped_ticks += item.count
-                self._owner._count_drop(item, item.count)
-            else:
-                kept.append(item)
-        items.extendleft(reversed(kept))
-
-    def _forget(self, item: E) -> None:
-        if isinstance(item, TickBatch):
-            self._queued_ticks -= item.count
-            self._queued_bytes -= len(item.frame)
-        elif not isinstance(item, StatusEvent):
-            self._queued_events -= 1
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-                if not self._woken:
-                    self._woken = True
-                    self._owner._handing_over += 1
-
-    def _finish(self, error: BaseException | None = None) -> None:
-        if error is not None and self._error is None:
-            self._error = error
-        self._closed = True
-        self._wake()
-
-    # Consumer side
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __anext__(self) -> E:
-        while not self._items:
-            if self._error is not None:
-                raise self._error
-            if self._closed:
-                raise StopAsyncIteration
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await waiter
-            finally:
-                # A cancelled wait leaves no future behind: its error's traceback holds this
-                # frame, and so the stream, which must be free to go once its consumer has.
-                if self._waiter is waiter:
-                    self._waiter = None
-                del waiter
-                if self._woken:
-                    self._woken = False
-                    self._owner._handing_over -= 1
-        item = self._items.popleft()
-        self._forget(item)
-        if isinstance(item, TickBatch):
-            self.delivered_ticks += item.count
-        return item
-
-    def drain(self, max_ticks: int | None = None) -> list[E]:
-        """What is queued now, without waiting: everything, or the items before the first
-        batch that would take the ticks taken past ``max_ticks`` (at least one item).
-
-        Raises the feed's error once everything is drained.
-        """
-        items = self._items
-        if not items and self._error is not None:
-            raise self._error
-        if max_ticks is None:
-            out = list(items)
-            items.clear()
-            delivered = self._queued_ticks
-            self._queued_events = 0
-            self._queued_ticks = 0
-            self._queued_bytes = 0
-            self.delivered_ticks += delivered
-            return out
-        out = []
-        taken = 0
-        while items:
-            item = items[0]
-            if isinstance(item, TickBatch):
-                if out and taken + item.count > max_ticks:
-                    break
-                taken += item.count
-            items.popleft()
-            self._forget(item)
-            out.append(item)
-        self.delivered_ticks += taken
-        return out
-
-    def close(self) -> None:
-        """Stop receiving and free the queue; what was queued is counted as dropped.
-
-        The iteration ends (at once: nothing queued is left to read).
-        """
-        self._owner._unregister(self)
-        for item in self._items:
-            if isinstance(item, TickBatch):
-                self.dropped_ticks += item.count
-                self._owner._count_drop(item, item.count)
-        self._items.clear()
-        self._queued_ticks = self._queued_bytes = self._queued_events = 0
-        self._finish()
-
-
-AnyStream = EventStream[TickBatch] | EventStream[Event]
-
-
-class _Key:
-    """What the manager knows of one key while the feed runs."""
-
-    def __init__(self, config: KeyConfig, max_connections: int) -> None:
-        self.config = config
-        self.max_connections = max_connections
-        self.auth_failed = False
-        self.ever_connected = False
-        self.blocked_slots: set[int] = set()
-        self.probe_index: int | None = None
-        self.message = ""
-        self.orders = 0
-        self._seen: set[object] = set()
-        self._seen_order: deque[object] = deque()
-
-    def first_delivery(self, update: OrderUpdate) -> bool:
-        key = update.dedup_key
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        self._seen_order.append(key)
-        if len(self._seen_order) > _SEEN_ORDERS:
-            self._seen.discard(self._seen_order.popleft())
-        self.orders += 1
-        return True
 
 
 class _Sink:
@@ -389,7 +134,7 @@ class _Sink:
         self._feed._on_opened(conn)
 
     def handing_over(self) -> bool:
-        return self._feed._handing_over > 0
+        return self._feed._is_handing_over()
 
 
 class _NoCallback:
@@ -449,28 +194,25 @@ class FeedManager:
             raise FeedError("the config has no [[keys]]: add at least one key")
         self._config = config
         self._tuning = config.tuning
-        self._token_advice = token_advice
         self._rng = rng or random.Random()
-        self._keys: dict[str, _Key] = {
-            k.id: _Key(k, config.max_connections_per_key) for k in config.keys
-        }
-        self._symbols: dict[int, SymbolSpec] = {s.token: s for s in config.symbols}
-        self._home = self._plan(self._full_capacities(), previous=None)
-        self._current = self._home
+        # Every key's health, the symbols wanted and the plans (kitefan.failover, pure): told
+        # what happens, it answers with the actions _execute carries out.
+        self._health = FeedHealth(
+            config, failover=self._tuning.failover, token_advice=token_advice, clock=time.time
+        )
+        self._keys = self._health.keys  # the same dict, for the lookups below
         self._conns: dict[tuple[str, int], FeedConnection] = {}
         # Counters live per slot, so that a slot's figures survive its connection being
         # stopped (failover) and started again.
         self._slots: dict[tuple[str, int], ConnectionCounters] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # The consumers' streams, held weakly: a stream nobody references is forgotten.
-        self._streams: tuple[weakref.ref[AnyStream], ...] = ()
+        # The consumers' streams (held weakly: a stream nobody references is forgotten), the
+        # error they end with, and the consumers woken with ticks that have not run yet.
+        self._streams = Streams(on_drop=self._count_drop)
         self._lag = LoopLagMeter()
         self._probe: asyncio.Task[None] | None = None
         self._started_at = time.perf_counter()
         self._running = False
-        self._failure: BaseException | None = None
-        # Consumers woken with ticks that have not run yet (see _is_handing_over).
-        self._handing_over = 0
         # What publishes this feed to Redis reports here (see report_publishing).
         self._publishing: Callable[[], PublishStats] | None = None
         # And what records it (see report_recording).
@@ -483,8 +225,6 @@ class FeedManager:
         self._connect_deadline_s = connect_deadline_s
         self._deadline: asyncio.TimerHandle | None = None
         self._last_attempt = ""
-        # The keys this process streams (see hold_keys); None: every key.
-        self._held: frozenset[str] | None = None
         self._runs: dict[FeedConnection, asyncio.Task[None]] = {}
 
     # Lifecycle
@@ -495,7 +235,7 @@ class FeedManager:
         self._probe = asyncio.get_running_loop().create_task(
             self._probe_loop(), name="kitefan:loop-lag"
         )
-        self._apply(self._current, force=True)
+        self._apply(ApplyPlan(self._health.current, PlanDiff(changes=())), force=True)
         return self
 
     async def __aexit__(
@@ -526,8 +266,7 @@ class FeedManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe
             self._probe = None
-        for stream in self._live_streams():
-            stream._finish(self._failure)
+        self._streams.finish()
 
     # Consumers
 
@@ -546,17 +285,13 @@ class FeedManager:
         ``async for`` over it).
         """
         self._check_key(key)
-        stream: EventStream[TickBatch] = EventStream(
-            self,
+        return self._streams.open_ticks(
             key=key,
             connection=connection,
-            ticks_only=True,
             max_ticks=max_ticks or self._tuning.queue_max_ticks,
             max_bytes=max_bytes or self._tuning.queue_max_bytes,
             drop_newest=self._tuning.overflow == "drop-newest",
         )
-        self._register(stream)
-        return stream
 
     def events(
         self,
@@ -570,21 +305,16 @@ class FeedManager:
         Bounded as :meth:`ticks` is; status events are never dropped.
         """
         self._check_key(key)
-        stream: EventStream[Event] = EventStream(
-            self,
+        return self._streams.open_events(
             key=key,
-            connection=None,
-            ticks_only=False,
             max_ticks=max_ticks or self._tuning.queue_max_ticks,
             max_bytes=max_bytes or self._tuning.queue_max_bytes,
             drop_newest=self._tuning.overflow == "drop-newest",
         )
-        self._register(stream)
-        return stream
 
     # Changing what streams
 
-    async def subscribe(
+    def subscribe(
         self,
         symbols: Iterable[int | str | SymbolSpec],
         *,
@@ -596,7 +326,9 @@ class FeedManager:
         Each symbol is an instrument token (an ``int`` from 1 to 4294967295, or its decimal
         string: a name always has a colon), an ``EXCHANGE:TRADINGSYMBOL`` name, or a
         :class:`SymbolSpec`. A name the feed does not stream is resolved through the config's
-        instruments dump, read for the call off the event loop. ``mode`` is a :class:`Mode` or
+        instruments dump, read for the call on the calling thread (about a second for the
+        whole market's dump, during which the event loop waits: resolve names first with
+        ``await feed.resolve(names)`` to read it off the loop). ``mode`` is a :class:`Mode` or
         its wire string (``"ltp"``, ``"quote"``, ``"full"``); without it a new symbol takes the
         config's mode. Everything is checked before anything changes: with one bad symbol,
         nothing is subscribed and nothing is sent.
@@ -614,8 +346,8 @@ class FeedManager:
         """
         self._check_key(key)
         new_mode = None if mode is None else parse_mode(mode)
-        specs = await self._checked(symbols)
-        wanted = dict(self._symbols)  # after the await: another change may have run meanwhile
+        specs = self._checked(symbols)
+        wanted = dict(self._health.symbols)
         for spec in specs:
             spec = replace(
                 spec, mode=new_mode or spec.mode, key=key if key is not None else spec.key
@@ -623,22 +355,20 @@ class FeedManager:
             wanted[spec.token] = spec
         return self._rehome(wanted)
 
-    async def unsubscribe(self, tokens: Iterable[int | str | SymbolSpec]) -> PlanDiff:
+    def unsubscribe(self, tokens: Iterable[int | str | SymbolSpec]) -> PlanDiff:
         """Stop streaming these symbols (given as to :meth:`subscribe`); others are ignored.
 
         Raises:
             SymbolError: a symbol is malformed, out of range or unknown (nothing is changed).
             InstrumentsError: the instruments dump cannot be read.
         """
-        specs = await self._checked(tokens)
-        wanted = dict(self._symbols)
+        specs = self._checked(tokens)
+        wanted = dict(self._health.symbols)
         for spec in specs:
             wanted.pop(spec.token, None)
         return self._rehome(wanted)
 
-    async def set_mode(
-        self, tokens: Iterable[int | str | SymbolSpec], mode: Mode | str
-    ) -> PlanDiff:
+    def set_mode(self, tokens: Iterable[int | str | SymbolSpec], mode: Mode | str) -> PlanDiff:
         """Change the mode of symbols already streaming (given as to :meth:`subscribe`).
 
         ``mode`` is a :class:`Mode` or its wire string; symbols not streaming are ignored.
@@ -649,43 +379,71 @@ class FeedManager:
             InstrumentsError: the instruments dump cannot be read.
         """
         new_mode = parse_mode(mode)
-        specs = await self._checked(tokens)
-        wanted = dict(self._symbols)
+        specs = self._checked(tokens)
+        wanted = dict(self._health.symbols)
         for checked in specs:
             spec = wanted.get(checked.token)
             if spec is not None:
                 wanted[spec.token] = replace(spec, mode=new_mode)
         return self._rehome(wanted)
 
-    async def _checked(self, items: Iterable[int | str | SymbolSpec]) -> list[SymbolSpec]:
+    async def resolve(self, symbols: Iterable[int | str | SymbolSpec]) -> list[SymbolSpec]:
+        """The checked :class:`SymbolSpec` of each symbol (given as to :meth:`subscribe`), with
+        the instruments dump, when a name needs it, read in a worker thread: what this returns,
+        given to :meth:`subscribe`, :meth:`unsubscribe` or :meth:`set_mode`, needs no dump and
+        keeps the event loop running meanwhile. Changes nothing.
+
+        Raises:
+            SymbolError, InstrumentsError: as :meth:`subscribe` does.
+        """
+        listed = self._listed(symbols)
+        dump = self._dump_needed(listed)
+        index = None if dump is None else await asyncio.to_thread(load_instruments, dump)
+        return self._specs(listed, index)
+
+    def _checked(self, items: Iterable[int | str | SymbolSpec]) -> list[SymbolSpec]:
         """Every item given to subscribe, unsubscribe or set_mode, as a checked spec."""
+        listed = self._listed(items)
+        dump = self._dump_needed(listed)
+        return self._specs(listed, None if dump is None else load_instruments(dump))
+
+    @staticmethod
+    def _listed(items: Iterable[int | str | SymbolSpec]) -> list[int | str | SymbolSpec]:
         if isinstance(items, (str, bytes, int, SymbolSpec)):
             raise SymbolError(
                 items, f"symbols must be a list of tokens, names or specs, not {items!r:.40}"
             )
         try:
-            listed = list(items)
+            return list(items)
         except TypeError:
             raise SymbolError(
                 items, f"symbols must be a list of tokens, names or specs, not {items!r:.40}"
             ) from None
-        by_name = {spec.name: spec for spec in self._symbols.values()}
+
+    def _dump_needed(self, listed: list[int | str | SymbolSpec]) -> Path | None:
+        """The instruments dump to read for these items, if one of them needs it and it exists."""
+        by_name = {spec.name: spec for spec in self._health.symbols.values()}
         dump = self._config.instruments
-        index = None
         if (
             dump is not None
             and any(needs_instruments(item, by_name) for item in listed)
             and dump.is_file()
         ):
-            index = await asyncio.to_thread(load_instruments, dump)
+            return dump
+        return None
+
+    def _specs(
+        self, listed: list[int | str | SymbolSpec], index: InstrumentIndex | None
+    ) -> list[SymbolSpec]:
+        by_name = {spec.name: spec for spec in self._health.symbols.values()}
         return [
             spec_of(
                 item,
                 mode=self._config.mode,
-                by_token=self._symbols,
+                by_token=self._health.symbols,
                 by_name=by_name,
                 index=index,
-                instruments=dump,
+                instruments=self._config.instruments,
             )
             for item in listed
         ]
@@ -693,11 +451,9 @@ class FeedManager:
     def preview_config(self, config: AppConfig) -> PlanDiff:
         """What :meth:`apply_config` would change, without changing anything."""
         self._check_compatible(config)
-        home = self._plan_symbols(config.symbols, self._full_capacities(config), self._home)
-        target = self._plan_symbols(config.symbols, self._capacities(config), home)
-        return diff(self._current, target)
+        return self._health.preview(config)
 
-    async def apply_config(self, config: AppConfig) -> PlanDiff:
+    def apply_config(self, config: AppConfig) -> PlanDiff:
         """Apply an edited config to the running feed with the smallest change.
 
         New symbols subscribe, removed ones unsubscribe, changed modes change; every other
@@ -710,20 +466,18 @@ class FeedManager:
                 limits, strategy): restart the stream for those.
         """
         self._check_compatible(config)
-        home = self._plan_symbols(config.symbols, self._full_capacities(config), self._home)
+        # Tuning is read when connections are made; a running feed keeps the tuning it started
+        # with, and its config says so.
+        config = replace(config, tuning=self._tuning)
+        before = {key_id: key.config.credential for key_id, key in self._keys.items()}
+        actions = self._health.reconfigure(config)  # raises PlanError before changing anything
+        self._config = config
         for key_config in config.keys:
-            key = self._keys[key_config.id]
-            if key_config.credential != key.config.credential:
-                key.config = key_config
+            if key_config.credential != before[key_config.id]:
                 for (key_id, _), conn in self._conns.items():
                     if key_id == key_config.id:
                         conn.update_credential(key_config.credential)
-        # Tuning is read when connections are made; a running feed keeps the tuning it started
-        # with, and its config says so.
-        self._config = replace(config, tuning=self._tuning)
-        self._symbols = {s.token: s for s in config.symbols}
-        self._home = home
-        return self._replan()
+        return self._execute(actions)
 
     # Looking at it
 
@@ -734,12 +488,12 @@ class FeedManager:
     @property
     def plan(self) -> Plan:
         """Where every symbol streams now (after any failover)."""
-        return self._current
+        return self._health.current
 
     @property
     def home_plan(self) -> Plan:
         """Where every symbol streams when every key is healthy."""
-        return self._home
+        return self._health.home
 
     def keys(self) -> list[str]:
         """The key ids, in config order."""
@@ -747,11 +501,11 @@ class FeedManager:
 
     def symbol(self, token: int) -> SymbolSpec | None:
         """What the feed knows of a token it streams."""
-        return self._symbols.get(token)
+        return self._health.symbols.get(token)
 
     def name_of(self, token: int) -> str:
         """A token's display name: ``EXCHANGE:TRADINGSYMBOL`` when known, else the number."""
-        spec = self._symbols.get(token)
+        spec = self._health.symbols.get(token)
         return spec.name if spec is not None else str(token)
 
     def never_ticked(self, key: str | None = None) -> list[SymbolSpec]:
@@ -825,7 +579,7 @@ class FeedManager:
         held = None if key_ids is None else frozenset(key_ids)
         for key_id in held or ():
             self._check_key(key_id)
-        self._held = held
+        self._health.held = held
         if not self._running:
             return
         stopping = []
@@ -835,7 +589,7 @@ class FeedManager:
                 conn.stop()
                 if (task := self._runs.get(conn)) is not None:
                     stopping.append(task)
-        for key_plan in self._current.keys:
+        for key_plan in self._health.current.keys:
             if not self._holds(key_plan.key_id):
                 continue
             for slot_plan in key_plan.connections:
@@ -846,7 +600,7 @@ class FeedManager:
             await asyncio.wait(stopping, timeout=self._tuning.close_timeout_s + 1.0)
 
     def _holds(self, key_id: str) -> bool:
-        return self._held is None or key_id in self._held
+        return self._health.holds(key_id)
 
     # The connections' hooks (called through _Sink, synchronously, on the event loop)
 
@@ -856,13 +610,10 @@ class FeedManager:
         A connection holding a frame then yields once before decoding it, so that frames that
         arrive together reach the consumers one by one instead of all after the last is decoded.
         """
-        return self._handing_over > 0
+        return self._streams.handover.waiting > 0
 
     def _on_ticks(self, batch: TickBatch) -> None:
-        for ref in self._streams:
-            stream = ref()
-            if stream is not None and stream.accepts(batch.key, batch.connection):
-                stream._push_batch(batch)
+        self._streams.push_batch(batch)
 
     def _on_order(self, conn: FeedConnection, update: OrderUpdate) -> None:
         key = self._keys[conn.key_id]
@@ -887,131 +638,38 @@ class FeedManager:
         )
 
     def _on_refused(self, conn: FeedConnection, refusal: Refusal, status: int) -> None:
-        key = self._keys[conn.key_id]
-        if refusal is Refusal.AUTH:
-            if key.auth_failed:
-                return
-            key.auth_failed = True
-            key.message = (
-                f"refused with HTTP {status}: the access token is invalid or expired; "
-                f"{self._token_advice}"
-            )
-            self._emit(
-                StatusEvent(key.config.id, None, KeyState.AUTH_FAILED, key.message, time.time())
-            )
-            if self._tuning.failover:
-                key.probe_index = conn.index
-            # Every key refused before any streamed: the feed ends, with no re-plan to report.
-            self._check_usable()
-            if self._tuning.failover and self._failure is None:
-                self._replan()
-        elif refusal is Refusal.SLOTS:
-            if conn.index in key.blocked_slots:
-                return
-            key.blocked_slots.add(conn.index)
-            usable = key.max_connections - len(key.blocked_slots)
-            key.message = (
-                f"refused a connection with HTTP {status}: another program holds this key's "
-                f"connections; using {usable} of {key.max_connections}"
-            )
-            self._emit(
-                StatusEvent(
-                    key.config.id, conn.index, KeyState.SLOT_LIMITED, key.message, time.time()
-                )
-            )
-            self._replan()
+        self._execute(self._health.refused(conn.key_id, conn.index, refusal, status))
 
     def _on_opened(self, conn: FeedConnection) -> None:
-        key = self._keys[conn.key_id]
-        key.ever_connected = True
         if self._deadline is not None:
             self._deadline.cancel()
-        changed = False
-        if key.auth_failed:
-            key.auth_failed = False
-            key.probe_index = None
-            key.message = "token accepted again"
-            self._emit(
-                StatusEvent(key.config.id, None, KeyState.CONNECTED, key.message, time.time())
-            )
-            changed = True
-        if conn.index in key.blocked_slots:
-            key.blocked_slots.discard(conn.index)
-            key.message = f"connection {conn.index} slot won back"
-            self._emit(
-                StatusEvent(key.config.id, conn.index, KeyState.CONNECTED, key.message, time.time())
-            )
-            changed = True
-        if changed:
-            self._replan()
+        self._execute(self._health.opened(conn.key_id, conn.index))
 
-    # Planning
-
-    def _full_capacities(self, config: AppConfig | None = None) -> list[KeyCapacity]:
-        config = config or self._config
-        return [KeyCapacity(k.id, config.max_connections_per_key) for k in config.keys]
-
-    def _capacities(self, config: AppConfig | None = None) -> list[KeyCapacity]:
-        config = config or self._config
-        if self._held is not None:
-            # Sharing: every process plans the whole config alike, with nothing moved.
-            return self._full_capacities(config)
-        out = []
-        for key_config in config.keys:
-            key = self._keys[key_config.id]
-            if key.auth_failed and self._tuning.failover:
-                out.append(KeyCapacity(key.config.id, 0))
-            else:
-                out.append(
-                    KeyCapacity(
-                        key.config.id,
-                        config.max_connections_per_key,
-                        blocked=frozenset(key.blocked_slots),
-                    )
-                )
-        return out
-
-    def _plan(self, capacities: Sequence[KeyCapacity], previous: Plan | None) -> Plan:
-        return self._plan_symbols(list(self._symbols.values()), capacities, previous)
-
-    def _plan_symbols(
-        self,
-        symbols: Sequence[SymbolSpec],
-        capacities: Sequence[KeyCapacity],
-        previous: Plan | None,
-    ) -> Plan:
-        return plan(
-            symbols,
-            capacities,
-            strategy=self._config.strategy,
-            max_symbols_per_connection=self._config.max_symbols_per_connection,
-            previous=previous,
-        )
+    # Carrying out what the feed's health decides
 
     def _rehome(self, wanted: dict[int, SymbolSpec]) -> PlanDiff:
-        home = self._plan_symbols(list(wanted.values()), self._full_capacities(), self._home)
-        self._symbols = wanted
-        self._home = home
-        return self._replan()
+        return self._execute(self._health.want(wanted))
 
-    def _replan(self) -> PlanDiff:
-        try:
-            target = self._plan(self._capacities(), previous=self._home)
-        except PlanError as exc:
-            message = f"cannot re-plan around the failed keys: {exc}"
-            if all(k.auth_failed for k in self._keys.values()):
-                message = (
-                    "every key is refused with HTTP 403: nothing streams until a fresh token "
-                    f"is accepted; {self._token_advice}"
-                )
-            log.warning(message)
-            self._emit(StatusEvent("*", None, "replan_failed", message, time.time()))
-            return PlanDiff(changes=())
-        return self._apply(target)
+    def _execute(self, actions: Iterable[Action]) -> PlanDiff:
+        """Carry out the actions of :class:`~kitefan.failover.FeedHealth`, in order; return the
+        change of the last plan applied (nothing changed if none was)."""
+        change = PlanDiff(changes=())
+        for action in actions:
+            if isinstance(action, Announce):
+                if action.event.state == REPLAN_FAILED:
+                    log.warning(action.event.message)
+                self._emit(action.event)
+            elif isinstance(action, ApplyPlan):
+                change = self._apply(action)
+            else:
+                self._streams.fail(action.error)
+        return change
 
-    def _apply(self, target: Plan, *, force: bool = False) -> PlanDiff:
-        change = diff(self._current, target)
-        self._current = target
+    def _apply(self, action: ApplyPlan, *, force: bool = False) -> PlanDiff:
+        """Make the connections carry ``action.plan``: subscribe, move and unsubscribe what
+        ``action.change`` says (everything the plan holds, with ``force``), open the
+        connections it needs and stop those left empty (but a probing or held slot)."""
+        target, change = action.plan, action.change
         if not self._running:
             return change
         touched: set[FeedConnection] = set()
@@ -1038,12 +696,7 @@ class FeedManager:
         for conn in touched:
             conn.kick()
         for slot_key, conn in list(self._conns.items()):
-            key = self._keys[slot_key[0]]
-            if (
-                len(conn.session) == 0
-                and key.probe_index != conn.index
-                and conn.index not in key.blocked_slots
-            ):
+            if len(conn.session) == 0 and not self._health.keeps(*slot_key):
                 del self._conns[slot_key]
                 conn.stop()
         return change
@@ -1126,8 +779,8 @@ class FeedManager:
         if (
             self._connect_deadline_s is None
             or self._deadline is not None
-            or self._failure is not None
-            or any(k.ever_connected for k in self._keys.values())
+            or self._health.failure is not None
+            or self._health.ever_connected()
         ):
             return
         self._deadline = asyncio.get_running_loop().call_later(
@@ -1135,7 +788,7 @@ class FeedManager:
         )
 
     def _deadline_passed(self) -> None:
-        if not self._running or any(k.ever_connected for k in self._keys.values()):
+        if not self._running or self._health.ever_connected():
             return
         error = UnreachableError(
             self._connect_deadline_s or 0.0, self._config.url, self._last_attempt
@@ -1143,44 +796,15 @@ class FeedManager:
         log.warning("%s", error)
         self._fail(error)
 
-    def _check_usable(self) -> None:
-        keys = self._keys.values()
-        if all(k.auth_failed for k in keys) and not any(k.ever_connected for k in keys):
-            self._fail(
-                NoUsableKeyError(
-                    "every key was refused with HTTP 403: their access tokens are invalid or "
-                    "expired; put fresh tokens in the config"
-                )
-            )
-
     def _fail(self, error: KitefanError) -> None:
-        if self._failure is None:
-            self._failure = error
-        for stream in self._live_streams():
-            stream._finish(error)
+        self._execute(self._health.give_up(error))
 
     # Internals
-
-    def _register(self, stream: AnyStream) -> None:
-        if self._failure is not None:
-            stream._finish(self._failure)
-        self._streams = (*self._streams, weakref.ref(stream, self._forget_ref))
-
-    def _unregister(self, stream: AnyStream) -> None:
-        self._streams = tuple(ref for ref in self._streams if ref() is not stream)
-
-    def _forget_ref(self, dead: weakref.ref[AnyStream]) -> None:
-        self._streams = tuple(ref for ref in self._streams if ref is not dead)
-
-    def _live_streams(self) -> list[AnyStream]:
-        return [stream for stream in (ref() for ref in self._streams) if stream is not None]
 
     def _emit(self, event: Event) -> None:
         if isinstance(event, StatusEvent):
             log.info("%s#%s %s: %s", event.key, event.connection, event.state, event.message)
-        for stream in self._live_streams():
-            if not stream.ticks_only and stream.accepts(event.key, None):
-                stream._push_event(event)
+        self._streams.push_event(event)
 
     def _count_drop(self, batch: TickBatch, count: int) -> None:
         counters = self._slots.get((batch.key, batch.connection))
@@ -1210,7 +834,7 @@ class FeedManager:
             counters.meter.rate(now, counters.ticks)
 
     def _spec_of(self, token: int) -> SymbolSpec:
-        known = self._symbols.get(token)
+        known = self._health.symbols.get(token)
         return known if known is not None else SymbolSpec(token, str(token), self._config.mode)
 
     def _check_key(self, key: str | None) -> None:
@@ -1229,7 +853,7 @@ class FeedManager:
                     "restart the stream for that"
                 )
 
-    def _key_stats(self, key: _Key, now: float) -> KeyStats:
+    def _key_stats(self, key: KeyHealth, now: float) -> KeyStats:
         key_id = key.config.id
         slots = sorted(index for k, index in self._slots if k == key_id)
         conn_stats = tuple(

@@ -94,7 +94,7 @@ async def test_two_consumers_are_counted_apart() -> None:
     a = await waiting_consumer(first)
     b = await waiting_consumer(second)
     manager._on_ticks(batch())
-    assert manager._handing_over == 2
+    assert manager._streams.handover.waiting == 2
     await asyncio.gather(a, b)
     assert not manager._is_handing_over()
 
@@ -193,7 +193,7 @@ async def test_closing_a_stream_frees_its_queue_and_counts_it_dropped() -> None:
     assert stream.dropped_ticks == 30
     manager._on_ticks(frame_of(10))  # no longer registered: nothing queued, nothing counted
     assert stream.received_ticks == 30
-    assert manager._streams == ()
+    assert len(manager._streams) == 0
 
 
 async def test_breaking_out_of_async_for_over_an_unkept_stream_forgets_it() -> None:
@@ -203,7 +203,7 @@ async def test_breaking_out_of_async_for_over_an_unkept_stream_forgets_it() -> N
     async for _ in stream:
         break
     del stream  # what `async for batch in feed.ticks():` leaves after the break
-    assert manager._streams == ()
+    assert len(manager._streams) == 0
 
 
 async def test_a_stream_kept_in_a_variable_can_be_iterated_again() -> None:
@@ -239,10 +239,10 @@ async def test_a_cancelled_consumer_leaves_no_stream_behind() -> None:
     del task  # a finished task keeps its frame (and the stream) for its traceback
     # The loop lets go of the finished task once its done-callbacks have run.
     for _ in range(10):
-        if not manager._streams:
+        if not len(manager._streams):
             break
         await asyncio.sleep(0)
-    assert manager._streams == ()
+    assert len(manager._streams) == 0
 
 
 async def test_leaving_async_with_closes_the_stream() -> None:
@@ -256,7 +256,7 @@ async def test_a_stream_nobody_references_is_forgotten() -> None:
     manager = feed()
     manager.ticks()
     gc.collect()
-    assert manager._streams == ()
+    assert len(manager._streams) == 0
     manager._on_ticks(frame_of(3))  # reaches no stream
 
 

@@ -8,8 +8,7 @@ that a refusal sends nothing on a live connection is tested against the simulato
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -160,17 +159,42 @@ async def test_names_resolve_through_the_configs_dump(tmp_path: Path) -> None:
     dump = tmp_path / "instruments.csv"
     dump.write_text(DUMP)
     feed = FeedManager(config(dump))
-    change = await feed.subscribe(["NSE:INFY", "2953217", 738561], mode="full")
+    change = feed.subscribe(["NSE:INFY", "2953217", 738561], mode="full")
     assert sorted(s.token for s in change.added) == [408065, 738561, 2953217]
     assert feed.symbol(408065) == SymbolSpec(408065, "NSE:INFY", Mode.FULL)
     # A decimal string is a token; the name comes from the dump only when it was read.
     assert feed.symbol(2953217) == SymbolSpec(2953217, "NSE:TCS", Mode.FULL)
     assert feed.symbol(738561) == SymbolSpec(738561, "NSE:RELIANCE", Mode.FULL)
     assert all(type(mode) is Mode for _, _, mode in placed(feed).values())
-    await feed.set_mode(["NSE:INFY"], "ltp")
+    feed.set_mode(["NSE:INFY"], "ltp")
     assert placed(feed)[408065][2] is Mode.LTP
-    await feed.unsubscribe(["NSE:TCS", "738561"])
+    feed.unsubscribe(["NSE:TCS", "738561"])
     assert sorted(placed(feed)) == [256265, 408065]
+
+
+async def test_resolve_reads_the_dump_off_the_loop_and_its_specs_need_none(
+    tmp_path: Path,
+) -> None:
+    dump = tmp_path / "instruments.csv"
+    dump.write_text(DUMP)
+    feed = FeedManager(config(dump))
+    before = placed(feed)
+    specs = await feed.resolve(["NSE:INFY", 738561])
+    assert specs == [
+        SymbolSpec(408065, "NSE:INFY", Mode.QUOTE),
+        SymbolSpec(738561, "NSE:RELIANCE", Mode.QUOTE),  # the dump was read: named
+    ]
+    assert placed(feed) == before  # resolving changes nothing
+    dump.unlink()  # what resolve gave needs no dump any more
+    change = feed.subscribe(specs, mode="full")
+    assert sorted(s.token for s in change.added) == [408065, 738561]
+    assert feed.symbol(408065) == SymbolSpec(408065, "NSE:INFY", Mode.FULL)
+    with pytest.raises(SymbolError) as caught:
+        await feed.resolve(["NSE:TCS"])
+    assert str(caught.value) == (
+        f'"NSE:TCS" needs the instruments dump to resolve it: {dump} does not exist: '
+        "run `kitefan instruments fetch`"
+    )
 
 
 async def test_an_unknown_name_is_refused_with_the_closest_and_changes_nothing(
@@ -181,7 +205,7 @@ async def test_an_unknown_name_is_refused_with_the_closest_and_changes_nothing(
     feed = FeedManager(config(dump))
     before = placed(feed)
     with pytest.raises(SymbolError) as caught:
-        await feed.subscribe([408065, "NSE:RELAINCE"])
+        feed.subscribe([408065, "NSE:RELAINCE"])
     assert str(caught.value) == 'unknown symbol "NSE:RELAINCE"; closest: NSE:RELIANCE'
     assert placed(feed) == before
     assert feed.symbol(408065) is None
@@ -194,17 +218,17 @@ async def test_names_without_a_dump_are_refused_saying_what_to_do(tmp_path: Path
     ):
         feed = FeedManager(config(instruments))
         with pytest.raises(SymbolError) as caught:
-            await feed.subscribe(["NSE:INFY"])
+            feed.subscribe(["NSE:INFY"])
         assert str(caught.value) == (
             f'"NSE:INFY" needs the instruments dump to resolve it: {where} '
             "run `kitefan instruments fetch`"
         )
         # A name the feed streams needs no dump.
-        await feed.set_mode(["NSE:NIFTY 50"], Mode.LTP)
+        feed.set_mode(["NSE:NIFTY 50"], Mode.LTP)
         assert placed(feed)[256265][2] is Mode.LTP
 
 
-BAD_CALLS: dict[str, Callable[[FeedManager], Awaitable[object]]] = {
+BAD_CALLS: dict[str, Callable[[FeedManager], object]] = {
     "subscribe-range": lambda feed: feed.subscribe([408065, 2**32]),
     "subscribe-mode": lambda feed: feed.subscribe([408065], mode="FULL"),
     "subscribe-str": lambda feed: feed.subscribe("408065"),  # type: ignore[arg-type]
@@ -233,7 +257,7 @@ async def test_bad_input_raises_before_anything_changes(call: str, message: str)
     feed = FeedManager(config())
     before = placed(feed)
     with pytest.raises(SymbolError) as caught:
-        await BAD_CALLS[call](feed)
+        BAD_CALLS[call](feed)
     assert str(caught.value) == message
     assert placed(feed) == before
     assert feed.never_ticked() == []
@@ -241,18 +265,20 @@ async def test_bad_input_raises_before_anything_changes(call: str, message: str)
 
 async def test_a_spec_given_is_checked_and_keeps_its_pin() -> None:
     feed = FeedManager(config())
-    await feed.subscribe([SymbolSpec(408065, "NSE:INFY", "full", "a")])  # type: ignore[arg-type]
+    feed.subscribe([SymbolSpec(408065, "NSE:INFY", "full", "a")])  # type: ignore[arg-type]
     assert placed(feed)[408065] == ("a", 0, Mode.FULL)
     with pytest.raises(SymbolError) as caught:
-        await feed.subscribe([SymbolSpec(408065, "NSE:INFY", Mode.FULL, 7)])  # type: ignore[arg-type]
+        feed.subscribe([SymbolSpec(408065, "NSE:INFY", Mode.FULL, 7)])  # type: ignore[arg-type]
     assert str(caught.value) == "the key of 408065 must be a key id, not 7"
 
 
-async def test_subscribes_reading_the_dump_at_once_both_take_effect(tmp_path: Path) -> None:
+async def test_subscribes_reading_the_dump_one_after_the_other_all_take_effect(
+    tmp_path: Path,
+) -> None:
     dump = tmp_path / "instruments.csv"
     dump.write_text(DUMP)
     feed = FeedManager(config(dump))
-    await asyncio.gather(
-        feed.subscribe(["NSE:INFY"]), feed.subscribe(["NSE:TCS"]), feed.unsubscribe([256265])
-    )
+    feed.subscribe(["NSE:INFY"])
+    feed.subscribe(["NSE:TCS"])
+    feed.unsubscribe([256265])
     assert sorted(placed(feed)) == [408065, 2953217]

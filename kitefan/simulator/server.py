@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import logging
 import math
 import struct
@@ -67,7 +66,6 @@ from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
-from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -78,6 +76,7 @@ from kitefan.codec import HEARTBEAT, order_message
 from kitefan.loader import load_instruments
 from kitefan.models import Mode
 from kitefan.settings import mask
+from kitefan.simulator.admission import Refuse, admit
 from kitefan.simulator.faults import FaultPlan
 from kitefan.simulator.feed import Feed, RequestCounts
 from kitefan.simulator.market import (
@@ -816,45 +815,38 @@ class Simulator:
     # Handshake ----------------------------------------------------------------------------
 
     def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
-        if self._redirect is not None:
-            status, location = self._redirect
-            response = self._refuse(ws, status, "redirect fault", None)
-            if location is not None:
-                response.headers["Location"] = location
+        # The rules are admission.admit's (pure); this counts, logs and answers what it decides.
+        decision = admit(
+            request.path,
+            tokens={api_key: key.token for api_key, key in self._keys.items()},
+            open_slots=self._open_slots,
+            max_connections=self._max_connections,
+            any_credentials=self._any_credentials,
+            redirect=self._redirect,
+        )
+        if isinstance(decision, Refuse):
+            about = self._keys.get(decision.api_key) if decision.api_key is not None else None
+            response = self._refuse(ws, decision.status, decision.why, about)
+            if decision.location is not None:
+                response.headers["Location"] = decision.location
             return response
-        target = urlsplit(request.path)
-        if target.path not in ("", "/"):
-            return self._refuse(ws, HTTPStatus.NOT_FOUND, "the ticker is served at /", None)
-        params = parse_qs(target.query, keep_blank_values=True)
-        api_key = params.get("api_key", [""])[0]
-        token = params.get("access_token", [""])[0]
-        if not api_key or not token:
-            missing = [
-                name for name in ("api_key", "access_token") if not params.get(name, [""])[0]
-            ]
-            return self._refuse(
-                ws, HTTPStatus.BAD_REQUEST, f"missing {' and '.join(missing)}", None
-            )
-        key = self._keys.get(api_key)
-        if key is None and self._any_credentials:
-            key = self._keys[api_key] = _Key(Account(api_key, token))
-        if key is None:
-            return self._refuse(ws, HTTPStatus.FORBIDDEN, "unknown api key", None)
-        if not self._any_credentials and (
-            key.token is None or not hmac.compare_digest(token.encode(), key.token.encode())
-        ):
-            return self._refuse(ws, HTTPStatus.FORBIDDEN, "invalid or expired access token", key)
+        if decision.new:
+            self._keys[decision.api_key] = _Key(Account(decision.api_key, decision.access_token))
+        key = self._keys[decision.api_key]
+        key.holders.add(ws)
+        key.peak = max(key.peak, len(key.holders))
+        self._pending[ws] = key
+        return None
+
+    def _open_slots(self, api_key: str) -> int:
+        """How many slots the key holds: its open connections and those in their handshake
+        (those closed meanwhile are let go here)."""
+        key = self._keys[api_key]
         live = {holder for holder in key.holders if holder.state is not State.CLOSED}
         for gone in key.holders - live:
             self._pending.pop(gone, None)
         key.holders = live
-        if len(live) >= self._max_connections:
-            why = f"{len(live)} connections already open"
-            return self._refuse(ws, HTTPStatus.TOO_MANY_REQUESTS, why, key)
-        live.add(ws)
-        key.peak = max(key.peak, len(live))
-        self._pending[ws] = key
-        return None
+        return len(live)
 
     def _refuse(
         self, ws: ServerConnection, status: HTTPStatus, why: str, key: _Key | None

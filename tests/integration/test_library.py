@@ -118,7 +118,7 @@ async def test_the_simulator_takes_a_configs_keys_and_a_feed_streams_it_by_name(
     ):
         ticks = feed.ticks()
         async with asyncio.timeout(15):
-            diff = await feed.subscribe([APOLLO], mode="full")
+            diff = feed.subscribe([APOLLO], mode="full")
             assert [s.name for c in diff.changes for s in c.subscribe] == [APOLLO]
             token = next(s.token for c in diff.changes for s in c.subscribe)
             async for batch in ticks:

@@ -348,7 +348,7 @@ async def test_an_expired_token_fails_over_and_comes_back_with_a_fresh_one() -> 
                     for k in config.keys
                 ),
             )
-            await feed.apply_config(fresh)
+            feed.apply_config(fresh)
             await next_matching(events, status("connected", "bravo"))
             await sim_until(sim, lambda: sim_tokens_of(sim, "bravo") == home_bravo)
             assert feed.plan == feed.home_plan
@@ -650,11 +650,11 @@ async def test_live_changes_use_the_plan_and_diff() -> None:
         async with FeedManager(config) as feed:
             await tokens_ticking(feed.ticks(), set(tokens))
             added = nse(4, start=9000)
-            change = await feed.subscribe(added, mode=Mode.FULL, key="bravo")
+            change = feed.subscribe(added, mode=Mode.FULL, key="bravo")
             assert change.subscribe_count == 4
             await sim_until(sim, lambda: set(added) <= sim_tokens_of(sim, "bravo"))
             assert {feed.plan.where(t)[0] for t in added} == {"bravo"}  # type: ignore[index]
-            change = await feed.set_mode(added[:2], Mode.LTP)
+            change = feed.set_mode(added[:2], Mode.LTP)
             assert change.mode_change_count == 2
             await sim_until(
                 sim,
@@ -668,7 +668,7 @@ async def test_live_changes_use_the_plan_and_diff() -> None:
                     == 2
                 ),
             )
-            change = await feed.unsubscribe(tokens[:5])
+            change = feed.unsubscribe(tokens[:5])
             assert change.unsubscribe_count == 5
             await sim_until(
                 sim,
@@ -692,15 +692,15 @@ async def test_a_refused_subscribe_sends_nothing_and_the_connection_streams_on()
             before = replace(conn.requests)
             # Issue 8: each of these used to reach the wire, or the feed's state, and poison it.
             with pytest.raises(SymbolError, match="needs the instruments dump"):
-                await feed.subscribe(["NSE:INFY"])  # this config has no dump
+                feed.subscribe(["NSE:INFY"])  # this config has no dump
             with pytest.raises(SymbolError, match="not an instrument token"):
-                await feed.subscribe([added, 2**32])
+                feed.subscribe([added, 2**32])
             with pytest.raises(SymbolError, match="not a mode"):
-                await feed.subscribe([added], mode="FULL")
+                feed.subscribe([added], mode="FULL")
             with pytest.raises(SymbolError, match="neither an instrument token"):
-                await feed.set_mode(["408065x"], Mode.LTP)
+                feed.set_mode(["408065x"], Mode.LTP)
             # A good request after them: when it has arrived, anything sent before it has too.
-            await feed.subscribe([str(added)], mode="full")
+            feed.subscribe([str(added)], mode="full")
             await sim_until(sim, lambda: conn.subscriptions.get(added) is Mode.FULL)
             assert conn.requests == replace(
                 before,
@@ -751,7 +751,7 @@ async def test_an_applied_config_keeps_the_running_tuning_and_unknown_keys_are_r
         config = make_config(sim.url, tokens, keys=("alpha",))
         async with FeedManager(config) as feed:
             edited = replace(config, tuning=replace(FAST, liveness_timeout_s=9.0))
-            change = await feed.apply_config(edited)
+            change = feed.apply_config(edited)
             assert change.is_empty
             assert feed.config.tuning == FAST
             with pytest.raises(FeedError, match="no key 'nope' in the config; the keys are alpha"):
