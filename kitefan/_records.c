@@ -28,6 +28,9 @@
  * change is computed in the order Tick.as_dict computes it; the build turns off floating-point
  * contraction so that the compiler cannot fuse its multiply and divide differently.
  *
+ * words(out, total, column, source, offset, count, step), for kitefan.columnar, copies packets
+ * of one length into native u32 words, one row per word (see it below).
+ *
  * Must not: allocate a Python object per field, or read past the frame.
  */
 
@@ -716,11 +719,76 @@ records_csv(PyObject *Py_UNUSED(module), PyObject *args)
     return encode(args, 0);
 }
 
+/* ---- words: packets of one length as native u32 words, transposed (kitefan.columnar) ---- */
+
+/* words(out, total, column, source, offset, count, step) -> None
+ *
+ * out is a writable C-contiguous buffer of u32 of shape (words, total); the count packets in
+ * source, the first at offset and each step bytes after the one before, each 4 * words bytes of
+ * big-endian u32, go to out[:, column:column + count] as native u32: exactly what
+ * kitefan.columnar's numpy copy gives. Bounds are checked: nothing is read or written past a
+ * buffer. The GIL is released while copying.
+ */
+static PyObject *
+records_words(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer out, source;
+    Py_ssize_t total, column, offset, count, step;
+    if (!PyArg_ParseTuple(args, "w*nny*nnn", &out, &total, &column, &source, &offset, &count,
+                          &step)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (total <= 0 || out.len % 4 || (out.len / 4) % total) {
+        PyErr_SetString(PyExc_ValueError, "words: out is not (words, total) u32");
+        goto done;
+    }
+    Py_ssize_t nwords = out.len / 4 / total;
+    if (column < 0 || count < 0 || column > total - count || offset < 0 || step < 4 * nwords) {
+        PyErr_SetString(PyExc_ValueError, "words: column, count, offset or step out of range");
+        goto done;
+    }
+    if (count && (offset > source.len || source.len - offset < 4 * nwords ||
+                  (source.len - offset - 4 * nwords) / step < count - 1)) {
+        PyErr_SetString(PyExc_ValueError, "words: the packets run past the source");
+        goto done;
+    }
+    {
+        uint32_t *dst = (uint32_t *)out.buf;
+        const unsigned char *src = (const unsigned char *)source.buf + offset;
+        Py_BEGIN_ALLOW_THREADS
+        /* Blocks of packets, word by word: a block's packets stay in cache while every row of
+         * the block is written in order. */
+        for (Py_ssize_t first = 0; first < count; first += 64) {
+            Py_ssize_t last = first + 64 < count ? first + 64 : count;
+            for (Py_ssize_t w = 0; w < nwords; w++) {
+                uint32_t *row = dst + w * total + column;
+                const unsigned char *p = src + 4 * w;
+                for (Py_ssize_t i = first; i < last; i++) {
+                    uint32_t v;
+                    memcpy(&v, p + i * step, 4);
+                    row[i] = __builtin_bswap32(v);
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyBuffer_Release(&out);
+    PyBuffer_Release(&source);
+    return result;
+}
+
 static PyMethodDef records_methods[] = {
     {"jsonl", records_jsonl, METH_VARARGS,
      "jsonl(frame, head, name_of) -> bytes | None\n\nThe JSON lines of a frame's ticks."},
     {"csv", records_csv, METH_VARARGS,
      "csv(frame, head, name_of) -> bytes | None\n\nThe CSV rows of a frame's ticks."},
+    {"words", records_words, METH_VARARGS,
+     "words(out, total, column, source, offset, count, step) -> None\n\n"
+     "Packets of one length as native u32 words, transposed (see kitefan.columnar)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -10,7 +10,10 @@ How: every packet layout is a row of big-endian 4-byte words (a depth level's ``
 is the high half of one), so the packets of a frame whose packets are all one length (a
 connection in one mode) are one strided numpy view over its bytes, 2-byte length prefixes stepped
 over, found with no Python per packet; one copy, in cache-sized blocks, turns the packets of one
-length from every frame into native words, one contiguous array per field. A mixed frame's packet
+length from every frame into native words, one contiguous array per field. That copy is C
+(``kitefan._records.words``, in the optional compiled extension) where it was built, and numpy
+(a strided big-endian view, transposed) where not: the same words either way, about twice as
+fast in C (:data:`COMPILED` says which). A mixed frame's packet
 offsets depend on each other, so they are found by one pass over its 2-byte length fields; then
 numpy gathers its packets by length and reads every field of every packet. No
 :class:`~kitefan.models.Tick` is built.
@@ -75,8 +78,11 @@ typer.
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -89,7 +95,23 @@ from kitefan.models import INDICES_SEGMENT, divisor_for
 if TYPE_CHECKING:
     from kitefan.events import TickBatch
 
+_compiled: ModuleType | None
+try:
+    # By name: the compiled extension has no Python source, and the layer check would read
+    # ``from kitefan import _records`` as importing the package's front door, which reaches this
+    # module (through kitefan.events).
+    _compiled = importlib.import_module("kitefan._records")
+except ImportError:  # not built: numpy copies the words
+    _compiled = None
+if not hasattr(_compiled, "words"):  # built before it had the copy
+    _compiled = None
+
+#: Whether the compiled copy (``kitefan._records.words``) turns packets into words; without it
+#: numpy does, slower, with the same result.
+COMPILED = _compiled is not None
+
 __all__ = [
+    "COMPILED",
     "TAG_COLUMNS",
     "TICK_COLUMNS",
     "TIMEZONE",
@@ -319,6 +341,16 @@ def _copy_words(
 ) -> None:
     """Copy ``count`` packets of ``length`` bytes, each after its 2-byte length prefix, the
     first at ``offset`` of ``source``, into ``words[:, column:]`` as native u32 words."""
+    if _compiled is not None:
+        _compiled.words(words, words.shape[1], column, source, offset, count, length + 2)
+        return
+    _numpy_copy_words(words, column, source, offset, count, length)
+
+
+def _numpy_copy_words(
+    words: Array, column: int, source: Any, offset: int, count: int, length: int
+) -> None:
+    """:func:`_copy_words` in numpy: a strided big-endian view, copied in cache-sized blocks."""
     view = np.ndarray(
         shape=(count, length // 4),
         dtype=">u4",
@@ -387,6 +419,7 @@ def _kind_fields(length: int) -> _KindFields:
 
 
 _KIND_FIELDS = {length: _kind_fields(length) for length in LAYOUTS}
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
 def _group_columns(length: int, w: Array) -> dict[str, Array]:
@@ -407,11 +440,18 @@ def _group_columns(length: int, w: Array) -> dict[str, Array]:
     fields = _KIND_FIELDS[length]
     names, words = fields.prices
     if names:
-        # every price of every packet in one division: one row per field
-        out.update(zip(names, w[words] / divisor, strict=True))
+        # one block of rows, one per field, each divided straight from its row of words
+        prices = np.empty((len(names), len(token)), dtype=np.float64)
+        for row, word in zip(prices, words.tolist(), strict=True):
+            np.divide(w[word], divisor, out=row)
+        out.update(zip(names, prices, strict=True))
     names, words = fields.orders
     if names:
-        out.update(zip(names, (w[words] >> 16).astype(np.uint16), strict=True))
+        if _LITTLE_ENDIAN:  # the high half of each native word: one strided copy
+            orders = w.view(np.uint16)[words, 1::2]
+        else:  # pragma: no cover - no big-endian machine runs the tests
+            orders = (w[words] >> 16).astype(np.uint16)
+        out.update(zip(names, orders, strict=True))
     for name, word in fields.plain:
         out[name] = w[word]
     if length in _HAS_CLOSE:

@@ -17,9 +17,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from processes import invoke, run_sync
 
-from kitefan import CodecError, Tick, decode_packets
+from kitefan import CodecError, Tick, columnar, decode_packets
 from kitefan.codec import LAYOUTS, encode_packet, frame_of_packets
 from kitefan.columnar import (
+    COMPILED,
     TAG_COLUMNS,
     TICK_COLUMNS,
     batches_to_arrow,
@@ -220,6 +221,49 @@ def test_runs_of_uniform_frames_of_one_kind(frames: list[bytes], repeat: int) ->
     ticks = ticks_of(frames)
     assert_numpy_rows(frames_to_numpy(frames), ticks)
     assert_arrow_rows(frames_to_arrow(frames), ticks)
+
+
+def without_compiled_copy(convert: Any, frames: Any) -> Any:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(columnar, "_compiled", None)
+        return convert(frames)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(FRAMES, UNIFORM_FRAMES), max_size=6))
+def test_the_compiled_copy_and_the_numpy_copy_give_the_same_columns(frames: list[bytes]) -> None:
+    compiled = frames_to_numpy(frames)
+    fallback = without_compiled_copy(frames_to_numpy, frames)
+    assert list(compiled) == list(fallback)
+    for name, values in compiled.items():
+        assert values.dtype == fallback[name].dtype, name
+        np.testing.assert_array_equal(values, fallback[name], strict=True)
+    assert frames_to_arrow(frames).equals(without_compiled_copy(frames_to_arrow, frames))
+    assert_numpy_rows(fallback, ticks_of(frames))
+
+
+def test_the_compiled_copy_is_built() -> None:
+    # The supported installs compile kitefan/_records.c; without it numpy copies the words.
+    assert COMPILED
+
+
+def test_the_compiled_copy_refuses_what_would_run_past_a_buffer() -> None:
+    from kitefan import _records
+
+    words = np.zeros((2, 3), dtype=np.uint32)
+    source = bytes(range(20))
+    _records.words(words, 3, 1, source, 2, 2, 10)
+    assert words.tolist() == [[0, 0x02030405, 0x0C0D0E0F], [0, 0x06070809, 0x10111213]]
+    with pytest.raises(ValueError, match=r"^words: the packets run past the source$"):
+        _records.words(words, 3, 0, source, 3, 2, 10)
+    with pytest.raises(ValueError, match=r"^words: column, count, offset or step out of range$"):
+        _records.words(words, 3, 2, source, 0, 2, 10)
+    with pytest.raises(ValueError, match=r"^words: column, count, offset or step out of range$"):
+        _records.words(words, 3, 0, source, 0, 2, 7)
+    with pytest.raises(ValueError, match=r"^words: out is not \(words, total\) u32$"):
+        _records.words(words, 4, 0, source, 0, 1, 10)
+    with pytest.raises(TypeError):
+        _records.words(source, 3, 0, source, 0, 1, 10)  # not writable
 
 
 def test_a_large_uniform_frame_is_copied_in_blocks_without_losing_a_packet() -> None:
