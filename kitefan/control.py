@@ -21,15 +21,20 @@ Liveness. A socket whose connection is refused belongs to a stream that died wit
 up: the client reports it gone and removes it (a socket, nothing else). A stream starting while
 another stream of the same config answers on the socket refuses to start: two streams of one
 config would fight over the keys' connection slots (Kite answers the fourth with HTTP 429).
+The exception is ``kitefan stream --share`` (:mod:`kitefan.share`), whose processes share the
+keys through Redis leases: each registers a socket of its own, ``<the config's name>.<pid>.sock``
+beside the config's, and refuses to start only beside a stream of the config that does not
+share (and a stream that does not share refuses beside any). A client takes the config's socket,
+else the first shared one that answers: any process of the group shows the whole group.
 
 Protocol (version 1). Newline-delimited JSON over the socket, one request and one response per
 line, as many as the client likes on one connection. A request is ``{"v": 1, "op": OP, ...}``; a
 response ``{"v": 1, "ok": true, "result": ...}`` or ``{"v": 1, "ok": false, "error": {"kind":
 KIND, "message": ...}}``. The ops:
 
-* ``hello``: ``{"pid", "config", "version", "protocol", "started_at", "metrics"}``;
+* ``hello``: ``{"pid", "config", "version", "protocol", "started_at", "metrics", "shared"}``;
 * ``stats``: :meth:`kitefan.stats.FeedStats.as_dict` (what ``kitefan stats --format json``
-  prints);
+  prints), with ``share`` (the group, every member's last snapshot) for a ``--share`` stream;
 * ``never_ticked`` (``"key"``: an id or null): ``{"symbols": [{"instrument_token", "symbol",
   "mode", "key", "connection"}]}``, subscribed symbols that have not ticked since subscribed;
 * ``preview``: re-read the config file, and answer the change applying it would make
@@ -61,7 +66,7 @@ import signal
 import socket
 import stat
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -129,11 +134,23 @@ def control_dirs(environ: Mapping[str, str] | None = None) -> list[Path]:
 
 def socket_name(config_path: Path, pid: int | None = None) -> str:
     """The socket's file name for a config: its stem and a hash of its resolved absolute path;
-    with ``pid``, the socket of that one process's stream of it (a demo's: ``….<pid>.sock``)."""
+    with ``pid``, the socket of that one process's stream of it (a demo's, or a ``--share``
+    process's: ``….<pid>.sock``)."""
     resolved = config_path.resolve()
     digest = hashlib.sha256(os.fsencode(resolved)).hexdigest()[:16]
     stem = _STEM.sub("_", resolved.stem)[:24] or "config"
     return f"{stem}-{digest}.sock" if pid is None else f"{stem}-{digest}.{pid}.sock"
+
+
+def shared_socket_name(config_path: Path, pid: int) -> str:
+    """The socket's file name for one ``--share`` process of a config."""
+    return socket_name(config_path, pid)
+
+
+def _sockets_of(directory: Path, name: str) -> list[Path]:
+    """The config's socket in ``directory``, then its per-process ones (by name)."""
+    stem = name.removesuffix(".sock")
+    return [directory / name, *sorted(directory.glob(f"{glob.escape(stem)}.*.sock"))]
 
 
 def _pid_of(path: Path) -> int | None:
@@ -297,6 +314,8 @@ class ControlServer:
         own: a socket of this process's own (named after the config and the pid), for a stream
             that shares nothing with another of the same config (a demo, with its simulator):
             several run at once, and none refuses to start.
+        shared: a ``--share`` process's socket (named with the pid, too): it starts beside the
+            other ``--share`` processes of the config, and refuses to start beside a plain one.
     """
 
     def __init__(
@@ -305,12 +324,16 @@ class ControlServer:
         *,
         environ: Mapping[str, str] | None = None,
         own: bool = False,
+        shared: bool = False,
     ) -> None:
         self.config_path = config_path.resolve()
+        self.shared = shared
         self._environ = environ
         self._dirs = control_dirs(environ)
         self._own = own
-        self.path = self._dirs[0] / socket_name(config_path, os.getpid() if own else None)
+        pid = os.getpid() if own or shared else None
+        self.path = self._dirs[0] / socket_name(config_path, pid)
+        self._share: Callable[[], Awaitable[dict[str, Any]]] | None = None
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
         self._feed: FeedManager | None = None
@@ -346,13 +369,17 @@ class ControlServer:
         """
         _private_dir(self._dirs[0], create=True, environ=self._environ)
         _check_length(self.path)
+        name = socket_name(self.config_path)
         for directory in [] if self._own else _usable_dirs(self._dirs, self._environ)[0]:
-            candidate = directory / self.path.name
-            if not _socket_at(candidate):
-                continue
-            pid = await _probe(candidate)
-            if pid is not None:
-                raise self._already_running(pid or None)
+            for candidate in _sockets_of(directory, name):
+                if not _socket_at(candidate):
+                    continue
+                answer = await _probe(candidate)
+                if answer is not None and not (self.shared and answer.get("shared") is True):
+                    pid = answer.get("pid")
+                    raise self._already_running(
+                        pid if isinstance(pid, int) and pid else None, answer.get("shared") is True
+                    )
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(os.fspath(self.path))
@@ -376,10 +403,19 @@ class ControlServer:
             raise
         log.info("control socket at %s", self.path)
 
-    def attach(self, feed: FeedManager, reload: Reload, *, metrics_url: str | None = None) -> None:
+    def attach(
+        self,
+        feed: FeedManager,
+        reload: Reload,
+        *,
+        metrics_url: str | None = None,
+        share: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
         """Serve this feed; ``reload`` re-reads the config file for ``preview``, ``apply`` and
-        SIGHUP. Installs the SIGHUP handler (where the platform has one)."""
+        SIGHUP; ``share`` gives the group's document of a ``--share`` stream. Installs the
+        SIGHUP handler (where the platform has one)."""
         self._feed = feed
+        self._share = share
         self._reload = reload
         self._metrics = metrics_url
         loop = asyncio.get_running_loop()
@@ -451,8 +487,15 @@ class ControlServer:
 
     # Internals
 
-    def _already_running(self, pid: int | None) -> ControlError:
+    def _already_running(self, pid: int | None, shared: bool = False) -> ControlError:
         which = f" (pid {pid})" if pid else ""
+        if shared or self.shared:
+            what = "with --share" if shared else "without --share"
+            return ControlError(
+                f"a stream of {self.config_path} is already running {what}{which}: streams of "
+                "one config share its keys only if every one of them runs with --share; stop it "
+                "first, or start this one the same way"
+            )
         return ControlError(
             f"a stream of {self.config_path} is already running{which}: two streams of one "
             "config would fight over its keys' connections; stop it first, or change it with "
@@ -550,13 +593,17 @@ class ControlServer:
                 "protocol": PROTOCOL_VERSION,
                 "started_at": self._started_at,
                 "metrics": self._metrics,
+                "shared": self.shared,
             }
         feed = self._feed
         if feed is None:
             raise ControlError("the stream is starting: try again in a moment")
         match op:
             case "stats":
-                return feed.stats().as_dict()
+                document = feed.stats().as_dict()
+                if self._share is not None:
+                    document["share"] = await self._share()
+                return document
             case "never_ticked":
                 key = request.get("key")
                 if key is not None and not isinstance(key, str):
@@ -590,9 +637,9 @@ class ControlServer:
                 )
 
 
-async def _probe(path: Path) -> int | None:
-    """Whether a stream answers on the socket at ``path``: its pid (0 if it did not say), or
-    None.
+async def _probe(path: Path) -> dict[str, Any] | None:
+    """Whether a stream answers on the socket at ``path``: its ``hello`` (``{}`` if it did not
+    say), or None.
 
     A socket left by a stream that died (connection refused) is removed.
     """
@@ -608,9 +655,10 @@ async def _probe(path: Path) -> int | None:
         async with asyncio.timeout(2.0):
             await writer.drain()
             answer = json.loads(await reader.readline())
-        return int(answer["result"]["pid"])
+        hello = answer["result"]
+        return hello if isinstance(hello, dict) else {}
     except (OSError, TimeoutError, ValueError, KeyError, TypeError):
-        return 0
+        return {}
     finally:
         writer.close()
         with contextlib.suppress(Exception):
@@ -650,8 +698,7 @@ def _candidates(
         if own is not None:
             found += [directory / own, directory / name]
         else:
-            found.append(directory / name)
-            found += sorted(directory.glob(f"{glob.escape(name[: -len('.sock')])}.*.sock"))
+            found += _sockets_of(directory, name)
     return str(config_path.resolve()), found, refused
 
 
@@ -693,7 +740,8 @@ class ControlClient:
         pid: int | None = None,
     ) -> ControlClient:
         """Connect to the running stream of ``config_path`` (of process ``pid``, when given:
-        several streams of one config run at once only as demos, each with its own socket).
+        several streams of one config run at once only as demos, each with its own socket, or
+        as the ``--share`` processes of one group, any of which answers for the group).
 
         Args:
             config_path: the config file the stream was started with (any path to the same
@@ -705,10 +753,11 @@ class ControlClient:
         Raises:
             StreamNotRunningError: none runs (``gone`` if one died without cleaning up; its
                 socket is removed).
-            ControlError: several run and no ``pid`` says which (the message lists their
-                pids), or none runs as ``pid``; none was found, and a socket directory is not
-                the user's or others may enter it (it was passed over); or something other
-                than a socket (a file, a symlink) is at the socket's path.
+            ControlError: several that are not one ``--share`` group run and no ``pid`` says
+                which (the message lists their pids), or none runs as ``pid``; none was found,
+                and a socket directory is not the user's or others may enter it (it was passed
+                over); or something other than a socket (a file, a symlink) is at the socket's
+                path.
         """
         resolved, candidates, refused = _candidates(config_path, environ, pid)
         gone = False
@@ -734,6 +783,11 @@ class ControlClient:
                 continue
             found.append(client)
         if len(found) == 1:
+            return found[0]
+        if found and all([(await client.hello()).get("shared") is True for client in found]):
+            # The members of one --share group: any of them answers for the whole group.
+            for client in found[1:]:
+                await client.close()
             return found[0]
         if found:
             pids = []

@@ -480,6 +480,9 @@ class FeedManager:
         self._connect_deadline_s = connect_deadline_s
         self._deadline: asyncio.TimerHandle | None = None
         self._last_attempt = ""
+        # The keys this process streams (see hold_keys); None: every key.
+        self._held: frozenset[str] | None = None
+        self._runs: dict[FeedConnection, asyncio.Task[None]] = {}
 
     # Lifecycle
 
@@ -787,12 +790,54 @@ class FeedManager:
     def key_state(self, key_id: str) -> KeyState:
         return self.key_stats(key_id).state
 
-    def announce(self, state: str, message: str) -> None:
-        """Tell every event stream something about the whole feed (a status event of key ``*``).
+    def announce(self, state: str, message: str, *, key: str = "*", gap: Gap | None = None) -> None:
+        """Tell every event stream something about the whole feed (a status event of key ``*``)
+        or about one ``key`` (with the ``gap`` it closes, if any).
 
-        Used by what steers a running feed from outside (a config applied or rejected).
+        Used by what steers a running feed from outside (a config applied or rejected, a shared
+        key taken over).
         """
-        self._emit(StatusEvent("*", None, state, message, time.time()))
+        self._emit(StatusEvent(key, None, state, message, time.time(), gap))
+
+    async def hold_keys(self, key_ids: Iterable[str] | None) -> None:
+        """Stream only these keys' part of the plan (``None``: every key, the default).
+
+        The plan stays the whole config's: a key taken up streams the symbols the plan gives it,
+        in their modes, so every process sharing a config streams the same symbols on a key; and
+        while keys are held apart, failover moves no symbol between keys (the plan is the same
+        in every process). A key let go has its connections stopped, and this returns once they
+        are closed (a close frame, then the socket aborted after ``close_timeout_s``).
+
+        Called before the feed is entered, it decides which connections entering opens.
+
+        Raises:
+            FeedError: a key is not a key of the config.
+        """
+        held = None if key_ids is None else frozenset(key_ids)
+        for key_id in held or ():
+            self._check_key(key_id)
+        self._held = held
+        if not self._running:
+            return
+        stopping = []
+        for slot, conn in list(self._conns.items()):
+            if not self._holds(slot[0]):
+                del self._conns[slot]
+                conn.stop()
+                if (task := self._runs.get(conn)) is not None:
+                    stopping.append(task)
+        for key_plan in self._current.keys:
+            if not self._holds(key_plan.key_id):
+                continue
+            for slot_plan in key_plan.connections:
+                if slot_plan.symbols and (key_plan.key_id, slot_plan.index) not in self._conns:
+                    conn = self._connection(key_plan.key_id, slot_plan.index)
+                    conn.session.add((s.token, s.mode) for s in slot_plan.symbols)
+        if stopping:
+            await asyncio.wait(stopping, timeout=self._tuning.close_timeout_s + 1.0)
+
+    def _holds(self, key_id: str) -> bool:
+        return self._held is None or key_id in self._held
 
     # The connections' hooks (called through _Sink, synchronously, on the event loop)
 
@@ -899,6 +944,9 @@ class FeedManager:
 
     def _capacities(self, config: AppConfig | None = None) -> list[KeyCapacity]:
         config = config or self._config
+        if self._held is not None:
+            # Sharing: every process plans the whole config alike, with nothing moved.
+            return self._full_capacities(config)
         out = []
         for key_config in config.keys:
             key = self._keys[key_config.id]
@@ -961,12 +1009,14 @@ class FeedManager:
         if force:
             for key_plan in target.keys:
                 for slot in key_plan.connections:
-                    if slot.symbols:
+                    if slot.symbols and self._holds(key_plan.key_id):
                         conn = self._connection(key_plan.key_id, slot.index)
                         conn.session.add((s.token, s.mode) for s in slot.symbols)
         # Subscribe first, so that a moved symbol is picked up before it is dropped.
         for slot_change in change.changes:
-            if slot_change.subscribe or slot_change.mode_changes:
+            if (slot_change.subscribe or slot_change.mode_changes) and self._holds(
+                slot_change.key_id
+            ):
                 conn = self._connection(slot_change.key_id, slot_change.index)
                 conn.session.add((s.token, s.mode) for s in slot_change.subscribe)
                 conn.session.add(slot_change.mode_changes)
@@ -1016,6 +1066,7 @@ class FeedManager:
         )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self._runs[conn] = task
         return conn
 
     async def _guarded(self, conn: FeedConnection) -> None:
@@ -1057,6 +1108,7 @@ class FeedManager:
                     return
                 await conn.recover(reason)
         finally:
+            self._runs.pop(conn, None)
             if self._conns.get(slot) is conn:
                 del self._conns[slot]
 

@@ -77,9 +77,9 @@ def _cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-def redis_client(config: PublishConfig, *, timeout_s: float = 5.0) -> Any:
+def redis_client(config: PublishConfig, *, timeout_s: float = 5.0, single: bool = False) -> Any:
     """A ``redis.asyncio.Redis`` for the config's server, without redis-py's own retries (kitefan
-    retries with its backoff, and counts).
+    retries with its backoff, and counts); with ``single``, on one connection, never a pool.
 
     Raises:
         BrokerError: redis-py is not installed.
@@ -104,6 +104,7 @@ def redis_client(config: PublishConfig, *, timeout_s: float = 5.0) -> Any:
         socket_timeout=timeout_s,
         retry=Retry(NoBackoff(), 0),
         client_name="kitefan",
+        single_connection_client=single,
     )
 
 

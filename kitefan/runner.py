@@ -35,10 +35,16 @@ STOP_GRACE_S = 1.5
 
 @contextlib.asynccontextmanager
 async def running_feed(
-    config: AppConfig, *, demo: bool = False, demo_faults: bool = True, seed: int = 0
+    config: AppConfig,
+    *,
+    demo: bool = False,
+    demo_faults: bool = True,
+    seed: int = 0,
+    shared: bool = False,
 ) -> AsyncIterator[FeedManager]:
     """A started :class:`FeedManager`; with ``demo``, against the simulator on a free loopback
-    port, with a fault now and then (a token expiring, a dropped connection) to ride out."""
+    port, with a fault now and then (a token expiring, a dropped connection) to ride out; with
+    ``shared``, holding no key (``--share`` takes them: :mod:`kitefan.share`)."""
     async with contextlib.AsyncExitStack() as stack:
         if demo:
             from kitefan.demo import demo_simulator, run_demo_faults
@@ -52,7 +58,10 @@ async def running_feed(
                 task = asyncio.get_running_loop().create_task(run_demo_faults(sim, feed))
                 stack.push_async_callback(_cancel, task)
         else:
-            feed = await stack.enter_async_context(FeedManager(config, connect_deadline_s=None))
+            feed = FeedManager(config, connect_deadline_s=None)
+            if shared:
+                await feed.hold_keys(())
+            feed = await stack.enter_async_context(feed)
         yield feed
 
 

@@ -186,6 +186,7 @@ class Tuning:
     close_timeout_s: float = 2.0
     slot_retry_s: float = 60.0
     overflow: str = "drop-oldest"
+    share_lease_s: float = 10.0
 
 
 #: What each ``[tuning]`` knob does (the README documents the same).
@@ -208,6 +209,8 @@ TUNING_HELP: Mapping[str, str] = {
     "slot_retry_s": "seconds between attempts to win back a connection refused with HTTP 429",
     "overflow": 'which ticks a full tick stream drops: "drop-oldest" (keep the freshest) or '
     '"drop-newest" (keep what is queued)',
+    "share_lease_s": "with --share, the lease on each key in Redis: a process that dies loses "
+    "its keys to the others after at most this long (at least 2.6 x close_timeout_s)",
 }
 
 

@@ -82,6 +82,8 @@ SECRETS: tuple[re.Pattern[str], ...] = tuple(
         # tests/test_subscribe_input.py
         r"input-api-key-[ab]",
         r"input-token-[ab]-0001",
+        # kitefan/bench/share.py (kitefan bench share, tests/integration/test_bench_share.py)
+        r"bench-share-(?:api-key|token)-k\d",
         # configs/demo.toml (kitefan stream --demo, kitefan simulate --demo, config show)
         r"demo-(?:alpha|bravo|charlie)-key",
         r"demo-(?:alpha|bravo|charlie)-token-\d{4}",

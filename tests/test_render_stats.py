@@ -223,3 +223,49 @@ def test_a_change_shows_counts_per_connection_and_names() -> None:
     assert "removed (1): NSE:OLD (full, bravo#2)" in text
     assert "moved (1): NSE:MOVED bravo#1→alpha#0" in text
     assert lines[-1] == "new access token for: bravo"
+
+
+def share_document(redis: str = "connected") -> dict[str, object]:
+    def node(name: str, streaming: list[str], up: int, rate: float, ticks: int) -> object:
+        return {
+            "share": {"node": name, "streaming": streaming},
+            "totals": {
+                "connections_up": up,
+                "connections": 2 * len(streaming),
+                "ticks_per_s": rate,
+                "ticks": ticks,
+            },
+        }
+
+    return {
+        "group": "3f2a9c1d00aa11bb",
+        "node": "vm:101",
+        "lease_s": 10.0,
+        "redis": redis,
+        "last_error": "Connection refused" if redis != "connected" else "",
+        "members": ["vm:101", "vm:102"],
+        "holders": {"alpha": "vm:101", "bravo": "vm:102", "charlie": None},
+        "nodes": [
+            node("vm:101", ["alpha"], 2, 1200.4, 12_345),
+            node("vm:102", ["bravo"], 1, 80.0, 678),
+        ],
+    }
+
+
+def test_a_shared_stream_shows_every_process_of_its_group_and_the_keys_nobody_holds() -> None:
+    stats = FeedStats(
+        keys=(KeyStats("alpha", KeyState.CONNECTED, (conn(0),), 0),), updated_at=AT, uptime_s=5.0
+    )
+    document = {**stats.as_dict(), "share": share_document()}
+    text = text_of(stats_view(document, source="/x/shared.toml (pid 101)"), width=100)
+    assert (
+        "sharing keys as vm:101 in group 3f2a9c1d00aa11bb (lease 10 s, Redis connected): "
+        "2 processes\n"
+    ) in text
+    rows = [line.rstrip() for line in text.splitlines()]
+    assert " process         keys    connections   ticks/s    ticks" in rows
+    assert " vm:101 (this)   alpha           2/2     1,200   12,345" in rows
+    assert " vm:102          bravo           1/2        80      678" in rows
+    assert "held by no process: charlie" in rows
+    down = text_of(stats_view({**document, "share": share_document("down")}, source="x"), 140)
+    assert "(lease 10 s, Redis down): 2 processes (Connection refused)\n" in down

@@ -18,6 +18,7 @@ targets, the report). :mod:`~kitefan.bench.cli_load` measures ``kitefan stream``
 its own process, at the realistic load; :mod:`~kitefan.bench.fanout` the fan-out through Redis;
 :mod:`~kitefan.bench.recording` what ``--record`` costs and keeps, and export to Parquet;
 :mod:`~kitefan.bench.replay` ``kitefan replay --speed max`` to a counting client.
+:mod:`~kitefan.bench.share` a ``--share`` takeover.
 
 Owns: :func:`machine` and :class:`Figure`. Must not import asyncio, websockets, rich or typer.
 """
@@ -56,11 +57,12 @@ class Figure:
 
     Attributes:
         benchmark: ``decode``, ``records``, ``e2e``, ``load``, ``columnar``, ``candles``,
-            ``fanout``, ``cli``, ``recording`` or ``replay``.
+            ``fanout``, ``cli``, ``recording``, ``replay`` or ``share``.
         name: what was measured, as the table shows it.
         value: the median (or the percentile the name says); ``None`` if it could not be measured.
         unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``; ``cli``'s also ``lines/s``,
-            ``ticks`` (a count) and ``reconnects``.
+            ``ticks`` (a count) and ``reconnects``; ``share``'s also ``refusals`` and
+            ``connections``.
         target: the design's target, as text (``>= 10x``), or empty.
         ok: whether the value meets the target; ``None`` without a target or a value.
         samples: how many rounds, windows or frames the figure is taken over.

@@ -17,6 +17,7 @@ fanout    3         2 per pipeline per round (kitefan, then the baseline)
 cli       1         20 measured per case (slow reader, max rate: 10), after 5 s more
 recording 3         10 simulated seconds of the realistic load (270,000 ticks) per round
 replay    3         2 per recording per round, after 1 s (2 recordings)
+share     3         10: the lease (a takeover takes about that long)
 ========  ========  ============================================================
 
 ``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
@@ -45,6 +46,7 @@ from kitefan.bench.load import run_load_benchmark
 from kitefan.bench.recording import run_recording_benchmark
 from kitefan.bench.records import run_records_benchmark
 from kitefan.bench.replay import run_replay_benchmark
+from kitefan.bench.share import run_share_benchmark
 
 __all__ = ["BENCHMARKS", "DEFAULTS", "BenchReport", "run_benchmarks"]
 
@@ -60,6 +62,7 @@ BENCHMARKS = (
     "cli",
     "recording",
     "replay",
+    "share",
 )
 
 #: (rounds, seconds) of each benchmark when not given.
@@ -71,6 +74,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "columnar": (5, 0.3),
     "candles": (5, 0.5),
     "fanout": (3, 2.0),
+    "share": (3, 10.0),
     "cli": (1, 20.0),
     "recording": (3, 10.0),
     "replay": (3, 2.0),
@@ -161,6 +165,10 @@ def run_benchmarks(
             replayed = run_replay_benchmark(rounds=n, seconds=s, progress=progress)
             figures += replayed.figures()
             details[name] = replayed.as_dict()
+        elif name == "share":
+            share = run_share_benchmark(rounds=n, lease_s=s, progress=progress)
+            figures += share.figures()
+            details[name] = share.as_dict()
         elif name == "cli":
             cli = run_cli_benchmark(rounds=n, seconds=s, progress=progress)
             figures += cli.figures()

@@ -36,6 +36,7 @@ class Which(StrEnum):
     CLI = "cli"
     RECORDING = "recording"
     REPLAY = "replay"
+    SHARE = "share"
     ALL = "all"
 
 
@@ -65,7 +66,9 @@ def bench(
             "stream itself at that load (--rate 2): jsonl, the dashboard, a slow reader, max "
             "rate to a file. recording: --record's CPU at the realistic load, bytes per tick on "
             "disk vs raw frames vs Parquet, export to Parquet. replay: kitefan replay --speed max "
-            "-> a counting client. all: each in turn (~9 min)."
+            "-> a counting client. share: three stream --share "
+            "processes, the holder of a key SIGKILLed, the takeover timed (needs redis-server; "
+            "--seconds is the lease). all: each in turn."
         ),
     ] = Which.ALL,
     rounds: Annotated[

@@ -6,6 +6,8 @@ file), with ``--metrics HOST:PORT``, a Prometheus endpoint (:mod:`kitefan.metric
 ``--publish`` (or the config's ``[publish]``) a publisher of every frame and event to a Redis
 stream (:mod:`kitefan.publish`), its own consumer of the feed; with ``--record PATH`` a recorder
 of the same (:mod:`kitefan.recording`), another; ``--format none`` writes no records.
+With ``--share``, the config's keys are shared with the other ``--share`` processes of it through
+the same Redis (:mod:`kitefan.share`): this process streams only the keys it holds a lease on.
 
 A stream narrowed with ``--symbols`` or ``--mode`` stays narrowed when its config is applied
 again: the edited file is read and narrowed the same way (the same symbols, their modes and pins
@@ -62,7 +64,9 @@ from kitefan.settings import AppConfig, PublishConfig
 from kitefan.stats import PublishStats
 
 if TYPE_CHECKING:
+    from kitefan.lease import LeaseTiming
     from kitefan.publish import Publisher
+    from kitefan.share import Sharer
 
 __all__ = ["OutputFormat", "stream"]
 
@@ -137,6 +141,15 @@ def stream(
         ),
     ] = None,
     record: Annotated[Path | None, RECORD] = None,
+    share: Annotated[
+        bool,
+        typer.Option(
+            "--share",
+            help="Share the config's keys with its other --share processes (here or on other "
+            "machines) through the --publish Redis: each key streams in one process at a time, "
+            "and the others take over the keys of one that dies.",
+        ),
+    ] = False,
     sort: Annotated[
         SortBy,
         typer.Option(
@@ -197,6 +210,8 @@ def stream(
             warn(warning)
         _DASHBOARD.set(_dashboard_options(config, sort, watch, depth))
         target = _publish_target(config, publish)
+        if share:
+            _check_share(config, target, demo)
         if target is not None:
             from kitefan.publish import require_redis
 
@@ -213,6 +228,7 @@ def stream(
                 metrics=address,
                 publish=target,
                 record=record,
+                share=share,
             )
         )
         _summary(outcome, fmt)
@@ -249,6 +265,30 @@ def _publish_target(config: AppConfig, url: str | None) -> PublishConfig | None:
     if config.publish is None:
         return PublishConfig(target)
     return replace(config.publish, url=target)
+
+
+def _check_share(config: AppConfig, target: PublishConfig | None, demo: bool) -> None:
+    """What --share needs: a Redis to hold the leases in, a real ticker, a long enough lease."""
+    if demo:
+        raise typer.BadParameter(
+            "the demo runs a simulator of its own in each process: nothing to share",
+            param_hint="--share",
+        )
+    if target is None:
+        raise typer.BadParameter(
+            "needs a Redis to hold the keys' leases: add --publish redis://HOST[:PORT][/DB] "
+            "(or [publish] url in the config)",
+            param_hint="--share",
+        )
+    problem = _lease_timing(config).problem()
+    if problem is not None:
+        raise typer.BadParameter(problem, param_hint="--share")
+
+
+def _lease_timing(config: AppConfig) -> LeaseTiming:
+    from kitefan.lease import LeaseTiming
+
+    return LeaseTiming(config.tuning.share_lease_s, config.tuning.close_timeout_s)
 
 
 def _configure_logging(debug: bool, fmt: OutputFormat, log_file: Path | None = None) -> None:
@@ -326,6 +366,7 @@ async def _run(
     metrics: tuple[str, int] | None,
     publish: PublishConfig | None = None,
     record: Path | None = None,
+    share: bool = False,
 ) -> Outcome:
     loop = asyncio.get_running_loop()
     with StopSignal(duration, deferred=True) as stop:
@@ -333,7 +374,9 @@ async def _run(
             # The control socket first: a second stream of this config stops here, before it
             # takes any of the keys' connection slots. A demo has its own simulator, and so its
             # own socket (named with its pid): several demos run at once.
-            control = await stack.enter_async_context(ControlServer(config_file, own=demo))
+            control = await stack.enter_async_context(
+                ControlServer(config_file, own=demo, shared=share)
+            )
             exporter = None
             if metrics is not None:
                 from kitefan.metrics import MetricsServer
@@ -358,7 +401,7 @@ async def _run(
 
                 # Opened before the feed: a path that cannot be written fails before connecting.
                 recorder = await stack.enter_async_context(Recorder(record, on_warning=warn))
-            feed = await stack.enter_async_context(running_feed(config, demo=demo))
+            feed = await stack.enter_async_context(running_feed(config, demo=demo, shared=share))
             started_at = loop.time()
             stop.start_timer()
             # Registered before any connection has run (entering the feed does not yield to
@@ -370,9 +413,15 @@ async def _run(
                 recorder.symbols = lambda: {s.token: s.name for s in feed.config.symbols}
                 recording = loop.create_task(recorder.consume(feed.events()))
                 stack.push_async_callback(stop_recording, recording)
+            sharer = _sharer(feed, publish, stack) if share and publish is not None else None
             if exporter is not None:
                 exporter.attach(feed.stats)
-            control.attach(feed, reload, metrics_url=exporter.url if exporter else None)
+            control.attach(
+                feed,
+                reload,
+                metrics_url=exporter.url if exporter else None,
+                share=sharer.group_document if sharer is not None else None,
+            )
             # The config, its instruments and the plan live as long as the stream: keep them out
             # of every later full collection, which would otherwise pause the sockets for tens of
             # milliseconds with tens of thousands of symbols.
@@ -472,6 +521,27 @@ def _publisher(
     feed.report_publishing(publisher.stats)
     stack.push_async_callback(_stop_publisher, task)
     return publisher, task
+
+
+def _sharer(feed: FeedManager, target: PublishConfig, stack: contextlib.AsyncExitStack) -> Sharer:
+    """The feed's share of its config's keys, started; stopped (its leases released) after the
+    feed has closed its connections."""
+    from kitefan.broker import node_name
+    from kitefan.lease import group_id
+    from kitefan.share import Sharer
+
+    config = feed.config
+    sharer = Sharer(
+        feed,
+        target,
+        group=group_id(config.url, [(k.id, k.credential.api_key) for k in config.keys]),
+        node=node_name(),
+        timing=_lease_timing(config),
+        on_warning=warn,
+    )
+    task = asyncio.get_running_loop().create_task(sharer.run(), name="kitefan:share")
+    stack.push_async_callback(_stop_publisher, task)
+    return sharer
 
 
 async def _stop_publisher(task: asyncio.Task[None]) -> None:

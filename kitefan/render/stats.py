@@ -13,6 +13,9 @@ Tables with one row per key (its totals) followed by a row per connection:
   delay of full-mode ticks (p50/p99, whole seconds: exchange timestamps have 1 s resolution),
   and how many subscribed symbols have not ticked since they were subscribed.
 
+A ``--share`` stream adds its group: every live process, the keys it streams and its traffic
+(from the snapshots each publishes to Redis), and the keys nobody holds.
+
 Pure: documents in, renderables out. Owns: ``stats_view``, ``never_ticked_table``,
 ``format_bytes``, ``format_duration``. Must not import asyncio, websockets or typer.
 """
@@ -37,6 +40,7 @@ __all__ = [
     "format_bytes",
     "format_duration",
     "never_ticked_table",
+    "share_view",
     "stats_view",
 ]
 
@@ -235,6 +239,45 @@ def _publish_line(publish: Mapping[str, Any]) -> Text:
     return line
 
 
+def share_view(share: Mapping[str, Any]) -> RenderableType:
+    """The group of a ``--share`` stream: who streams which key."""
+    redis = str(share["redis"])
+    members = list(share["members"])
+    header = Text.assemble(
+        f"sharing keys as {share['node']} in group {share['group']} (lease {share['lease_s']:g} s, "
+        "Redis ",
+        (redis, "green" if redis == "connected" else "bold red"),
+        f"): {len(members)} process{'' if len(members) == 1 else 'es'}",
+    )
+    if redis != "connected" and share.get("last_error"):
+        header.append(f" ({share['last_error']})")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, justify in (
+        ("process", "left"),
+        ("keys", "left"),
+        ("connections", "right"),
+        ("ticks/s", "right"),
+        ("ticks", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for node in share.get("nodes", []):
+        own = node["share"]
+        totals = node["totals"]
+        name = str(own["node"]) + (" (this)" if own["node"] == share["node"] else "")
+        table.add_row(
+            name,
+            ", ".join(own["streaming"]) or "-",
+            f"{totals['connections_up']}/{totals['connections']}",
+            f"{totals['ticks_per_s']:,.0f}",
+            f"{totals['ticks']:,}",
+        )
+    parts: list[RenderableType] = [header, table]
+    unheld = [key for key, holder in share["holders"].items() if holder is None]
+    if unheld:
+        parts.append(Text(f"held by no process: {', '.join(unheld)}", style="bold red"))
+    return Group(*parts)
+
+
 def stats_view(
     document: Mapping[str, Any],
     *,
@@ -266,6 +309,8 @@ def stats_view(
     parts: list[RenderableType] = [header, summary]
     if (publish := document.get("publish")) is not None:
         parts.append(_publish_line(publish))
+    if (share := document.get("share")) is not None:
+        parts.append(share_view(share))
     if width >= 120:
         parts.append(_table("connections", (*_STATE, *_TRAFFIC), document))
     else:

@@ -201,7 +201,7 @@ _Chunk = tuple[list[Callable[[int], Change]], list[bytes | memoryview], int]
 
 
 class _Key:
-    __slots__ = ("account", "conns", "holders", "label", "silent", "token")
+    __slots__ = ("account", "conns", "holders", "label", "peak", "silent", "token")
 
     def __init__(self, account: Account) -> None:
         self.account = account
@@ -211,6 +211,8 @@ class _Key:
         # Connections holding one of the key's slots: open ones and those in their handshake.
         self.holders: set[ServerConnection] = set()
         self.conns: dict[int, _Connection] = {}
+        # The most slots held at once (handshakes included).
+        self.peak = 0
 
 
 class _Connection:
@@ -549,6 +551,15 @@ class Simulator:
         """Connections gone so far, by the close code the client sent (1006 for none)."""
         return dict(self.counters.close_codes)
 
+    def peak_connections(self, api_key: str) -> int:
+        """The most connections of this key open at once so far, handshakes included (what
+        shows whether two clients ever held one key's connections together).
+
+        Raises:
+            KeyError: no account has this api key.
+        """
+        return self._key(api_key).peak
+
     def connections(self, api_key: str | None = None) -> list[ConnectionView]:
         """The open connections, of one key or of all, oldest first.
 
@@ -841,6 +852,7 @@ class Simulator:
             why = f"{len(live)} connections already open"
             return self._refuse(ws, HTTPStatus.TOO_MANY_REQUESTS, why, key)
         live.add(ws)
+        key.peak = max(key.peak, len(live))
         self._pending[ws] = key
         return None
 

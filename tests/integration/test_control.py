@@ -233,6 +233,33 @@ async def test_a_second_server_for_the_same_config_is_refused(tmp_path: Path) ->
     )
 
 
+async def test_a_shared_stream_registers_beside_the_config_and_refuses_only_a_plain_one(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    config = write_config(tmp_path / "kitefan.toml", "ws://127.0.0.1:1", quote=nse(3))
+    stem = socket_name(config).removesuffix(".sock")
+    async with ControlServer(config, shared=True) as shared:
+        assert shared.path == runtime_dir / f"{stem}.{os.getpid()}.sock"
+        with pytest.raises(ControlError) as caught:
+            await ControlServer(config).start()
+        assert str(caught.value) == (
+            f"a stream of {config.resolve()} is already running with --share (pid "
+            f"{os.getpid()}): streams of one config share its keys only if every one of them "
+            "runs with --share; stop it first, or start this one the same way"
+        )
+        async with await ControlClient.connect(config) as client:
+            hello = await client.hello()
+        assert (hello["shared"], client.path) == (True, shared.path)
+    async with ControlServer(config):
+        with pytest.raises(ControlError) as caught:
+            await ControlServer(config, shared=True).start()
+        assert str(caught.value) == (
+            f"a stream of {config.resolve()} is already running without --share (pid "
+            f"{os.getpid()}): streams of one config share its keys only if every one of them "
+            "runs with --share; stop it first, or start this one the same way"
+        )
+
+
 async def test_a_socket_left_by_a_dead_stream_is_gone_and_removed(
     tmp_path: Path, runtime_dir: Path
 ) -> None:

@@ -758,3 +758,39 @@ async def test_an_applied_config_keeps_the_running_tuning_and_unknown_keys_are_r
                 feed.never_ticked("nope")
             with pytest.raises(FeedError, match="adds, removes or reorders keys"):
                 feed.preview_config(make_config(sim.url, tokens, keys=("alpha", "bravo")))
+
+
+# Holding some keys (--share) ---------------------------------------------------------------
+
+
+async def test_held_keys_stream_their_part_of_the_whole_plan_and_a_key_let_go_is_closed() -> None:
+    tokens = nse(30)
+    async with simulator() as sim:
+        config = make_config(sim.url, tokens, max_connections_per_key=2)
+        feed = FeedManager(config)
+        await feed.hold_keys(())  # before entering: entering opens nothing
+        async with feed:
+            plan = feed.plan
+            assert sim.connections() == []
+            await feed.hold_keys(["bravo"])
+            bravo = {s.token for slot in plan.key("bravo").connections for s in slot.symbols}
+            assert len(bravo) == 10
+            await sim_until(sim, lambda: sim_tokens_of(sim, "bravo") == bravo)
+            assert sim.connections(account("alpha").api_key) == []
+            assert feed.plan is plan  # the same whole-config plan
+            stream = feed.ticks()
+            assert await tokens_ticking(stream, bravo) == {"bravo"}
+            # Letting bravo go returns once its connections are closed; alpha takes its part.
+            await feed.hold_keys(["alpha"])
+            assert sim.connections(account("bravo").api_key) == []
+            alpha = {s.token for slot in plan.key("alpha").connections for s in slot.symbols}
+            await sim_until(sim, lambda: sim_tokens_of(sim, "alpha") == alpha)
+            assert {c.state for c in feed.key_stats("bravo").connections} == {"closed"}
+            # A refused key's symbols stay on it: the plan never changes while keys are held.
+            await sim.expire_token(account("alpha").api_key)
+            await eventually(lambda: feed.key_state("alpha") is KeyState.AUTH_FAILED)
+            assert feed.plan == plan
+            with pytest.raises(FeedError, match="no key 'delta'"):
+                await feed.hold_keys(["delta"])
+        await sim_until(sim, lambda: not sim.connections())
+        assert sim.refusals().get(429, 0) == 0
