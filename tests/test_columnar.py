@@ -545,6 +545,7 @@ def test_the_columnar_benchmark_reports_every_way_with_the_target_on_arrow() -> 
     figures = result.figures()
     assert [f.name for f in figures] == [
         "to Arrow, full mode",
+        "to Arrow, CPU time, full mode",
         "to numpy, full mode",
         "decode + as_dict(), full mode",
         "to Arrow per batch, full mode",
@@ -554,12 +555,13 @@ def test_the_columnar_benchmark_reports_every_way_with_the_target_on_arrow() -> 
         "decode + as_dict(), mixed",
         "to Arrow / decode + as_dict(), mixed",
     ]
-    assert [f.target for f in figures] == [">= 5M", "", "", "", "", "", "", "", ""]
+    assert [f.target for f in figures] == [">= 5M", "", "", "", "", "", "", "", "", ""]
     rates = result.rates
-    assert figures[4].value == rates["to Arrow, full"] / rates["decode + as_dict(), full"]
+    assert figures[5].value == rates["to Arrow, full"] / rates["decode + as_dict(), full"]
+    assert figures[1].value == rates["to Arrow, CPU time, full"] > 0
     assert figures[0].ok == (figures[0].value is not None and figures[0].value >= 5_000_000)
     assert all(f.benchmark == "columnar" and f.samples == 1 for f in figures)
-    assert [f.unit for f in figures] == ["ticks/s"] * 4 + ["x"] + ["ticks/s"] * 3 + ["x"]
+    assert [f.unit for f in figures] == ["ticks/s"] * 5 + ["x"] + ["ticks/s"] * 3 + ["x"]
     assert len(lines) == 1
     assert lines[0].startswith("columnar round 1/1: to Arrow, full ")
 
