@@ -247,23 +247,44 @@ def test_the_compiled_copy_is_built() -> None:
     assert COMPILED
 
 
-def test_the_compiled_copy_refuses_what_would_run_past_a_buffer() -> None:
+def test_the_compiled_copy_puts_each_word_where_its_plan_says_and_no_further() -> None:
     from kitefan import _records
 
-    words = np.zeros((2, 3), dtype=np.uint32)
-    source = bytes(range(20))
-    _records.words(words, 3, 1, source, 2, 2, 10)
-    assert words.tolist() == [[0, 0x02030405, 0x0C0D0E0F], [0, 0x06070809, 0x10111213]]
-    with pytest.raises(ValueError, match=r"^words: the packets run past the source$"):
-        _records.words(words, 3, 0, source, 3, 2, 10)
-    with pytest.raises(ValueError, match=r"^words: column, count, offset or step out of range$"):
-        _records.words(words, 3, 2, source, 0, 2, 10)
-    with pytest.raises(ValueError, match=r"^words: column, count, offset or step out of range$"):
-        _records.words(words, 3, 0, source, 0, 2, 7)
-    with pytest.raises(ValueError, match=r"^words: out is not \(words, total\) u32$"):
-        _records.words(words, 4, 0, source, 0, 1, 10)
+    divisors = np.full(256, 100.0)
+    divisors[3] = 1e7
+    words = np.zeros((3, 3), dtype=np.uint32)
+    prices = np.zeros((1, 3), dtype=np.float64)
+    orders = np.zeros((1, 3), dtype=np.uint16)
+    plan = bytes([0, 1, 0xFF])  # word 0 to words, word 1 to prices row 0, word 2 to orders row 0
+    # two packets of 3 words, 14 bytes apart, the first at 2; segments 1 and 3
+    source = bytes(2) + bytes.fromhex("00000101 00000457 00070000") + bytes(2)
+    source += bytes.fromhex("00000203 00bc614e ffff1234") + bytes(2)
+    args = (words, prices, orders, 3, 1, source, 2, 2, 14, plan, divisors)
+    _records.fields(*args)
+    assert words[0].tolist() == [0, 0x101, 0x203]
+    assert words[1:].tolist() == [[0, 0, 0], [0, 0, 0]]  # sent elsewhere: left as they were
+    assert prices.tolist() == [[0.0, 1111 / 100, 12345678 / 1e7]]
+    assert orders.tolist() == [[0, 7, 0xFFFF]]
+    errors = [
+        ((words, prices, orders, 3, 1, source, 5, 2, 14, plan, divisors), "the packets run past"),
+        ((words, prices, orders, 3, 2, source, 2, 2, 14, plan, divisors), "out of range"),
+        ((words, prices, orders, 3, 0, source, 2, 2, 11, plan, divisors), "out of range"),
+        (
+            (words, prices, orders, 3, 0, source, 2, 1, 14, bytes([0, 2, 0]), divisors),
+            "names a row",
+        ),
+        (
+            (words, prices, orders, 3, 0, source, 2, 1, 14, bytes([0, 0xFE, 0]), divisors),
+            "names a row",
+        ),
+        ((words, prices, orders, 3, 0, source, 2, 1, 14, plan, divisors[:8]), "do not match"),
+        ((words, prices, orders, 2, 0, source, 2, 1, 14, plan, divisors), "do not match"),
+    ]
+    for call, message in errors:
+        with pytest.raises(ValueError, match=f"^fields: .*{message}"):
+            _records.fields(*call)
     with pytest.raises(TypeError):
-        _records.words(source, 3, 0, source, 0, 1, 10)  # not writable
+        _records.fields(source, prices, orders, 3, 0, source, 2, 1, 14, plan, divisors)
 
 
 def test_a_large_uniform_frame_is_copied_in_blocks_without_losing_a_packet() -> None:
