@@ -28,6 +28,9 @@
  * change is computed in the order Tick.as_dict computes it; the build turns off floating-point
  * contraction so that the compiler cannot fuse its multiply and divide differently.
  *
+ * fields(...), for kitefan.columnar, copies the packets of one length into columns: native u32
+ * words, prices divided by their segment's divisor, order counts (see it below).
+ *
  * Must not: allocate a Python object per field, or read past the frame.
  */
 
@@ -716,11 +719,116 @@ records_csv(PyObject *Py_UNUSED(module), PyObject *args)
     return encode(args, 0);
 }
 
+/* ---- fields: packets of one length as columns, for kitefan.columnar ------------------- */
+
+/* fields(words, prices, orders, total, column, source, offset, count, step, plan, divisors)
+ *     -> None
+ *
+ * words is a writable C-contiguous buffer of u32 of shape (len(plan), total). The count packets
+ * in source, the first at offset and each step bytes after the one before, each 4 * len(plan)
+ * bytes of big-endian u32, go to columns column onwards, each word where plan (one signed byte
+ * per word) says: 0 to its row of words (native u32); p > 0 to row p - 1 of prices (float64:
+ * the u32 over divisors[segment], the segment being the low byte of the packet's first word,
+ * divisors being 256 float64); p < 0 to row -p - 1 of orders (u16: the word's high half). The
+ * rows of words that plan sends elsewhere are left as they were. Exactly what kitefan.columnar's
+ * numpy path computes (a u32 made a double, then one IEEE division); bounds are checked: nothing
+ * is read or written past a buffer. The GIL is released while copying.
+ */
+static PyObject *
+records_fields(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer words, prices, orders, source, plan, divisors;
+    Py_ssize_t total, column, offset, count, step;
+    if (!PyArg_ParseTuple(args, "w*w*w*nny*nnny*y*", &words, &prices, &orders, &total, &column,
+                          &source, &offset, &count, &step, &plan, &divisors)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t nwords = plan.len;
+    if (total <= 0 || words.len != 4 * nwords * total || prices.len % (8 * total) ||
+        orders.len % (2 * total) || divisors.len != 256 * 8) {
+        PyErr_SetString(PyExc_ValueError, "fields: the outputs do not match the plan");
+        goto done;
+    }
+    Py_ssize_t nprices = prices.len / 8 / total, norders = orders.len / 2 / total;
+    const signed char *code = (const signed char *)plan.buf;
+    for (Py_ssize_t w = 0; w < nwords; w++) {
+        if (code[w] > nprices || -code[w] > norders) {
+            PyErr_SetString(PyExc_ValueError, "fields: the plan names a row past the outputs");
+            goto done;
+        }
+    }
+    if (column < 0 || count < 0 || column > total - count || offset < 0 || step < 4 * nwords ||
+        nwords < 1) {
+        PyErr_SetString(PyExc_ValueError, "fields: column, count, offset or step out of range");
+        goto done;
+    }
+    if (count && (offset > source.len || source.len - offset < 4 * nwords ||
+                  (source.len - offset - 4 * nwords) / step < count - 1)) {
+        PyErr_SetString(PyExc_ValueError, "fields: the packets run past the source");
+        goto done;
+    }
+    {
+        uint32_t *w32 = (uint32_t *)words.buf;
+        double *f64 = (double *)prices.buf;
+        uint16_t *u16 = (uint16_t *)orders.buf;
+        const double *div = (const double *)divisors.buf;
+        const unsigned char *src = (const unsigned char *)source.buf + offset;
+        double by[64];
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t first = 0; first < count; first += 64) {
+            Py_ssize_t last = first + 64 < count ? first + 64 : count;
+            for (Py_ssize_t i = first; i < last; i++) {
+                by[i - first] = div[src[i * step + 3]];
+            }
+            for (Py_ssize_t w = 0; w < nwords; w++) {
+                const unsigned char *p = src + 4 * w;
+                int c = code[w];
+                if (c == 0) {
+                    uint32_t *row = w32 + w * total + column;
+                    for (Py_ssize_t i = first; i < last; i++) {
+                        uint32_t v;
+                        memcpy(&v, p + i * step, 4);
+                        row[i] = __builtin_bswap32(v);
+                    }
+                } else if (c > 0) {
+                    double *row = f64 + (c - 1) * total + column;
+                    for (Py_ssize_t i = first; i < last; i++) {
+                        uint32_t v;
+                        memcpy(&v, p + i * step, 4);
+                        row[i] = (double)__builtin_bswap32(v) / by[i - first];
+                    }
+                } else {
+                    uint16_t *row = u16 + (-c - 1) * total + column;
+                    for (Py_ssize_t i = first; i < last; i++) {
+                        const unsigned char *q = p + i * step;
+                        row[i] = (uint16_t)(q[0] << 8 | q[1]);
+                    }
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyBuffer_Release(&words);
+    PyBuffer_Release(&prices);
+    PyBuffer_Release(&orders);
+    PyBuffer_Release(&source);
+    PyBuffer_Release(&plan);
+    PyBuffer_Release(&divisors);
+    return result;
+}
+
 static PyMethodDef records_methods[] = {
     {"jsonl", records_jsonl, METH_VARARGS,
      "jsonl(frame, head, name_of) -> bytes | None\n\nThe JSON lines of a frame's ticks."},
     {"csv", records_csv, METH_VARARGS,
      "csv(frame, head, name_of) -> bytes | None\n\nThe CSV rows of a frame's ticks."},
+    {"fields", records_fields, METH_VARARGS,
+     "fields(words, prices, orders, total, column, source, offset, count, step, plan, divisors)"
+     " -> None\n\nwords, with prices divided and order counts cut as the plan says."},
     {NULL, NULL, 0, NULL},
 };
 

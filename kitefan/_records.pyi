@@ -4,3 +4,17 @@ from collections.abc import Callable
 
 def jsonl(frame: bytes, head: bytes, name_of: Callable[[int], str], /) -> bytes | None: ...
 def csv(frame: bytes, head: bytes, name_of: Callable[[int], str], /) -> bytes | None: ...
+def fields(
+    words: object,
+    prices: object,
+    orders: object,
+    total: int,
+    column: int,
+    source: object,
+    offset: int,
+    count: int,
+    step: int,
+    plan: bytes,
+    divisors: object,
+    /,
+) -> None: ...

@@ -20,8 +20,8 @@ from kitefan.codec import frame_tokens
 from kitefan.columnar import frames_to_arrow
 from kitefan.events import ErrorEvent, StatusEvent, TickBatch
 from kitefan.models import IST
-from kitefan.recording import Recorder, Recording
-from kitefan.recording.export import select_packets
+from kitefan.recording import Recorder, Recording, export as export_module
+from kitefan.recording.export import export, select_packets
 from kitefan.render.records import csv_header, encode_csv, encode_jsonl
 
 # 09:14:59 IST, then a frame every 0.5 s: 09:14:59 .. 09:15:18.5
@@ -166,3 +166,44 @@ def test_parquet_without_pyarrow_names_the_extra(
         1,
         "error: exporting to Parquet needs pyarrow: pip install 'kitefan[parquet]'\n",
     )
+
+
+def test_parquet_is_written_with_the_documented_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Row groups of 1,000 ticks (of 64k): several are written while the next is decoded.
+    monkeypatch.setattr(export_module, "ROW_GROUP_TICKS", 1000)
+    frames = mixed_frames(37, 100)
+    path = tmp_path / "many.kfr"
+
+    async def record() -> None:
+        async with Recorder(path, symbols=lambda: {}) as recorder:
+            for i, frame in enumerate(frames):
+                recorder.add(TickBatch("alpha", i % 2, frame, float(i), 1_764_567_890.0 + i))
+
+    asyncio.run(record())
+    out = tmp_path / "many.parquet"
+    result = export(Recording(path), out)
+    table = pq.read_table(out)
+    assert result.rows == table.num_rows == sum(len(frames_to_arrow(f)) for f in frames)
+    expected = frames_to_arrow(frames)
+    assert table["instrument_token"].to_pylist() == expected["instrument_token"].to_pylist()
+    assert table["ask_price_5"].to_pylist() == expected["ask_price_5"].to_pylist()
+    metadata = pq.ParquetFile(out).metadata
+    assert metadata.num_row_groups == 4
+    group = metadata.row_group(0)
+    columns = {group.column(i).path_in_schema: group.column(i) for i in range(group.num_columns)}
+    assert {c.compression for c in columns.values()} == {"ZSTD"}
+    with_dictionary = {n for n, c in columns.items() if c.dictionary_page_offset is not None}
+    assert with_dictionary == {"key", "symbol", "mode"}
+    with_statistics = {n for n, c in columns.items() if c.is_stats_set}
+    assert with_statistics == {
+        "received_at",
+        "key",
+        "connection",
+        "symbol",
+        "instrument_token",
+        "exchange_timestamp",
+    }
+    assert "BYTE_STREAM_SPLIT" in columns["bid_price_1"].encodings
+    assert "BYTE_STREAM_SPLIT" not in columns["bid_quantity_1"].encodings

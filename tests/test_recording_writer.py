@@ -4,6 +4,7 @@ off, a file cut anywhere reads to its last whole chunk and the reader says where
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from kitefan.errors import RecordingError
 from kitefan.events import ErrorEvent, StatusEvent, TickBatch
 from kitefan.models import IST
 from kitefan.recording import Recorder, Recording
+from kitefan.recording.reader import READ_AHEAD
 
 FRAMES = mixed_frames(30, 8, seed=5)
 # 23:59:59.5 IST on 2026-12-01, then every 50 ms: the last frames fall on 2026-12-02.
@@ -113,3 +115,22 @@ async def test_what_is_added_after_close_is_counted_as_dropped(tmp_path: Path) -
     recorder = await record(tmp_path / "r.kfr", list(batches()[:3]))
     recorder.add(batches()[3])
     assert recorder.stats().dropped_ticks == len(batches()[3])
+
+
+async def test_a_pass_stopped_early_stops_its_read_ahead_and_closes_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.kfr"
+    await record(path, batches(), chunk_bytes=1024)
+    recording = Recording(path)
+    passes = [recording.chunks() for _ in range(3)]
+    firsts = [next(p) for p in passes]  # each pass's thread reads ahead meanwhile
+    assert len({c.offset for c in firsts}) == 1
+    for p in passes:
+        p.close()
+    assert [t for t in threading.enumerate() if t.name == "kitefan-read-ahead"] == []
+    whole = list(recording.chunks())
+    assert len(whole) > READ_AHEAD + 2  # more chunks than are read ahead
+    assert [c.offset for c in whole] == sorted(c.offset for c in whole)
+    assert recording.report.chunks == len(whole)
+    assert [t for t in threading.enumerate() if t.name == "kitefan-read-ahead"] == []

@@ -38,6 +38,7 @@ from kitefan.models import Tick
 
 __all__ = [
     "ARROW",
+    "ARROW_CPU",
     "DICTS",
     "NUMPY",
     "PER_BATCH",
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 ARROW = "to Arrow"
+ARROW_CPU = "to Arrow, CPU time"
 NUMPY = "to numpy"
 DICTS = "decode + as_dict()"
 PER_BATCH = "to Arrow per batch"
@@ -151,13 +153,15 @@ class ColumnarResult:
         n = self.rounds
         notes = {
             ARROW: "batches_to_arrow: every batch to one pyarrow.Table, tags included",
+            ARROW_CPU: "the same calls timed by the process's CPU time (what waiting for a "
+            "core on a loaded machine does not count)",
             NUMPY: "batches_to_numpy: every batch to one dict of numpy arrays",
             DICTS: "decode_packets, then as_dict() on every tick",
             PER_BATCH: "TickBatch.to_arrow(), one call per batch of 100 ticks",
         }
         out = []
         for frames, label in ((FULL, "full mode"), (MIXED, "mixed")):
-            for way in (ARROW, NUMPY, DICTS, PER_BATCH):
+            for way in (ARROW, ARROW_CPU, NUMPY, DICTS, PER_BATCH):
                 name = f"{way}, {frames}"
                 if name not in rates:
                     continue
@@ -199,16 +203,18 @@ class ColumnarResult:
         }
 
 
-def _rate(fn: Callable[[], Any], ticks: int, min_s: float) -> float:
-    """Ticks per second of ``fn`` (one pass over a frame set per call), for at least ``min_s``."""
+def _rate(fn: Callable[[], Any], ticks: int, min_s: float) -> tuple[float, float]:
+    """Ticks per second of ``fn`` (one pass over a frame set per call), for at least ``min_s``:
+    per second of wall time, and per second of the process's CPU time."""
     done = 0
     start = time.perf_counter()
+    cpu = time.process_time()
     while True:
         fn()
         done += ticks
         elapsed = time.perf_counter() - start
         if elapsed >= min_s:
-            return done / elapsed
+            return done / elapsed, done / max(time.process_time() - cpu, 1e-9)
 
 
 def run_columnar_benchmark(
@@ -259,10 +265,15 @@ def run_columnar_benchmark(
             timed[f"{way}, {name}"] = (fn, ticks[name])
     full = sets[FULL]
     timed[f"{PER_BATCH}, {FULL}"] = (lambda: [b.to_arrow() for b in full], ticks[FULL])
+    cpu_name = f"{ARROW_CPU}, {FULL}"
     samples: dict[str, list[float]] = {name: [] for name in timed}
+    samples[cpu_name] = []
     for index in range(rounds):
         for name, (fn, n) in timed.items():
-            samples[name].append(_rate(fn, n, min_s))
+            wall, cpu = _rate(fn, n, min_s)
+            samples[name].append(wall)
+            if name == f"{ARROW}, {FULL}":
+                samples[cpu_name].append(cpu)
         if progress is not None:
             line = ", ".join(f"{name} {values[-1]:,.0f}" for name, values in samples.items())
             progress(f"columnar round {index + 1}/{rounds}: {line} ticks/s")

@@ -13,8 +13,10 @@ rich or typer.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,10 @@ from kitefan.recording.format import (
 )
 
 __all__ = ["SUFFIX", "FileEnd", "ReadReport", "Recording", "recording_files"]
+
+#: Chunks read ahead of the caller, at most (each about a second of the stream).
+READ_AHEAD = 4
+_END = object()
 
 #: The suffix of the files a directory recording holds (``2026-12-01.kfr``).
 SUFFIX = ".kfr"
@@ -178,9 +184,10 @@ class Recording:
         """Every whole chunk, file after file; skipped stretches and where each file stopped go
         to :attr:`report` (fresh for each pass)."""
         self.report = report = ReadReport()
-        for path in self.files:
-            report.files += 1
-            yield from self._file_chunks(path, report)
+        if self.follow:  # waits for more: read here, where the caller stops it
+            yield from self._all_chunks(report)
+        else:
+            yield from _read_ahead(self._all_chunks(report))
 
     def records(self) -> Iterator[Record]:
         """Every record, in the order written: frames with their receive time in nanoseconds,
@@ -218,6 +225,11 @@ class Recording:
                 yield item
 
     # Internals
+
+    def _all_chunks(self, report: ReadReport) -> Generator[Chunk, None, None]:
+        for path in self.files:
+            report.files += 1
+            yield from self._file_chunks(path, report)
 
     def _file_chunks(self, path: Path, report: ReadReport) -> Iterator[Chunk]:
         scanner = LogScanner()
@@ -260,3 +272,52 @@ class Recording:
                         FileEnd(path, item.offset, item.truncated, item.offset + item.truncated)
                     )
                     return
+
+
+def _read_ahead(source: Generator[Chunk, None, None]) -> Iterator[Chunk]:
+    """``source``'s chunks, in order, read by a thread of its own up to :data:`READ_AHEAD`
+    chunks ahead: the file's reads, the checksums and zstd (which release the GIL) overlap what
+    the caller does with the chunks before. What the source raises is raised here, in its place.
+    When the caller stops early, the thread stops, and the source is closed, before this
+    returns."""
+    items: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(READ_AHEAD)
+    stop = threading.Event()
+
+    def put(item: Any, error: BaseException | None = None) -> bool:
+        while not stop.is_set():
+            try:
+                items.put((item, error), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for chunk in source:
+                if not put(chunk) or stop.is_set():
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the caller, raised there
+            put(_END, exc)
+        finally:
+            source.close()
+
+    thread = threading.Thread(target=run, name="kitefan-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = items.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while True:  # make room, so that a put under way ends at once
+            try:
+                items.get_nowait()
+            except queue.Empty:
+                break
+        thread.join()
