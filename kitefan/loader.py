@@ -157,6 +157,7 @@ _TOP_KEYS = (
     "mode",
     "max_connections_per_key",
     "max_symbols_per_connection",
+    "redundancy",
     "instruments",
     "api_root",
     "keys",
@@ -497,6 +498,12 @@ class _Loader:
         if (value := self.string(raw, "instruments", "instruments")) is not None:
             instruments = self.path_of(value, "instruments")
         keys = self.keys(raw.get("keys"))
+        redundancy = self.integer("redundancy", 1, 2, 1)
+        if redundancy > 1 and keys and len(keys) < redundancy:
+            self.problem(
+                f"redundancy: {redundancy} needs at least {redundancy} [[keys]] tables, "
+                f"{len(keys)} configured; add a key or set redundancy = 1"
+            )
         tuning = self.tuning(raw.get("tuning", {}))
         publish = None if "publish" in unused else self.publish(raw.get("publish"))
         symbols: tuple[SymbolSpec, ...] = ()
@@ -519,6 +526,7 @@ class _Loader:
             api_root=api_root.rstrip("/"),
             warnings=tuple(self.warnings),
             publish=publish,
+            redundancy=redundancy,
         )
 
     # [publish]

@@ -229,6 +229,8 @@ class AppConfig:
         api_root: the Kite HTTP API root (``kitefan instruments fetch`` uses it).
         warnings: things worth saying that do not stop the config (duplicates, readable tokens).
         publish: where ``kitefan stream`` publishes its frames (``[publish]``), if anywhere.
+        redundancy: on how many different keys each symbol streams (1, or 2: every symbol on two
+            keys, merged into one tick stream; capacity halves).
     """
 
     source: str
@@ -244,11 +246,13 @@ class AppConfig:
     api_root: str = "https://api.kite.trade"
     warnings: tuple[str, ...] = ()
     publish: PublishConfig | None = None
+    redundancy: int = 1
 
     @property
     def capacity(self) -> int:
-        """How many symbols fit on all keys at the configured limits."""
-        return len(self.keys) * self.max_connections_per_key * self.max_symbols_per_connection
+        """How many symbols fit on all keys at the configured limits (each ``redundancy`` times)."""
+        total = len(self.keys) * self.max_connections_per_key * self.max_symbols_per_connection
+        return total // self.redundancy if len(self.keys) >= self.redundancy else 0
 
 
 # [publish]: the Redis stream ``kitefan stream --publish`` writes -----------------------------
