@@ -6,15 +6,14 @@ first copy of a snapshot is delivered, the second is dropped and counted as a du
 that sent it); a snapshot that only one key delivered is counted as one the other key missed (per
 key, the figure that says what redundancy saved).
 
-What is "the same snapshot": two packets of the same token with the same bytes. A full-mode packet
-(184 bytes, or an index's 32) carries the exchange timestamp, so the same bytes are the same token,
-the same exchange second and the same fields; an ltp or quote packet has no timestamp, and two
-equal packets are one snapshot only when they arrive within :data:`WINDOW_S` of each other (a key
-that sends an unchanged quote twice sends two snapshots: the merge counts copies per key, so each
-key's n-th copy of the same bytes within the window is the n-th snapshot). A packet's record is
-kept until every key that carries the token sent as many copies as the most any key sent, or
-until :data:`WINDOW_S` passes without another copy of it; then the keys that carry the token
-and sent fewer copies than the most any key sent are charged with the difference as missed.
+What is "the same snapshot": two packets of the same token with the same bytes, when the second
+comes within :data:`WINDOW_S` of the first copy (from any key), or when it equals the last packet
+delivered for its token in its mode (however late: a reconnected key's first packet repeats the
+state the other key already delivered). A full-mode packet (184 bytes, or an index's 32) carries the
+exchange timestamp, so the same bytes are the same token, exchange second and fields; an ltp or
+quote packet has no timestamp, so equal bytes more than the window apart, with another packet of
+the token between them, are two ticks. A packet's record is settled :data:`WINDOW_S` after its
+first copy: every key that carries the token and sent no copy is charged one missed snapshot.
 
 Work is per packet but cheap: packets are sliced from the frame (``codec.packet_runs``), never
 decoded; a batch with no duplicate is handed on as it came, and only a batch that lost packets
@@ -55,7 +54,7 @@ class MergeCounts:
         delivered: packets handed on (each snapshot once).
         duplicates: per key, its copies dropped because the other key's copy came first.
         missed: per key, snapshots of its symbols that only the other key delivered (settled
-            :data:`WINDOW_S` after the last copy).
+            :data:`WINDOW_S` after the first copy).
         passed: packets of tokens that stream on one key only, handed on unexamined.
     """
 
@@ -76,15 +75,13 @@ class MergeCounts:
 
 
 class _Record:
-    """The copies of one packet seen so far, per key, and when the last one came."""
+    """The keys that sent one packet so far, and the token it is of."""
 
-    __slots__ = ("copies", "last", "most", "token")
+    __slots__ = ("seen", "token")
 
-    def __init__(self, token: int, keys: int, last: float) -> None:
+    def __init__(self, token: int, key: int) -> None:
         self.token = token
-        self.copies = [0] * keys
-        self.most = 0  # the most copies any one key sent: the snapshots delivered
-        self.last = last
+        self.seen = 1 << key
 
 
 class Merge:
@@ -112,6 +109,8 @@ class Merge:
         )
         self._routes: dict[int, tuple[int, ...]] = {}
         self._records: dict[bytes, _Record] = {}
+        # The last packet delivered, per token and packet length (token << 8 | length).
+        self._last: dict[int, bytes] = {}
         self._due: deque[tuple[float, bytes]] = deque()
         self.route(routes)
 
@@ -135,10 +134,10 @@ class Merge:
         if key is None or batch.count == 0:
             self.counts.passed += batch.count
             return batch
-        routes, records, due = self._routes, self._records, self._due
+        routes, records, due, last = self._routes, self._records, self._due, self._last
+        bit = 1 << key
         kept: list[bytes] = []
         dropped = passed = 0
-        duplicates = 0
         for offset, length, count in packet_runs(frame):
             if length not in _FIELDED:
                 continue
@@ -146,36 +145,28 @@ class Merge:
             for start in range(offset, offset + step * count, step):
                 packet = frame[start : start + length]
                 token = int.from_bytes(packet[:4], "big")
-                carriers = routes.get(token)
-                if carriers is None:
+                if token not in routes:
                     passed += 1
                     kept.append(packet)
                     continue
                 record = records.get(packet)
-                if record is None:
-                    record = records[packet] = _Record(token, len(self._keys), now)
-                copies = record.copies
-                record.last = now
-                due.append((now, packet))
-                if copies[key] == record.most:  # this key is ahead: a snapshot not seen yet
-                    record.most += 1
-                    copies[key] += 1
-                    kept.append(packet)
-                else:
-                    copies[key] += 1
-                    duplicates += 1
+                if record is not None:
+                    record.seen |= bit
                     dropped += 1
-                    most = record.most
-                    for carrier in carriers:
-                        if copies[carrier] != most:
-                            break
-                    else:  # every key sent every copy: nothing more to wait for
-                        del records[packet]
+                    continue
+                kind = token << 8 | length  # a resubscribe goes through quote before full
+                if last.get(kind) == packet:  # a repeat of the state already delivered
+                    dropped += 1
+                    continue
+                records[packet] = _Record(token, key)
+                due.append((now, packet))
+                last[kind] = packet
+                kept.append(packet)
         counts = self.counts
         counts.passed += passed
         counts.delivered += len(kept) - passed
-        if duplicates:
-            counts.duplicates[batch.key] += duplicates
+        if dropped:
+            counts.duplicates[batch.key] += dropped
         if not dropped:
             return batch
         if not kept:
@@ -207,12 +198,9 @@ class Merge:
         missed = self.counts.missed
         keys = self._keys
         while due and due[0][0] < before:
-            at, packet = due.popleft()
-            record = records.get(packet)
-            if record is None or record.last != at:
-                continue  # a later copy is due later
-            del records[packet]
-            copies, most = record.copies, record.most
+            _, packet = due.popleft()
+            record = records.pop(packet)
+            seen = record.seen
             for carrier in routes.get(record.token, ()):
-                if copies[carrier] < most:
-                    missed[keys[carrier]] += most - copies[carrier]
+                if not seen >> carrier & 1:
+                    missed[keys[carrier]] += 1

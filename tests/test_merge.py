@@ -80,29 +80,37 @@ def test_a_snapshot_on_one_key_only_is_delivered_and_counted_missed_by_the_other
     assert (m.counts.delivered, m.counts.duplicate_count, m.counts.one_sided) == (3, 1, 2)
 
 
-def test_equal_quotes_from_one_key_are_two_snapshots_and_pair_up_per_key() -> None:
+def test_equal_quotes_within_the_window_are_one_snapshot_whichever_key_sent_them() -> None:
     m = merge()
     same = quote(1, 500)
     assert m.push(batch("a", 0.0, same)) is not None
     assert m.push(batch("b", 0.02, same)) is None
-    assert m.push(batch("a", 1.0, same)) is not None  # unchanged quote, a second snapshot
-    assert m.push(batch("b", 1.02, same)) is None
-    assert m.push(batch("b", 2.0, same)) is not None  # b first this time
-    assert m.push(batch("a", 2.01, same)) is None
-    assert m.push(batch("a", 3.0, same)) is not None  # b misses this one
-    m.flush()
-    assert m.counts.delivered == 4
-    assert m.counts.duplicates == {"a": 1, "b": 2, "c": 0}
-    assert m.counts.missed == {"a": 0, "b": 1, "c": 0}
-
-
-def test_copies_further_apart_than_the_window_are_two_ticks() -> None:
-    m = merge()
-    m.push(batch("a", 0.0, ltp(1, 5)))
-    assert m.push(batch("b", WINDOW_S + 0.5, ltp(1, 5))) is not None
+    assert m.push(batch("a", 1.0, same)) is None  # the same bytes again: the same snapshot
+    assert m.push(batch("b", 1.5, quote(1, 501))) is not None
+    assert m.push(batch("a", 1.52, quote(1, 501))) is None
     m.flush()
     assert m.counts.delivered == 2
-    assert m.counts.missed == {"a": 1, "b": 1, "c": 0}
+    assert m.counts.duplicates == {"a": 2, "b": 1, "c": 0}
+    assert m.counts.missed == {"a": 0, "b": 0, "c": 0}
+
+
+def test_a_repeat_of_the_last_delivered_state_is_a_duplicate_however_late() -> None:
+    """A reconnected key's first packet repeats the state the other key already delivered."""
+    m = merge()
+    m.push(batch("a", 0.0, full(1, 100, 10)))
+    m.push(batch("b", 0.01, full(1, 100, 10)))
+    assert m.push(batch("a", 30.0, full(1, 100, 10))) is None
+    assert m.counts.duplicates == {"a": 1, "b": 1, "c": 0}
+
+
+def test_equal_quotes_further_apart_than_the_window_with_a_change_between_are_two_ticks() -> None:
+    m = merge()
+    m.push(batch("a", 0.0, ltp(1, 5)))
+    m.push(batch("a", 0.5, ltp(1, 6)))
+    assert m.push(batch("b", WINDOW_S + 0.5, ltp(1, 5))) is not None  # back to 5: a new tick
+    m.flush()
+    assert m.counts.delivered == 3
+    assert m.counts.missed == {"a": 1, "b": 2, "c": 0}
 
 
 def test_tokens_on_one_key_and_unknown_keys_pass_through_unexamined() -> None:
@@ -121,6 +129,7 @@ def test_a_new_route_takes_effect_for_the_next_packets() -> None:
     assert m.push(batch("c", 0.1, ltp(1, 5))) is None
     m.push(batch("a", 0.2, ltp(1, 6)))
     m.flush()
+    assert m.pending == 0
     assert m.counts.missed == {"a": 0, "b": 0, "c": 1}
     assert m.push(batch("b", 5.0, ltp(2, 1))).count == 1  # type: ignore[union-attr]
     assert m.counts.passed == 1  # token 2 is no longer redundant
