@@ -28,6 +28,11 @@ Faults, and what the manager does about them:
 
 Order updates arrive on every connection of a key; each is delivered once per key.
 
+With ``redundancy = 2`` every symbol streams on two keys and :class:`kitefan.merge.Merge` folds
+the copies before the streams see them: each snapshot once; duplicates and the snapshots one key
+missed are counted (``stats().redundancy``). A connection lost on one key is still a status event,
+but its gap names only the symbols no other key carried through it.
+
 Owns: ``FeedManager``, ``EventStream``. Must not import rich or typer.
 """
 
@@ -65,6 +70,7 @@ from kitefan.events import (
     TickBatch,
 )
 from kitefan.loader import load_instruments
+from kitefan.merge import Merge
 from kitefan.models import Mode, OrderUpdate
 from kitefan.planner import KeyCapacity, Plan, PlanDiff, diff, plan
 from kitefan.retry import Refusal
@@ -77,6 +83,7 @@ from kitefan.stats import (
     KeyStats,
     LoopLagMeter,
     PublishStats,
+    RedundancyStats,
     key_state,
     percentile_of_counts,
 )
@@ -456,6 +463,8 @@ class FeedManager:
         self._symbols: dict[int, SymbolSpec] = {s.token: s for s in config.symbols}
         self._home = self._plan(self._full_capacities(), previous=None)
         self._current = self._home
+        # Redundancy: the copies of each snapshot folded into one (see kitefan.merge).
+        self._merge = Merge(self._keys, self._current.routes()) if config.redundancy > 1 else None
         self._conns: dict[tuple[str, int], FeedConnection] = {}
         # Counters live per slot, so that a slot's figures survive its connection being
         # stopped (failover) and started again.
@@ -772,6 +781,21 @@ class FeedManager:
             if self._probe is not None
             else None,
             publish=self._publishing() if self._publishing is not None else None,
+            redundancy=self._redundancy_stats(now),
+        )
+
+    def _redundancy_stats(self, now: float) -> RedundancyStats | None:
+        merge = self._merge
+        if merge is None:
+            return None
+        merge.expire(now)
+        counts = merge.counts
+        return RedundancyStats(
+            redundancy=self._config.redundancy,
+            delivered=counts.delivered,
+            duplicates=dict(counts.duplicates),
+            missed=dict(counts.missed),
+            pending=merge.pending,
         )
 
     def report_publishing(self, source: Callable[[], PublishStats] | None) -> None:
@@ -805,6 +829,11 @@ class FeedManager:
         return self._handing_over > 0
 
     def _on_ticks(self, batch: TickBatch) -> None:
+        if self._merge is not None:
+            merged = self._merge.push(batch)
+            if merged is None:
+                return
+            batch = merged
         for ref in self._streams:
             stream = ref()
             if stream is not None and stream.accepts(batch.key, batch.connection):
@@ -828,6 +857,8 @@ class FeedManager:
             return
         if conn.state in (ConnState.AUTH_FAILED, ConnState.SLOT_LIMITED):
             return  # _on_refused says it once, for the key, with what to do
+        if gap is not None and self._merge is not None:
+            gap = self._uncovered(conn.key_id, gap)
         self._emit(
             StatusEvent(conn.key_id, conn.index, conn.state.value, message, time.time(), gap)
         )
@@ -929,6 +960,7 @@ class FeedManager:
             strategy=self._config.strategy,
             max_symbols_per_connection=self._config.max_symbols_per_connection,
             previous=previous,
+            redundancy=self._config.redundancy,
         )
 
     def _rehome(self, wanted: dict[int, SymbolSpec]) -> PlanDiff:
@@ -952,9 +984,29 @@ class FeedManager:
             return PlanDiff(changes=())
         return self._apply(target)
 
+    def _uncovered(self, key_id: str, gap: Gap) -> Gap | None:
+        """The part of a gap that another key did not stream through: its symbols that have no
+        place on another key whose connection was up the whole time (``None`` if none)."""
+        plan = self._current
+        left = []
+        for token in gap.tokens:
+            for other, index in plan.places(token):
+                conn = self._conns.get((other, index))
+                seen = self._slots.get((other, index))
+                if other == key_id or conn is None or conn.state is not ConnState.CONNECTED:
+                    continue
+                own = seen.last_gap if seen is not None else None
+                if own is None or own.end <= gap.start or own.start >= gap.end:
+                    break
+            else:
+                left.append(token)
+        return replace(gap, tokens=tuple(left)) if left else None
+
     def _apply(self, target: Plan, *, force: bool = False) -> PlanDiff:
         change = diff(self._current, target)
         self._current = target
+        if self._merge is not None:
+            self._merge.route(target.routes())
         if not self._running:
             return change
         touched: set[FeedConnection] = set()
@@ -1161,7 +1213,13 @@ class FeedManager:
             raise FeedError(
                 "the edited config adds, removes or reorders keys: restart the stream for that"
             )
-        for name in ("url", "strategy", "max_connections_per_key", "max_symbols_per_connection"):
+        for name in (
+            "url",
+            "strategy",
+            "max_connections_per_key",
+            "max_symbols_per_connection",
+            "redundancy",
+        ):
             if getattr(config, name) != getattr(self._config, name):
                 raise FeedError(
                     f"the edited config changes {name}, which a running stream cannot take: "

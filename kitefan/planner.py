@@ -165,6 +165,14 @@ class Plan:
         """Every (key id, connection index) streaming ``token``, in plan (key) order."""
         return self._places.get(token, ())
 
+    def routes(self) -> dict[int, tuple[str, ...]]:
+        """The keys of every symbol on more than one key (what :mod:`kitefan.merge` folds)."""
+        return {
+            token: tuple(key_id for key_id, _ in places)
+            for token, places in self._places.items()
+            if len(places) > 1
+        }
+
     def slots(self) -> Iterator[tuple[str, ConnectionPlan]]:
         """Every connection with symbols, as (key id, connection), in plan order."""
         for key in self.keys:
