@@ -32,7 +32,8 @@ def test_the_document_has_the_figures_only_with_redundancy() -> None:
 
 def test_the_line_names_the_keys_that_missed() -> None:
     assert redundancy_text(REDUNDANCY.as_dict()) == (
-        "redundancy 2: 5,400 ticks once, 5,390 duplicates dropped, 10 one-sided (missed by bravo 10)"
+        "redundancy 2: 5,400 ticks once, 5,390 duplicates dropped, "
+        "10 one-sided (missed by bravo 10)"
     )
     clean = RedundancyStats(2, 3, {"a": 3, "b": 0}, {"a": 0, "b": 0}, 0)
     assert redundancy_text(clean.as_dict()) == (
