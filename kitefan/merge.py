@@ -74,16 +74,6 @@ class MergeCounts:
         return sum(self.missed.values())
 
 
-class _Record:
-    """The keys that sent one packet so far, and the token it is of."""
-
-    __slots__ = ("seen", "token")
-
-    def __init__(self, token: int, key: int) -> None:
-        self.token = token
-        self.seen = 1 << key
-
-
 class Merge:
     """Folds the batches of redundant keys into one stream of ticks, each snapshot once.
 
@@ -108,10 +98,11 @@ class Merge:
             duplicates=dict.fromkeys(self._keys, 0), missed=dict.fromkeys(self._keys, 0)
         )
         self._routes: dict[int, tuple[int, ...]] = {}
-        self._records: dict[bytes, _Record] = {}
+        # Each packet awaiting its other copies -> the keys that sent it (bit i: key i).
+        self._records: dict[bytes, int] = {}
         # The last packet delivered, per token and packet length (token << 8 | length).
         self._last: dict[int, bytes] = {}
-        self._due: deque[tuple[float, bytes]] = deque()
+        self._due: deque[tuple[float, list[bytes]]] = deque()
         self.route(routes)
 
     def route(self, routes: Mapping[int, Iterable[str]]) -> None:
@@ -134,9 +125,10 @@ class Merge:
         if key is None or batch.count == 0:
             self.counts.passed += batch.count
             return batch
-        routes, records, due, last = self._routes, self._records, self._due, self._last
+        routes, records, last = self._routes, self._records, self._last
         bit = 1 << key
         kept: list[bytes] = []
+        new: list[bytes] = []  # the packets first seen here: settled together, a window on
         dropped = passed = 0
         for offset, length, count in packet_runs(frame):
             if length not in _FIELDED:
@@ -144,24 +136,27 @@ class Merge:
             step = length + 2
             for start in range(offset, offset + step * count, step):
                 packet = frame[start : start + length]
-                token = int.from_bytes(packet[:4], "big")
+                token = frame[start] << 24 | frame[start + 1] << 16 | frame[start + 2] << 8
+                token |= frame[start + 3]
                 if token not in routes:
                     passed += 1
                     kept.append(packet)
                     continue
-                record = records.get(packet)
-                if record is not None:
-                    record.seen |= bit
+                seen = records.get(packet)
+                if seen is not None:
+                    records[packet] = seen | bit
                     dropped += 1
                     continue
                 kind = token << 8 | length  # a resubscribe goes through quote before full
                 if last.get(kind) == packet:  # a repeat of the state already delivered
                     dropped += 1
                     continue
-                records[packet] = _Record(token, key)
-                due.append((now, packet))
+                records[packet] = bit
                 last[kind] = packet
+                new.append(packet)
                 kept.append(packet)
+        if new:
+            self._due.append((now, new))
         counts = self.counts
         counts.passed += passed
         counts.delivered += len(kept) - passed
@@ -198,9 +193,10 @@ class Merge:
         missed = self.counts.missed
         keys = self._keys
         while due and due[0][0] < before:
-            _, packet = due.popleft()
-            record = records.pop(packet)
-            seen = record.seen
-            for carrier in routes.get(record.token, ()):
-                if not seen >> carrier & 1:
-                    missed[keys[carrier]] += 1
+            _, packets = due.popleft()
+            for packet in packets:
+                seen = records.pop(packet)
+                token = int.from_bytes(packet[:4], "big")
+                for carrier in routes.get(token, ()):
+                    if not seen >> carrier & 1:
+                        missed[keys[carrier]] += 1
