@@ -734,7 +734,7 @@ class Simulator:
             raise ValueError("every is 0 (no loss) or more")
         self._key(api_key).drop_every = every
         self._dropping = any(key.drop_every for key in self._keys.values())
-        log.info("fault: %s loses every %d-th shared packet", self._who(api_key), every)
+        log.info("fault: %s, 1 in %d shared packets lost", self._who(api_key), every)
 
     def packets_dropped(self, api_key: str) -> int:
         """How many packets :meth:`drop_packets` kept from this key's connections.
@@ -824,6 +824,14 @@ class Simulator:
             if key is None:
                 raise ValueError(f"no key is called {label!r}")
             expiries.append((key, after))
+        losses = []
+        for label, every in plan.drop_packets:
+            key = self._labels.get(label)
+            if key is None:
+                raise ValueError(f"no key is called {label!r}")
+            losses.append((key, every))
+        for key, every in losses:
+            self.drop_packets(key.account.api_key, every)
         if plan.delay_s:
             self.set_delay(plan.delay_s)
         async with asyncio.TaskGroup() as group:
