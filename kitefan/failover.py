@@ -321,4 +321,5 @@ class FeedHealth:
             strategy=config.strategy,
             max_symbols_per_connection=config.max_symbols_per_connection,
             previous=previous,
+            redundancy=config.redundancy,
         )

@@ -159,6 +159,7 @@ _TOP_KEYS = (
     "mode",
     "max_connections_per_key",
     "max_symbols_per_connection",
+    "redundancy",
     "instruments",
     "api_root",
     "keys",
@@ -501,6 +502,12 @@ class _Loader:
         if (value := self.string(raw, "instruments", "instruments")) is not None:
             instruments = self.path_of(value, "instruments")
         keys = self.keys(raw.get("keys"))
+        redundancy = self.integer("redundancy", 1, 2, 1)
+        if redundancy > 1 and keys and len(keys) < redundancy:
+            self.problem(
+                f"redundancy: {redundancy} needs at least {redundancy} [[keys]] tables, "
+                f"{len(keys)} configured; add a key or set redundancy = 1"
+            )
         tuning = self.tuning(raw.get("tuning", {}))
         publish = None if "publish" in unused else self.publish(raw.get("publish"))
         record = None if "record" in unused else self.record(raw.get("record"))
@@ -525,6 +532,7 @@ class _Loader:
             warnings=tuple(self.warnings),
             publish=publish,
             record=record,
+            redundancy=redundancy,
         )
 
     # [record]

@@ -33,6 +33,11 @@ changes are :class:`kitefan.failover.FeedHealth`'s (pure), and the streams are
 :class:`kitefan.streams.Streams`'. The manager is their driver: it runs the connections' tasks,
 passes on what they report, and carries out the actions ``FeedHealth`` answers with.
 
+With ``redundancy = 2`` every symbol streams on two keys and :class:`kitefan.merge.Merge` folds
+the copies before the streams see them: each snapshot once; duplicates and the snapshots one key
+missed are counted (``stats().redundancy``). A connection lost on one key is still a status event,
+but its gap names only the symbols no other key carried through it.
+
 Owns: ``FeedManager`` (``EventStream`` is :mod:`kitefan.streams`', re-exported here). Must not
 import rich or typer.
 """
@@ -77,6 +82,7 @@ from kitefan.failover import (
 )
 from kitefan.instruments import InstrumentIndex
 from kitefan.loader import load_instruments
+from kitefan.merge import Merge
 from kitefan.models import Mode, OrderUpdate
 from kitefan.planner import Plan, PlanDiff
 from kitefan.retry import Refusal
@@ -90,6 +96,7 @@ from kitefan.stats import (
     LoopLagMeter,
     PublishStats,
     RecordStats,
+    RedundancyStats,
     key_state,
     percentile_of_counts,
 )
@@ -201,6 +208,10 @@ class FeedManager:
             config, failover=self._tuning.failover, token_advice=token_advice, clock=time.time
         )
         self._keys = self._health.keys  # the same dict, for the lookups below
+        # Redundancy: the copies of each snapshot folded into one (see kitefan.merge).
+        self._merge = (
+            Merge(self._keys, self._health.current.routes()) if config.redundancy > 1 else None
+        )
         self._conns: dict[tuple[str, int], FeedConnection] = {}
         # Counters live per slot, so that a slot's figures survive its connection being
         # stopped (failover) and started again.
@@ -533,6 +544,21 @@ class FeedManager:
             else None,
             publish=self._publishing() if self._publishing is not None else None,
             record=self._recording() if self._recording is not None else None,
+            redundancy=self._redundancy_stats(now),
+        )
+
+    def _redundancy_stats(self, now: float) -> RedundancyStats | None:
+        merge = self._merge
+        if merge is None:
+            return None
+        merge.expire(now)
+        counts = merge.counts
+        return RedundancyStats(
+            redundancy=self._config.redundancy,
+            delivered=counts.delivered,
+            duplicates=dict(counts.duplicates),
+            missed=dict(counts.missed),
+            pending=merge.pending,
         )
 
     def report_publishing(self, source: Callable[[], PublishStats] | None) -> None:
@@ -613,6 +639,11 @@ class FeedManager:
         return self._streams.handover.waiting > 0
 
     def _on_ticks(self, batch: TickBatch) -> None:
+        if self._merge is not None:
+            merged = self._merge.push(batch)
+            if merged is None:
+                return
+            batch = merged
         self._streams.push_batch(batch)
 
     def _on_order(self, conn: FeedConnection, update: OrderUpdate) -> None:
@@ -633,6 +664,8 @@ class FeedManager:
             return
         if conn.state in (ConnState.AUTH_FAILED, ConnState.SLOT_LIMITED):
             return  # _on_refused says it once, for the key, with what to do
+        if gap is not None and self._merge is not None:
+            gap = self._uncovered(conn.key_id, gap)
         self._emit(
             StatusEvent(conn.key_id, conn.index, conn.state.value, message, time.time(), gap)
         )
@@ -665,11 +698,31 @@ class FeedManager:
                 self._streams.fail(action.error)
         return change
 
+    def _uncovered(self, key_id: str, gap: Gap) -> Gap | None:
+        """The part of a gap that another key did not stream through: its symbols that have no
+        place on another key whose connection was up the whole time (``None`` if none)."""
+        plan = self._health.current
+        left = []
+        for token in gap.tokens:
+            for other, index in plan.places(token):
+                conn = self._conns.get((other, index))
+                seen = self._slots.get((other, index))
+                if other == key_id or conn is None or conn.state is not ConnState.CONNECTED:
+                    continue
+                own = seen.last_gap if seen is not None else None
+                if own is None or own.end <= gap.start or own.start >= gap.end:
+                    break
+            else:
+                left.append(token)
+        return replace(gap, tokens=tuple(left)) if left else None
+
     def _apply(self, action: ApplyPlan, *, force: bool = False) -> PlanDiff:
         """Make the connections carry ``action.plan``: subscribe, move and unsubscribe what
         ``action.change`` says (everything the plan holds, with ``force``), open the
         connections it needs and stop those left empty (but a probing or held slot)."""
         target, change = action.plan, action.change
+        if self._merge is not None:
+            self._merge.route(target.routes())
         if not self._running:
             return change
         touched: set[FeedConnection] = set()
@@ -846,7 +899,13 @@ class FeedManager:
             raise FeedError(
                 "the edited config adds, removes or reorders keys: restart the stream for that"
             )
-        for name in ("url", "strategy", "max_connections_per_key", "max_symbols_per_connection"):
+        for name in (
+            "url",
+            "strategy",
+            "max_connections_per_key",
+            "max_symbols_per_connection",
+            "redundancy",
+        ):
             if getattr(config, name) != getattr(self._config, name):
                 raise FeedError(
                     f"the edited config changes {name}, which a running stream cannot take: "

@@ -48,6 +48,9 @@ Metrics, labelled ``key`` (the config id) and ``connection`` (0, 1 or 2):
   ``kitefan_record_bytes_total`` (compressed, on disk), ``kitefan_record_chunks_total``,
   ``kitefan_record_dropped_ticks_total``, ``kitefan_record_dropped_events_total`` and
   ``kitefan_record_write_errors_total``.
+* with ``redundancy = 2``: the counters ``kitefan_redundant_ticks_total`` (no labels: snapshots
+  delivered once), ``kitefan_redundant_duplicates_total`` and ``kitefan_redundant_missed_total``
+  (``key``: copies dropped, and snapshots only the other key delivered).
 
 Plus the client library's standard ``process_*`` and ``python_*`` metrics of the stream process.
 
@@ -72,7 +75,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from kitefan.events import ConnState, KeyState
 from kitefan.models import Mode
-from kitefan.stats import ConnectionStats, FeedStats, PublishStats, RecordStats
+from kitefan.stats import ConnectionStats, FeedStats, PublishStats, RecordStats, RedundancyStats
 
 __all__ = [
     "DEFAULT_HOST",
@@ -223,6 +226,7 @@ class FeedCollector:
         return [
             *_publish_metrics(snapshot.publish),
             *_record_metrics(snapshot.record),
+            *_redundancy_metrics(snapshot.redundancy),
             *counters.values(),
             orders,
             up,
@@ -234,6 +238,31 @@ class FeedCollector:
             key_state,
             uptime,
         ]
+
+
+def _redundancy_metrics(redundancy: RedundancyStats | None) -> list[Metric]:
+    """What the merge of redundant keys did (only with ``redundancy = 2``)."""
+    if redundancy is None:
+        return []
+    delivered = CounterMetricFamily(
+        "kitefan_redundant_ticks", "Snapshots of redundant symbols delivered once."
+    )
+    delivered.add_metric([], redundancy.delivered)
+    duplicates = CounterMetricFamily(
+        "kitefan_redundant_duplicates",
+        "A key's copies dropped because the other key's copy came first.",
+        labels=["key"],
+    )
+    missed = CounterMetricFamily(
+        "kitefan_redundant_missed",
+        "Snapshots of a key's symbols that only the other key delivered.",
+        labels=["key"],
+    )
+    for key, count in redundancy.duplicates.items():
+        duplicates.add_metric([key], count)
+    for key, count in redundancy.missed.items():
+        missed.add_metric([key], count)
+    return [delivered, duplicates, missed]
 
 
 def _publish_metrics(publish: PublishStats | None) -> list[Metric]:

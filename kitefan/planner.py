@@ -22,6 +22,16 @@ Pinned symbols are dealt to their key's connections in turn under every strategy
 least-loaded, so a plan frozen as pins (``kitefan distribute --dry-run --output``) and replayed
 under ``manual`` gives the same connections.
 
+With ``redundancy`` r above 1 (the config's ``redundancy = 2``), every symbol is placed r times,
+each copy on a different key (the copies are what the merge, :mod:`kitefan.merge`, folds back into
+one tick stream). A pin is one of the copies: steps 1 and 2 run as above for every copy, then step
+3 gives each symbol its missing copies in the order given, copy by copy, never on a key that
+already holds one of its copies. Under ``manual`` the missing copies go least-loaded (pins
+cannot say where a second copy goes); under ``round-robin``, if dealing in turn would leave a
+symbol short of a copy (uneven keys: some blocked or down), step 3 is redone least-loaded, which
+places every copy whenever they fit. Capacity divides by r: a plan holds as many symbols as fit
+r times on distinct keys.
+
 Owns: ``Plan`` and its parts (with the pin-dealing order, ``KeyPlan.dealt``), ``plan()``,
 ``plan_config()``, ``diff()``. Must not import asyncio, websockets, rich, typer, or do any I/O;
 of kitefan, only the values (``settings``), ``models`` and ``errors``.
@@ -29,8 +39,9 @@ of kitefan, only the values (``settings``), ``models`` and ``errors``.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -121,7 +132,9 @@ class Plan:
         keys: every key, in the order given, with its connections.
         max_symbols_per_connection: the per-connection limit it was made with.
         key_capacities: the capacities it was made with (the connections each key could use).
-        unplaced: symbols that did not fit (only with ``plan(..., allow_unplaced=True)``).
+        unplaced: symbols that did not fit (only with ``plan(..., allow_unplaced=True)``); with
+            redundancy, also symbols that got fewer than ``redundancy`` copies.
+        redundancy: how many keys each symbol was meant to stream on (1, or 2 for redundancy).
     """
 
     strategy: Strategy
@@ -129,20 +142,36 @@ class Plan:
     max_symbols_per_connection: int
     key_capacities: tuple[KeyCapacity, ...] = ()
     unplaced: tuple[SymbolSpec, ...] = ()
-    _where: dict[int, Slot] = field(init=False, repr=False, compare=False, hash=False)
+    redundancy: int = 1
+    _places: dict[int, tuple[Slot, ...]] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        where = {
-            spec.token: (key.key_id, connection.index)
-            for key in self.keys
-            for connection in key.connections
-            for spec in connection.symbols
-        }
-        object.__setattr__(self, "_where", where)
+        places: dict[int, tuple[Slot, ...]] = {}
+        for key in self.keys:
+            for connection in key.connections:
+                for spec in connection.symbols:
+                    places[spec.token] = (
+                        *places.get(spec.token, ()),
+                        (key.key_id, connection.index),
+                    )
+        object.__setattr__(self, "_places", places)
 
     def where(self, token: int) -> Slot | None:
-        """The (key id, connection index) streaming ``token``, or ``None``."""
-        return self._where.get(token)
+        """The (key id, connection index) streaming ``token`` (its first place), or ``None``."""
+        found = self._places.get(token)
+        return found[0] if found else None
+
+    def places(self, token: int) -> tuple[Slot, ...]:
+        """Every (key id, connection index) streaming ``token``, in plan (key) order."""
+        return self._places.get(token, ())
+
+    def routes(self) -> dict[int, tuple[str, ...]]:
+        """The keys of every symbol on more than one key (what :mod:`kitefan.merge` folds)."""
+        return {
+            token: tuple(key_id for key_id, _ in places)
+            for token, places in self._places.items()
+            if len(places) > 1
+        }
 
     def slots(self) -> Iterator[tuple[str, ConnectionPlan]]:
         """Every connection with symbols, as (key id, connection), in plan order."""
@@ -155,14 +184,23 @@ class Plan:
         return next((key for key in self.keys if key.key_id == key_id), None)
 
     def symbols(self) -> Iterator[SymbolSpec]:
-        """Every placed symbol, key by key and connection by connection."""
+        """Every placed symbol once, key by key and connection by connection (its first place)."""
+        seen: set[int] = set()
+        for _, connection in self.slots():
+            for spec in connection.symbols:
+                if spec.token not in seen:
+                    seen.add(spec.token)
+                    yield spec
+
+    def copies(self) -> Iterator[SymbolSpec]:
+        """Every placed copy: with redundancy 2, each symbol twice (what the keys subscribe)."""
         for _, connection in self.slots():
             yield from connection.symbols
 
     @property
     def symbol_count(self) -> int:
-        """How many symbols are placed."""
-        return len(self._where)
+        """How many symbols are placed (a symbol on two keys counts once)."""
+        return len(self._places)
 
     @property
     def connection_count(self) -> int:
@@ -172,8 +210,10 @@ class Plan:
     @property
     def capacity(self) -> int:
         """How many symbols fit on the capacities the plan was made with."""
-        usable = sum(key.usable for key in self.key_capacities)
-        return usable * self.max_symbols_per_connection
+        return _fits(
+            [key.usable * self.max_symbols_per_connection for key in self.key_capacities],
+            self.redundancy,
+        )
 
     @property
     def spare(self) -> int:
@@ -322,21 +362,27 @@ class _Slots:
             return None
         return load.index(min(load))
 
-    def deal(self) -> Slot | None:
-        """Round-robin: the next key in turn with room, and its next connection in turn."""
+    def deal(self, exclude: Collection[str] = ()) -> Slot | None:
+        """Round-robin: the next key in turn with room (not in ``exclude``), and its next
+        connection in turn."""
         count = len(self.order)
         for step in range(count):
             key_id = self.order[(self.next_key + step) % count]
+            if key_id in exclude:
+                continue
             index = self.in_turn(key_id)
             if index is not None:
                 self.next_key = (self.next_key + step + 1) % count
                 return key_id, index
         return None
 
-    def least_loaded(self) -> Slot | None:
-        """The key with the most room (the earliest on ties), and its emptiest connection."""
+    def least_loaded(self, exclude: Collection[str] = ()) -> Slot | None:
+        """The key with the most room (the earliest on ties, not in ``exclude``), and its
+        emptiest connection."""
         best, best_room = None, 0
         for key_id in self.order:
+            if key_id in exclude:
+                continue
             room = self.room(key_id)
             if room > best_room:
                 best, best_room = key_id, room
@@ -354,8 +400,9 @@ def plan(
     max_symbols_per_connection: int,
     previous: Plan | None = None,
     allow_unplaced: bool = False,
+    redundancy: int = 1,
 ) -> Plan:
-    """Place every symbol on a key and one of its connections.
+    """Place every symbol on a key and one of its connections (on ``redundancy`` keys).
 
     Args:
         symbols: what to stream, each token once; ``SymbolSpec.key`` pins a symbol to a key.
@@ -365,44 +412,53 @@ def plan(
         previous: a plan to stay close to: symbols keep their slots where they still can.
         allow_unplaced: put what does not fit in ``Plan.unplaced`` instead of raising (for a
             failover that has less room than the symbols need).
+        redundancy: on how many different keys each symbol streams (1 or more).
 
     Returns:
         The plan; the same arguments always give the same plan.
 
     Raises:
         PlanError: a token given twice, a pin to a key not in ``keys``, unpinned symbols under
-            ``manual``, more symbols pinned to a key than it holds, or more symbols than all
-            keys hold (with the numbers asked and fitting, and what to do).
-        ValueError: ``max_symbols_per_connection`` below 1, or a key id given twice.
+            ``manual`` (without redundancy), more symbols pinned to a key than it holds, fewer
+            live keys than ``redundancy``, or more symbols than all keys hold (with the numbers
+            asked and fitting, and what to do).
+        ValueError: ``max_symbols_per_connection`` or ``redundancy`` below 1, or a key id given
+            twice.
     """
     if max_symbols_per_connection < 1:
         raise ValueError("max_symbols_per_connection must be at least 1")
+    if redundancy < 1:
+        raise ValueError("redundancy must be at least 1")
     slots = _Slots(keys, max_symbols_per_connection)
     if len(slots.size) != len(keys):
         raise ValueError("each key id may appear once in keys")
-    _check(symbols, slots, strategy, allow_unplaced)
+    _check(symbols, slots, strategy, allow_unplaced, redundancy)
 
-    where: dict[int, Slot] = {}  # position -> slot
+    where: dict[int, list[Slot]] = {p: [] for p in range(len(symbols))}  # position -> slots
     pinned = [
         spec.key if spec.key is not None and slots.usable.get(spec.key, 0) > 0 else None
         for spec in symbols
     ]
-    # 1. Keep previous slots.
+    # 1. Keep previous slots (every copy that still can, each on its own key).
     if previous is not None:
         for position, spec in enumerate(symbols):
-            slot = previous.where(spec.token)
-            if (
-                slot is not None
-                and slots.has(slot)
-                and pinned[position] in (None, slot[0])
-                and slots.load[slot[0]][slot[1]] < slots.limit
-            ):
-                where[position] = slot
-                slots.put(position, slot)
+            for slot in previous.places(spec.token):
+                held = where[position]
+                if (
+                    len(held) < redundancy
+                    and slots.has(slot)
+                    and all(slot[0] != other[0] for other in held)
+                    and (pinned[position] is None or redundancy > 1 or pinned[position] == slot[0])
+                    and slots.load[slot[0]][slot[1]] < slots.limit
+                ):
+                    held.append(slot)
+                    slots.put(position, slot)
+        if redundancy > 1:
+            _keep_pins(slots, symbols, pinned, where, redundancy)
     # 2. Pins.
     unplaced: list[int] = []
     for position, key_id in enumerate(pinned):
-        if key_id is None or position in where:
+        if key_id is None or any(slot[0] == key_id for slot in where[position]):
             continue
         if strategy is Strategy.LEAST_LOADED:
             index = slots.emptiest(key_id)
@@ -413,17 +469,25 @@ def plan(
         if index is None:
             unplaced.append(position)
             continue
-        where[position] = (key_id, index)
+        where[position].append((key_id, index))
         slots.put(position, (key_id, index))
-    # 3. Everything else, taken-off symbols included, in the order given.
-    rest = [p for p in range(len(symbols)) if p not in where and pinned[p] is None]
-    for position in rest:
-        slot = slots.deal() if strategy is Strategy.ROUND_ROBIN else slots.least_loaded()
-        if slot is None:
-            unplaced.append(position)
-            continue
-        where[position] = slot
-        slots.put(position, slot)
+    # 3. Everything else, taken-off symbols and missing copies included, in the order given.
+    before = (copy.deepcopy(slots), copy.deepcopy(where)) if redundancy > 1 else None
+    missing = _fill(slots, where, set(unplaced), redundancy, strategy is Strategy.ROUND_ROBIN)
+    if missing and before is not None and strategy is Strategy.ROUND_ROBIN:
+        # Dealing in turn can strand a copy on uneven keys; the most room first cannot.
+        slots, where = before
+        missing = _fill(slots, where, set(unplaced), redundancy, False)
+    unplaced += missing
+    if unplaced and not allow_unplaced:
+        # Capacity was checked; only uneven keys (some full, some down) get here.
+        raise PlanError(
+            f"{_count(len(unplaced), 'symbol')} cannot get {redundancy} copies on different keys "
+            f"({_describe(slots)})",
+            asked=len(symbols),
+            fits=len(symbols) - len(unplaced),
+            hint=_advice(slots, len(unplaced)),
+        )
     return Plan(
         strategy=strategy,
         keys=tuple(
@@ -439,12 +503,53 @@ def plan(
         ),
         max_symbols_per_connection=max_symbols_per_connection,
         key_capacities=tuple(keys),
-        unplaced=tuple(symbols[p] for p in sorted(unplaced)),
+        unplaced=tuple(symbols[p] for p in sorted(set(unplaced))),
+        redundancy=redundancy,
     )
 
 
+def _fill(
+    slots: _Slots,
+    where: dict[int, list[Slot]],
+    failed: set[int],
+    redundancy: int,
+    in_turn: bool,
+) -> list[int]:
+    """Step 3: give every position its missing copies, in order; returns those left short."""
+    short = []
+    for position, held in where.items():
+        if position in failed:
+            continue
+        while len(held) < redundancy:
+            taken = {place[0] for place in held}
+            found = slots.deal(taken) if in_turn else slots.least_loaded(taken)
+            if found is None:
+                short.append(position)
+                break
+            held.append(found)
+            slots.put(position, found)
+    return short
+
+
+def _keep_pins(
+    slots: _Slots,
+    symbols: Sequence[SymbolSpec],
+    pinned: Sequence[str | None],
+    where: dict[int, list[Slot]],
+    redundancy: int,
+) -> None:
+    """With redundancy: a pinned symbol that kept all its copies elsewhere gives one up for its
+    pin (step 2 then places it on its key)."""
+    for position, key_id in enumerate(pinned):
+        held = where[position]
+        if key_id is None or len(held) < redundancy or any(s[0] == key_id for s in held):
+            continue
+        slot = held.pop()
+        slots.take(position, slot)
+
+
 def _make_room(
-    slots: _Slots, key_id: str, pinned: Sequence[str | None], where: dict[int, Slot]
+    slots: _Slots, key_id: str, pinned: Sequence[str | None], where: dict[int, list[Slot]]
 ) -> int | None:
     """Take the last unpinned symbol kept on a full key off it (step 3 places it again).
 
@@ -454,18 +559,22 @@ def _make_room(
         (position, index)
         for index in range(slots.size[key_id])
         for position in slots.members.get((key_id, index), ())
-        if pinned[position] is None
+        if pinned[position] != key_id
     ]
     if not candidates:
         return None
     position, index = max(candidates)
     slots.take(position, (key_id, index))
-    del where[position]
+    where[position].remove((key_id, index))
     return index
 
 
 def _check(
-    symbols: Sequence[SymbolSpec], slots: _Slots, strategy: Strategy, allow_unplaced: bool
+    symbols: Sequence[SymbolSpec],
+    slots: _Slots,
+    strategy: Strategy,
+    allow_unplaced: bool,
+    redundancy: int,
 ) -> None:
     seen: set[int] = set()
     for spec in symbols:
@@ -474,7 +583,7 @@ def _check(
         seen.add(spec.token)
         if spec.key is not None and spec.key not in slots.size:
             raise PlanError(f'{spec.name} is pinned to key "{spec.key}", which is not configured')
-    if strategy is Strategy.MANUAL:
+    if strategy is Strategy.MANUAL and redundancy == 1:
         loose = [spec.name for spec in symbols if spec.key is None]
         if loose:
             shown = ", ".join(loose[:3]) + (f" and {len(loose) - 3} more" if len(loose) > 3 else "")
@@ -497,14 +606,41 @@ def _check(
                 fits=size * limit,
                 hint=f"pin {count - size * limit} of them to another key",
             )
-    capacity = sum(slots.usable.values()) * limit
-    if len(symbols) > capacity:
+    live = sum(1 for size in slots.usable.values() if size)
+    if redundancy > 1 and live < redundancy and symbols:
         raise PlanError(
-            f"over capacity: {len(symbols)} symbols asked, {capacity} fit ({_describe(slots)})",
+            f"redundancy = {redundancy} needs {redundancy} keys that can connect, "
+            f"{'only ' if live else ''}{live} can",
+            asked=len(symbols),
+            fits=0,
+            hint=f"add {_count(redundancy - live, 'key')} or set redundancy = 1",
+        )
+    capacity = _fits([slots.usable[key_id] * limit for key_id in slots.order], redundancy)
+    if len(symbols) > capacity:
+        copies = f" × {redundancy} copies (redundancy = {redundancy})" if redundancy > 1 else ""
+        raise PlanError(
+            f"over capacity: {len(symbols)} symbols{copies} asked, {capacity} fit "
+            f"({_describe(slots)}{f' ÷ {redundancy}' if redundancy > 1 else ''})",
             asked=len(symbols),
             fits=capacity,
             hint=_advice(slots, len(symbols) - capacity),
         )
+
+
+def _fits(capacities: Sequence[int], redundancy: int) -> int:
+    """The most symbols that fit ``redundancy`` times on keys of these capacities, each copy on
+    another key: the largest n with n × redundancy <= sum(min(capacity, n)). Without redundancy,
+    the sum of the capacities."""
+    if redundancy <= 1:
+        return sum(capacities)
+    low, high = 0, sum(capacities) // redundancy
+    while low < high:
+        middle = (low + high + 1) // 2
+        if sum(min(c, middle) for c in capacities) >= middle * redundancy:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _describe(slots: _Slots) -> str:
@@ -550,6 +686,7 @@ def plan_config(config: AppConfig) -> Plan:
         capacities(config),
         strategy=config.strategy,
         max_symbols_per_connection=config.max_symbols_per_connection,
+        redundancy=config.redundancy,
     )
 
 

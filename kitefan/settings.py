@@ -234,6 +234,8 @@ class AppConfig:
         warnings: things worth saying that do not stop the config (duplicates, readable tokens).
         publish: where ``kitefan stream`` publishes its frames (``[publish]``), if anywhere.
         record: where ``kitefan stream`` records its frames (``[record]``), if anywhere.
+        redundancy: on how many different keys each symbol streams (1, or 2: every symbol on two
+            keys, merged into one tick stream; capacity halves).
     """
 
     source: str
@@ -250,11 +252,13 @@ class AppConfig:
     warnings: tuple[str, ...] = ()
     publish: PublishConfig | None = None
     record: RecordConfig | None = None
+    redundancy: int = 1
 
     @property
     def capacity(self) -> int:
-        """How many symbols fit on all keys at the configured limits."""
-        return len(self.keys) * self.max_connections_per_key * self.max_symbols_per_connection
+        """How many symbols fit on all keys at the configured limits (each ``redundancy`` times)."""
+        total = len(self.keys) * self.max_connections_per_key * self.max_symbols_per_connection
+        return total // self.redundancy if len(self.keys) >= self.redundancy else 0
 
 
 # [publish]: the Redis stream ``kitefan stream --publish`` writes -----------------------------

@@ -40,6 +40,7 @@ __all__ = [
     "PublishStats",
     "RateMeter",
     "RecordStats",
+    "RedundancyStats",
     "Totals",
     "key_state",
     "percentile_of_counts",
@@ -449,9 +450,42 @@ class RecordStats:
 
 
 @dataclass(frozen=True, slots=True)
+class RedundancyStats:
+    """What the merge of redundant keys did (``redundancy = 2``; see :mod:`kitefan.merge`).
+
+    ``delivered`` snapshots reached the streams once each; ``duplicates[key]`` are the key's
+    copies dropped because another key's came first; ``missed[key]`` the snapshots of its
+    symbols that only another key delivered (what redundancy saved); ``pending`` the snapshots
+    whose second copy may still come (not counted as missed yet).
+    """
+
+    redundancy: int
+    delivered: int
+    duplicates: Mapping[str, int]
+    missed: Mapping[str, int]
+    pending: int
+
+    @property
+    def one_sided(self) -> int:
+        """Snapshots only one key delivered."""
+        return sum(self.missed.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "redundancy": self.redundancy,
+            "delivered": self.delivered,
+            "duplicates": dict(self.duplicates),
+            "missed": dict(self.missed),
+            "one_sided": self.one_sided,
+            "pending": self.pending,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class FeedStats:
     """Every key of a feed, at one moment (``updated_at`` is Unix time); ``publish`` is there
-    while the feed publishes to Redis, ``record`` while it records."""
+    while the feed publishes to Redis, ``record`` while it records, ``redundancy`` while it
+    merges redundant keys."""
 
     keys: tuple[KeyStats, ...]
     updated_at: float
@@ -459,6 +493,7 @@ class FeedStats:
     loop_lag: LoopLag | None = None
     publish: PublishStats | None = None
     record: RecordStats | None = None
+    redundancy: RedundancyStats | None = None
 
     def key(self, key_id: str) -> KeyStats:
         for key in self.keys:
@@ -514,6 +549,8 @@ class FeedStats:
             document["publish"] = self.publish.as_dict()
         if self.record is not None:
             document["record"] = self.record.as_dict()
+        if self.redundancy is not None:
+            document["redundancy"] = self.redundancy.as_dict()
         return document
 
 

@@ -72,7 +72,7 @@ def test_dry_run_json_has_the_documented_shape() -> None:
     result = run("distribute", "--dry-run", "--config", str(demo_config_path()), "--format", "json")
     assert (result.exit_code, result.stderr) == (0, "")
     document = json.loads(result.stdout)
-    assert list(document) == ["strategy", "keys", "totals"]
+    assert list(document) == ["strategy", "redundancy", "keys", "totals"]
     assert document["strategy"] == "round-robin"
     assert document["totals"] == {"symbols": 64, "capacity": 27000, "connections": 9}
     assert [key["id"] for key in document["keys"]] == ["alpha", "bravo", "charlie"]

@@ -190,6 +190,7 @@ def test_fault_specs_parse() -> None:
         expire_after=["acct1:60", "acct:2:5"],
         delay_ms="250",
         malformed_every="7",
+        drop_packets=["acct2:4"],
     )
     assert plan == FaultPlan(
         drop_every_s=30.0,
@@ -200,6 +201,7 @@ def test_fault_specs_parse() -> None:
         expire_after=(("acct1", 60.0), ("acct:2", 5.0)),
         delay_s=0.25,
         malformed_every_s=7.0,
+        drop_packets=(("acct2", 4),),
     )
     assert plan.describe() == [
         "drop every connection every 30s",
@@ -209,6 +211,7 @@ def test_fault_specs_parse() -> None:
         "expire the token of key 'acct:2' after 5s",
         "delay every frame by 250ms",
         "send a malformed frame every 7s",
+        "key 'acct2' loses 1 in 4 packets it shares with another key",
     ]
     assert parse_fault_plan() == FaultPlan()
     assert parse_fault_plan(silent_after="0").silent_for_s is None
@@ -236,6 +239,10 @@ def test_fault_specs_parse() -> None:
             "--silent-after: expected a number of seconds (0 or more), got '-1'",
         ),
         ({"expire_after": ["60"]}, "--expire-after: expected KEY_ID:SECONDS, got '60'"),
+        (
+            {"drop_packets": ["acct2:0"]},
+            "--drop-packets: expected KEY_ID:N with N a whole number from 1, got 'acct2:0'",
+        ),
         (
             {"delay_ms": "x"},
             "--delay-ms: expected a number of milliseconds (0 or more), got 'x'",

@@ -57,12 +57,12 @@ class Figure:
 
     Attributes:
         benchmark: ``decode``, ``records``, ``e2e``, ``load``, ``columnar``, ``candles``,
-            ``fanout``, ``cli``, ``recording``, ``replay`` or ``share``.
+            ``fanout``, ``cli``, ``recording``, ``replay``, ``share`` or ``merge``.
         name: what was measured, as the table shows it.
         value: the median (or the percentile the name says); ``None`` if it could not be measured.
         unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``; ``cli``'s also ``lines/s``,
             ``ticks`` (a count) and ``reconnects``; ``share``'s also ``refusals`` and
-            ``connections``.
+            ``connections``; ``merge``'s also ``ns``.
         target: the design's target, as text (``>= 10x``), or empty.
         ok: whether the value meets the target; ``None`` without a target or a value.
         samples: how many rounds, windows or frames the figure is taken over.

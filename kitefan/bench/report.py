@@ -18,6 +18,7 @@ cli       1         20 measured per case (slow reader, max rate: 10), after 5 s 
 recording 3         10 simulated seconds of the realistic load (270,000 ticks) per round
 replay    3         2 per recording per round, after 1 s (2 recordings)
 share     3         10: the lease (a takeover takes about that long)
+merge     5         3 market seconds of 27,000 symbols on 6 keys (redundancy 2) per round
 ========  ========  ============================================================
 
 ``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
@@ -43,6 +44,7 @@ from kitefan.bench.decode import run_decode_benchmark
 from kitefan.bench.endtoend import run_endtoend_benchmark
 from kitefan.bench.fanout import run_fanout_benchmark
 from kitefan.bench.load import run_load_benchmark
+from kitefan.bench.merge import run_merge_benchmark
 from kitefan.bench.recording import run_recording_benchmark
 from kitefan.bench.records import run_records_benchmark
 from kitefan.bench.replay import run_replay_benchmark
@@ -63,6 +65,7 @@ BENCHMARKS = (
     "recording",
     "replay",
     "share",
+    "merge",
 )
 
 #: (rounds, seconds) of each benchmark when not given.
@@ -78,6 +81,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "cli": (1, 20.0),
     "recording": (3, 10.0),
     "replay": (3, 2.0),
+    "merge": (5, 3.0),
 }
 
 
@@ -169,6 +173,10 @@ def run_benchmarks(
             share = run_share_benchmark(rounds=n, lease_s=s, progress=progress)
             figures += share.figures()
             details[name] = share.as_dict()
+        elif name == "merge":
+            merged = run_merge_benchmark(rounds=n, seconds=s, progress=progress)
+            figures += merged.figures()
+            details[name] = merged.as_dict()
         elif name == "cli":
             cli = run_cli_benchmark(rounds=n, seconds=s, progress=progress)
             figures += cli.figures()

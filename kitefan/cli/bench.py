@@ -37,6 +37,7 @@ class Which(StrEnum):
     RECORDING = "recording"
     REPLAY = "replay"
     SHARE = "share"
+    MERGE = "merge"
     ALL = "all"
 
 
@@ -68,7 +69,8 @@ def bench(
             "disk vs raw frames vs Parquet, export to Parquet. replay: kitefan replay --speed max "
             "-> a counting client. share: three stream --share "
             "processes, the holder of a key SIGKILLed, the takeover timed (needs redis-server; "
-            "--seconds is the lease). all: each in turn."
+            "--seconds is the lease). merge: the redundancy merge's CPU at "
+            "27,000 symbols on 6 keys. all: each in turn."
         ),
     ] = Which.ALL,
     rounds: Annotated[

@@ -118,6 +118,15 @@ ExpireAfter = Annotated[
         "Repeatable.",
     ),
 ]
+DropPackets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--drop-packets",
+        metavar="KEY_ID:N",
+        help="Fault: the key loses every N-th packet it shares with another key (they still "
+        "get it), so redundancy = 2 sees one-sided ticks. Repeatable.",
+    ),
+]
 DelayMs = Annotated[
     str | None, typer.Option("--delay-ms", metavar="MS", help="Fault: delay every outgoing frame.")
 ]
@@ -223,6 +232,7 @@ def simulate(
     expire_after: ExpireAfter = None,
     delay_ms: DelayMs = None,
     malformed_every: MalformedEvery = None,
+    drop_packets: DropPackets = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
     debug: Debug = False,
 ) -> None:
@@ -248,6 +258,7 @@ def simulate(
                 expire_after=expire_after or (),
                 delay_ms=delay_ms,
                 malformed_every=malformed_every,
+                drop_packets=drop_packets or (),
             )
             heartbeat_s = parse_seconds("--heartbeat", heartbeat)
             orders_s = (
@@ -265,6 +276,9 @@ def simulate(
         for label, _ in plan.expire_after:
             if label not in ids:
                 usage(f"--expire-after: no key is called {label!r} (keys: {', '.join(ids)})")
+        for label, _ in plan.drop_packets:
+            if label not in ids:
+                usage(f"--drop-packets: no key is called {label!r} (keys: {', '.join(ids)})")
         if instruments is None and loaded.instruments is not None and loaded.instruments.is_file():
             instruments = loaded.instruments
         accounts = [

@@ -59,9 +59,10 @@ from kitefan.render.dashboard import SortBy, TickBoard, dashboard
 from kitefan.render.health import HealthLines
 from kitefan.render.recording import recorded_line
 from kitefan.render.records import COMPILED, csv_header, record_pieces
+from kitefan.render.stats import redundancy_text
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
 from kitefan.settings import AppConfig, PublishConfig
-from kitefan.stats import PublishStats
+from kitefan.stats import PublishStats, RedundancyStats
 
 if TYPE_CHECKING:
     from kitefan.lease import LeaseTiming
@@ -708,10 +709,15 @@ def _summary(outcome: Outcome, fmt: OutputFormat) -> None:
         f"{len(stats.keys)} keys ({totals.symbols:,} symbols), {written}"
         f"{outcome.dropped:,} dropped{events}, {totals.reconnects} reconnects, "
         f"{totals.decode_errors} undecodable frames{_published_line(stats.publish)}"
+        f"{_redundancy_line(stats.redundancy)}"
         f"{recorded_line(outcome.recording)}",
         markup=False,
         highlight=False,
     )
+
+
+def _redundancy_line(redundancy: RedundancyStats | None) -> str:
+    return "" if redundancy is None else f"; {redundancy_text(redundancy.as_dict())}"
 
 
 def _published_line(publish: PublishStats | None) -> str:

@@ -3,6 +3,9 @@
 Pure: a :class:`~kitefan.planner.Plan` in, a renderable or a string out. No secret is in a plan, so
 none can appear here.
 
+With redundancy (``redundancy = 2``) every symbol is in two connections of two keys: the rows show
+both places, the totals count each symbol once (and its copies' bandwidth), and the caption says so.
+
 The bandwidth estimate counts one packet per symbol per second (the most Kite sends for a liquid
 instrument), each packet the size of its mode (ltp 8, quote 44, full 184 bytes; an index's quote
 28 and full 32) plus its 2-byte length.
@@ -78,9 +81,15 @@ def plan_table(plan: Plan) -> Table:
     caption the spare capacity.
     """
     limit = plan.max_symbols_per_connection
+    caption = f"spare capacity {plan.spare:,} symbols; bandwidth at ~1 tick/s per symbol"
+    if plan.redundancy > 1:
+        caption = (
+            f"redundancy {plan.redundancy}: every symbol on {plan.redundancy} keys (capacity "
+            f"÷ {plan.redundancy}); " + caption
+        )
     table = Table(
         title=f"Plan ({plan.strategy.value})",
-        caption=f"spare capacity {plan.spare:,} symbols; bandwidth at ~1 tick/s per symbol",
+        caption=caption,
         box=box.SIMPLE_HEAD,
         pad_edge=False,
     )
@@ -110,7 +119,7 @@ def plan_table(plan: Plan) -> Table:
         f"{len(everything):,}",
         _modes(everything),
         _fill(len(everything), plan.capacity),
-        _rate(bytes_per_second(everything)),
+        _rate(bytes_per_second(plan.copies())),
     )
     if plan.unplaced:
         table.add_row(
@@ -128,11 +137,13 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     """The plan as the JSON document scripts read.
 
     ``{"strategy", "keys": [{"id", "connections": [{"index", "symbols": [{"instrument_token",
-    "symbol", "mode"}]}]}], "totals": {"symbols", "capacity", "connections"}}``; every key
-    appears, in config order, even with no connections.
+    "symbol", "mode"}]}]}], "totals": {"symbols", "capacity", "connections"}, "redundancy"}``;
+    every key appears, in config order, even with no connections. With redundancy a symbol is
+    listed under each key that streams it; ``totals.symbols`` counts it once.
     """
     return {
         "strategy": plan.strategy.value,
+        "redundancy": plan.redundancy,
         "keys": [
             {
                 "id": key.key_id,
@@ -178,18 +189,26 @@ def plan_pins(plan: Plan, *, mode: Mode) -> str:
     connections take turns, so replaying them gives the same connections; symbols whose mode is
     not ``mode`` (the config's default) are listed under ``[symbols]`` with their mode.
 
+    With redundancy a symbol is pinned at its first place only (a symbol has one pin) and the
+    document keeps ``redundancy``: replayed, its second copy goes least-loaded, so only the pinned
+    copies are sure to land where they are now.
+
     Args:
         plan: the plan to freeze.
         mode: the default mode of the config the pins will go back into.
     """
     keys = []
     for key in plan.keys:
-        keys.append({"id": key.key_id, "symbols": [_pin(spec) for spec in key.dealt()]})
+        first = [spec for spec in key.dealt() if (plan.where(spec.token) or ("",))[0] == key.key_id]
+        keys.append({"id": key.key_id, "symbols": [_pin(spec) for spec in first]})
     others: dict[str, list[str | int]] = {}
     for spec in plan.symbols():
         if spec.mode is not mode:
             others.setdefault(spec.mode.value, []).append(_pin(spec))
-    doc: dict[str, Any] = {"strategy": Strategy.MANUAL.value, "mode": mode.value, "keys": keys}
+    doc: dict[str, Any] = {"strategy": Strategy.MANUAL.value, "mode": mode.value}
+    if plan.redundancy > 1:
+        doc["redundancy"] = plan.redundancy
+    doc["keys"] = keys
     if others:
         doc["symbols"] = {m.value: others[m.value] for m in Mode if m.value in others}
     return tomli_w.dumps(doc)

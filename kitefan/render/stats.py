@@ -17,7 +17,8 @@ A ``--share`` stream adds its group: every live process, the keys it streams and
 (from the snapshots each publishes to Redis), and the keys nobody holds.
 
 Pure: documents in, renderables out. Owns: ``stats_view``, ``never_ticked_table``,
-``format_bytes``, ``format_duration``. Must not import asyncio, websockets or typer.
+``redundancy_text``, ``format_bytes``, ``format_duration``. Must not import asyncio, websockets
+or typer.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "format_bytes",
     "format_duration",
     "never_ticked_table",
+    "redundancy_text",
     "share_view",
     "stats_view",
 ]
@@ -223,6 +225,19 @@ def _table(title: str, columns: Sequence[str], document: Mapping[str, Any]) -> T
     return table
 
 
+def redundancy_text(redundancy: Mapping[str, Any]) -> str:
+    """What the merge of redundant keys did, from its document (``RedundancyStats.as_dict``):
+    ``redundancy 2: 5,400 ticks once, 5,390 duplicates dropped, 10 one-sided (missed by k1 10)``.
+    """
+    missed = ", ".join(f"{key} {count:,}" for key, count in redundancy["missed"].items() if count)
+    duplicates = sum(redundancy["duplicates"].values())
+    return (
+        f"redundancy {redundancy['redundancy']}: {redundancy['delivered']:,} ticks once, "
+        f"{duplicates:,} duplicates dropped, {redundancy['one_sided']:,} one-sided"
+        + (f" (missed by {missed})" if missed else "")
+    )
+
+
 def _publish_line(publish: Mapping[str, Any]) -> Text:
     """What ``--publish`` does: Redis, its stream, and what did not reach it."""
     state = str(publish["state"])
@@ -330,6 +345,8 @@ def stats_view(
         parts.append(share_view(share))
     if (record := document.get("record")) is not None:
         parts.append(_record_line(record))
+    if (redundancy := document.get("redundancy")) is not None:
+        parts.append(Text(redundancy_text(redundancy)))
     if width >= 120:
         parts.append(_table("connections", (*_STATE, *_TRAFFIC), document))
     else:

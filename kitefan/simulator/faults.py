@@ -15,6 +15,9 @@ out. Times are seconds from the moment the simulator starts serving. The specs:
 ``--delay-ms MS``               delay every outgoing frame by MS milliseconds
 ``--malformed-every S``         every S seconds, send one malformed binary frame on every
                                 connection
+``--drop-packets KEY_ID:N``     the key with that config id loses every N-th packet it shares
+                                with another key (they still get it): one-sided ticks for
+                                ``redundancy = 2`` (repeatable)
 ==============================  ==================================================================
 
 Owns: :class:`FaultPlan`, :func:`parse_fault_plan`, :class:`FaultSpecError`. Must not import
@@ -65,6 +68,7 @@ class FaultPlan:
         expire_after: ``(key label, seconds)`` pairs: when each key's token expires.
         delay_s: delay of every outgoing frame.
         malformed_every_s: period of sending a malformed frame on every connection.
+        drop_packets: ``(key label, n)`` pairs: each key loses every n-th packet it shares.
     """
 
     drop_every_s: float | None = None
@@ -75,6 +79,7 @@ class FaultPlan:
     expire_after: tuple[tuple[str, float], ...] = ()
     delay_s: float = 0.0
     malformed_every_s: float | None = None
+    drop_packets: tuple[tuple[str, int], ...] = ()
 
     def describe(self) -> list[str]:
         """One short phrase per fault, for the log (key labels only, never credentials)."""
@@ -94,6 +99,8 @@ class FaultPlan:
             said.append(f"delay every frame by {self.delay_s * 1000:g}ms")
         if self.malformed_every_s is not None:
             said.append(f"send a malformed frame every {self.malformed_every_s:g}s")
+        for label, every in self.drop_packets:
+            said.append(f"key {label!r} loses 1 in {every} packets it shares with another key")
         return said
 
 
@@ -129,6 +136,7 @@ def parse_fault_plan(
     expire_after: Sequence[str] = (),
     delay_ms: str | None = None,
     malformed_every: str | None = None,
+    drop_packets: Sequence[str] = (),
 ) -> FaultPlan:
     """Read the fault options of ``kitefan simulate`` (each as typed on the command line).
 
@@ -139,6 +147,7 @@ def parse_fault_plan(
         expire_after: ``KEY_ID:SECONDS`` specs.
         delay_ms: ``MILLISECONDS``.
         malformed_every: ``SECONDS``.
+        drop_packets: ``KEY_ID:N`` specs (N a whole number, 1 or more).
 
     Returns:
         The plan; options not given stay off.
@@ -183,6 +192,12 @@ def parse_fault_plan(
     malformed = None
     if malformed_every is not None:
         malformed = parse_seconds("--malformed-every", malformed_every)
+    losses: list[tuple[str, int]] = []
+    for spec in drop_packets:
+        label, colon, every = spec.rpartition(":")
+        if not colon or not label or not every.isdigit() or int(every) < 1:
+            raise FaultSpecError("--drop-packets", spec, "KEY_ID:N with N a whole number from 1")
+        losses.append((label, int(every)))
     return FaultPlan(
         drop_every_s=drop,
         close_every_s=close,
@@ -192,4 +207,5 @@ def parse_fault_plan(
         expire_after=tuple(expiries),
         delay_s=delay,
         malformed_every_s=malformed,
+        drop_packets=tuple(losses),
     )

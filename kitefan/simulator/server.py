@@ -200,13 +200,29 @@ _Chunk = tuple[list[Callable[[int], Change]], list[bytes | memoryview], int]
 
 
 class _Key:
-    __slots__ = ("account", "conns", "holders", "label", "peak", "silent", "token")
+    __slots__ = (
+        "account",
+        "conns",
+        "drop_every",
+        "dropped",
+        "holders",
+        "label",
+        "peak",
+        "shared",
+        "silent",
+        "token",
+    )
 
     def __init__(self, account: Account) -> None:
         self.account = account
         self.label = account.label or mask(account.api_key)
         self.token: str | None = account.access_token
         self.silent = False
+        # One-sided packet loss (drop_packets): every drop_every-th packet this key shares with
+        # another key is not sent; shared counts those packets, dropped the ones not sent.
+        self.drop_every = 0
+        self.shared = 0
+        self.dropped = 0
         # Connections holding one of the key's slots: open ones and those in their handshake.
         self.holders: set[ServerConnection] = set()
         self.conns: dict[int, _Connection] = {}
@@ -434,6 +450,7 @@ class Simulator:
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
         self._silent_all = False
         self._delay_s = 0.0
+        self._dropping = False
         self._redirect: tuple[HTTPStatus, str | None] | None = None
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -715,6 +732,29 @@ class Simulator:
         self._delay_s = seconds
         log.info("fault: frames delayed by %gms", seconds * 1000)
 
+    def drop_packets(self, api_key: str, every: int) -> None:
+        """Lose one key's copies only: from now on, of the packets a step sends both to a
+        connection of this key and to a connection of another key, every ``every``-th is not
+        sent to this key (the other keys still get it), so one-sided ticks exist. 0 stops.
+
+        Raises:
+            KeyError: no account has this api key.
+            ValueError: ``every`` is negative.
+        """
+        if every < 0:
+            raise ValueError("every is 0 (no loss) or more")
+        self._key(api_key).drop_every = every
+        self._dropping = any(key.drop_every for key in self._keys.values())
+        log.info("fault: %s, 1 in %d shared packets lost", self._who(api_key), every)
+
+    def packets_dropped(self, api_key: str) -> int:
+        """How many packets :meth:`drop_packets` kept from this key's connections.
+
+        Raises:
+            KeyError: no account has this api key.
+        """
+        return self._key(api_key).dropped
+
     async def send_invalid_utf8(self, api_key: str | None = None) -> int:
         """Send a text frame whose payload, :data:`INVALID_UTF8_TEXT`, is not UTF-8 on every
         connection (of one key, or of all), at once, ahead of any queued frame; return on how
@@ -795,6 +835,14 @@ class Simulator:
             if key is None:
                 raise ValueError(f"no key is called {label!r}")
             expiries.append((key, after))
+        losses = []
+        for label, every in plan.drop_packets:
+            key = self._labels.get(label)
+            if key is None:
+                raise ValueError(f"no key is called {label!r}")
+            losses.append((key, every))
+        for key, every in losses:
+            self.drop_packets(key.account.api_key, every)
         if plan.delay_s:
             self.set_delay(plan.delay_s)
         async with asyncio.TaskGroup() as group:
@@ -1181,15 +1229,40 @@ class Simulator:
             change = instrument.step(now)
             if not change:
                 continue
+            getting = []
             for conn in watchers[token]:
                 mode = conn.feed.subscriptions.get(token)
                 if mode is not None and visible(change, mode):
+                    getting.append(conn)
                     frames.setdefault(conn, []).append(instrument.parts[mode])
+            if self._dropping and len(getting) > 1:
+                self._drop_one_sided(getting, frames)
         for conn, parts in frames.items():
             if self._silent(conn):
                 continue
             for frame, count in assemble_frames(parts):
                 self._enqueue(conn, frame, _Kind.TICKS, count)
+
+    def _drop_one_sided(
+        self,
+        getting: list[_Connection],
+        frames: dict[_Connection, list[tuple[bytes, memoryview]]],
+    ) -> None:
+        """Take the packet just added for a dropping key's connection back out, every n-th time,
+        when a connection of another key that is not silent gets it too."""
+        for conn in getting:
+            key = conn.key
+            if not key.drop_every or self._silent(conn):
+                continue
+            if not any(o.key is not key and not self._silent(o) for o in getting):
+                continue
+            key.shared += 1
+            if key.shared % key.drop_every == 0:
+                key.dropped += 1
+                parts = frames[conn]
+                parts.pop()
+                if not parts:
+                    del frames[conn]
 
     async def _run_replay(self, replay: Replay) -> None:
         """Send the recording's instants to every connection, at its pace (or as fast as read).

@@ -149,7 +149,16 @@ async def test_without_config_or_demo_the_default_config_path_rule_applies(confi
 
 
 async def test_faults_from_the_command_line(config: Path) -> None:
-    args = ("--config", str(config), "--port", "0", "--drop-every", "0.5")
+    args = (
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        "--drop-every",
+        "0.5",
+        "--drop-packets",
+        "acct1:3",
+    )
     async with serving(*args, "--expire-after", "acct2:0.2") as running:
         async with connect(running.ticker(1)) as ws:
             closed = await closing(ws)
@@ -163,6 +172,8 @@ async def test_faults_from_the_command_line(config: Path) -> None:
         code, _, err = await stop(running, signal.SIGINT)
     assert code == 0
     assert "fault planned: drop every connection every 0.5s" in err
+    assert "fault planned: key 'acct1' loses 1 in 3 packets it shares with another key" in err
+    assert "fault: on key acct1, 1 in 3 shared packets lost" in err
     assert "fault: the access token of key acct2 expired" in err
     assert "refused key acct2 with 403 Forbidden: invalid or expired access token" in err
     for secret in SECRETS:
@@ -186,6 +197,11 @@ async def test_faults_from_the_command_line(config: Path) -> None:
             ["--config", "{config}", "--expire-after", "zulu:5"],
             2,
             "error: --expire-after: no key is called 'zulu' (keys: acct1, acct2)",
+        ),
+        (
+            ["--config", "{config}", "--drop-packets", "zulu:5"],
+            2,
+            "error: --drop-packets: no key is called 'zulu' (keys: acct1, acct2)",
         ),
         (
             ["--config", "{config}", "--rate", "fast"],

@@ -1,0 +1,192 @@
+"""Redundant feeds against the real simulator: every symbol on two keys, one key's connections
+dropped again and again or its packets lost, and every snapshot delivered once.
+
+A third key (``charlie``) streams the same symbols without redundancy and is never faulted: it is
+the reference for which snapshots the simulator sent. Waits are on conditions, under timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec, Tuning
+from kitefan.events import StatusEvent, TickBatch
+from kitefan.manager import FeedManager
+from kitefan.models import Mode
+from kitefan.simulator import Account, Simulator
+
+pytestmark = pytest.mark.integration
+
+FAST = Tuning(
+    connect_timeout_s=2.0,
+    liveness_timeout_s=0.6,
+    backoff_initial_s=0.05,
+    backoff_max_s=0.2,
+    backoff_jitter=0.1,
+    close_timeout_s=1.0,
+)
+KEYS = ("alpha", "bravo", "charlie")
+TOKENS = [((2000 + i) << 8) | 1 for i in range(20)]
+
+
+def account(key_id: str) -> Account:
+    return Account(f"{key_id}-api-key", f"{key_id}-token-0001")
+
+
+def config(url: str, keys: tuple[str, ...], redundancy: int) -> AppConfig:
+    return AppConfig(
+        source="<test>",
+        url=url,
+        strategy=Strategy.ROUND_ROBIN,
+        mode=Mode.FULL,
+        max_connections_per_key=1,
+        max_symbols_per_connection=3000,
+        keys=tuple(
+            KeyConfig(k, Credential(account(k).api_key, account(k).access_token)) for k in keys
+        ),
+        symbols=tuple(SymbolSpec(t, str(t), Mode.FULL) for t in TOKENS),
+        tuning=FAST,
+        redundancy=redundancy,
+    )
+
+
+@asynccontextmanager
+async def simulator() -> AsyncIterator[Simulator]:
+    async with Simulator(
+        [account(k) for k in KEYS], port=0, seed=11, heartbeat_interval_s=0.1
+    ) as sim:
+        yield sim
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 20.0) -> None:
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polling counters: they have no notification
+            await asyncio.sleep(0.01)
+
+
+class Seconds:
+    """The (token, exchange second) of every full tick a stream delivered, counted."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[tuple[int, int]] = Counter()
+
+    def add(self, batch: TickBatch) -> None:
+        for tick in batch.ticks:
+            if tick.kind == 184:  # a symbol ticks in quote mode until its mode message is read
+                self.seen[(tick.values[0], tick.values[15])] += 1
+
+    def latest(self) -> int:
+        return max((second for _, second in self.seen), default=0)
+
+    def between(self, first: int, last: int) -> Counter[tuple[int, int]]:
+        return Counter({k: n for k, n in self.seen.items() if first <= k[1] <= last})
+
+
+async def test_one_keys_connections_dropped_again_and_again_lose_no_tick() -> None:
+    async with simulator() as sim:
+        feed = FeedManager(config(sim.url, ("alpha", "bravo"), 2))
+        reference = FeedManager(config(sim.url, ("charlie",), 1))
+        merged, truth = Seconds(), Seconds()
+        statuses: list[StatusEvent] = []
+        async with feed, reference:
+            events, ticks = feed.events(), reference.ticks()
+
+            async def read() -> None:
+                async for item in events:
+                    if isinstance(item, TickBatch):
+                        merged.add(item)
+                    elif isinstance(item, StatusEvent):
+                        statuses.append(item)
+
+            async def read_reference() -> None:
+                async for batch in ticks:
+                    truth.add(batch)
+
+            readers = [asyncio.create_task(read()), asyncio.create_task(read_reference())]
+            for key_id in KEYS:
+                await sim.wait_for_subscriptions(len(TOKENS), account(key_id).api_key)
+            await eventually(lambda: truth.latest() > 0)
+            first = truth.latest() + 1  # the first second every key streamed whole
+            for _ in range(3):
+                await eventually(lambda: len(truth.seen) > 0 and truth.latest() >= first + 1)
+                mark = truth.latest()
+                assert await sim.drop_connections(account("alpha").api_key) == 1
+                await sim.wait_for_subscriptions(len(TOKENS), account("alpha").api_key)
+                await eventually(lambda mark=mark: truth.latest() >= mark + 1)  # type: ignore[misc]
+            last = truth.latest() + 1
+            await eventually(lambda: truth.latest() >= last + 1)
+            await eventually(lambda: merged.between(last, last) == truth.between(last, last))
+            stats = feed.stats()
+
+            for task in readers:
+                task.cancel()
+        # Every full-mode symbol's every exchange second, once: what the reference got.
+        expected = truth.between(first, last)
+        assert set(expected.values()) == {1}
+        assert {token for token, _ in expected} == set(TOKENS)
+        assert merged.between(first, last) == expected
+        # none twice, to the end (before `first`, a symbol's subscribe snapshot and its first
+        # step can share an exchange second, on the reference too)
+        assert set(merged.between(first, merged.latest()).values()) == {1}
+        # alpha's reconnects are status events, but bravo carried every symbol: no gap.
+        alpha_back = [s for s in statuses if s.key == "alpha" and s.state == "connected"]
+        assert len(alpha_back) >= 4  # the first connection, then one per drop
+        assert all(s.gap is None for s in statuses)
+        redundancy = stats.redundancy
+        assert redundancy is not None
+        received = stats.totals.ticks
+        assert redundancy.delivered + sum(redundancy.duplicates.values()) == received
+
+
+async def test_packets_lost_on_one_key_are_one_sided_ticks_counted_as_missed() -> None:
+    async with simulator() as sim:
+        sim.set_silent(True)
+        feed = FeedManager(config(sim.url, ("alpha", "bravo"), 2))
+        alpha, bravo = account("alpha").api_key, account("bravo").api_key
+        async with feed:
+            ticks = feed.ticks()
+            delivered = Seconds()
+
+            async def read() -> None:
+                async for batch in ticks:
+                    delivered.add(batch)
+
+            reader = asyncio.create_task(read())
+            await sim.wait_for_subscriptions(len(TOKENS), alpha)
+            await sim.wait_for_subscriptions(len(TOKENS), bravo)
+            sim.drop_packets(bravo, 4)
+            sim.set_silent(False)
+
+            def sent(api_key: str) -> int:
+                return sum(c.ticks_sent for c in sim.connections(api_key))
+
+            await eventually(lambda: sent(alpha) >= 3 * len(TOKENS))
+            sim.set_silent(True)
+            sent_alpha, sent_bravo = sent(alpha), sent(bravo)
+
+            def settled() -> bool:
+                stats = feed.stats()
+                assert stats.redundancy is not None
+                return (
+                    stats.totals.ticks == sent_alpha + sent_bravo and not stats.redundancy.pending
+                )
+
+            await eventually(settled)
+            redundancy = feed.stats().redundancy
+            reader.cancel()
+        assert redundancy is not None
+        dropped = sim.packets_dropped(bravo)
+        assert dropped >= len(TOKENS) * 3 // 4 - 1
+        # What the simulator sent, accounted for: each snapshot delivered once, the rest duplicates.
+        assert redundancy.delivered + sum(redundancy.duplicates.values()) == sent_alpha + sent_bravo
+        assert redundancy.missed["bravo"] - redundancy.missed["alpha"] == sent_alpha - sent_bravo
+        # bravo missed exactly the packets the simulator kept from it (alpha missed none), give or
+        # take the frames in flight when the silence fell (at most one per connection).
+        assert redundancy.missed["alpha"] <= len(TOKENS)
+        assert dropped <= redundancy.missed["bravo"] <= dropped + len(TOKENS)
+        assert sum(delivered.seen.values()) == redundancy.delivered
