@@ -473,11 +473,13 @@ def plan(
         slots.put(position, (key_id, index))
     # 3. Everything else, taken-off symbols and missing copies included, in the order given.
     before = (copy.deepcopy(slots), copy.deepcopy(where)) if redundancy > 1 else None
-    missing = _fill(slots, where, set(unplaced), redundancy, strategy is Strategy.ROUND_ROBIN)
+    missing = _fill(
+        slots, where, set(unplaced), redundancy, strategy is Strategy.ROUND_ROBIN, pinned
+    )
     if missing and before is not None and strategy is Strategy.ROUND_ROBIN:
         # Dealing in turn can strand a copy on uneven keys; the most room first cannot.
         slots, where = before
-        missing = _fill(slots, where, set(unplaced), redundancy, False)
+        missing = _fill(slots, where, set(unplaced), redundancy, False, pinned)
     unplaced += missing
     if unplaced and not allow_unplaced:
         # Capacity was checked; only uneven keys (some full, some down) get here.
@@ -514,21 +516,77 @@ def _fill(
     failed: set[int],
     redundancy: int,
     in_turn: bool,
+    pinned: Sequence[str | None],
 ) -> list[int]:
-    """Step 3: give every position its missing copies, in order; returns those left short."""
+    """Step 3: give every position its missing copies, in order: first those that hold a copy
+    already (a pin or a kept slot: their other copies must avoid that key), then the rest.
+    Returns those left short."""
     short = []
-    for position, held in where.items():
+    started = [p for p, held in where.items() if held]
+    for position in [*started, *(p for p, held in where.items() if not held)]:
+        held = where[position]
         if position in failed:
             continue
         while len(held) < redundancy:
             taken = {place[0] for place in held}
             found = slots.deal(taken) if in_turn else slots.least_loaded(taken)
             if found is None:
+                found = _reroute(slots, where, pinned, position)
+            if found is None:
                 short.append(position)
                 break
             held.append(found)
             slots.put(position, found)
     return short
+
+
+def _reroute(
+    slots: _Slots, where: dict[int, list[Slot]], pinned: Sequence[str | None], position: int
+) -> Slot | None:
+    """Room for one more copy of ``position`` where every key it lacks is full: a chain of
+    moves (an augmenting path, found breadth first over the keys) in which each moved copy goes
+    to a key its symbol does not hold, and the last to a key with room. A copy on its symbol's
+    pin does not move. Returns the slot freed for ``position`` (the moves made), or ``None`` if
+    no chain exists: then no placement gives it the copy."""
+    held = {slot[0] for slot in where[position]}
+    parent: dict[str, tuple[str, int, Slot] | None] = {}  # key -> (from key, mover, its slot)
+    queue: list[str] = []
+    for key_id in slots.order:
+        if key_id not in held and slots.usable.get(key_id, 0) > 0:
+            parent[key_id] = None
+            queue.append(key_id)
+    end = None
+    for key_id in queue:  # grows while it is read: breadth first
+        if slots.room(key_id) > 0:
+            end = key_id
+            break
+        for index in range(slots.size[key_id]):
+            for mover in slots.members.get((key_id, index), []):
+                if pinned[mover] == key_id:
+                    continue
+                for other in slots.order:
+                    if other in parent or slots.usable.get(other, 0) <= 0:
+                        continue
+                    if any(slot[0] == other for slot in where[mover]):
+                        continue
+                    parent[other] = (key_id, mover, (key_id, index))
+                    queue.append(other)
+    if end is None:
+        return None
+    # Walk back from the key with room: each mover takes the slot its follower frees.
+    index_free = slots.emptiest(end)
+    if index_free is None:  # pragma: no cover - room() said there is room
+        return None
+    target: Slot = (end, index_free)
+    step = parent[end]
+    while step is not None:
+        source_key, mover, slot = step
+        slots.take(mover, slot)
+        where[mover][where[mover].index(slot)] = target
+        slots.put(mover, target)
+        target = slot
+        step = parent[source_key]
+    return target
 
 
 def _keep_pins(

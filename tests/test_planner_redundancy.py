@@ -218,3 +218,35 @@ def test_pinned_plans_keep_every_invariant(
     assert (
         plan(symbols, keys, strategy=strategy, max_symbols_per_connection=limit, redundancy=2) == p
     )
+
+
+@pytest.mark.parametrize("strategy", [LL, RR])
+def test_a_copy_stranded_by_the_greedy_order_is_placed_by_moving_others(strategy: Strategy) -> None:
+    # Every key full but the one a symbol already holds: the planner moves another symbol's
+    # copy to a key it lacks (an augmenting path) instead of refusing a plan that fits. Found
+    # by hypothesis: k1 took symbol 2's and 3's second copies, leaving symbol 1 only k3.
+    p = plan(
+        [spec(1), spec(2, "k2"), spec(3, "k3")],
+        caps(("k0", 0), ("k1", 2), ("k2", 1), ("k3", 3)),
+        strategy=strategy,
+        max_symbols_per_connection=1,
+        redundancy=2,
+    )
+    assert layout(p) == {"k0": [], "k1": [[1], [3]], "k2": [[2]], "k3": [[3], [1], [2]]}
+
+
+def test_a_pinned_symbol_gets_its_second_copy_before_the_unpinned_fill_the_keys() -> None:
+    p = plan(
+        [spec(1), spec(2), spec(3), spec(4), spec(5, "k4")],
+        caps(("k0", 0), ("k1", 1), ("k2", 3), ("k3", 3), ("k4", 3)),
+        strategy=LL,
+        max_symbols_per_connection=1,
+        redundancy=2,
+    )
+    assert layout(p) == {
+        "k0": [],
+        "k1": [[3]],
+        "k2": [[5], [1], [3]],
+        "k3": [[1], [2], [4]],
+        "k4": [[5], [2], [4]],
+    }
