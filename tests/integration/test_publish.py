@@ -47,6 +47,7 @@ FAST = Tuning(
     backoff_max_s=0.2,
     backoff_jitter=0.1,
 )
+FLUSH_S = 10.0
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
@@ -132,7 +133,11 @@ async def test_every_frame_is_one_entry_byte_exact_for_every_packet_kind() -> No
                 name_of=feed.name_of,
                 symbols=lambda: {s.token: s.name for s in config.symbols},
             )
-            task = asyncio.get_running_loop().create_task(publisher.run(feed.events()))
+            # A stop's flush is bounded (1.5 s by default; what is in flight then counts as
+            # dropped): these tests compare every entry, so a loaded machine gets longer.
+            task = asyncio.get_running_loop().create_task(
+                publisher.run(feed.events(), flush_s=FLUSH_S)
+            )
             seen: list[Event] = []
             await collect(
                 local,
@@ -144,7 +149,7 @@ async def test_every_frame_is_one_entry_byte_exact_for_every_packet_kind() -> No
             )
             await feed.close()
             seen.extend(local.drain())
-            await asyncio.wait_for(task, 10)
+            await asyncio.wait_for(task, FLUSH_S + 10)
         client = redis.client()
         try:
             entries = await client.xrange("test:frames")
@@ -199,12 +204,16 @@ async def test_json_entries_hold_the_records_jsonl_writes() -> None:
         async with FeedManager(config) as feed:
             local = feed.events()
             publisher = Publisher(target, name_of=feed.name_of)
-            task = asyncio.get_running_loop().create_task(publisher.run(feed.events()))
+            # A stop's flush is bounded (1.5 s by default; what is in flight then counts as
+            # dropped): these tests compare every entry, so a loaded machine gets longer.
+            task = asyncio.get_running_loop().create_task(
+                publisher.run(feed.events(), flush_s=FLUSH_S)
+            )
             seen: list[Event] = []
             await collect(local, seen, lambda: sum(isinstance(i, TickBatch) for i in seen) >= 20)
             await feed.close()
             seen.extend(local.drain())
-            await asyncio.wait_for(task, 10)
+            await asyncio.wait_for(task, FLUSH_S + 10)
         client = redis.client()
         try:
             entries = await client.xrange("kitefan:frames")
