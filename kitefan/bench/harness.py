@@ -51,6 +51,8 @@ __all__ = [
     "percentile",
     "realistic_tokens",
     "run_child",
+    "start_ticker",
+    "stop_process",
 ]
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -195,6 +197,36 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[rank]
 
 
+def start_ticker(command: list[str], what: str) -> tuple[subprocess.Popen[str], str]:
+    """Start a ``kitefan simulate`` or ``kitefan replay`` process; return it and the ``ws://``
+    URL it prints first.
+
+    Raises:
+        BenchmarkError: its first line is not a URL (the process is stopped).
+    """
+    # The command is this interpreter and fixed arguments, never input from elsewhere.
+    process = subprocess.Popen(  # noqa: S603
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env()
+    )
+    first = process.stdout.readline().strip() if process.stdout is not None else ""
+    if not first.startswith("ws://"):
+        stop_process(process)
+        raise BenchmarkError(f"{what} did not start (its first line: {first!r})")
+    return process, first
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL after 10 s; its stdout closed."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 class SimulatorProcess:
     """``kitefan simulate`` in its own process, accepting the fake keys ``keys``.
 
@@ -237,20 +269,7 @@ class SimulatorProcess:
         command = [sys.executable, "-m", "kitefan", "simulate", "--config", str(config)]
         command += ["--host", "127.0.0.1", "--port", "0", "--rate", self.rate]
         command += ["--max-connections-per-key", str(self.max_connections_per_key)]
-        # The command is this interpreter and fixed arguments, never input from elsewhere.
-        self._process = subprocess.Popen(  # noqa: S603
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=_env(),
-        )
-        stdout = self._process.stdout
-        first = stdout.readline().strip() if stdout is not None else ""
-        if not first.startswith("ws://"):
-            self.__exit__(None, None, None)
-            raise BenchmarkError(f"the simulator did not start (its first line: {first!r})")
-        self.url = first
+        self._process, self.url = start_ticker(command, "the simulator")
         return self
 
     def __exit__(
@@ -261,14 +280,7 @@ class SimulatorProcess:
     ) -> None:
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+            stop_process(process)
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None

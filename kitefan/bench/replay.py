@@ -40,11 +40,12 @@ from typing import Any, Self
 from kitefan.bench import Figure
 from kitefan.bench.harness import (
     BenchmarkError,
-    _env,
     cpu_seconds,
     full_rate_symbols,
     realistic_tokens,
     run_child,
+    start_ticker,
+    stop_process,
 )
 from kitefan.events import TickBatch
 from kitefan.models import Mode
@@ -143,16 +144,7 @@ class ReplayProcess:
     def __enter__(self) -> Self:
         command = [sys.executable, "-m", "kitefan", "replay", str(self.path)]
         command += ["--host", "127.0.0.1", "--port", "0", "--speed", "max", "--loop"]
-        # The command is this interpreter and fixed arguments, never input from elsewhere.
-        self._process = subprocess.Popen(  # noqa: S603
-            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=_env()
-        )
-        stdout = self._process.stdout
-        first = stdout.readline().strip() if stdout is not None else ""
-        if not first.startswith("ws://"):
-            self.__exit__(None, None, None)
-            raise BenchmarkError(f"the replay did not start (its first line: {first!r})")
-        self.url = first
+        self._process, self.url = start_ticker(command, "the replay")
         return self
 
     def __exit__(
@@ -163,14 +155,7 @@ class ReplayProcess:
     ) -> None:
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+            stop_process(process)
 
 
 @dataclass(frozen=True)
