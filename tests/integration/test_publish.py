@@ -188,9 +188,11 @@ async def test_every_frame_is_one_entry_byte_exact_for_every_packet_kind() -> No
         s.token: s.name for s in config.symbols
     }
     stats = publisher.stats()
+    # A frame that reaches the feed while it closes finds both streams closed: each counts it
+    # dropped, the same ticks, and nothing else is lost.
     assert (stats.published_ticks, stats.dropped_ticks, stats.dropped_events) == (
         sum(b.count for b in batches),
-        0,
+        local.dropped_ticks,
         0,
     )
     assert stats.published_entries == len(entries)
