@@ -212,10 +212,12 @@ class Publisher:
                         break
             except Exception as exc:  # the feed's failure ends publishing, not the process
                 log.debug("publishing stops: %s", exc)
-            if not sender.done() and self._buffer and self.state == "connected":
+            # Flushed while connected or still connecting (a feed can end before the first
+            # connection to Redis is up); not once Redis is known to be down.
+            if not sender.done() and self._buffer and self.state != "down":
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(flush_s):
-                        while self._buffer and self.state == "connected" and not sender.done():
+                        while self._buffer and self.state != "down" and not sender.done():
                             await self._idle()
         finally:
             sender.cancel()
@@ -347,6 +349,7 @@ class Publisher:
         password = self.config.url.password
         self.last_error = scrub(str(exc) or type(exc).__name__, password)
         self.state = "down"
+        self._ready.set()  # wakes a flush waiting on a Redis that is now known to be down
         await self._disconnect()
         if not self._warned:
             self._warned = True

@@ -36,6 +36,7 @@ from kitefan.publish import Publisher
 from kitefan.render.records import json_lines, status_record
 from kitefan.retry import Backoff
 from kitefan.simulator import Account, Simulator
+from kitefan.streams import Streams
 
 pytestmark = pytest.mark.integration
 
@@ -327,3 +328,28 @@ async def test_names_that_change_reach_the_symbols_hash() -> None:
             await client.aclose()
     assert {int(k): v.decode() for k, v in first.items()} == {s.token: s.name for s in symbols()}
     assert {int(k): v.decode() for k, v in after.items()} == names
+
+
+async def test_a_feed_that_ends_before_redis_is_connected_is_still_flushed() -> None:
+    """The stop's flush covers a publisher still connecting: everything the feed gave reaches
+    Redis, though the feed had ended before the first connection was up."""
+    frame = bytes.fromhex("00010008") + struct.pack(">ii", 408065, 150_000)
+    streams = Streams()
+    events = streams.open_events(key=None, max_ticks=1000, max_bytes=1 << 20, drop_newest=False)
+    for i in range(5):
+        streams.push_batch(TickBatch("alpha", 0, frame, 0.0, 1_700_000_000.0 + i))
+    streams.push_event(StatusEvent("alpha", 0, "connected", "up", 1_700_000_005.0))
+    streams.finish()
+    async with running_redis() as redis:
+        publisher = Publisher(PublishConfig(parse_redis_url(redis.url)))
+        assert publisher.state == "connecting"
+        await asyncio.wait_for(publisher.run(events, flush_s=FLUSH_S), FLUSH_S + 10)
+        client = redis.client()
+        try:
+            entries = await client.xrange("kitefan:frames")
+        finally:
+            await client.aclose()
+    assert (publisher.published_entries, publisher.published_ticks) == (6, 5)
+    assert (publisher.dropped_ticks, publisher.dropped_events) == (0, 0)
+    assert [f[b"frame"] for _, f in entries[:5]] == [frame] * 5
+    assert b"frame" not in entries[5][1]
