@@ -38,6 +38,7 @@ class Which(StrEnum):
     REPLAY = "replay"
     SHARE = "share"
     MERGE = "merge"
+    REDUNDANCY = "redundancy"
     ALL = "all"
 
 
@@ -70,7 +71,8 @@ def bench(
             "-> a counting client. share: three stream --share "
             "processes, the holder of a key SIGKILLed, the takeover timed (needs redis-server; "
             "--seconds is the lease). merge: the redundancy merge's CPU at "
-            "27,000 symbols on 6 keys. all: each in turn."
+            "27,000 symbols on 6 keys. redundancy: the realistic load on 6 keys with "
+            "redundancy = 2 vs without, the whole stream's CPU. all: each in turn."
         ),
     ] = Which.ALL,
     rounds: Annotated[
