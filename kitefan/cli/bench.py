@@ -17,7 +17,7 @@ import typer
 
 from kitefan.bench.report import BENCHMARKS, DEFAULTS, run_benchmarks
 from kitefan.cli.app import app
-from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors
+from kitefan.cli.terminal import DEBUG, LOG_FILE, err, out, reported_errors
 from kitefan.render.bench import bench_json, bench_view
 
 __all__ = ["BenchFormat", "Which", "bench"]
@@ -106,7 +106,7 @@ def bench(
         typer.Option("--format", help="table for people; json for scripts."),
     ] = BenchFormat.TABLE,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Measure decode, records, end-to-end and realistic-load figures, side by side with the
     official client where one applies, and print them with their targets and this machine.
