@@ -4,6 +4,18 @@ The hot path only adds to plain integer attributes of :class:`ConnectionCounters
 derived (rates, ages, percentiles, per-key sums) is computed when a snapshot is taken, from an
 injected clock, so the snapshot is exact and cheap to test.
 
+The counters are declared once, in the counter table :class:`Counts`: one dataclass field per
+counter, whose metadata (a :class:`Counter`) says what it counts (the Prometheus help), its
+metric, its stats column and view, and whether the key counts it itself (``orders``) or sums
+its connections. The hot path's ``ConnectionCounters`` and the snapshots ``ConnectionStats``,
+``KeyStats`` and ``Totals`` derive from ``Counts``, so each counter is a typed attribute of all
+four; the per-key and total sums, the counters' part of every JSON document
+(:meth:`Counts.counts`, in the table's order), the Prometheus families
+(:mod:`kitefan.metrics`) and the stats tables' columns (:mod:`kitefan.render.stats`) are read
+from :data:`COUNTERS`. A new counter is one line in the table, plus the line that counts it.
+The snapshots refuse assignment at run time (each attribute is set once, by the constructor):
+a dataclass cannot be ``frozen`` over the mutable table.
+
 Rates are taken over a sliding window (5 s by default) of samples recorded at snapshot time, so
 a display refreshing a few times a second sees a steady figure.
 
@@ -15,9 +27,9 @@ woke; anything that holds the loop (a slow consumer, a big format, a long collec
 :class:`LoopLagMeter` keeps the samples as a histogram of 0.1 ms bins, since the start and for the
 last ``window_s`` seconds.
 
-Owns: ``ConnectionCounters``, ``RateMeter``, ``LoopLagMeter``, the snapshot types and their JSON
-form. Must not
-import asyncio, websockets, rich or typer.
+Owns: the counter table (``Counts``, ``Counter``, ``COUNTERS``), ``ConnectionCounters``,
+``RateMeter``, ``LoopLagMeter``, the snapshot types and their JSON form. Must not import
+asyncio, websockets, rich or typer.
 """
 
 from __future__ import annotations

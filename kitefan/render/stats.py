@@ -13,12 +13,17 @@ Tables with one row per key (its totals) followed by a row per connection:
   delay of full-mode ticks (p50/p99, whole seconds: exchange timestamps have 1 s resolution),
   and how many subscribed symbols have not ticked since they were subscribed.
 
+The counters' columns (ticks, frames, bytes, drops; reconnects, decode and server errors) come
+from the counter table (:data:`kitefan.stats.COUNTERS`: header, table, count or bytes), in its
+order; the other figures are placed beside them (``_BESIDE``). A counter given a column there
+appears here with nothing else to edit.
+
 A ``--share`` stream adds its group: every live process, the keys it streams and its traffic
 (from the snapshots each publishes to Redis), and the keys nobody holds.
 
-Pure: documents in, renderables out. Owns: ``stats_view``, ``never_ticked_table``,
-``redundancy_text``, ``format_bytes``, ``format_duration``. Must not import asyncio, websockets
-or typer.
+Pure: documents in, renderables out (it reads only the counter table of :mod:`kitefan.stats`).
+Owns: ``stats_view``, ``never_ticked_table``, ``redundancy_text``, ``format_bytes``,
+``format_duration``. Must not import asyncio, websockets or typer.
 """
 
 from __future__ import annotations
