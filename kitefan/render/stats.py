@@ -185,15 +185,15 @@ def _count(value: int) -> str:
     return f"{value:,}"
 
 
-def _counter_column(counter: Counter) -> _Column:
+def _counter_column(counter: Counter, header: str) -> _Column:
     """A counter's column, from the table (:class:`kitefan.stats.Counts`): the key's sum in its
     row, each connection's own in theirs."""
     name = counter.name
     show: Callable[[int], str] = format_bytes if counter.unit == "bytes" else _count
-    return _Column(counter.column or name, lambda k, _: show(k[name]), lambda c, _: show(c[name]))
+    return _Column(header, lambda k, _: show(k[name]), lambda c, _: show(c[name]))
 
 
-_COLUMNS.update({c.column: _counter_column(c) for c in COUNTERS if c.column is not None})
+_COLUMNS.update({c.column: _counter_column(c, c.column) for c in COUNTERS if c.column is not None})
 
 _STATE = ("state", "symbols", "full", "quote", "ltp", "uptime", "last frame")
 
