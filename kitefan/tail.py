@@ -47,6 +47,9 @@ from kitefan.stats import ConnectionCounters, ConnectionStats, FeedStats, KeySta
 
 __all__ = ["RemoteFeed", "RemoteStats"]
 
+#: Seconds a reader's close may take (acknowledging, then closing the connection), each.
+CLOSE_S = 2.0
+
 
 class RemoteFeed:
     """The events of a Redis stream, as a feed's.
@@ -121,12 +124,17 @@ class RemoteFeed:
         await self.close()
 
     async def close(self) -> None:
+        """Acknowledge what was read (with a group) and close the connection, in at most
+        :data:`CLOSE_S` seconds: a connection a cancelled read left in a bad state is abandoned
+        rather than waited for."""
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
-                await self._ack(client)
+                async with asyncio.timeout(CLOSE_S):
+                    await self._ack(client)
             with contextlib.suppress(Exception):
-                await client.aclose()
+                async with asyncio.timeout(CLOSE_S):
+                    await client.aclose()
 
     def name_of(self, token: int) -> str:
         """A token's display name, as the publisher knows it (else the number)."""
