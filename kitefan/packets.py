@@ -236,9 +236,9 @@ _MODES: Mapping[PacketKind, str] = {
     PacketKind.FULL: "full",
 }
 
-#: Every packet kind by its length.
+#: Every packet kind by its length (plain ints: the keys the codec's dicts are looked up by).
 PACKETS: Mapping[int, Packet] = {
-    kind: Packet(
+    int(kind): Packet(
         kind,
         _MODES[kind],
         kind in _INDEX,
