@@ -206,6 +206,34 @@ class Packet:
         """Whether this kind carries the field ``name``."""
         return name in self._positions
 
+    def indexes_of(self, *names: str) -> tuple[int, ...]:
+        """:meth:`index_of` of each name, in the order given.
+
+        Raises:
+            KeyError: this kind does not carry one of them.
+        """
+        return tuple(self._positions[name] for name in names)
+
+    def reader(self, names: tuple[str, ...], *, before: int = 0) -> struct.Struct:
+        """A struct over ``before`` bytes and one packet of this kind that reads only the fields
+        ``names``, which must be in wire order, and skips the rest: ``before=2`` steps over a
+        frame's length prefix, so that ``iter_unpack`` walks a run of these packets.
+
+        Raises:
+            KeyError: this kind does not carry one of them.
+            ValueError: they are not in wire order.
+        """
+        layout, position = f">{before}x" if before else ">", 0
+        for name in names:
+            f = self.values[self._positions[name]]
+            if f.offset < position:
+                raise ValueError(f"{name} is not after the fields before it in {self.kind.name}")
+            gap = f.offset - position
+            layout += (f"{gap}x" if gap else "") + f.code
+            position = f.offset + f.size
+        rest = int(self.kind) - position
+        return struct.Struct(layout + (f"{rest}x" if rest else ""))
+
     def pack_values(self, named: Mapping[str, int]) -> tuple[int, ...]:
         """The values of a packet of this kind from its fields by name, in wire order.
 
