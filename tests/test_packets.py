@@ -481,3 +481,20 @@ def test_the_compiled_writer_reads_every_field_where_the_table_says(
     assert rows is not None
     reference = reference_csv_rows([batch], lambda _token: "S")
     assert rows.decode() == "x" + reference[reference.index(",k,0,") :]
+
+
+def test_a_reader_reads_only_the_named_fields_of_a_run_of_packets() -> None:
+    named = [distinct_values(32, token(n, INDICES)) for n in (1, 2, 3)]
+    frame = frame_of_packets([build_packet(32, values) for values in named])
+    names = ("instrument_token", "last_price", "exchange_timestamp")
+    reader = PACKETS[32].reader(names, before=2)
+    assert reader.format == ">2xII20xI"
+    assert list(reader.iter_unpack(frame[2:])) == [
+        tuple(values[name] for name in names) for values in named
+    ]
+    assert PACKETS[184].reader(("oi",)).format == ">48xI132x"
+    assert PACKETS[184].indexes_of("instrument_token", "oi") == (0, 12)
+    with pytest.raises(ValueError, match="last_price is not after the fields before it in FULL"):
+        PACKETS[184].reader(("oi", "last_price"))
+    with pytest.raises(KeyError):
+        PACKETS[8].reader(("oi",))
