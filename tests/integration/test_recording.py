@@ -12,8 +12,8 @@ from pathlib import Path
 
 import processes
 import pytest
+from polling import eventually
 from redisserver import running_redis
-from streams import eventually
 
 from kitefan.events import StatusEvent, TickBatch
 from kitefan.recording import Recording
@@ -92,7 +92,7 @@ async def test_a_sigkill_loses_at_most_about_the_last_second(tmp_path: Path) -> 
                 return 0
             return sum(1 for _ in Recording(path).chunks())
 
-        await eventually(lambda: chunks() >= 4)
+        await eventually(lambda: chunks() >= 4, every=0.05)
         killed_at = time.time()
         command.kill()
         await command.wait()
@@ -187,7 +187,8 @@ async def test_tail_records_what_it_reads_from_redis(tmp_path: Path) -> None:
 async def test_the_configs_record_path_records_and_record_overrides_it(
     tmp_path: Path, runtime_dir: Path
 ) -> None:
-    from streams import KEYS, account, environment, nse, write_config
+    from simulators import KEYS, nse
+    from streams import account, environment, write_config
 
     from kitefan.simulator import Simulator
 
@@ -286,11 +287,11 @@ async def test_record_info_reports_the_gaps_of_a_simulator_that_drops_connection
     lines = text.splitlines()
     at = lines.index(f"gaps       {reconnects} reconnects")
     for line, gap in zip(lines[at + 1 : at + 1 + reconnects], info["gaps"], strict=True):
-        lost, end = (datetime.fromisoformat(gap[k]).strftime("%H:%M:%S.%f")[:-3] for k in
-                     ("start", "end"))  # fmt: skip
+        lost, back_at = (datetime.fromisoformat(gap[k]).strftime("%H:%M:%S.%f")[:-3] for k in
+                         ("start", "end"))  # fmt: skip
         noun = "symbol" if gap["symbols"] == 1 else "symbols"
         assert line == (
-            f"  one/{gap['connection']}  {lost} to {end} IST  {gap['seconds']:.1f} s  "
+            f"  one/{gap['connection']}  {lost} to {back_at} IST  {gap['seconds']:.1f} s  "
             f"{gap['symbols']} {noun}  dropped without a close frame"
         )
     assert lines[at + 1 + reconnects].startswith("on disk ")

@@ -15,7 +15,7 @@ import processes
 import pytest
 from redisserver import free_port, running_redis
 
-from kitefan.broker import frame_fields, node_name
+from kitefan.broker import Entry, frame_fields, node_name
 from kitefan.errors import BrokerError
 from kitefan.events import Event, TickBatch
 from kitefan.models import Tick
@@ -132,7 +132,7 @@ async def test_a_consumer_group_shares_the_entries_and_from_now_skips_the_past()
                                 got[name].append(entry.id)
                                 assert isinstance(entry.item, TickBatch)
                                 frames[entry.id] = entry.item.frame
-                    recent = []
+                    recent: list[Entry] = []
                     while len(recent) < 20:
                         recent.extend(await now.read())
                 pending = await client.xpending("s", "g")
