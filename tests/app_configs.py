@@ -1,9 +1,11 @@
-"""Configs built in memory, for the tests that need an ``AppConfig`` without a file.
+"""Configs for the tests: built in memory, and written as the private file kitefan reads.
 
-Owns: ``app_config`` (every field a test does not name is the value most tests want: round-robin,
-quote mode, 3 connections per key of up to 3000 symbols, the default tuning) and ``key`` (a key
-with the credentials the integration tests' simulator accounts have). The tests that read a config
-from a file write it themselves, or with ``streams.write_config`` (tests/integration).
+Owns: ``config_file`` (a config's text written where kitefan accepts it: readable by its owner
+alone, as kitefan asks of a file holding tokens), ``app_config`` (every field a test does not name
+is the value most tests want: round-robin, quote mode, 3 connections per key of up to 3000
+symbols, the default tuning) and ``key`` (a key with the credentials the integration tests'
+simulator accounts have). A config of the integration tests' sentinel keys for a simulator is
+``streams.write_config`` (tests/integration).
 
 Must not import: anything of kitefan beyond the config's values (``kitefan.settings``,
 ``kitefan.models``): these are values, for pure and integration tests alike.
@@ -18,6 +20,13 @@ from kitefan.models import Mode
 from kitefan.settings import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec, Tuning
 
 DEFAULT_TUNING = Tuning()
+
+
+def config_file(path: Path, text: str) -> Path:
+    """``text`` written to ``path``, mode 0600; ``path``."""
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
 
 
 def key(key_id: str, api_key: str | None = None, access_token: str | None = None) -> KeyConfig:

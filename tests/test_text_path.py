@@ -13,16 +13,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from app_configs import app_config, key
 from hypothesis import HealthCheck, given, settings, strategies as st
 from rich.console import Console
 
 from kitefan.codec import MAX_TEXT_DEPTH, decode_text, error_message, notice_message
-from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, Tuning
+from kitefan.config import Tuning
 from kitefan.connection import FeedConnection
 from kitefan.errors import CodecError
 from kitefan.events import ErrorEvent, Event, OrderEvent, StatusEvent
 from kitefan.manager import EventStream, FeedManager
-from kitefan.models import Mode, OrderUpdate, ServerError, ServerNotice, UnknownText
+from kitefan.models import OrderUpdate, ServerError, ServerNotice, UnknownText
 from kitefan.render.dashboard import TickBoard, dashboard
 from kitefan.render.records import json_lines
 from kitefan.render.text import printable
@@ -96,15 +97,10 @@ texts = st.one_of(
 
 
 def make_feed() -> FeedManager:
-    config = AppConfig(
-        source="<test>",
+    config = app_config(
+        [key("alpha", "alpha-api-key", "alpha-token")],
         url="ws://127.0.0.1:9/",
-        strategy=Strategy.ROUND_ROBIN,
-        mode=Mode.QUOTE,
         max_connections_per_key=1,
-        max_symbols_per_connection=3000,
-        keys=(KeyConfig("alpha", Credential("alpha-api-key", "alpha-token")),),
-        symbols=(),
     )
     return FeedManager(config)
 
@@ -219,6 +215,7 @@ def test_any_server_text_is_counted_surfaced_and_shown_safely(sent: list[str]) -
             assert record["type"] == "order"
             assert record["data"] == event.update.data
         else:
+            assert isinstance(event, StatusEvent)
             assert (record["type"], record["message"]) == ("status", event.message)
 
     # The dashboard: no control character but its own line breaks, every text shown stripped.

@@ -23,6 +23,7 @@ from typing import Any
 
 import processes
 import pytest
+from app_configs import config_file
 from polling import until
 from simulators import KEYS
 
@@ -95,9 +96,7 @@ def write_config(
         else:
             lines.append(f'access_token = "{account(key_id).access_token}"')
     lines += ["[symbols]", f"quote = {list(quote)}", f"full = {list(full)}"]
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o600)
-    return path
+    return config_file(path, "\n".join(lines) + "\n")
 
 
 def environment(runtime: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import processes
 import pytest
+from app_configs import config_file
 from polling import eventually
 from redisserver import running_redis
 
@@ -226,13 +227,11 @@ async def test_record_info_reports_the_gaps_of_a_simulator_that_drops_connection
     from streams import environment
 
     env = environment(runtime_dir)
-    config = tmp_path / "kitefan.toml"
     keys = (
         '[[keys]]\nid = "one"\napi_key = "one-api-key"\naccess_token = "one-token"\n'
         "[symbols]\nquote = [408065, 884737, 256265]\nfull = [738561]\n"
     )
-    config.write_text(keys)  # simulate reads the keys only
-    config.chmod(0o600)
+    config = config_file(tmp_path / "kitefan.toml", keys)  # simulate reads the keys only
     path = tmp_path / "drops.kfr"
     argv = processes.kitefan(
         "simulate", "--config", str(config), "--port", "0", "--drop-every", "1"
