@@ -131,7 +131,7 @@ def test_a_mapping_that_toml_could_not_hold_is_a_problem() -> None:
         "symbols.('q',): a setting's name must be a string",
     ]
     with pytest.raises(ConfigError) as caught:
-        config_from_dict([("keys", [])], environ={})  # type: ignore[arg-type]
+        config_from_dict([("keys", [])], environ={})  # type: ignore[arg-type]  # a list where a mapping goes: the test
     assert str(caught.value) == "<dict>: must be a mapping of settings, not list"
 
 

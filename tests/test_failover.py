@@ -179,7 +179,7 @@ def test_a_taken_slot_is_planned_around_and_won_back() -> None:
     assert h.capacities()[0].blocked == frozenset({2})
     assert h.refused("alpha", 2, Refusal.SLOTS, 429) == []
     second = h.refused("alpha", 1, Refusal.SLOTS, 429)
-    assert second[0].event.message.endswith("using 1 of 3")  # type: ignore[union-attr]
+    assert second[0].event.message.endswith("using 1 of 3")  # type: ignore[union-attr]  # an Announce
     assert sum(slot_sizes(applied(second).plan, "alpha")[:1]) == 90
     back = h.opened("alpha", 2)
     assert back[0] == status("alpha", 2, KeyState.CONNECTED, "connection 2 slot won back")

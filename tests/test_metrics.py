@@ -93,7 +93,7 @@ def connection(index: int, **changes: object) -> ConnectionStats:
         "internal_errors": 8,
     }
     values.update(changes)
-    return ConnectionStats(**values)  # type: ignore[arg-type]
+    return ConnectionStats(**values)  # type: ignore[arg-type]  # the fields given, by name
 
 
 STATS = FeedStats(

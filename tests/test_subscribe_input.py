@@ -131,7 +131,7 @@ def test_spec_of_resolves_names_through_the_dump_and_keeps_what_streams() -> Non
     assert of("408065", None) == SymbolSpec(408065, "408065", Mode.LTP)
     assert of("NSE:NIFTY 50", None) is NIFTY  # streaming: no dump needed
     assert of(256265) is NIFTY
-    assert of(SymbolSpec(5, "", "full", "a")) == SymbolSpec(5, "5", Mode.FULL, "a")  # type: ignore[arg-type]
+    assert of(SymbolSpec(5, "", "full", "a")) == SymbolSpec(5, "5", Mode.FULL, "a")  # type: ignore[arg-type]  # a mode by name: the test
     with pytest.raises(SymbolError) as caught:
         of("NSE:INFYY")
     assert str(caught.value) == 'unknown symbol "NSE:INFYY"; closest: NSE:INFY'
@@ -140,7 +140,7 @@ def test_spec_of_resolves_names_through_the_dump_and_keeps_what_streams() -> Non
         of(SymbolSpec(2**32, "x", Mode.FULL))
     assert str(caught.value) == "4294967296 is not an instrument token (tokens are 1 to 4294967295)"
     with pytest.raises(SymbolError) as caught:
-        of(SymbolSpec(5, "x", "fast"))  # type: ignore[arg-type]
+        of(SymbolSpec(5, "x", "fast"))  # type: ignore[arg-type]  # a bad mode: the test
     assert str(caught.value) == '"fast" is not a mode (ltp, quote or full)'
 
 
@@ -226,8 +226,8 @@ BAD_CALLS: dict[str, Callable[[FeedManager], object]] = {
     "subscribe-range": lambda feed: feed.subscribe([408065, 2**32]),
     "subscribe-mode": lambda feed: feed.subscribe([408065], mode="FULL"),
     "subscribe-str": lambda feed: feed.subscribe("408065"),
-    "subscribe-int": lambda feed: feed.subscribe(408065),  # type: ignore[arg-type]
-    "subscribe-none": lambda feed: feed.subscribe(None),  # type: ignore[arg-type]
+    "subscribe-int": lambda feed: feed.subscribe(408065),  # type: ignore[arg-type]  # see BAD_CALLS
+    "subscribe-none": lambda feed: feed.subscribe(None),  # type: ignore[arg-type]  # see BAD_CALLS
     "unsubscribe": lambda feed: feed.unsubscribe([256265, "INFY"]),
     "set_mode-token": lambda feed: feed.set_mode([256265, 0], Mode.LTP),
     "set_mode-mode": lambda feed: feed.set_mode([256265], "fast"),
@@ -259,10 +259,10 @@ async def test_bad_input_raises_before_anything_changes(call: str, message: str)
 
 async def test_a_spec_given_is_checked_and_keeps_its_pin() -> None:
     feed = FeedManager(config())
-    feed.subscribe([SymbolSpec(408065, "NSE:INFY", "full", "a")])  # type: ignore[arg-type]
+    feed.subscribe([SymbolSpec(408065, "NSE:INFY", "full", "a")])  # type: ignore[arg-type]  # a mode by name: the test
     assert placed(feed)[408065] == ("a", 0, Mode.FULL)
     with pytest.raises(SymbolError) as caught:
-        feed.subscribe([SymbolSpec(408065, "NSE:INFY", Mode.FULL, 7)])  # type: ignore[arg-type]
+        feed.subscribe([SymbolSpec(408065, "NSE:INFY", Mode.FULL, 7)])  # type: ignore[arg-type]  # a bad pin: the test
     assert str(caught.value) == "the key of 408065 must be a key id, not 7"
 
 

@@ -239,13 +239,14 @@ def _decodes_to(text: str, kind: type) -> bool:
 
 def test_an_order_id_that_is_a_list_is_skipped_with_a_reason() -> None:
     _feed, conn, events = run_texts(['{"type":"order","data":{"order_id":["A1"],"status":"OPEN"}}'])
+    assert isinstance(events[0], ErrorEvent)
     assert events == [
         ErrorEvent(
             "alpha",
             0,
             "skipped a text message: order message whose order_id is a list, "
             "not a string or a number",
-            events[0].at,  # type: ignore[union-attr]
+            events[0].at,
         )
     ]
     assert (conn.counters.decode_errors, conn.counters.orders) == (1, 0)
@@ -256,10 +257,12 @@ def test_a_status_that_is_an_object_is_skipped_and_other_odd_fields_deduplicate(
     odd = json.dumps({"type": "order", "data": {"order_id": 7, "filled_quantity": [1, {"a": 2}]}})
     feed, conn, events = run_texts([status_object, odd, odd])
     assert [type(e) for e in events] == [ErrorEvent, OrderEvent]
-    assert events[0].text == (  # type: ignore[union-attr]
+    error, order = events
+    assert isinstance(error, ErrorEvent) and isinstance(order, OrderEvent)
+    assert error.text == (
         "skipped a text message: order message whose status is an object, not a string or a number"
     )
-    assert events[1].update.data == {  # type: ignore[union-attr]
+    assert order.update.data == {
         "order_id": 7,
         "filled_quantity": [1, {"a": 2}],
     }

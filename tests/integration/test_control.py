@@ -422,7 +422,7 @@ async def test_never_ticked_lists_the_silent_symbols_where_they_stream(
             silent = await client.never_ticked()
             assert silent == await client.never_ticked("bravo")
             assert await client.never_ticked("alpha") == []
-    bravo = [t for t in tokens if feed.plan.where(t)[0] == "bravo"]  # type: ignore[index]
+    bravo = [t for t in tokens if feed.plan.where(t)[0] == "bravo"]  # type: ignore[index]  # a planned token: where() is not None
     assert [s["instrument_token"] for s in silent] == bravo
     assert silent[0] == {
         "instrument_token": bravo[0],

@@ -212,7 +212,8 @@ async def test_server_error_texts_are_surfaced() -> None:
             # Kitefan sends subscribe, then mode for the same tokens; the mode message subscribes
             # implicitly (docs/protocol.md §2), so the server refuses twice.
             second = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
-            assert second == replace(error, at=second.at)  # type: ignore[union-attr]
+            assert isinstance(second, ErrorEvent)
+            assert second == replace(error, at=second.at)
             assert feed.key_stats("alpha").server_errors == 2
 
 
@@ -278,8 +279,12 @@ async def test_a_clean_close_by_the_server_is_reconnected() -> None:
         events = feed.events()
         await next_matching(events, status("connected", "alpha"))
         await sim.close_connections(code=1000)
-        back = await next_matching(events, lambda e: status("connected")(e) and e.gap is not None)  # type: ignore[union-attr]
-        assert back.gap.reason == "closed by the server with code 1000"  # type: ignore[union-attr]
+        back = await next_matching(
+            events,
+            lambda e: status("connected")(e) and isinstance(e, StatusEvent) and e.gap is not None,
+        )
+        assert isinstance(back, StatusEvent) and back.gap is not None
+        assert back.gap.reason == "closed by the server with code 1000"
         await tokens_ticking(feed.ticks(), set(tokens))
 
 
@@ -502,7 +507,7 @@ async def test_hostile_texts_on_one_connection_leave_every_key_streaming() -> No
                     height=40,
                 )
             )
-            shown = screen.file.getvalue()  # type: ignore[attr-defined]
+            shown = screen.file.getvalue()  # type: ignore[attr-defined]  # the console writes to a StringIO
             assert "\x1b" not in shown
             assert "alpha#0 error: [2Jthe screen is cleared" in shown
 
@@ -601,7 +606,8 @@ async def test_a_bug_while_opening_a_connection_aborts_its_socket_and_restarts_i
         async with FeedManager(config) as feed:
             events = feed.events()
             error = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
-            assert (error.key, error.connection, error.text) == (  # type: ignore[union-attr]
+            assert isinstance(error, ErrorEvent)
+            assert (error.key, error.connection, error.text) == (
                 "alpha",
                 0,
                 "internal error (KeyError) in kitefan: restarting the connection",
@@ -626,7 +632,7 @@ async def test_live_changes_use_the_plan_and_diff() -> None:
             change = feed.subscribe(added, mode=Mode.FULL, key="bravo")
             assert change.subscribe_count == 4
             await sim_until(sim, lambda: set(added) <= sim_tokens_of(sim, "bravo"))
-            assert {feed.plan.where(t)[0] for t in added} == {"bravo"}  # type: ignore[index]
+            assert {feed.plan.where(t)[0] for t in added} == {"bravo"}  # type: ignore[index]  # planned tokens: where() is not None
             change = feed.set_mode(added[:2], Mode.LTP)
             assert change.mode_change_count == 2
             await sim_until(
@@ -709,8 +715,8 @@ async def test_exchange_delay_leaves_out_the_cached_ticks_sent_on_subscribe() ->
                 async for batch in stream:
                     for tick in batch.ticks:
                         if tick.kind == 184:
-                            stale += tick.exchange_epoch_s < started  # type: ignore[operator]
-                            fresh += tick.exchange_epoch_s >= started  # type: ignore[operator]
+                            stale += tick.exchange_epoch_s < started  # type: ignore[operator]  # full ticks carry the exchange time
+                            fresh += tick.exchange_epoch_s >= started  # type: ignore[operator]  # full ticks carry the exchange time
                     if stale and fresh >= 40:
                         break
             delays = [c.exchange_delay_p99_s for c in feed.key_stats("alpha").connections]

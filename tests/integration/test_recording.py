@@ -261,7 +261,9 @@ async def test_record_info_reports_the_gaps_of_a_simulator_that_drops_connection
         r"warning: key one, connection (\d): back after ([\d.]+) s; its (\d) symbols? have a gap",
         err,
     )
-    reconnects = int(re.search(r", (\d+) reconnects, ", err).group(1))  # type: ignore[union-attr]
+    counted = re.search(r", (\d+) reconnects, ", err)
+    assert counted, err
+    reconnects = int(counted.group(1))
     assert len(back) == reconnects >= 2  # a drop a second, for 4 s
 
     code, shown, info_err = await kitefan("record", "info", str(path), "--format", "json")
