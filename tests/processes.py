@@ -280,8 +280,8 @@ async def started(
             cwd=cwd,
             env=None if env is None else dict(env),
             stdin=stdin,
-            stdout=handles.get("stdout", stdout),  # type: ignore[arg-type]
-            stderr=handles.get("stderr", stderr),  # type: ignore[arg-type]
+            stdout=handles.get("stdout", stdout),  # type: ignore[arg-type]  # a path opened as a file handle
+            stderr=handles.get("stderr", stderr),  # type: ignore[arg-type]  # a path opened as a file handle
         )
     finally:
         for handle in handles.values():

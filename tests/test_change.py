@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from app_configs import app_config, key
+
 from kitefan.change import ConfigChange, MovedSymbol, PlacedSymbol, SlotCounts
-from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec
+from kitefan.config import AppConfig, SymbolSpec
 from kitefan.models import Mode
 from kitefan.planner import capacities, diff, plan, plan_config
 
@@ -14,18 +16,12 @@ SECRET_TOKEN = "SENTINEL-TOKEN-c0ffee"
 
 
 def config(symbols: list[SymbolSpec], token: str = SECRET_TOKEN) -> AppConfig:
-    return AppConfig(
-        source="<test>",
+    return app_config(
+        [key("a", SECRET_KEY + "a", SECRET_TOKEN), key("b", SECRET_KEY + "b", token)],
+        symbols,
         url="ws://127.0.0.1:1",
-        strategy=Strategy.ROUND_ROBIN,
-        mode=Mode.QUOTE,
         max_connections_per_key=2,
         max_symbols_per_connection=3,
-        keys=(
-            KeyConfig("a", Credential(SECRET_KEY + "a", SECRET_TOKEN)),
-            KeyConfig("b", Credential(SECRET_KEY + "b", token)),
-        ),
-        symbols=tuple(symbols),
     )
 
 

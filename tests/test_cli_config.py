@@ -7,11 +7,13 @@ import json
 import os
 import tomllib
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomli_w
+from app_configs import config_file
 from instruments_server import serve_dump
 from processes import invoke
 from typer.testing import Result
@@ -25,7 +27,7 @@ DEMO_DUMP = REPO / "configs" / "demo-instruments.csv"
 ENV = {"KITE_ACCESS_TOKEN_1": "token-one-000001"}
 
 
-def run(*args: str, env: dict[str, str | None] | None = None) -> Result:
+def run(*args: str, env: Mapping[str, str | None] | None = None) -> Result:
     return invoke(*args, env={"KITEFAN_CONFIG": None, **(env or {})})
 
 
@@ -39,20 +41,13 @@ def keys_toml(count: int, *, literal: bool = True) -> str:
     return "\n".join(tables)
 
 
-def write_config(directory: Path, text: str, name: str = "kitefan.toml") -> Path:
-    path = directory / name
-    path.write_text(text)
-    path.chmod(0o600)
-    return path
-
-
 def big_config(directory: Path, symbols: int, strategy: str = "round-robin") -> Path:
     text = (
         f'strategy = "{strategy}"\n'
         + keys_toml(3)
         + f"[symbols]\nquote = {list(range(1, symbols + 1))}\n"
     )
-    return write_config(directory, text)
+    return config_file(directory / "kitefan.toml", text)
 
 
 def layout(document: dict[str, Any]) -> dict[str, list[list[tuple[int, str]]]]:
@@ -185,7 +180,7 @@ def test_each_broken_config_is_one_line_and_exit_3(
 ) -> None:
     body, problem = BROKEN[case]
     text = body if case in {"missing-var", "syntax"} else body + keys_toml(1)
-    path = write_config(tmp_path, text)
+    path = config_file(tmp_path / "kitefan.toml", text)
     result = run(*command, str(path))
     assert result.exit_code == 3
     assert result.stdout == ""
@@ -193,7 +188,7 @@ def test_each_broken_config_is_one_line_and_exit_3(
 
 
 def test_debug_lets_the_exception_through(tmp_path: Path) -> None:
-    path = write_config(tmp_path, 'stratgy = "manual"\n' + keys_toml(1))
+    path = config_file(tmp_path / "kitefan.toml", 'stratgy = "manual"\n' + keys_toml(1))
     result = run("distribute", "--dry-run", "--config", str(path), "--debug")
     assert isinstance(result.exception, ConfigError)
 
@@ -209,7 +204,9 @@ def test_distribute_without_dry_run_says_there_is_no_stream(tmp_path: Path) -> N
 
 
 def test_warnings_go_to_stderr(tmp_path: Path) -> None:
-    path = write_config(tmp_path, keys_toml(1) + "[symbols]\nltp = [5]\nfull = [5]\n")
+    path = config_file(
+        tmp_path / "kitefan.toml", keys_toml(1) + "[symbols]\nltp = [5]\nfull = [5]\n"
+    )
     result = run("distribute", "--dry-run", "--config", str(path), "--format", "json")
     assert result.exit_code == 0
     assert result.stderr == (
@@ -242,7 +239,7 @@ def replay(source: Path, pins: Path, directory: Path) -> Path:
     document.update(strategy="manual", mode=frozen["mode"], keys=keys)
     if "symbols" in frozen:
         document["symbols"] = frozen["symbols"]
-    return write_config(directory, tomli_w.dumps(document), name="frozen.toml")
+    return config_file(directory / "frozen.toml", tomli_w.dumps(document))
 
 
 @pytest.mark.parametrize("strategy", ["round-robin", "least-loaded"])
@@ -253,7 +250,7 @@ def test_output_pins_replay_to_the_same_plan(tmp_path: Path, strategy: str) -> N
         + f"[symbols]\nquote = {list(range(1, 4001))}\nfull = {list(range(4001, 4101))}\n"
         + "ltp = [5000]\n"
     )
-    source = write_config(tmp_path, text)
+    source = config_file(tmp_path / "kitefan.toml", text)
     pins = tmp_path / "plan.toml"
     first = run(
         "distribute",
@@ -344,7 +341,9 @@ def test_init_refuses_to_overwrite_without_force(
 
 
 def test_check_lists_every_problem_on_its_own_line(tmp_path: Path) -> None:
-    path = write_config(tmp_path, 'mode = "depth"\nmax_connections_per_key = 9\n' + keys_toml(1))
+    path = config_file(
+        tmp_path / "kitefan.toml", 'mode = "depth"\nmax_connections_per_key = 9\n' + keys_toml(1)
+    )
     result = run("config", "check", str(path))
     assert result.exit_code == 3
     assert result.stdout == ""
@@ -360,7 +359,7 @@ def test_check_refuses_a_url_with_the_credentials_in_its_query_without_showing_t
     tmp_path: Path,
 ) -> None:
     url = "wss://ws.kite.trade/?api_key=key-0-0001&access_token=token-0-0000001"
-    path = write_config(tmp_path, f'url = "{url}"\n' + keys_toml(1))
+    path = config_file(tmp_path / "kitefan.toml", f'url = "{url}"\n' + keys_toml(1))
     result = run("config", "check", str(path))
     assert result.exit_code == 3
     assert result.stdout == ""
@@ -371,8 +370,9 @@ def test_check_refuses_a_url_with_the_credentials_in_its_query_without_showing_t
 
 
 def test_check_reports_a_plan_that_does_not_fit(tmp_path: Path) -> None:
-    path = write_config(
-        tmp_path, 'strategy = "manual"\n' + keys_toml(1) + "[symbols]\nquote = [1, 2]\n"
+    path = config_file(
+        tmp_path / "kitefan.toml",
+        'strategy = "manual"\n' + keys_toml(1) + "[symbols]\nquote = [1, 2]\n",
     )
     result = run("config", "check", str(path))
     assert result.exit_code == 3
@@ -392,10 +392,10 @@ def test_check_and_show_use_kitefan_toml_then_kitefan_config(
         "error: no config: pass --config PATH, create kitefan.toml with `kitefan init`, or set "
         "KITEFAN_CONFIG\n"
     )
-    elsewhere = write_config(tmp_path, keys_toml(2), name="elsewhere.toml")
+    elsewhere = config_file(tmp_path / "elsewhere.toml", keys_toml(2))
     from_env = run("config", "check", env={"KITEFAN_CONFIG": str(elsewhere)})
     assert from_env.stdout.splitlines()[0] == f"{elsewhere}: ok"
-    write_config(tmp_path, keys_toml(1))
+    config_file(tmp_path / "kitefan.toml", keys_toml(1))
     here = run("config", "show", env={"KITEFAN_CONFIG": str(elsewhere)})
     assert here.exit_code == 0
     assert [k["id"] for k in tomllib.loads(here.stdout)["keys"]] == ["k0"]
@@ -428,7 +428,7 @@ def fetch_config(directory: Path, api_root: str) -> Path:
         + keys_toml(2)
         + '[symbols]\nquote = ["NSE:INFY"]\n'
     )
-    return write_config(directory, text)
+    return config_file(directory / "kitefan.toml", text)
 
 
 def test_fetch_writes_the_dump_with_the_first_key(tmp_path: Path) -> None:
@@ -476,7 +476,7 @@ def test_fetch_cut_connection_exits_1_and_keeps_the_old_file(tmp_path: Path) -> 
 
 
 def test_fetch_needs_an_instruments_setting(tmp_path: Path) -> None:
-    path = write_config(tmp_path, keys_toml(1))
+    path = config_file(tmp_path / "kitefan.toml", keys_toml(1))
     result = run("instruments", "fetch", "--config", str(path))
     assert result.exit_code == 3
     assert result.stderr == (
@@ -499,8 +499,8 @@ def test_no_secret_appears_in_any_output(tmp_path: Path) -> None:
     path = tmp_path / "kitefan.toml"
     path.write_text(text)
     path.chmod(0o644)  # readable by others: the warning names the place, never the token
-    broken = write_config(
-        tmp_path, text.replace("NSE:INFY", "NSE:INFZ") + "bogus = 1\n", name="broken.toml"
+    broken = config_file(
+        tmp_path / "broken.toml", text.replace("NSE:INFY", "NSE:INFZ") + "bogus = 1\n"
     )
     pins = tmp_path / "plan.toml"
     results = [

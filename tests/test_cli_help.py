@@ -20,7 +20,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding=
 def commands() -> list[list[str]]:
     group = typer.main.get_command(app)
     found: list[list[str]] = []
-    for name, command in group.commands.items():  # type: ignore[attr-defined]
+    for name, command in group.commands.items():  # type: ignore[attr-defined]  # typer's click Group, typed as Command
         sub = getattr(command, "commands", None)
         if sub:
             found.extend([name, child] for child in sub)

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from app_configs import config_file
 from processes import invoke
 from typer.testing import Result
 
@@ -20,10 +21,8 @@ def config(directory: Path, keys: int, symbols: int, extra: str = "redundancy = 
         f'[[keys]]\nid = "k{i}"\napi_key = "key-{i}-0001"\naccess_token = "token-{i}-0000001"\n'
         for i in range(keys)
     )
-    path = directory / "kitefan.toml"
-    path.write_text(extra + tables + f"[symbols]\nquote = {list(range(1, symbols + 1))}\n")
-    path.chmod(0o600)
-    return path
+    quote = list(range(1, symbols + 1))
+    return config_file(directory / "kitefan.toml", extra + tables + f"[symbols]\nquote = {quote}\n")
 
 
 def test_dry_run_json_lists_every_symbol_under_two_keys(tmp_path: Path) -> None:

@@ -7,19 +7,19 @@ import os
 from pathlib import Path
 
 import pytest
+from app_configs import config_file
 from processes import invoke
 
 
 def config(path: Path, tuning: str = "") -> Path:
-    path.write_text(
+    return config_file(
+        path,
         'url = "ws://127.0.0.1:9"\n'
         f"{tuning}\n"
         '[[keys]]\nid = "alpha"\napi_key = "SENTINEL-api-key-alpha"\n'
         'access_token = "SENTINEL-token-alpha-0001"\n'
-        "[symbols]\nquote = [256265]\n"
+        "[symbols]\nquote = [256265]\n",
     )
-    path.chmod(0o600)
-    return path
 
 
 @pytest.mark.parametrize(

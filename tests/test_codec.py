@@ -412,7 +412,7 @@ def test_full_constructor_builds_the_fixture() -> None:
         oi_day_high=1050000,
         oi_day_low=980000,
         exchange_timestamp=1700023531,
-        depth=[tuple(full.values[i : i + 3]) for i in range(16, 46, 3)],  # type: ignore[misc]
+        depth=[tuple(full.values[i : i + 3]) for i in range(16, 46, 3)],  # type: ignore[misc]  # a depth level's 3 values
     )
     assert rebuilt == full
 

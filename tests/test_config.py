@@ -234,7 +234,7 @@ overflow = "drop-newest"
 def test_config_objects_are_immutable(tmp_path: Path) -> None:
     config = load(write(tmp_path, KEY))
     with pytest.raises(FrozenInstanceError):
-        config.url = "ws://elsewhere"  # type: ignore[misc]
+        config.url = "ws://elsewhere"  # type: ignore[misc]  # assigning a frozen field is the test
 
 
 def test_relative_paths_resolve_against_the_config_directory(

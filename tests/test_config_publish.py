@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from app_configs import config_file
 
 from kitefan.config import (
     DEFAULT_PUBLISH_MAXLEN,
@@ -25,10 +26,9 @@ ENV = {"TOKEN": "SENTINELTOKEN5432", "REDIS_PASSWORD": SECRET}
 
 
 def load(tmp_path: Path, publish: str) -> PublishConfig | None:
-    path = tmp_path / "kitefan.toml"
     # A [publish] table goes last; a top-level setting first, where TOML keeps it top-level.
-    path.write_text(KEYS + SYMBOLS + publish if publish.startswith("[") else publish + KEYS)
-    path.chmod(0o600)
+    text = KEYS + SYMBOLS + publish if publish.startswith("[") else publish + KEYS
+    path = config_file(tmp_path / "kitefan.toml", text)
     return load_config(path, environ=ENV).publish
 
 
@@ -114,9 +114,10 @@ def test_each_problem_has_its_place_and_never_the_password(
 
 
 def test_config_show_masks_the_password(tmp_path: Path) -> None:
-    path = tmp_path / "kitefan.toml"
-    path.write_text(KEYS + SYMBOLS + '[publish]\nurl = "rediss://:${REDIS_PASSWORD}@r.example"\n')
-    path.chmod(0o600)
+    path = config_file(
+        tmp_path / "kitefan.toml",
+        KEYS + SYMBOLS + '[publish]\nurl = "rediss://:${REDIS_PASSWORD}@r.example"\n',
+    )
     shown = dump_config(load_config(path, environ=ENV))
     assert SECRET not in shown
     assert shown.endswith(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from app_configs import config_file
 
 from kitefan.config import RecordConfig, dump_config, load_config
 from kitefan.errors import ConfigError
@@ -16,10 +17,9 @@ SYMBOLS = "[symbols]\nquote = [408065]\n"
 
 
 def write(tmp_path: Path, record: str) -> Path:
-    path = tmp_path / "kitefan.toml"
     # A [record] table goes last; a top-level setting first, where TOML keeps it top-level.
-    path.write_text(KEYS + SYMBOLS + record if record.startswith("[") else record + KEYS)
-    path.chmod(0o600)
+    text = KEYS + SYMBOLS + record if record.startswith("[") else record + KEYS
+    path = config_file(tmp_path / "kitefan.toml", text)
     return path
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+from app_configs import config_file
 
 from kitefan.config import config_from_dict, load_config_text
 from kitefan.errors import ConfigError
@@ -62,9 +63,7 @@ def without_source(config: AppConfig) -> AppConfig:
 
 
 def test_text_and_a_mapping_give_what_the_file_gives(base: Path) -> None:
-    path = base / "kitefan.toml"
-    path.write_text(TEXT)
-    path.chmod(0o600)
+    path = config_file(base / "kitefan.toml", TEXT)
     from_file = load_config(path, environ=ENV, today=TODAY)
     from_text = load_config_text(TEXT, base=base, environ=ENV, today=TODAY)
     from_dict = config_from_dict(tomllib.loads(TEXT), base=base, environ=ENV, today=TODAY)
@@ -132,7 +131,7 @@ def test_a_mapping_that_toml_could_not_hold_is_a_problem() -> None:
         "symbols.('q',): a setting's name must be a string",
     ]
     with pytest.raises(ConfigError) as caught:
-        config_from_dict([("keys", [])], environ={})  # type: ignore[arg-type]
+        config_from_dict([("keys", [])], environ={})  # type: ignore[arg-type]  # a list where a mapping goes: the test
     assert str(caught.value) == "<dict>: must be a mapping of settings, not list"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from app_configs import app_config, key
 
 from kitefan.errors import NoUsableKeyError, PlanError
 from kitefan.events import KeyState, StatusEvent
@@ -18,7 +19,7 @@ from kitefan.failover import Action, Announce, ApplyPlan, EndFeed, FeedHealth
 from kitefan.models import Mode
 from kitefan.planner import Plan
 from kitefan.retry import Refusal
-from kitefan.settings import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec
+from kitefan.settings import AppConfig, Credential, SymbolSpec
 
 NOW = 1_764_000_000.0
 ADVICE = "renew the token"
@@ -27,15 +28,10 @@ ADVICE = "renew the token"
 def config(
     symbols: int, keys: tuple[str, ...] = ("alpha", "bravo", "charlie"), *, per_conn: int = 3000
 ) -> AppConfig:
-    return AppConfig(
-        source="<test>",
-        url="ws://127.0.0.1:9",
-        strategy=Strategy.ROUND_ROBIN,
-        mode=Mode.QUOTE,
-        max_connections_per_key=3,
+    return app_config(
+        [key(k, f"{k}-api-key-01", f"{k}-token-01") for k in keys],
+        range(1000, 1000 + symbols),
         max_symbols_per_connection=per_conn,
-        keys=tuple(KeyConfig(k, Credential(f"{k}-api-key-01", f"{k}-token-01")) for k in keys),
-        symbols=tuple(SymbolSpec(t, str(t), Mode.QUOTE) for t in range(1000, 1000 + symbols)),
     )
 
 
@@ -191,7 +187,7 @@ def test_a_taken_slot_is_planned_around_and_won_back() -> None:
     assert h.capacities()[0].blocked == frozenset({2})
     assert h.refused("alpha", 2, Refusal.SLOTS, 429) == []
     second = h.refused("alpha", 1, Refusal.SLOTS, 429)
-    assert second[0].event.message.endswith("using 1 of 3")  # type: ignore[union-attr]
+    assert second[0].event.message.endswith("using 1 of 3")  # type: ignore[union-attr]  # an Announce
     assert sum(slot_sizes(applied(second).plan, "alpha")[:1]) == 90
     back = h.opened("alpha", 2)
     assert back[0] == status("alpha", 2, KeyState.CONNECTED, "connection 2 slot won back")

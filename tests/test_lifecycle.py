@@ -82,7 +82,7 @@ def test_a_loss_is_reported_as_a_gap_over_what_the_connection_carries_when_it_re
     c.lost("no frame for 0.6 s", 104.25)
     # Attempts failing meanwhile are reconnecting, and the gap still starts at the last frame.
     failed = c.attempt_failed("connection refused by 127.0.0.1:9")
-    assert failed[0].state is ConnState.RECONNECTING  # type: ignore[union-attr]
+    assert failed[0].state is ConnState.RECONNECTING  # type: ignore[union-attr]  # a status first
     assert failed[1] == Pause(1.0)
     opened = c.opened(106.75, [408065, 738561])
     assert opened.reconnected

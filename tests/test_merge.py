@@ -131,7 +131,7 @@ def test_a_new_route_takes_effect_for_the_next_packets() -> None:
     m.flush()
     assert m.pending == 0
     assert m.counts.missed == {"a": 0, "b": 0, "c": 1}
-    assert m.push(batch("b", 5.0, ltp(2, 1))).count == 1  # type: ignore[union-attr]
+    assert m.push(batch("b", 5.0, ltp(2, 1))).count == 1  # type: ignore[union-attr]  # a batch passes
     assert m.counts.passed == 1  # token 2 is no longer redundant
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable
 
 import pytest
+from polling import eventually
 from prometheus_client.parser import text_string_to_metric_families
 
 from kitefan.events import ConnState, KeyState
@@ -93,7 +93,7 @@ def connection(index: int, **changes: object) -> ConnectionStats:
         "internal_errors": 8,
     }
     values.update(changes)
-    return ConnectionStats(**values)  # type: ignore[arg-type]
+    return ConnectionStats(**values)  # type: ignore[arg-type]  # the fields given, by name
 
 
 STATS = FeedStats(
@@ -261,12 +261,6 @@ async def exchange(server: MetricsServer, data: bytes) -> bytes:
             await writer.wait_closed()
 
 
-async def until(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 - the server's own counters
-            await asyncio.sleep(0.01)
-
-
 def refusal(status: str, body: str) -> bytes:
     return (
         f"HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -297,7 +291,7 @@ async def test_a_head_over_8_kib_is_431_and_closed() -> None:
         assert await exchange(server, b"GET /" + b"m" * 9000 + b" HTTP/1.1\r\n\r\n") == refusal(
             "431 Request Header Fields Too Large", "request head too large: at most 8192 bytes\n"
         )
-        await until(lambda: server.connections == 0)
+        await eventually(lambda: server.connections == 0)
         assert server.buffered_bytes == 0
 
 
@@ -364,7 +358,7 @@ async def test_a_flood_of_headers_holds_at_most_the_head_limit_and_is_cut() -> N
             )
         assert held
         assert max(held) <= 16 * 8192
-        await until(lambda: server.connections == 0)
+        await eventually(lambda: server.connections == 0)
         assert server.buffered_bytes == 0
         # And it still answers.
         assert (await exchange(server, head(100))).startswith(b"HTTP/1.1 200 OK\r\n")
@@ -395,7 +389,7 @@ async def test_a_slow_client_is_cut_after_the_time_per_request() -> None:
         assert response == refusal("408 Request Timeout", "request timeout\n")
         assert elapsed >= 0.5
         assert trickled >= 5  # it was still sending when it was cut
-        await until(lambda: server.connections == 0)
+        await eventually(lambda: server.connections == 0)
         assert (await exchange(server, head(100))).startswith(b"HTTP/1.1 200 OK\r\n")
 
 
@@ -411,7 +405,7 @@ async def test_connections_over_16_are_refused_at_once_and_hold_no_descriptor() 
         before = open_descriptors()
         clients = [await asyncio.open_connection(*address(server)) for _ in range(40)]
         answers = [asyncio.ensure_future(reader.read()) for reader, _ in clients]
-        await until(lambda: sum(a.done() for a in answers) == 24)
+        await eventually(lambda: sum(a.done() for a in answers) == 24)
         assert server.connections == 16
         refused = refusal("503 Service Unavailable", "too many connections: at most 16 at a time\n")
         assert [a.result() for a in answers if a.done()] == [refused] * 24
@@ -420,11 +414,11 @@ async def test_connections_over_16_are_refused_at_once_and_hold_no_descriptor() 
         # One idle client leaves: a scrape gets its place.
         waiting = [w for (_, w), a in zip(clients, answers, strict=True) if not a.done()]
         waiting[0].close()
-        await until(lambda: server.connections == 15)
+        await eventually(lambda: server.connections == 15)
         assert (await exchange(server, head(100))).startswith(b"HTTP/1.1 200 OK\r\n")
         for _, writer in clients:
             writer.close()
-        await until(lambda: server.connections == 0)
+        await eventually(lambda: server.connections == 0)
         for answer in answers:
             with contextlib.suppress(ConnectionError):
                 await answer

@@ -122,7 +122,7 @@ def test_pins_are_honoured_under_every_strategy() -> None:
     symbols = specs(range(1, 11)) + specs([11, 12], key="b")
     for strategy in (RR, LL):
         p = plan(symbols, caps(("a", 1), ("b", 1)), strategy=strategy, max_symbols_per_connection=6)
-        assert p.where(11)[0] == p.where(12)[0] == "b"  # type: ignore[index]
+        assert p.where(11)[0] == p.where(12)[0] == "b"  # type: ignore[index]  # a planned token: where() is not None
         assert p.symbol_count == 12
 
 
@@ -395,7 +395,7 @@ def check_plan(p: Plan, symbols: list[SymbolSpec], keys: list[KeyCapacity], limi
     usable = {k.key_id for k in keys if k.usable}
     for s in symbols:
         if s.key in usable:
-            assert p.where(s.token)[0] == s.key  # type: ignore[index]
+            assert p.where(s.token)[0] == s.key  # type: ignore[index]  # a planned token: where() is not None
 
 
 @settings(max_examples=300, deadline=None)
@@ -546,7 +546,7 @@ def test_new_pins_on_full_keys_displace_one_symbol_each(
     repinned: list[SymbolSpec] = []
     for s in symbols:
         key_id = data.draw(st.sampled_from([None, *room]))
-        if key_id is not None and room[key_id] > 0 and old.where(s.token)[0] != key_id:  # type: ignore[index]
+        if key_id is not None and room[key_id] > 0 and old.where(s.token)[0] != key_id:  # type: ignore[index]  # a planned token: where() is not None
             room[key_id] -= 1
             s = SymbolSpec(s.token, s.name, s.mode, key_id)
         repinned.append(s)

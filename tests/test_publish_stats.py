@@ -49,7 +49,7 @@ def test_the_document_has_publish_only_while_publishing() -> None:
 
 def scraped(stats: object) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FeedCollector(lambda: stats))  # type: ignore[arg-type, return-value]
+    registry.register(FeedCollector(lambda: stats))  # type: ignore[arg-type, return-value]  # a stats stand-in
     return samples(generate_latest(registry).decode())
 
 

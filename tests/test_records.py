@@ -290,7 +290,7 @@ def test_a_name_that_is_not_a_str_is_written_as_the_reference_writes_it() -> Non
     batch = TickBatch("a", 0, FRAME_A, 0.0, AT)
 
     def number(token: int) -> str:
-        return token  # type: ignore[return-value]
+        return token  # type: ignore[return-value]  # a name that is not a str: the test
 
     assert json_lines([batch], number) == reference_json_lines([batch], number)
     assert '"symbol":408065,' in json_lines([batch], number)

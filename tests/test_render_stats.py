@@ -25,7 +25,7 @@ AT = 1_700_000_000.0
 def text_of(renderable: RenderableType, width: int = 80) -> str:
     console = Console(file=io.StringIO(), width=width, color_system=None)
     console.print(renderable)
-    output = console.file.getvalue()  # type: ignore[attr-defined]
+    output = console.file.getvalue()  # type: ignore[attr-defined]  # the console writes to a StringIO
     assert isinstance(output, str)
     return output
 
@@ -55,7 +55,7 @@ def conn(index: int, **changes: object) -> ConnectionStats:
         "exchange_delay_p99_s": 2,
     }
     values.update(changes)
-    return ConnectionStats(**values)  # type: ignore[arg-type]
+    return ConnectionStats(**values)  # type: ignore[arg-type]  # the fields given, by name
 
 
 def document() -> dict[str, object]:

@@ -15,6 +15,7 @@ from kitefan.codec import encode_frame, packet_at, packet_runs, run_columns
 from kitefan.events import (
     ConnState,
     ErrorEvent,
+    Event,
     Gap,
     KeyState,
     OrderEvent,
@@ -63,7 +64,7 @@ def test_tick_lines_carry_key_connection_symbol_and_the_official_fields() -> Non
 
 def test_status_order_and_error_lines() -> None:
     gap = Gap(AT - 2.5, AT, (408065, 268803), "dropped without a close frame")
-    events = [
+    events: list[Event] = [
         StatusEvent("bravo", 1, "connected", "reconnected after 2.5 s", AT, gap),
         OrderEvent("alpha", 0, OrderUpdate({"order_id": "1", "status": "COMPLETE"}), AT),
         ErrorEvent("alpha", 0, "Error parsing instrument tokens", AT),
@@ -181,7 +182,7 @@ def test_the_dashboard_shows_ticks_depth_distribution_keys_and_events() -> None:
     )
     console = Console(file=io.StringIO(), width=160, color_system=None)
     console.print(view)
-    text = console.file.getvalue()  # type: ignore[attr-defined]
+    text = console.file.getvalue()  # type: ignore[attr-defined]  # the console writes to a StringIO
     assert "kitefan  2 symbols on 2 keys, 1/1 connections up, 2 ticks/s, 2 ticks" in text
     assert "ticks by symbol: +1 more, 1 yet to tick (--sort, --watch choose)" in text
     assert "NSE:INFY" in text
@@ -199,7 +200,7 @@ def test_the_dashboard_shows_ticks_depth_distribution_keys_and_events() -> None:
     # A narrow terminal stacks the tables instead of putting them side by side.
     narrow = Console(file=io.StringIO(), width=100, color_system=None)
     narrow.print(dashboard(board, _stats(), name_of, [], now=AT, title="k", width=100, height=40))
-    assert "NSE:INFY" in narrow.file.getvalue()  # type: ignore[attr-defined]
+    assert "NSE:INFY" in narrow.file.getvalue()  # type: ignore[attr-defined]  # the console writes to a StringIO
 
 
 def test_ages() -> None:
@@ -311,7 +312,7 @@ def _screen(board: TickBoard, events: list[StatusEvent], width: int, height: int
     )
     console = Console(file=io.StringIO(), width=width, height=height, color_system=None)
     console.print(view)
-    return console.file.getvalue().splitlines()  # type: ignore[attr-defined,no-any-return]
+    return console.file.getvalue().splitlines()  # type: ignore[attr-defined,no-any-return]  # the console writes to a StringIO
 
 
 def _many() -> TickBoard:

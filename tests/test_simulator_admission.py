@@ -19,7 +19,7 @@ def decide(path: str, *, held: int = 0, **options: object) -> Admit | Refuse:
         tokens=TOKENS,
         open_slots=lambda api_key: held,
         max_connections=3,
-        **options,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]  # each case passes its own options
     )
 
 

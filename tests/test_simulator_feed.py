@@ -253,5 +253,5 @@ def test_bad_fault_specs_say_which_option_and_what_it_takes(
     kwargs: dict[str, object], message: str
 ) -> None:
     with pytest.raises(FaultSpecError) as raised:
-        parse_fault_plan(**kwargs)  # type: ignore[arg-type]
+        parse_fault_plan(**kwargs)  # type: ignore[arg-type]  # bad arguments are the test
     assert str(raised.value) == message

@@ -44,7 +44,7 @@ def frame(market: Market, mode: Mode, *tokens: int, step: int = 1) -> bytes:
 
 
 def replay_of(frames: list[RecordedFrame], **options: object) -> Replay:
-    return Replay(lambda: frames, index_frames(frames), **options)  # type: ignore[arg-type]
+    return Replay(lambda: frames, index_frames(frames), **options)  # type: ignore[arg-type]  # each case passes its own options
 
 
 def connection(replay: Replay) -> tuple[Feed, Viewer]:

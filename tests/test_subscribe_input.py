@@ -12,13 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from app_configs import app_config, key
 
 from kitefan import KitefanError, SymbolError
 from kitefan.config import (
     AppConfig,
-    Credential,
-    KeyConfig,
-    Strategy,
     SymbolSpec,
     parse_mode,
     parse_token,
@@ -47,18 +45,12 @@ NAMES = {NIFTY.name: NIFTY}
 def config(
     instruments: Path | None = None, symbols: tuple[SymbolSpec, ...] = (NIFTY,)
 ) -> AppConfig:
-    return AppConfig(
-        source="<test>",
-        url="ws://127.0.0.1:9",
-        strategy=Strategy.ROUND_ROBIN,
-        mode=Mode.QUOTE,
-        max_connections_per_key=3,
-        max_symbols_per_connection=3000,
-        keys=(
-            KeyConfig("a", Credential("input-api-key-a", "input-token-a-0001")),
-            KeyConfig("b", Credential("input-api-key-b", "input-token-b-0001")),
-        ),
-        symbols=symbols,
+    return app_config(
+        [
+            key("a", "input-api-key-a", "input-token-a-0001"),
+            key("b", "input-api-key-b", "input-token-b-0001"),
+        ],
+        symbols,
         instruments=instruments,
     )
 
@@ -139,7 +131,7 @@ def test_spec_of_resolves_names_through_the_dump_and_keeps_what_streams() -> Non
     assert of("408065", None) == SymbolSpec(408065, "408065", Mode.LTP)
     assert of("NSE:NIFTY 50", None) is NIFTY  # streaming: no dump needed
     assert of(256265) is NIFTY
-    assert of(SymbolSpec(5, "", "full", "a")) == SymbolSpec(5, "5", Mode.FULL, "a")  # type: ignore[arg-type]
+    assert of(SymbolSpec(5, "", "full", "a")) == SymbolSpec(5, "5", Mode.FULL, "a")  # type: ignore[arg-type]  # a mode by name: the test
     with pytest.raises(SymbolError) as caught:
         of("NSE:INFYY")
     assert str(caught.value) == 'unknown symbol "NSE:INFYY"; closest: NSE:INFY'
@@ -148,7 +140,7 @@ def test_spec_of_resolves_names_through_the_dump_and_keeps_what_streams() -> Non
         of(SymbolSpec(2**32, "x", Mode.FULL))
     assert str(caught.value) == "4294967296 is not an instrument token (tokens are 1 to 4294967295)"
     with pytest.raises(SymbolError) as caught:
-        of(SymbolSpec(5, "x", "fast"))  # type: ignore[arg-type]
+        of(SymbolSpec(5, "x", "fast"))  # type: ignore[arg-type]  # a bad mode: the test
     assert str(caught.value) == '"fast" is not a mode (ltp, quote or full)'
 
 
@@ -228,12 +220,14 @@ async def test_names_without_a_dump_are_refused_saying_what_to_do(tmp_path: Path
         assert placed(feed)[256265][2] is Mode.LTP
 
 
+# A call mypy refuses is ignored on purpose: these are the wrong arguments a caller without a type
+# checker passes, and what kitefan answers to them is the test.
 BAD_CALLS: dict[str, Callable[[FeedManager], object]] = {
     "subscribe-range": lambda feed: feed.subscribe([408065, 2**32]),
     "subscribe-mode": lambda feed: feed.subscribe([408065], mode="FULL"),
-    "subscribe-str": lambda feed: feed.subscribe("408065"),  # type: ignore[arg-type]
-    "subscribe-int": lambda feed: feed.subscribe(408065),  # type: ignore[arg-type]
-    "subscribe-none": lambda feed: feed.subscribe(None),  # type: ignore[arg-type]
+    "subscribe-str": lambda feed: feed.subscribe("408065"),
+    "subscribe-int": lambda feed: feed.subscribe(408065),  # type: ignore[arg-type]  # see BAD_CALLS
+    "subscribe-none": lambda feed: feed.subscribe(None),  # type: ignore[arg-type]  # see BAD_CALLS
     "unsubscribe": lambda feed: feed.unsubscribe([256265, "INFY"]),
     "set_mode-token": lambda feed: feed.set_mode([256265, 0], Mode.LTP),
     "set_mode-mode": lambda feed: feed.set_mode([256265], "fast"),
@@ -265,10 +259,10 @@ async def test_bad_input_raises_before_anything_changes(call: str, message: str)
 
 async def test_a_spec_given_is_checked_and_keeps_its_pin() -> None:
     feed = FeedManager(config())
-    feed.subscribe([SymbolSpec(408065, "NSE:INFY", "full", "a")])  # type: ignore[arg-type]
+    feed.subscribe([SymbolSpec(408065, "NSE:INFY", "full", "a")])  # type: ignore[arg-type]  # a mode by name: the test
     assert placed(feed)[408065] == ("a", 0, Mode.FULL)
     with pytest.raises(SymbolError) as caught:
-        feed.subscribe([SymbolSpec(408065, "NSE:INFY", Mode.FULL, 7)])  # type: ignore[arg-type]
+        feed.subscribe([SymbolSpec(408065, "NSE:INFY", Mode.FULL, 7)])  # type: ignore[arg-type]  # a bad pin: the test
     assert str(caught.value) == "the key of 408065 must be a key id, not 7"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from app_configs import config_file
 
 from kitefan.errors import ConfigError, SymbolError
 from kitefan.instruments import INSTRUMENTS_HEADER, parse_instruments
@@ -45,9 +46,7 @@ full = [408065]
 
 def config_in(directory: Path) -> AppConfig:
     (directory / "instruments.csv").write_text(DUMP)
-    path = directory / "kitefan.toml"
-    path.write_text(CONFIG)
-    path.chmod(0o600)
+    path = config_file(directory / "kitefan.toml", CONFIG)
     return load_config(path, environ={})
 
 

@@ -13,16 +13,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from app_configs import app_config, key
 from hypothesis import HealthCheck, given, settings, strategies as st
 from rich.console import Console
 
 from kitefan.codec import MAX_TEXT_DEPTH, decode_text, error_message, notice_message
-from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, Tuning
+from kitefan.config import Tuning
 from kitefan.connection import FeedConnection
 from kitefan.errors import CodecError
 from kitefan.events import ErrorEvent, Event, OrderEvent, StatusEvent
 from kitefan.manager import EventStream, FeedManager
-from kitefan.models import Mode, OrderUpdate, ServerError, ServerNotice, UnknownText
+from kitefan.models import OrderUpdate, ServerError, ServerNotice, UnknownText
 from kitefan.render.dashboard import TickBoard, dashboard
 from kitefan.render.records import json_lines
 from kitefan.render.text import printable
@@ -96,15 +97,10 @@ texts = st.one_of(
 
 
 def make_feed() -> FeedManager:
-    config = AppConfig(
-        source="<test>",
+    config = app_config(
+        [key("alpha", "alpha-api-key", "alpha-token")],
         url="ws://127.0.0.1:9/",
-        strategy=Strategy.ROUND_ROBIN,
-        mode=Mode.QUOTE,
         max_connections_per_key=1,
-        max_symbols_per_connection=3000,
-        keys=(KeyConfig("alpha", Credential("alpha-api-key", "alpha-token")),),
-        symbols=(),
     )
     return FeedManager(config)
 
@@ -219,6 +215,7 @@ def test_any_server_text_is_counted_surfaced_and_shown_safely(sent: list[str]) -
             assert record["type"] == "order"
             assert record["data"] == event.update.data
         else:
+            assert isinstance(event, StatusEvent)
             assert (record["type"], record["message"]) == ("status", event.message)
 
     # The dashboard: no control character but its own line breaks, every text shown stripped.
@@ -242,13 +239,14 @@ def _decodes_to(text: str, kind: type) -> bool:
 
 def test_an_order_id_that_is_a_list_is_skipped_with_a_reason() -> None:
     _feed, conn, events = run_texts(['{"type":"order","data":{"order_id":["A1"],"status":"OPEN"}}'])
+    assert isinstance(events[0], ErrorEvent)
     assert events == [
         ErrorEvent(
             "alpha",
             0,
             "skipped a text message: order message whose order_id is a list, "
             "not a string or a number",
-            events[0].at,  # type: ignore[union-attr]
+            events[0].at,
         )
     ]
     assert (conn.counters.decode_errors, conn.counters.orders) == (1, 0)
@@ -259,10 +257,12 @@ def test_a_status_that_is_an_object_is_skipped_and_other_odd_fields_deduplicate(
     odd = json.dumps({"type": "order", "data": {"order_id": 7, "filled_quantity": [1, {"a": 2}]}})
     feed, conn, events = run_texts([status_object, odd, odd])
     assert [type(e) for e in events] == [ErrorEvent, OrderEvent]
-    assert events[0].text == (  # type: ignore[union-attr]
+    error, order = events
+    assert isinstance(error, ErrorEvent) and isinstance(order, OrderEvent)
+    assert error.text == (
         "skipped a text message: order message whose status is an object, not a string or a number"
     )
-    assert events[1].update.data == {  # type: ignore[union-attr]
+    assert order.update.data == {
         "order_id": 7,
         "filled_quantity": [1, {"a": 2}],
     }

@@ -180,9 +180,10 @@ class Recording:
 
     # Passes
 
-    def chunks(self) -> Iterator[Chunk]:
+    def chunks(self) -> Generator[Chunk, None, None]:
         """Every whole chunk, file after file; skipped stretches and where each file stopped go
-        to :attr:`report` (fresh for each pass)."""
+        to :attr:`report` (fresh for each pass). Closing the generator stops a pass early, and
+        its read-ahead with it."""
         self.report = report = ReadReport()
         if self.follow:  # waits for more: read here, where the caller stops it
             yield from self._all_chunks(report)

@@ -16,19 +16,22 @@ import contextlib
 import json
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import processes
+import pytest
+from app_configs import config_file
+from polling import until
+from simulators import KEYS
 
 from kitefan.control import ControlClient
 from kitefan.errors import ControlError
-from kitefan.simulator import Account
+from kitefan.simulator import Account, Simulator
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYS = ("alpha", "bravo", "charlie")
 SENTINEL = "SENTINEL"
 
 
@@ -41,9 +44,34 @@ def account(key_id: str, generation: int = 1) -> Account:
     )
 
 
-def nse(n: int, start: int = 1000) -> list[int]:
-    """``n`` NSE instrument tokens (segment 1) from ``start``."""
-    return [((start + i) << 8) | 1 for i in range(n)]
+def sentinel_simulator(
+    *,
+    seed: int,
+    rate: float | None,
+    keys: Iterable[str] = KEYS,
+    heartbeat_interval_s: float = 0.2,
+) -> Simulator:
+    """The simulator of the ``keys``' sentinel accounts on 127.0.0.1 and a free port (``rate``
+    packets per symbol per second, None for as fast as it can); ``async with`` starts it."""
+    return Simulator(
+        [account(k) for k in keys],
+        seed=seed,
+        rate=rate,
+        heartbeat_interval_s=heartbeat_interval_s,
+    )
+
+
+def simulator_fixture(*, seed: int, rate: float) -> object:
+    """A module's ``simulator`` fixture, a started ``sentinel_simulator`` of the three keys (which
+    overrides the two-account one of conftest.py): ``simulator = simulator_fixture(seed=3,
+    rate=20.0)``."""
+
+    @pytest.fixture
+    async def simulator() -> AsyncIterator[Simulator]:
+        async with sentinel_simulator(seed=seed, rate=rate) as sim:
+            yield sim
+
+    return simulator
 
 
 def write_config(
@@ -68,9 +96,7 @@ def write_config(
         else:
             lines.append(f'access_token = "{account(key_id).access_token}"')
     lines += ["[symbols]", f"quote = {list(quote)}", f"full = {list(full)}"]
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o600)
-    return path
+    return config_file(path, "\n".join(lines) + "\n")
 
 
 def environment(runtime: Path) -> dict[str, str]:
@@ -83,23 +109,6 @@ def environment(runtime: Path) -> dict[str, str]:
 async def kitefan(*args: str, env: Mapping[str, str], within: float = 60.0) -> tuple[int, str, str]:
     """Run ``kitefan ARGS`` to the end: its exit code, stdout and stderr."""
     return await processes.run(*processes.kitefan(*args), env=env, cwd=ROOT, within=within)
-
-
-async def until(predicate: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    """Check an asynchronous condition every 50 ms until it holds.
-
-    For what has no change notification: another process's state, read through its socket.
-    """
-    async with asyncio.timeout(within):
-        while not await predicate():  # noqa: ASYNC110 - another process: nothing to wait on
-            await asyncio.sleep(0.05)
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 20.0) -> None:
-    """Check a condition every 50 ms until it holds (another process's output, for one)."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 - another process: nothing to wait on
-            await asyncio.sleep(0.05)
 
 
 @dataclass

@@ -107,7 +107,9 @@ async def test_csv_and_parquet_files_hold_the_same_columns(tmp_path: Path) -> No
     rows = list(csv.reader(io.StringIO(csv_path.read_text())))
     assert rows[0] == list(CANDLE_COLUMNS)
     records = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
-    assert len(records) == number(SUMMARY.match(err.strip().splitlines()[-1]).group(3))  # type: ignore[union-attr]
+    summary = SUMMARY.match(err.strip().splitlines()[-1])
+    assert summary, err
+    assert len(records) == number(summary.group(3))
     for record in records:
         assert record["type"] == "candle" and record["interval"] == "1s"
         assert float(record["low"]) <= float(record["high"])

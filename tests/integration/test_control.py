@@ -12,13 +12,14 @@ import json
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from processes import invoke
-from streams import KEYS, SENTINEL, account, nse, write_config
+from simulators import KEYS, nse, sim_until
+from streams import SENTINEL, account, simulator_fixture, write_config
 
 from kitefan.config import load_config
 from kitefan.control import (
@@ -37,12 +38,7 @@ from kitefan.simulator import Simulator
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    async with Simulator(
-        [account(k) for k in KEYS], seed=9, rate=20.0, heartbeat_interval_s=0.2
-    ) as sim:
-        yield sim
+simulator = simulator_fixture(seed=9, rate=20.0)
 
 
 @asynccontextmanager
@@ -67,11 +63,6 @@ async def raw(path: Path, *lines: bytes) -> list[bytes]:
         writer.close()
         await writer.wait_closed()
     return answers
-
-
-async def sim_until(sim: Simulator, predicate: Callable[[], bool], within: float = 10.0) -> None:
-    async with asyncio.timeout(within):
-        await sim.wait_until(predicate)
 
 
 async def next_status(events: EventStream[Event], state: str) -> StatusEvent:
@@ -431,7 +422,7 @@ async def test_never_ticked_lists_the_silent_symbols_where_they_stream(
             silent = await client.never_ticked()
             assert silent == await client.never_ticked("bravo")
             assert await client.never_ticked("alpha") == []
-    bravo = [t for t in tokens if feed.plan.where(t)[0] == "bravo"]  # type: ignore[index]
+    bravo = [t for t in tokens if feed.plan.where(t)[0] == "bravo"]  # type: ignore[index]  # a planned token: where() is not None
     assert [s["instrument_token"] for s in silent] == bravo
     assert silent[0] == {
         "instrument_token": bravo[0],

@@ -16,13 +16,14 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from processes import run_sync
-from streams import KEYS, ROOT, account, kitefan, nse, write_config
+from simulators import nse
+from streams import ROOT, kitefan, simulator_fixture, write_config
 
 from kitefan.simulator import Simulator
 
@@ -181,7 +182,7 @@ async def test_at_200x50_values_are_whole_and_the_hidden_are_counted(
 
 async def test_sort_movers_and_a_depth_of_a_chosen_symbol(env: dict[str, str]) -> None:
     with pane(["stream", "--demo", "--sort", "movers"], env, 120, 40) as view:
-        lines = await view.until(lambda s: "ticks by movers: +" in text(s) and len(tick_rows(s)))
+        lines = await view.until(lambda s: "ticks by movers: +" in text(s) and bool(tick_rows(s)))
         changes = [
             abs(float(m.group(1)))
             for row in tick_rows(lines)
@@ -190,12 +191,7 @@ async def test_sort_movers_and_a_depth_of_a_chosen_symbol(env: dict[str, str]) -
         assert changes and changes == sorted(changes, reverse=True)
 
 
-@pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    async with Simulator(
-        [account(k) for k in KEYS], seed=3, rate=2.0, heartbeat_interval_s=0.2
-    ) as sim:
-        yield sim
+simulator = simulator_fixture(seed=3, rate=2.0)
 
 
 async def test_added_symbols_appear_and_removed_ones_go_after_distribute(

@@ -9,26 +9,24 @@ file brings a key back from ``auth_failed``; SIGHUP does what ``distribute`` doe
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import eventually, until
+from simulators import KEYS, nse, sim_until
 from streams import (
-    KEYS,
     SENTINEL,
     StreamProcess,
     account,
     environment,
-    eventually,
     kitefan,
-    nse,
     running_stream,
-    until,
+    simulator_fixture,
     write_config,
 )
 
@@ -40,18 +38,7 @@ pytestmark = pytest.mark.integration
 BATCH = 200
 
 
-@pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    """The three keys' simulator, 2 packets per symbol per second, heartbeats every 0.2 s."""
-    async with Simulator(
-        [account(k) for k in KEYS], seed=5, rate=2.0, heartbeat_interval_s=0.2
-    ) as sim:
-        yield sim
-
-
-async def sim_until(sim: Simulator, predicate: Callable[[], bool], within: float = 20.0) -> None:
-    async with asyncio.timeout(within):
-        await sim.wait_until(predicate)
+simulator = simulator_fixture(seed=5, rate=2.0)
 
 
 def subscribed(sim: Simulator, key_id: str | None = None) -> set[int]:
@@ -111,7 +98,7 @@ async def test_adding_500_and_removing_500_changes_exactly_those_and_nothing_els
     tuning = {"subscribe_batch": BATCH}
     config = write_config(tmp_path / "kitefan.toml", simulator.url, quote=tokens, tuning=tuning)
     async with running_stream(config, env, tmp_path) as stream:
-        await sim_until(simulator, lambda: subscribed(simulator) == set(tokens))
+        await sim_until(simulator, lambda: subscribed(simulator) == set(tokens), within=20.0)
 
         async def all_ticking() -> bool:
             document = await stream.stats()
@@ -168,6 +155,7 @@ async def test_adding_500_and_removing_500_changes_exactly_those_and_nothing_els
                 subscribed(simulator) == set(kept) | set(added)
                 and simulator.requests.mode_tokens - total_before.mode_tokens == 500
             ),
+            within=20.0,
         )
         assert {view.id for view in simulator.connections()} == set(before)
         for view in simulator.connections():
@@ -233,7 +221,7 @@ async def test_a_rotated_token_brings_a_key_back_and_sighup_applies_like_distrib
 
         failed = {"alpha": "connected", "bravo": "auth_failed", "charlie": "connected"}
         await until(lambda: states(failed))
-        await sim_until(simulator, lambda: subscribed(simulator) == set(tokens))
+        await sim_until(simulator, lambda: subscribed(simulator) == set(tokens), within=20.0)
         assert not subscribed(simulator, "bravo")
         refusals = simulator.refusals().get(403, 0)
 
@@ -244,7 +232,7 @@ async def test_a_rotated_token_brings_a_key_back_and_sighup_applies_like_distrib
         assert "; new access token for bravo\n" in out
         assert out.endswith("new access token for: bravo\n")
         await until(lambda: states(dict.fromkeys(KEYS, "connected")))
-        await sim_until(simulator, lambda: len(subscribed(simulator, "bravo")) == 30)
+        await sim_until(simulator, lambda: len(subscribed(simulator, "bravo")) == 30, within=20.0)
         assert subscribed(simulator) == set(tokens)
         assert simulator.refusals().get(403, 0) == refusals  # retried once, and accepted
         back = [s for s in stream.statuses() if s.get("key") == "bravo"]
@@ -266,12 +254,13 @@ async def test_a_rotated_token_brings_a_key_back_and_sighup_applies_like_distrib
                 )
                 and subscribed(simulator) == set(tokens) | set(added)
             ),
+            within=20.0,
         )
 
         def applied() -> list[str]:
             return [s["message"] for s in stream.statuses() if s.get("state") == "config_applied"]
 
-        await eventually(lambda: len(applied()) == 2)
+        await eventually(lambda: len(applied()) == 2, every=0.05)
         assert applied()[-1] == (
             "SIGHUP: 30 added, 0 removed, 0 moved, 0 mode changes (30 subscribes, 0 unsubscribes)"
         )
@@ -282,7 +271,7 @@ async def test_a_rotated_token_brings_a_key_back_and_sighup_applies_like_distrib
         def rejected() -> list[str]:
             return [s["message"] for s in stream.statuses() if s.get("state") == "config_rejected"]
 
-        await eventually(lambda: bool(rejected()))
+        await eventually(lambda: bool(rejected()), every=0.05)
         assert rejected() == [
             f"SIGHUP: not applied: {config.resolve()}: line 18, column 8: invalid TOML: "
             "expected ']' at the end of a table declaration"

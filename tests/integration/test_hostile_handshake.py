@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from streams import SENTINEL, account, environment, kitefan, write_config
@@ -30,7 +30,16 @@ from kitefan.simulator import Simulator
 
 pytestmark = pytest.mark.integration
 
-FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, "connect_timeout_s": 2.0}
+
+class FastTuning(TypedDict):
+    """The tuning of these tests: for ``Tuning(**FAST)`` and a config file's ``[tuning]``."""
+
+    backoff_initial_s: float
+    backoff_max_s: float
+    connect_timeout_s: float
+
+
+FAST = FastTuning(backoff_initial_s=0.05, backoff_max_s=0.2, connect_timeout_s=2.0)
 TOKENS = [(1000 + i) << 8 | 1 for i in range(5)]
 NO_REDIRECTS = "kitefan does not follow redirects; check the url"
 

@@ -11,25 +11,28 @@ import io
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TypeVar
 
 import pytest
+from app_configs import app_config
+from polling import eventually
 from rich.console import Console
+from simulators import KEYS, account, nse, sim_until, simulator
 from websockets.asyncio.client import connect
 
 import kitefan.connection as connection_module
-from kitefan.codec import error_message, order_message
-from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec, Tuning
+from kitefan.codec import decode_text, error_message, order_message
+from kitefan.config import AppConfig, Credential, Strategy, SymbolSpec, Tuning
 from kitefan.errors import FeedError, NoUsableKeyError, SymbolError
-from kitefan.events import ErrorEvent, Event, KeyState, OrderEvent, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Event, Gap, KeyState, OrderEvent, StatusEvent, TickBatch
 from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode, ServerMessage
+from kitefan.planner import Plan
 from kitefan.render.dashboard import TickBoard, dashboard
 from kitefan.render.records import json_lines
-from kitefan.simulator import Account, Simulator
+from kitefan.simulator import Simulator
 
 pytestmark = pytest.mark.integration
 
@@ -47,16 +50,6 @@ FAST = Tuning(
     close_timeout_s=1.0,
 )
 
-KEYS = ("alpha", "bravo", "charlie")
-
-
-def account(key_id: str) -> Account:
-    return Account(f"{key_id}-api-key", f"{key_id}-token-0001")
-
-
-def nse(n: int, start: int = 1000) -> list[int]:
-    return [((start + i) << 8) | 1 for i in range(n)]
-
 
 def make_config(
     url: str,
@@ -69,44 +62,17 @@ def make_config(
     max_connections_per_key: int = 3,
     max_symbols_per_connection: int = 3000,
 ) -> AppConfig:
-    key_configs = tuple(
-        KeyConfig(k, Credential(account(k).api_key, account(k).access_token)) for k in keys
-    )
-    return AppConfig(
-        source="<test>",
+    """The keys' config for the simulator at ``url``, with the fast tuning of these tests."""
+    return app_config(
+        keys,
+        tokens,
         url=url,
-        strategy=strategy,
         mode=mode,
+        tuning=tuning,
+        strategy=strategy,
         max_connections_per_key=max_connections_per_key,
         max_symbols_per_connection=max_symbols_per_connection,
-        keys=key_configs,
-        symbols=tuple(SymbolSpec(t, str(t), mode) for t in tokens),
-        tuning=tuning,
     )
-
-
-@asynccontextmanager
-async def simulator(**options: object) -> AsyncIterator[Simulator]:
-    async with Simulator(
-        [account(k) for k in KEYS], port=0, seed=7, heartbeat_interval_s=0.1, **options
-    ) as sim:
-        yield sim
-
-
-async def sim_until(sim: Simulator, predicate: Callable[[], bool], within: float = 10.0) -> None:
-    """Wait until the simulator's state satisfies ``predicate`` (checked on every change)."""
-    async with asyncio.timeout(within):
-        await sim.wait_until(predicate)
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll a condition on the manager's counters every 10 ms until it holds.
-
-    The counters have no change notification, on purpose: they are bumped on the hot path.
-    """
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 - polling counters, see the docstring
-            await asyncio.sleep(0.01)
 
 
 async def next_matching(
@@ -121,7 +87,7 @@ async def next_matching(
 
 async def tokens_ticking(
     stream: EventStream[TickBatch], tokens: set[int], within: float = 15.0
-) -> set[int]:
+) -> set[str]:
     """Read the stream until every token has ticked; return the keys they came from."""
     missing = set(tokens)
     keys: set[str] = set()
@@ -133,6 +99,13 @@ async def tokens_ticking(
             if not missing:
                 return keys
     raise AssertionError(f"{len(missing)} tokens never ticked")
+
+
+def planned_tokens(plan: Plan, key_id: str) -> set[int]:
+    """The tokens ``plan`` gives key ``key_id`` (which it must have)."""
+    key = plan.key(key_id)
+    assert key is not None, f"the plan has no key {key_id}"
+    return {s.token for slot in key.connections for s in slot.symbols}
 
 
 def status(state: str, key: str | None = None) -> Callable[[Event], bool]:
@@ -161,7 +134,7 @@ async def test_every_symbol_streams_in_its_mode_across_keys() -> None:
         t: (Mode.FULL if i % 3 == 0 else Mode.QUOTE if i % 3 == 1 else Mode.LTP)
         for i, t in enumerate(tokens)
     }
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens)
         config = replace(
             config, symbols=tuple(SymbolSpec(t, f"NSE:S{t}", m) for t, m in modes.items())
@@ -196,7 +169,7 @@ async def test_every_symbol_streams_in_its_mode_across_keys() -> None:
 
 async def test_27000_symbols_over_3_keys_all_tick_within_the_limits() -> None:
     tokens = nse(27_000)
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens, tuning=replace(FAST, subscribe_batch=500))
         async with FeedManager(config) as feed:
             keys = await tokens_ticking(feed.ticks(), set(tokens), within=60)
@@ -209,7 +182,7 @@ async def test_27000_symbols_over_3_keys_all_tick_within_the_limits() -> None:
 
 
 async def test_order_updates_are_delivered_once_per_key() -> None:
-    async with simulator() as sim, FeedManager(make_config(sim.url, nse(30))) as feed:
+    async with simulator(seed=7) as sim, FeedManager(make_config(sim.url, nse(30))) as feed:
         events = feed.events()
         await sim.wait_for_connections(3, account("alpha").api_key)
         await sim.push_order(account("alpha").api_key, {"order_id": "A1", "status": "OPEN"})
@@ -228,7 +201,7 @@ async def test_order_updates_are_delivered_once_per_key() -> None:
 
 async def test_server_error_texts_are_surfaced() -> None:
     # A server that allows 5 tokens a connection refuses the 6th with Kite's own text.
-    async with simulator(max_tokens_per_connection=5) as sim:
+    async with simulator(seed=7, max_tokens_per_connection=5) as sim:
         config = make_config(sim.url, nse(8), keys=("alpha",), max_connections_per_key=1)
         async with FeedManager(config) as feed:
             events = feed.events()
@@ -239,7 +212,8 @@ async def test_server_error_texts_are_surfaced() -> None:
             # Kitefan sends subscribe, then mode for the same tokens; the mode message subscribes
             # implicitly (docs/protocol.md §2), so the server refuses twice.
             second = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
-            assert second == replace(error, at=second.at)  # type: ignore[union-attr]
+            assert isinstance(second, ErrorEvent)
+            assert second == replace(error, at=second.at)
             assert feed.key_stats("alpha").server_errors == 2
 
 
@@ -249,7 +223,7 @@ async def test_server_error_texts_are_surfaced() -> None:
 async def test_a_silent_connection_is_caught_and_reconnected() -> None:
     tokens = nse(60)
     async with (
-        simulator() as sim,
+        simulator(seed=7) as sim,
         FeedManager(make_config(sim.url, tokens, keys=("alpha",))) as feed,
     ):
         events = feed.events()
@@ -270,14 +244,14 @@ async def test_a_silent_connection_is_caught_and_reconnected() -> None:
 async def test_an_abrupt_drop_of_every_connection_ends_with_all_symbols_ticking() -> None:
     tokens = nse(900)
     modes = {t: Mode.FULL if t % 2 else Mode.LTP for t in tokens}
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens)
         config = replace(config, symbols=tuple(SymbolSpec(t, str(t), m) for t, m in modes.items()))
         async with FeedManager(config) as feed:
             events = feed.events()
             await tokens_ticking(feed.ticks(), set(tokens))
             await sim.drop_connections()
-            gaps = []
+            gaps: list[Gap] = []
             while len(gaps) < 9:
                 event = await next_matching(events, status("connected"))
                 assert isinstance(event, StatusEvent)
@@ -299,20 +273,24 @@ async def test_an_abrupt_drop_of_every_connection_ends_with_all_symbols_ticking(
 async def test_a_clean_close_by_the_server_is_reconnected() -> None:
     tokens = nse(30)
     async with (
-        simulator() as sim,
+        simulator(seed=7) as sim,
         FeedManager(make_config(sim.url, tokens, keys=("alpha",))) as feed,
     ):
         events = feed.events()
         await next_matching(events, status("connected", "alpha"))
         await sim.close_connections(code=1000)
-        back = await next_matching(events, lambda e: status("connected")(e) and e.gap is not None)  # type: ignore[union-attr]
-        assert back.gap.reason == "closed by the server with code 1000"  # type: ignore[union-attr]
+        back = await next_matching(
+            events,
+            lambda e: status("connected")(e) and isinstance(e, StatusEvent) and e.gap is not None,
+        )
+        assert isinstance(back, StatusEvent) and back.gap is not None
+        assert back.gap.reason == "closed by the server with code 1000"
         await tokens_ticking(feed.ticks(), set(tokens))
 
 
 async def test_an_expired_token_fails_over_and_comes_back_with_a_fresh_one() -> None:
     tokens = nse(300)
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens)
         async with FeedManager(config) as feed:
             events = feed.events()
@@ -356,7 +334,7 @@ async def test_an_expired_token_fails_over_and_comes_back_with_a_fresh_one() -> 
 
 
 async def test_every_key_refused_at_start_raises_no_usable_key() -> None:
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, nse(10), keys=("alpha", "bravo"))
         bad = replace(
             config,
@@ -374,7 +352,7 @@ async def test_every_key_refused_at_start_raises_no_usable_key() -> None:
 async def test_a_taken_slot_is_planned_around_and_won_back() -> None:
     tokens = nse(90)
     alpha = account("alpha")
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         url = f"{sim.url}/?api_key={alpha.api_key}&access_token={alpha.access_token}"
         config = make_config(sim.url, tokens, keys=("alpha",))
         async with connect(url) as squatter, FeedManager(config) as feed:
@@ -407,7 +385,7 @@ async def test_a_taken_slot_is_planned_around_and_won_back() -> None:
 async def test_a_slow_consumer_is_bounded_and_every_drop_counted() -> None:
     tokens = nse(3000)
     tuning = replace(FAST, queue_max_ticks=5000)
-    async with simulator(rate=None) as sim:
+    async with simulator(seed=7, rate=None) as sim:
         config = make_config(sim.url, tokens, keys=("alpha",), tuning=tuning)
         async with FeedManager(config) as feed:
             slow = feed.ticks()  # never read until the end
@@ -430,7 +408,7 @@ async def test_a_slow_consumer_is_bounded_and_every_drop_counted() -> None:
 
 async def test_malformed_frames_are_counted_and_skipped() -> None:
     tokens = nse(30)
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens, keys=("alpha",), max_connections_per_key=1)
         async with FeedManager(config) as feed:
             events = feed.events()
@@ -469,7 +447,7 @@ async def test_hostile_texts_on_one_connection_leave_every_key_streaming() -> No
         '{"type":"error","data":' + "[" * 100_000 + "]" * 100_000 + "}",
         error_message("\x1b[2Jthe screen is cleared"),
     ]
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens, max_connections_per_key=1)
         async with FeedManager(config) as feed:
             events = feed.events()
@@ -529,7 +507,7 @@ async def test_hostile_texts_on_one_connection_leave_every_key_streaming() -> No
                     height=40,
                 )
             )
-            shown = screen.file.getvalue()  # type: ignore[attr-defined]
+            shown = screen.file.getvalue()  # type: ignore[attr-defined]  # the console writes to a StringIO
             assert "\x1b" not in shown
             assert "alpha#0 error: [2Jthe screen is cleared" in shown
 
@@ -538,7 +516,7 @@ async def test_a_bug_in_one_connection_restarts_only_that_connection(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The fault injected is a bug: the text handling of every connection raises on this text.
-    decode = connection_module.decode_text
+    decode = decode_text  # what kitefan.connection calls, patched there below
 
     def buggy(text: str | bytes) -> ServerMessage:
         if text == "trigger the bug":
@@ -549,7 +527,7 @@ async def test_a_bug_in_one_connection_restarts_only_that_connection(
     caplog.set_level(logging.DEBUG, logger="kitefan.manager")
     tokens = nse(60)
     alpha = account("alpha").api_key
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens, max_connections_per_key=1)
         async with FeedManager(config) as feed:
             events = feed.events()
@@ -623,12 +601,13 @@ async def test_a_bug_while_opening_a_connection_aborts_its_socket_and_restarts_i
 
     monkeypatch.setattr(FeedManager, "_on_opened", buggy)
     tokens = nse(30)
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens, max_connections_per_key=1)
         async with FeedManager(config) as feed:
             events = feed.events()
             error = await next_matching(events, lambda e: isinstance(e, ErrorEvent))
-            assert (error.key, error.connection, error.text) == (  # type: ignore[union-attr]
+            assert isinstance(error, ErrorEvent)
+            assert (error.key, error.connection, error.text) == (
                 "alpha",
                 0,
                 "internal error (KeyError) in kitefan: restarting the connection",
@@ -645,7 +624,7 @@ async def test_a_bug_while_opening_a_connection_aborts_its_socket_and_restarts_i
 async def test_live_changes_use_the_plan_and_diff() -> None:
     tokens = nse(30)
     bravo = account("bravo").api_key
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens, keys=("alpha", "bravo"))
         async with FeedManager(config) as feed:
             await tokens_ticking(feed.ticks(), set(tokens))
@@ -653,7 +632,7 @@ async def test_live_changes_use_the_plan_and_diff() -> None:
             change = feed.subscribe(added, mode=Mode.FULL, key="bravo")
             assert change.subscribe_count == 4
             await sim_until(sim, lambda: set(added) <= sim_tokens_of(sim, "bravo"))
-            assert {feed.plan.where(t)[0] for t in added} == {"bravo"}  # type: ignore[index]
+            assert {feed.plan.where(t)[0] for t in added} == {"bravo"}  # type: ignore[index]  # planned tokens: where() is not None
             change = feed.set_mode(added[:2], Mode.LTP)
             assert change.mode_change_count == 2
             await sim_until(
@@ -683,7 +662,7 @@ async def test_live_changes_use_the_plan_and_diff() -> None:
 async def test_a_refused_subscribe_sends_nothing_and_the_connection_streams_on() -> None:
     tokens = nse(6)
     added = nse(1, start=9000)[0]
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens, keys=("alpha",), max_connections_per_key=1)
         async with FeedManager(config) as feed:
             events = feed.events()
@@ -724,7 +703,7 @@ async def test_a_refused_subscribe_sends_nothing_and_the_connection_streams_on()
 
 async def test_exchange_delay_leaves_out_the_cached_ticks_sent_on_subscribe() -> None:
     tokens = nse(20)
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         started = int(time.time())
         for token in tokens:  # the market has known these for a while: cached ticks are old
             sim.market.instrument(token, started - 100)
@@ -736,8 +715,8 @@ async def test_exchange_delay_leaves_out_the_cached_ticks_sent_on_subscribe() ->
                 async for batch in stream:
                     for tick in batch.ticks:
                         if tick.kind == 184:
-                            stale += tick.exchange_epoch_s < started  # type: ignore[operator]
-                            fresh += tick.exchange_epoch_s >= started  # type: ignore[operator]
+                            stale += tick.exchange_epoch_s < started  # type: ignore[operator]  # full ticks carry the exchange time
+                            fresh += tick.exchange_epoch_s >= started  # type: ignore[operator]  # full ticks carry the exchange time
                     if stale and fresh >= 40:
                         break
             delays = [c.exchange_delay_p99_s for c in feed.key_stats("alpha").connections]
@@ -747,7 +726,7 @@ async def test_exchange_delay_leaves_out_the_cached_ticks_sent_on_subscribe() ->
 
 async def test_an_applied_config_keeps_the_running_tuning_and_unknown_keys_are_refused() -> None:
     tokens = nse(10)
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens, keys=("alpha",))
         async with FeedManager(config) as feed:
             edited = replace(config, tuning=replace(FAST, liveness_timeout_s=9.0))
@@ -765,7 +744,7 @@ async def test_an_applied_config_keeps_the_running_tuning_and_unknown_keys_are_r
 
 async def test_held_keys_stream_their_part_of_the_whole_plan_and_a_key_let_go_is_closed() -> None:
     tokens = nse(30)
-    async with simulator() as sim:
+    async with simulator(seed=7) as sim:
         config = make_config(sim.url, tokens, max_connections_per_key=2)
         feed = FeedManager(config)
         await feed.hold_keys(())  # before entering: entering opens nothing
@@ -773,7 +752,7 @@ async def test_held_keys_stream_their_part_of_the_whole_plan_and_a_key_let_go_is
             plan = feed.plan
             assert sim.connections() == []
             await feed.hold_keys(["bravo"])
-            bravo = {s.token for slot in plan.key("bravo").connections for s in slot.symbols}
+            bravo = planned_tokens(plan, "bravo")
             assert len(bravo) == 10
             await sim_until(sim, lambda: sim_tokens_of(sim, "bravo") == bravo)
             assert sim.connections(account("alpha").api_key) == []
@@ -783,7 +762,7 @@ async def test_held_keys_stream_their_part_of_the_whole_plan_and_a_key_let_go_is
             # Letting bravo go returns once its connections are closed; alpha takes its part.
             await feed.hold_keys(["alpha"])
             assert sim.connections(account("bravo").api_key) == []
-            alpha = {s.token for slot in plan.key("alpha").connections for s in slot.symbols}
+            alpha = planned_tokens(plan, "alpha")
             await sim_until(sim, lambda: sim_tokens_of(sim, "alpha") == alpha)
             assert {c.state for c in feed.key_stats("bravo").connections} == {"closed"}
             # A refused key's symbols stay on it: the plan never changes while keys are held.

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import processes
 import pytest
-from streams import KEYS, ROOT, account, environment, kitefan, nse, write_config
+from simulators import KEYS, nse
+from streams import ROOT, account, environment, kitefan, write_config
 
 from kitefan.config import demo_config_path
 from kitefan.control import socket_name

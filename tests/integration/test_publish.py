@@ -12,19 +12,18 @@ import json
 import os
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 
 import pytest
+from app_configs import app_config
+from polling import eventually
 from redisserver import running_redis
+from simulators import simulator
 
 from kitefan.broker import decode_entry, symbols_key
 from kitefan.config import (
     AppConfig,
-    Credential,
-    KeyConfig,
     PublishConfig,
-    Strategy,
     SymbolSpec,
     Tuning,
     parse_redis_url,
@@ -35,7 +34,6 @@ from kitefan.models import Mode, PacketKind
 from kitefan.publish import Publisher
 from kitefan.render.records import json_lines, status_record
 from kitefan.retry import Backoff
-from kitefan.simulator import Account, Simulator
 from kitefan.streams import Streams
 
 pytestmark = pytest.mark.integration
@@ -52,10 +50,6 @@ FLUSH_S = 10.0
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
-def account(key_id: str) -> Account:
-    return Account(f"{key_id}-api-key", f"{key_id}-token-0001")
-
-
 def symbols() -> list[SymbolSpec]:
     """Every packet kind: stocks (segment 1) and indices (segment 9) in each mode."""
     out = []
@@ -69,27 +63,7 @@ def symbols() -> list[SymbolSpec]:
 
 
 def make_config(url: str) -> AppConfig:
-    return AppConfig(
-        source="<test>",
-        url=url,
-        strategy=Strategy.ROUND_ROBIN,
-        mode=Mode.QUOTE,
-        max_connections_per_key=3,
-        max_symbols_per_connection=3000,
-        keys=tuple(
-            KeyConfig(k, Credential(account(k).api_key, account(k).access_token)) for k in KEYS
-        ),
-        symbols=tuple(symbols()),
-        tuning=FAST,
-    )
-
-
-@asynccontextmanager
-async def simulator() -> AsyncIterator[Simulator]:
-    async with Simulator(
-        [account(k) for k in KEYS], port=0, seed=3, rate=20.0, heartbeat_interval_s=0.1
-    ) as sim:
-        yield sim
+    return app_config(KEYS, symbols(), url=url, tuning=FAST)
 
 
 def packet_lengths(frame: bytes) -> list[int]:
@@ -104,13 +78,6 @@ def packet_lengths(frame: bytes) -> list[int]:
     return lengths
 
 
-async def eventually(predicate: Callable[[], bool], within: float = 15.0) -> None:
-    """Poll counters (they have no change notification) every 10 ms, boundedly."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 - polling counters
-            await asyncio.sleep(0.01)
-
-
 async def collect(stream: EventStream[Event], into: list[Event], until: Callable[[], bool]) -> None:
     async with asyncio.timeout(20):
         async for item in stream:
@@ -119,12 +86,12 @@ async def collect(stream: EventStream[Event], into: list[Event], until: Callable
                 return
 
 
-def kinds(items: list[Event]) -> set[int]:
+def kinds(items: Sequence[Event]) -> set[int]:
     return {length for i in items if isinstance(i, TickBatch) for length in packet_lengths(i.frame)}
 
 
 async def test_every_frame_is_one_entry_byte_exact_for_every_packet_kind() -> None:
-    async with running_redis() as redis, simulator() as sim:
+    async with running_redis() as redis, simulator(seed=3, keys=KEYS, rate=20.0) as sim:
         config = make_config(sim.url)
         target = PublishConfig(parse_redis_url(redis.url), stream="test:frames", maxlen=100_000)
         async with FeedManager(config) as feed:
@@ -201,7 +168,7 @@ async def test_every_frame_is_one_entry_byte_exact_for_every_packet_kind() -> No
 
 
 async def test_json_entries_hold_the_records_jsonl_writes() -> None:
-    async with running_redis() as redis, simulator() as sim:
+    async with running_redis() as redis, simulator(seed=3, keys=KEYS, rate=20.0) as sim:
         config = make_config(sim.url)
         target = PublishConfig(parse_redis_url(redis.url), format="json")
         async with FeedManager(config) as feed:
@@ -237,7 +204,7 @@ async def test_redis_killed_and_restarted_mid_stream_the_feed_lives_and_publishi
     None
 ):
     warnings: list[str] = []
-    async with running_redis() as redis, simulator() as sim:
+    async with running_redis() as redis, simulator(seed=3, keys=KEYS, rate=20.0) as sim:
         config = make_config(sim.url)
         target = PublishConfig(parse_redis_url(redis.url))
         async with FeedManager(config) as feed:
@@ -279,7 +246,10 @@ async def test_redis_killed_and_restarted_mid_stream_the_feed_lives_and_publishi
 
 async def test_the_password_is_never_shown() -> None:
     secret = "SENTINEL-redis-password-77"
-    async with running_redis(password=secret) as redis, simulator() as sim:
+    async with (
+        running_redis(password=secret) as redis,
+        simulator(seed=3, keys=KEYS, rate=20.0) as sim,
+    ):
         config = make_config(sim.url)
         wrong = "SENTINEL-wrong-password-88"
         target = PublishConfig(parse_redis_url(f"redis://:{wrong}@127.0.0.1:{redis.port}/0"))
@@ -305,7 +275,7 @@ async def test_the_password_is_never_shown() -> None:
 
 async def test_names_that_change_reach_the_symbols_hash() -> None:
     names = {s.token: s.name for s in symbols()}
-    async with running_redis() as redis, simulator() as sim:
+    async with running_redis() as redis, simulator(seed=3, keys=KEYS, rate=20.0) as sim:
         config = make_config(sim.url)
         target = PublishConfig(parse_redis_url(redis.url))
         client = redis.client()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import processes
 import pytest
+from app_configs import config_file
+from polling import eventually
 from redisserver import running_redis
-from streams import eventually
 
 from kitefan.events import StatusEvent, TickBatch
 from kitefan.recording import Recording
@@ -92,7 +93,7 @@ async def test_a_sigkill_loses_at_most_about_the_last_second(tmp_path: Path) -> 
                 return 0
             return sum(1 for _ in Recording(path).chunks())
 
-        await eventually(lambda: chunks() >= 4)
+        await eventually(lambda: chunks() >= 4, every=0.05)
         killed_at = time.time()
         command.kill()
         await command.wait()
@@ -187,7 +188,8 @@ async def test_tail_records_what_it_reads_from_redis(tmp_path: Path) -> None:
 async def test_the_configs_record_path_records_and_record_overrides_it(
     tmp_path: Path, runtime_dir: Path
 ) -> None:
-    from streams import KEYS, account, environment, nse, write_config
+    from simulators import KEYS, nse
+    from streams import account, environment, write_config
 
     from kitefan.simulator import Simulator
 
@@ -225,13 +227,11 @@ async def test_record_info_reports_the_gaps_of_a_simulator_that_drops_connection
     from streams import environment
 
     env = environment(runtime_dir)
-    config = tmp_path / "kitefan.toml"
     keys = (
         '[[keys]]\nid = "one"\napi_key = "one-api-key"\naccess_token = "one-token"\n'
         "[symbols]\nquote = [408065, 884737, 256265]\nfull = [738561]\n"
     )
-    config.write_text(keys)  # simulate reads the keys only
-    config.chmod(0o600)
+    config = config_file(tmp_path / "kitefan.toml", keys)  # simulate reads the keys only
     path = tmp_path / "drops.kfr"
     argv = processes.kitefan(
         "simulate", "--config", str(config), "--port", "0", "--drop-every", "1"
@@ -261,7 +261,9 @@ async def test_record_info_reports_the_gaps_of_a_simulator_that_drops_connection
         r"warning: key one, connection (\d): back after ([\d.]+) s; its (\d) symbols? have a gap",
         err,
     )
-    reconnects = int(re.search(r", (\d+) reconnects, ", err).group(1))  # type: ignore[union-attr]
+    counted = re.search(r", (\d+) reconnects, ", err)
+    assert counted, err
+    reconnects = int(counted.group(1))
     assert len(back) == reconnects >= 2  # a drop a second, for 4 s
 
     code, shown, info_err = await kitefan("record", "info", str(path), "--format", "json")
@@ -286,15 +288,15 @@ async def test_record_info_reports_the_gaps_of_a_simulator_that_drops_connection
     lines = text.splitlines()
     at = lines.index(f"gaps       {reconnects} reconnects")
     for line, gap in zip(lines[at + 1 : at + 1 + reconnects], info["gaps"], strict=True):
-        lost, end = (datetime.fromisoformat(gap[k]).strftime("%H:%M:%S.%f")[:-3] for k in
-                     ("start", "end"))  # fmt: skip
+        lost, back_at = (datetime.fromisoformat(gap[k]).strftime("%H:%M:%S.%f")[:-3] for k in
+                         ("start", "end"))  # fmt: skip
         noun = "symbol" if gap["symbols"] == 1 else "symbols"
         # The text rounds the exact seconds to 0.1, the JSON to 0.001: from the JSON's, a gap
         # of 1.0496 s (1.050) could be either.
         shown = re.fullmatch(r"(.*  )(\d+\.\d) s(  .*)", line)
         assert shown is not None, line
         assert shown[1] + shown[3] == (
-            f"  one/{gap['connection']}  {lost} to {end} IST  "
+            f"  one/{gap['connection']}  {lost} to {back_at} IST  "
             f"  {gap['symbols']} {noun}  dropped without a close frame"
         )
         assert abs(float(shown[2]) - gap["seconds"]) <= 0.0501

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from functools import partial
 
 import pytest
+from app_configs import app_config
+from polling import eventually
+from simulators import KEYS, account, simulator
 
-from kitefan.config import AppConfig, Credential, KeyConfig, Strategy, SymbolSpec, Tuning
+from kitefan.config import AppConfig, Tuning
 from kitefan.events import StatusEvent, TickBatch
 from kitefan.manager import FeedManager
 from kitefan.models import Mode
-from kitefan.simulator import Account, Simulator
 
 pytestmark = pytest.mark.integration
 
@@ -30,43 +31,19 @@ FAST = Tuning(
     backoff_jitter=0.1,
     close_timeout_s=1.0,
 )
-KEYS = ("alpha", "bravo", "charlie")
 TOKENS = [((2000 + i) << 8) | 1 for i in range(20)]
 
 
-def account(key_id: str) -> Account:
-    return Account(f"{key_id}-api-key", f"{key_id}-token-0001")
-
-
 def config(url: str, keys: tuple[str, ...], redundancy: int) -> AppConfig:
-    return AppConfig(
-        source="<test>",
+    return app_config(
+        keys,
+        TOKENS,
         url=url,
-        strategy=Strategy.ROUND_ROBIN,
         mode=Mode.FULL,
         max_connections_per_key=1,
-        max_symbols_per_connection=3000,
-        keys=tuple(
-            KeyConfig(k, Credential(account(k).api_key, account(k).access_token)) for k in keys
-        ),
-        symbols=tuple(SymbolSpec(t, str(t), Mode.FULL) for t in TOKENS),
         tuning=FAST,
         redundancy=redundancy,
     )
-
-
-@asynccontextmanager
-async def simulator(keys: tuple[str, ...] = KEYS) -> AsyncIterator[Simulator]:
-    async with Simulator(
-        [account(k) for k in keys], port=0, seed=11, heartbeat_interval_s=0.1
-    ) as sim:
-        yield sim
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 20.0) -> None:
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110 - polling counters: they have no notification
-            await asyncio.sleep(0.01)
 
 
 class Seconds:
@@ -83,12 +60,16 @@ class Seconds:
     def latest(self) -> int:
         return max((second for _, second in self.seen), default=0)
 
+    def past(self, second: int) -> bool:
+        """Whether a tick of a later second than ``second`` came."""
+        return self.latest() >= second + 1
+
     def between(self, first: int, last: int) -> Counter[tuple[int, int]]:
         return Counter({k: n for k, n in self.seen.items() if first <= k[1] <= last})
 
 
 async def test_one_keys_connections_dropped_again_and_again_lose_no_tick() -> None:
-    async with simulator() as sim:
+    async with simulator(seed=11) as sim:
         feed = FeedManager(config(sim.url, ("alpha", "bravo"), 2))
         reference = FeedManager(config(sim.url, ("charlie",), 1))
         merged, truth = Seconds(), Seconds()
@@ -117,7 +98,7 @@ async def test_one_keys_connections_dropped_again_and_again_lose_no_tick() -> No
                 mark = truth.latest()
                 assert await sim.drop_connections(account("alpha").api_key) == 1
                 await sim.wait_for_subscriptions(len(TOKENS), account("alpha").api_key)
-                await eventually(lambda mark=mark: truth.latest() >= mark + 1)  # type: ignore[misc]
+                await eventually(partial(truth.past, mark))
             last = truth.latest() + 1
             await eventually(lambda: truth.latest() >= last + 1)
             await eventually(lambda: merged.between(last, last) == truth.between(last, last))
@@ -144,7 +125,7 @@ async def test_one_keys_connections_dropped_again_and_again_lose_no_tick() -> No
 
 
 async def test_packets_lost_on_one_key_are_one_sided_ticks_counted_as_missed() -> None:
-    async with simulator() as sim:
+    async with simulator(seed=11) as sim:
         sim.set_silent(True)
         feed = FeedManager(config(sim.url, ("alpha", "bravo"), 2))
         alpha, bravo = account("alpha").api_key, account("bravo").api_key
@@ -202,7 +183,7 @@ async def test_a_refused_key_moves_only_its_copies_and_every_symbol_keeps_tickin
     of each symbol that did not hold it, alpha's and charlie's stay, and every full-mode symbol
     ticks every exchange second, once, through the failover (delta is the reference)."""
     keys = ("alpha", "bravo", "charlie")
-    async with simulator((*keys, "delta")) as sim:
+    async with simulator(seed=11, keys=(*keys, "delta")) as sim:
         feed = FeedManager(config(sim.url, keys, 2))
         reference = FeedManager(config(sim.url, ("delta",), 1))
         merged, truth = Seconds(), Seconds()

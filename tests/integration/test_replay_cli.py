@@ -178,7 +178,7 @@ async def test_from_and_to_serve_a_span_of_the_day(tmp_path: Path) -> None:
     async with replaying(str(day), "--from", "10:15", "--speed", "max") as (process, url):
         async with connect(f"{url}/?api_key=any&access_token=thing") as ws:
             await ws.send(json.dumps({"a": "mode", "v": ["full", [INFY, NIFTY]]}))
-            got = []
+            got: list[bytes | str] = []
             async with asyncio.timeout(TIMEOUT):
                 while len(got) < 3:
                     message = await ws.recv()

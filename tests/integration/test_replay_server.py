@@ -53,7 +53,7 @@ async def replaying(
         replay=replay,
         any_credentials=True,
         heartbeat_interval_s=0.2,
-        **options,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]  # each case passes its own options
     ) as sim:
         yield sim
 

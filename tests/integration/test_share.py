@@ -21,8 +21,10 @@ from typing import Any
 
 import processes
 import pytest
+from polling import eventually
 from redisserver import RedisServer, running_redis
-from streams import ROOT, account, environment, eventually, kitefan, nse, write_config
+from simulators import nse
+from streams import ROOT, account, environment, kitefan, write_config
 
 from kitefan.lease import group_id, lease_key, nodes_key
 from kitefan.simulator import Simulator
@@ -206,7 +208,7 @@ async def test_three_share_a_config_a_killed_one_is_taken_over_and_a_fourth_reba
                 )
                 return seen == tokens
 
-            await eventually(back, within=15.0)
+            await eventually(back, within=15.0, every=0.05)
             took = time.time() - killed_at
             assert took < 15.0
             after = await holders(redis, group)
@@ -221,7 +223,7 @@ async def test_three_share_a_config_a_killed_one_is_taken_over_and_a_fourth_reba
                     if r["type"] == "status" and r["state"] == "taken_over"
                 ]
 
-            await eventually(lambda: len(gaps()) == len(lost), within=5.0)
+            await eventually(lambda: len(gaps()) == len(lost), within=5.0, every=0.05)
             assert sorted(g["key"] for g in gaps()) == sorted(lost)
             for g in gaps():
                 assert g["message"].startswith(f"taken over from {victim.node}: its 2 symbols")
@@ -263,7 +265,7 @@ async def test_redis_lost_stops_every_key_before_its_lease_ends_and_they_come_ba
             await redis.stop()
             # Within the lease (the arithmetic stops at 1.28 s after the last renewal sent, and
             # closes within 0.7 s more): no connection of any key is left open.
-            await eventually(lambda: not sim.connections(), within=LEASE_S + 1.0)
+            await eventually(lambda: not sim.connections(), within=LEASE_S + 1.0, every=0.05)
             assert time.monotonic() - lost_at < LEASE_S + 0.5
             await redis.start()
             back_at = time.monotonic()

@@ -14,6 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeGuard, TypeVar, overload
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -72,8 +73,22 @@ async def send(ws: ClientConnection, action: str, value: object) -> None:
     await ws.send(json.dumps({"a": action, "v": value}))
 
 
+M = TypeVar("M", bytes, str)
+
+
+@overload
+async def next_frame(ws: ClientConnection, accept: Callable[[bytes | str], TypeGuard[M]]) -> M: ...
+
+
+@overload
+async def next_frame(
+    ws: ClientConnection, accept: Callable[[bytes | str], bool]
+) -> bytes | str: ...
+
+
 async def next_frame(ws: ClientConnection, accept: Callable[[bytes | str], bool]) -> bytes | str:
-    """The next message ``accept`` takes, skipping the others."""
+    """The next message ``accept`` takes, skipping the others (of the type ``accept`` vouches
+    for, when it is a type guard: ``ticks_frame`` gives bytes, ``text_frame`` a str)."""
     async with asyncio.timeout(TIMEOUT):
         while True:
             message = await ws.recv()
@@ -81,11 +96,11 @@ async def next_frame(ws: ClientConnection, accept: Callable[[bytes | str], bool]
                 return message
 
 
-def ticks_frame(message: bytes | str) -> bool:
+def ticks_frame(message: bytes | str) -> TypeGuard[bytes]:
     return isinstance(message, bytes) and len(message) > 1
 
 
-def text_frame(message: bytes | str) -> bool:
+def text_frame(message: bytes | str) -> TypeGuard[str]:
     return isinstance(message, str)
 
 
@@ -147,6 +162,7 @@ async def test_a_mode_sends_a_fresh_packet_then_only_packets_of_that_mode(
         await next_frame(ws, ticks_frame)
         await send(ws, "mode", [mode, [INFY, NIFTY]])
         fresh = await next_frame(ws, lambda m: ticks_frame(m) and len(decode_frame(m)) == 2)
+        assert isinstance(fresh, bytes)
         assert {t.instrument_token: t.kind for t in decode_frame(fresh)} == kinds
         for _ in range(10):
             for tick in decode_frame(await next_frame(ws, ticks_frame)):
@@ -262,7 +278,7 @@ def test_bad_construction_is_refused_without_naming_secrets(alpha: Account, tmp_
     assert alpha.api_key not in str(raised.value)
     for kwargs in ({"rate": 0.0}, {"heartbeat_interval_s": 0.0}, {"max_connections_per_key": 0}):
         with pytest.raises(ValueError):
-            Simulator([alpha], **kwargs)  # type: ignore[arg-type]
+            Simulator([alpha], **kwargs)
     with pytest.raises(ValueError, match="non-empty"):
         Account("", "token")
     assert repr(alpha) == "Account(label='alpha')"
@@ -651,8 +667,8 @@ async def test_the_maximum_rate_streams_big_frames_of_correct_packets(alpha: Acc
         await send(ws, "unsubscribe", tokens[:-1])
         await send(ws, "subscribe", [INFY])
         await next_frame(ws, lambda m: INFY in tokens_in(m))
-        for message in await collect(ws, 0.3):
-            assert tokens_in(message) <= {NIFTY, INFY}
+        for later in await collect(ws, 0.3):
+            assert tokens_in(later) <= {NIFTY, INFY}
 
 
 # Secrets -------------------------------------------------------------------------------------

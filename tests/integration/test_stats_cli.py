@@ -16,23 +16,21 @@ import re
 import resource
 import signal
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import processes
 import pytest
+from polling import until
 from prometheus_client.parser import text_string_to_metric_families
+from simulators import KEYS, nse
 from streams import (
-    KEYS,
     ROOT,
     SENTINEL,
-    account,
     environment,
     kitefan,
-    nse,
     running_stream,
-    until,
+    simulator_fixture,
     write_config,
 )
 
@@ -42,13 +40,7 @@ from kitefan.simulator import Simulator
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    """The three keys' simulator, 20 packets per symbol per second, heartbeats every 0.2 s."""
-    async with Simulator(
-        [account(k) for k in KEYS], seed=3, rate=20.0, heartbeat_interval_s=0.2
-    ) as sim:
-        yield sim
+simulator = simulator_fixture(seed=3, rate=20.0)
 
 
 def config_for(sim: Simulator, directory: Path, **tuning: object) -> Path:

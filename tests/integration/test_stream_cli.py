@@ -15,6 +15,7 @@ from pathlib import Path
 
 import processes
 import pytest
+from app_configs import config_file
 
 from kitefan.simulator import Account, Simulator
 
@@ -47,7 +48,10 @@ async def simulate(config: Path) -> AsyncIterator[str]:
 
 
 def write_config(path: Path, url: str, token_suffix: str = "") -> Path:
-    path.write_text(
+    """Two keys' config for the simulator at ``url``, every mode (also what `kitefan simulate`
+    reads its accounts from)."""
+    return config_file(
+        path,
         f'url = "{url}"\n'
         'mode = "full"\n'
         "[[keys]]\n"
@@ -59,10 +63,8 @@ def write_config(path: Path, url: str, token_suffix: str = "") -> Path:
         "[symbols]\n"
         "quote = [408065, 884737, 256265]\n"
         "full = [738561]\n"
-        "ltp = [268803]\n"
+        "ltp = [268803]\n",
     )
-    path.chmod(0o600)
-    return path
 
 
 async def test_demo_jsonl_for_a_duration_prints_parsable_tick_lines() -> None:
@@ -226,14 +228,13 @@ async def test_a_token_out_of_range_is_refused_before_anything_connects(
     simulator: Simulator, accounts: tuple[Account, Account], tmp_path: Path
 ) -> None:
     alpha = accounts[0]
-    config = tmp_path / "kitefan.toml"
-    config.write_text(
+    config = config_file(
+        tmp_path / "kitefan.toml",
         f'url = "{simulator.url}"\n'
         "[[keys]]\n"
         f'id = "alpha"\napi_key = "{alpha.api_key}"\naccess_token = "{alpha.access_token}"\n'
-        "[symbols]\nquote = [408065]\n"
+        "[symbols]\nquote = [408065]\n",
     )
-    config.chmod(0o600)
     status, out, err = await kitefan(
         "stream", "--config", str(config), "--symbols", "408065,99999999999", "--duration", "5"
     )

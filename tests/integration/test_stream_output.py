@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from polling import until
 from processes import Command, kitefan, started
-from streams import account, environment, nse, until, write_config
+from simulators import nse
+from streams import account, environment, write_config
 
 from kitefan.control import ControlClient
 from kitefan.simulator import Simulator

@@ -4,21 +4,13 @@ character, and the stream goes on."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from streams import (
-    KEYS,
-    account,
-    environment,
-    eventually,
-    nse,
-    running_stream,
-    until,
-    write_config,
-)
+from polling import eventually, until
+from simulators import KEYS, nse
+from streams import account, environment, running_stream, simulator_fixture, write_config
 
 from kitefan.codec import error_message, notice_message
 from kitefan.simulator import Simulator
@@ -29,12 +21,7 @@ ERROR = "\x1b[2Jthe screen is cleared"
 NOTICE = "\x1b]0;pwned\x07markets\r\nopen\x9b31m"
 
 
-@pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    async with Simulator(
-        [account(k) for k in KEYS], seed=5, rate=20.0, heartbeat_interval_s=0.2
-    ) as sim:
-        yield sim
+simulator = simulator_fixture(seed=5, rate=20.0)
 
 
 async def every_key_ticking(stream: Any) -> bool:
@@ -61,7 +48,7 @@ async def test_server_text_is_exact_in_json_lines_and_stripped_on_stderr(
                 if r["type"] == "error" or r.get("state") == "message"
             )
 
-        await eventually(lambda: len(texts()) == 2 * sent)
+        await eventually(lambda: len(texts()) == 2 * sent, every=0.05)
         assert texts() == [("alpha", "error", ERROR)] * sent + [("alpha", "status", NOTICE)] * sent
         # The stream goes on: every key keeps ticking.
         before = {k["id"]: k["ticks"] for k in (await stream.stats())["keys"]}

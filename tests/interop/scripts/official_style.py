@@ -22,7 +22,7 @@ from typing import Any
 if os.environ.get("KITEFAN_COMPAT") == "1":
     from kitefan.compat import KiteTicker
 else:
-    from kiteconnect import KiteTicker
+    from kiteconnect import KiteTicker  # type: ignore[no-redef]  # either one: the same API
 
 INFY, NIFTY, SENSEX, USDINR = 408065, 256265, 265, (1050 << 8) | 3
 WANTED = {(INFY, "full"), (NIFTY, "full"), (SENSEX, "quote"), (USDINR, "ltp")}
