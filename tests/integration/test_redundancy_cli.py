@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from redisserver import running_redis
-from streams import account, environment, kitefan, nse
+from simulators import nse
+from streams import account, environment, kitefan
 
 from kitefan.broker import decode_entry
 from kitefan.events import TickBatch
