@@ -14,10 +14,18 @@ with typed actions for its driver (:class:`kitefan.manager.FeedManager`) to carr
 * :class:`Announce`: hand a status event to the event streams;
 * :class:`ApplyPlan`: the plan is now ``plan``; subscribe and unsubscribe ``change`` on the
   connections (the current plan already is ``plan`` when the action is returned);
-* :class:`EndFeed`: end every stream with ``error`` (every key refused before any connected).
+* :class:`EndFeed`: end every stream with ``error`` (every key refused before any connected,
+  or no connection opened within the connect deadline).
+
+The connect deadline is decided here too: :meth:`FeedHealth.connection_wanted` says when the
+driver must arm its one timer (the first time a connection is wanted, if none ever opened), and
+:meth:`FeedHealth.deadline_passed`, called when it fires, answers :class:`EndFeed` with an
+:class:`~kitefan.errors.UnreachableError` naming the last attempt
+(:meth:`FeedHealth.attempt_ended`) unless a connection opened or the feed ended meanwhile.
 
 It owns no socket, task or timer, and reads no clock of its own: the wall clock that stamps the
-status events is injected, so a test runs a failover in microseconds and checks every event.
+status events is injected, and the deadline's delay is handed to the driver's timer, so a test
+runs a failover in microseconds and checks every event.
 
 Owns: ``FeedHealth``, ``KeyHealth``, ``Announce``, ``ApplyPlan``, ``EndFeed``. Must not import
 asyncio, websockets, the connection, the manager, rich or typer.
@@ -29,7 +37,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from kitefan.errors import KitefanError, NoUsableKeyError, PlanError
+from kitefan.errors import KitefanError, NoUsableKeyError, PlanError, UnreachableError
 from kitefan.events import KeyState, StatusEvent
 from kitefan.models import OrderUpdate
 from kitefan.planner import KeyCapacity, Plan, PlanDiff, diff, plan
@@ -112,6 +120,8 @@ class FeedHealth:
         failover: whether a refused key's symbols move to the healthy keys (``tuning.failover``).
         token_advice: what a refused key's status says to do.
         clock: the wall clock (``time.time``) that stamps the status events.
+        connect_deadline_s: the feed ends with :class:`~kitefan.errors.UnreachableError` when
+            no connection opened this long after one was first wanted (``None``: never).
 
     Raises:
         PlanError: the config's symbols cannot be placed (raised by the constructor).
@@ -124,6 +134,7 @@ class FeedHealth:
         failover: bool,
         token_advice: str,
         clock: Callable[[], float],
+        connect_deadline_s: float | None = None,
     ) -> None:
         self.config = config
         self.failover = failover
@@ -141,6 +152,10 @@ class FeedHealth:
         #: every key. While set, every key plans at full capacity: the processes sharing a
         #: config all plan it alike, and failover moves nothing between keys.
         self.held: frozenset[str] | None = None
+        self.connect_deadline_s = connect_deadline_s
+        self._deadline_armed = False
+        #: Why the last attempt failed, as its status said (for :class:`UnreachableError`).
+        self.last_attempt = ""
 
     # Questions
 
@@ -275,6 +290,38 @@ class FeedHealth:
         if actions:
             actions.extend(self.replan())
         return actions
+
+    def attempt_ended(self, description: str) -> None:
+        """A connection attempt failed or a socket was lost; ``description`` says which and why
+        (``alpha#0 reconnecting: ...``), for the connect deadline's error."""
+        self.last_attempt = description
+
+    def connection_wanted(self) -> float | None:
+        """A connection is wanted: the seconds after which the driver calls
+        :meth:`deadline_passed` (arm a timer), or ``None`` (no deadline, it is already armed,
+        a connection has opened, or the feed has ended)."""
+        if (
+            self.connect_deadline_s is None
+            or self._deadline_armed
+            or self.failure is not None
+            or self.ever_connected()
+        ):
+            return None
+        self._deadline_armed = True
+        return self.connect_deadline_s
+
+    def deadline_passed(self) -> list[Action]:
+        """The connect deadline's timer fired: end the feed, unless a connection has opened
+        (or the feed has ended) meanwhile."""
+        if (
+            not self._deadline_armed
+            or self.connect_deadline_s is None
+            or self.failure is not None
+            or self.ever_connected()
+        ):
+            return []
+        error = UnreachableError(self.connect_deadline_s, self.config.url, self.last_attempt)
+        return self.give_up(error)
 
     def give_up(self, error: KitefanError) -> list[Action]:
         """The feed ends with ``error`` (the first given stays); no re-plan follows a refusal."""

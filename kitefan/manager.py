@@ -58,9 +58,7 @@ from typing import Any, Self
 from kitefan.connection import FeedConnection
 from kitefan.errors import (
     FeedError,
-    KitefanError,
     SymbolError,
-    UnreachableError,
 )
 from kitefan.events import (
     ConnState,
@@ -77,6 +75,7 @@ from kitefan.failover import (
     Action,
     Announce,
     ApplyPlan,
+    EndFeed,
     FeedHealth,
     KeyHealth,
 )
@@ -202,10 +201,16 @@ class FeedManager:
         self._config = config
         self._tuning = config.tuning
         self._rng = rng or random.Random()
+        if connect_deadline_s is not None and not connect_deadline_s > 0:
+            raise ValueError(f"connect_deadline_s must be more than 0, not {connect_deadline_s}")
         # Every key's health, the symbols wanted and the plans (kitefan.failover, pure): told
         # what happens, it answers with the actions _execute carries out.
         self._health = FeedHealth(
-            config, failover=self._tuning.failover, token_advice=token_advice, clock=time.time
+            config,
+            failover=self._tuning.failover,
+            token_advice=token_advice,
+            clock=time.time,
+            connect_deadline_s=connect_deadline_s,
         )
         self._keys = self._health.keys  # the same dict, for the lookups below
         # Redundancy: the copies of each snapshot folded into one (see kitefan.merge).
@@ -231,11 +236,8 @@ class FeedManager:
         # What the connections call: the hooks above are private, so that nothing a user sets
         # on the feed (``feed.on_ticks = handler``, the official client's habit) can take them.
         self._sink = _Sink(self)
-        if connect_deadline_s is not None and not connect_deadline_s > 0:
-            raise ValueError(f"connect_deadline_s must be more than 0, not {connect_deadline_s}")
-        self._connect_deadline_s = connect_deadline_s
+        # The connect deadline's timer; when it is armed and what it decides is FeedHealth's.
         self._deadline: asyncio.TimerHandle | None = None
-        self._last_attempt = ""
         self._runs: dict[FeedConnection, asyncio.Task[None]] = {}
 
     # Lifecycle
@@ -659,7 +661,7 @@ class FeedManager:
 
     def _on_state(self, conn: FeedConnection, message: str, gap: Gap | None = None) -> None:
         if conn.state is not ConnState.CONNECTED:
-            self._last_attempt = f"{conn.key_id}#{conn.index} {conn.state.value}: {message}"
+            self._health.attempt_ended(f"{conn.key_id}#{conn.index} {conn.state.value}: {message}")
         if conn.stopping and conn.state is not ConnState.CONNECTED:
             return
         if conn.state in (ConnState.AUTH_FAILED, ConnState.SLOT_LIMITED):
@@ -828,29 +830,19 @@ class FeedManager:
                 del self._conns[slot]
 
     def _arm_deadline(self) -> None:
-        """Start the connect deadline when the first connection is wanted (see __init__)."""
-        if (
-            self._connect_deadline_s is None
-            or self._deadline is not None
-            or self._health.failure is not None
-            or self._health.ever_connected()
-        ):
-            return
-        self._deadline = asyncio.get_running_loop().call_later(
-            self._connect_deadline_s, self._deadline_passed
-        )
+        """Arm the connect deadline's timer if FeedHealth says so (the first connection wanted)."""
+        delay = self._health.connection_wanted()
+        if delay is not None:
+            self._deadline = asyncio.get_running_loop().call_later(delay, self._deadline_passed)
 
     def _deadline_passed(self) -> None:
-        if not self._running or self._health.ever_connected():
+        if not self._running:
             return
-        error = UnreachableError(
-            self._connect_deadline_s or 0.0, self._config.url, self._last_attempt
-        )
-        log.warning("%s", error)
-        self._fail(error)
-
-    def _fail(self, error: KitefanError) -> None:
-        self._execute(self._health.give_up(error))
+        actions = self._health.deadline_passed()
+        for action in actions:
+            if isinstance(action, EndFeed):
+                log.warning("%s", action.error)
+        self._execute(actions)
 
     # Internals
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 from app_configs import app_config, key
 
-from kitefan.errors import NoUsableKeyError, PlanError
+from kitefan.errors import NoUsableKeyError, PlanError, UnreachableError
 from kitefan.events import KeyState, StatusEvent
 from kitefan.failover import Action, Announce, ApplyPlan, EndFeed, FeedHealth
 from kitefan.models import Mode
@@ -278,3 +278,56 @@ def test_with_redundancy_a_refused_key_moves_only_its_own_copies_each_to_the_oth
         assert places(home, key_id) <= places(move.plan, key_id)
     # The token is accepted again: the copies go home.
     assert applied(h.opened("bravo", 0)).plan == home == h.current
+
+
+def deadlined(seconds: float | None = 5.0) -> FeedHealth:
+    return FeedHealth(
+        config(30),
+        failover=True,
+        token_advice=ADVICE,
+        clock=lambda: NOW,
+        connect_deadline_s=seconds,
+    )
+
+
+def test_the_connect_deadline_is_armed_once_and_ends_a_feed_that_never_connected() -> None:
+    h = deadlined(5.0)
+    assert h.deadline_passed() == []  # never armed: a stray call decides nothing
+    assert h.connection_wanted() == 5.0
+    assert h.connection_wanted() is None  # the next connections wanted do not arm it again
+    h.attempt_ended("alpha#0 reconnecting: connection refused")
+    h.attempt_ended("bravo#0 reconnecting: timed out during the handshake")
+    (end,) = h.deadline_passed()
+    assert isinstance(end, EndFeed)
+    error = end.error
+    assert isinstance(error, UnreachableError)
+    assert (error.deadline_s, error.url, error.last) == (
+        5.0,
+        "ws://127.0.0.1:9",
+        "bravo#0 reconnecting: timed out during the handshake",
+    )
+    assert str(error) == (
+        "no connection to ws://127.0.0.1:9 opened in 5 s (last: bravo#0 reconnecting: timed out "
+        "during the handshake); check the url, the network and that the server is up"
+    )
+    assert h.failure is error
+    assert h.deadline_passed() == []  # the feed has ended: nothing more
+    assert h.connection_wanted() is None
+
+
+def test_a_connection_opening_in_time_or_an_earlier_end_disarms_the_deadline() -> None:
+    h = deadlined(5.0)
+    assert h.connection_wanted() == 5.0
+    h.opened("charlie", 0)
+    assert h.deadline_passed() == []
+    assert h.failure is None
+    later = deadlined(5.0)
+    later.opened("alpha", 0)
+    assert later.connection_wanted() is None  # connected before the first wanted: no deadline
+    refused = deadlined(5.0)
+    assert refused.connection_wanted() == 5.0
+    first = NoUsableKeyError("every key refused")
+    refused.give_up(first)
+    assert refused.deadline_passed() == []
+    assert refused.failure is first
+    assert deadlined(None).connection_wanted() is None

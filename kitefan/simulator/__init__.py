@@ -8,7 +8,10 @@
 Modules: :mod:`~kitefan.simulator.market` (the seeded walk, kept as wire packets; pure),
 :mod:`~kitefan.simulator.feed` (one connection's subscriptions; sans-I/O),
 :mod:`~kitefan.simulator.orders` (order updates in the postback shape; pure),
-:mod:`~kitefan.simulator.faults` (fault plans for the command line; pure),
+:mod:`~kitefan.simulator.faults` (fault plans, their schedule and the standing faults; pure),
+:mod:`~kitefan.simulator.admission` (the handshake's rules; pure),
+:mod:`~kitefan.simulator.outbox` (a connection's queue, heartbeats, bound and counts; pure),
+:mod:`~kitefan.simulator.pacing` (when market steps and recorded instants are due; pure),
 :mod:`~kitefan.simulator.recorded` (a recording as the packet source; pure) and
 :mod:`~kitefan.simulator.server` (the websockets server; the only one doing I/O, imported
 when one of its names is first used).

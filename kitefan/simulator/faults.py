@@ -1,7 +1,13 @@
-"""Faults on a schedule, as ``kitefan simulate`` takes them from the command line.
+"""The simulator's faults, sans-I/O: the plan of ``kitefan simulate``, when each of its faults
+fires, and the standing faults a connection is subject to.
 
-Pure: this module parses and describes a :class:`FaultPlan`; ``Simulator.run_faults`` carries it
-out. Times are seconds from the moment the simulator starts serving. The specs:
+Pure. :func:`parse_fault_plan` reads a :class:`FaultPlan` from the command line;
+:class:`FaultSchedule` says when each of its faults fires (typed actions: :class:`DropConnections`,
+:class:`CloseConnections`, :class:`SendMalformed`, :class:`SetSilent`, :class:`ExpireToken`), and
+``Simulator.run_faults`` sleeps what it says and carries the actions out. :class:`FaultState`
+holds the faults that stand until changed (silence, delay, redirect, one-sided packet loss) and
+decides, per packet, which connection loses it. Times are given, never read: seconds from the
+moment the simulator starts serving, on whatever clock the driver passes. The specs:
 
 ==============================  ==================================================================
 ``--drop-every S``              every S seconds, drop every connection without a close frame (TCP
@@ -20,17 +26,33 @@ out. Times are seconds from the moment the simulator starts serving. The specs:
                                 ``redundancy = 2`` (repeatable)
 ==============================  ==================================================================
 
-Owns: :class:`FaultPlan`, :func:`parse_fault_plan`, :class:`FaultSpecError`. Must not import
-asyncio, websockets, rich or typer.
+Owns: :class:`FaultPlan`, :func:`parse_fault_plan`, :class:`FaultSpecError`,
+:class:`FaultSchedule` and its actions, :class:`FaultState`. Must not import asyncio,
+websockets, the server, rich or typer.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Generic, TypeVar
 
-__all__ = ["FaultPlan", "FaultSpecError", "parse_fault_plan", "parse_seconds"]
+__all__ = [
+    "CloseConnections",
+    "DropConnections",
+    "ExpireToken",
+    "FaultAction",
+    "FaultPlan",
+    "FaultSchedule",
+    "FaultSpecError",
+    "FaultState",
+    "SendMalformed",
+    "SetSilent",
+    "parse_fault_plan",
+    "parse_seconds",
+]
 
 # Close codes an endpoint may send (RFC 6455 §7.4; 1005, 1006 and 1015 are never sent).
 _SENDABLE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
@@ -209,3 +231,213 @@ def parse_fault_plan(
         malformed_every_s=malformed,
         drop_packets=tuple(losses),
     )
+
+
+# Carrying a plan out ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DropConnections:
+    """Drop every connection without a close frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseConnections:
+    """Close every connection cleanly with ``code``."""
+
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendMalformed:
+    """Send one malformed binary frame on every connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetSilent:
+    """Go silent (``True``) or speak again (``False``), on every key."""
+
+    silent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireToken:
+    """Expire the token of the key labelled ``label`` (and drop its connections)."""
+
+    label: str
+
+
+FaultAction = DropConnections | CloseConnections | SendMalformed | SetSilent | ExpireToken
+
+
+class FaultSchedule:
+    """When each fault of a plan fires, from ``start`` (seconds, any clock).
+
+    The periodic faults fire at ``start + k * period`` (k = 1, 2, ...); a driver that is late by
+    more than a period gets each fault once, and the next one at the first multiple still ahead
+    (no burst to catch up). The one-shot faults (silence and its end, token expiries) fire once.
+    Faults due at the same moment come in the plan's order: drop, close, malformed, silence,
+    expiries. The plan's standing faults (``delay_s``, ``drop_packets``) are the driver's to set
+    at the start; they have no time.
+
+    Use: ``wait = schedule.wait(now)`` (``None``: nothing more will fire); sleep it; carry out
+    ``schedule.fire(now)``.
+    """
+
+    __slots__ = ("_due",)
+
+    def __init__(self, plan: FaultPlan, start: float) -> None:
+        # [when, order, period or None, action]
+        self._due: list[tuple[float, int, float | None, FaultAction]] = []
+        periodic: list[tuple[float | None, FaultAction]] = [
+            (plan.drop_every_s, DropConnections()),
+            (plan.close_every_s, CloseConnections(plan.close_code)),
+            (plan.malformed_every_s, SendMalformed()),
+        ]
+        for period, action in periodic:
+            if period is not None:
+                self._due.append((start + period, len(self._due), period, action))
+        if plan.silent_after_s is not None:
+            after = start + plan.silent_after_s
+            self._due.append((after, len(self._due), None, SetSilent(True)))
+            if plan.silent_for_s is not None:
+                self._due.append(
+                    (after + plan.silent_for_s, len(self._due), None, SetSilent(False))
+                )
+        for label, after_s in plan.expire_after:
+            self._due.append((start + after_s, len(self._due), None, ExpireToken(label)))
+
+    def wait(self, now: float) -> float | None:
+        """Seconds until the next fault (0 if one is due), or ``None`` if none will come."""
+        if not self._due:
+            return None
+        return max(0.0, min(entry[0] for entry in self._due) - now)
+
+    def fire(self, now: float) -> list[FaultAction]:
+        """The faults due at ``now``, in order; each periodic one is due again a period on."""
+        due = sorted(entry for entry in self._due if entry[0] <= now)
+        if not due:
+            return []
+        keep = [entry for entry in self._due if entry[0] > now]
+        for when, order, period, action in due:
+            if period is not None:
+                skipped = math.floor((now - when) / period)
+                keep.append((when + (skipped + 1) * period, order, period, action))
+        self._due = keep
+        return [entry[3] for entry in due]
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class FaultState(Generic[K]):
+    """The standing faults of a running simulator, by key (any hashable naming a key).
+
+    * **Silence**: on every key, or on some; a silent key's connections send nothing.
+    * **Delay**: every outgoing frame waits this long.
+    * **Redirect**: every handshake is answered with this 3xx and ``Location``.
+    * **One-sided loss** (``--drop-packets KEY:N``): of the packets a step sends both to a
+      connection of a losing key and to a connection of another key that is not silent, every
+      N-th (counted per key) is not sent to the losing key; :meth:`lose` says which.
+    """
+
+    __slots__ = ("_dropped", "_every", "_shared", "_silent", "delay_s", "redirect", "silent_all")
+
+    def __init__(self) -> None:
+        self.silent_all = False
+        self._silent: set[K] = set()
+        self.delay_s = 0.0
+        self.redirect: tuple[HTTPStatus, str | None] | None = None
+        self._every: dict[K, int] = {}
+        self._shared: dict[K, int] = {}
+        self._dropped: dict[K, int] = {}
+
+    # Silence
+
+    def silent(self, key: K) -> bool:
+        """Whether the key's connections send nothing now."""
+        return self.silent_all or key in self._silent
+
+    def set_silent(self, silent: bool, key: K | None = None) -> None:
+        """Silence (or let speak) one key, or every key; speaking on every key lifts the
+        per-key silences too."""
+        if key is None:
+            self.silent_all = silent
+            if not silent:
+                self._silent.clear()
+        elif silent:
+            self._silent.add(key)
+        else:
+            self._silent.discard(key)
+
+    # Delay and redirect
+
+    def set_delay(self, seconds: float) -> None:
+        """Delay every outgoing frame by ``seconds``.
+
+        Raises:
+            ValueError: ``seconds`` is negative or not finite.
+        """
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError("a delay is 0 or more seconds")
+        self.delay_s = seconds
+
+    def set_redirect(self, status: int | None, location: str | None = None) -> None:
+        """Answer every handshake with ``status`` and ``location``; ``None`` serves again.
+
+        Raises:
+            ValueError: ``status`` is not a 3xx HTTP status, or ``location`` has a line break.
+        """
+        if status is None:
+            self.redirect = None
+            return
+        if not 300 <= status <= 399 or status not in {s.value for s in HTTPStatus}:
+            raise ValueError(f"a redirect is HTTP 300 to 305, 307 or 308, not {status}")
+        if location is not None and ("\r" in location or "\n" in location):
+            raise ValueError("a Location cannot have a line break")
+        self.redirect = (HTTPStatus(status), location)
+
+    # One-sided loss
+
+    @property
+    def dropping(self) -> bool:
+        """Whether any key loses packets."""
+        return bool(self._every)
+
+    def drop_packets(self, key: K, every: int) -> None:
+        """The key loses every ``every``-th packet it shares (0: none).
+
+        Raises:
+            ValueError: ``every`` is negative.
+        """
+        if every < 0:
+            raise ValueError("every is 0 (no loss) or more")
+        if every:
+            self._every[key] = every
+        else:
+            self._every.pop(key, None)
+
+    def packets_dropped(self, key: K) -> int:
+        """How many packets the key lost so far."""
+        return self._dropped.get(key, 0)
+
+    def lose(self, getting: Sequence[K]) -> list[int]:
+        """Which of the connections getting one packet (their keys, in order) do not get it.
+
+        A connection loses it when its key loses packets, is not silent, and a connection of
+        another key that is not silent gets the packet too; each such sharing counts towards
+        the key's every N-th.
+        """
+        lost: list[int] = []
+        every = self._every
+        for index, key in enumerate(getting):
+            n = every.get(key)
+            if not n or self.silent(key):
+                continue
+            if not any(other != key and not self.silent(other) for other in getting):
+                continue
+            shared = self._shared[key] = self._shared.get(key, 0) + 1
+            if shared % n == 0:
+                self._dropped[key] = self._dropped.get(key, 0) + 1
+                lost.append(index)
+        return lost

@@ -28,7 +28,8 @@ clients see 1006), close them cleanly, go silent (no frames at all, not even hea
 still answered by ``websockets``, requests still read), expire a key's token (403 from then on,
 open connections dropped) and accept a fresh one, delay every outgoing frame, send a malformed
 frame, answer every handshake with a redirect, send a text frame that is not UTF-8. A consumer
-so slow that 64 MiB pile up in its queue is dropped, as Kite drops slow consumers (§9.2).
+so slow that 64 MiB pile up in its queue is dropped, as Kite drops slow consumers (§9.2), and
+counted once in ``slow_consumers_dropped``.
 
 A test can also send any text frame, well-formed or hostile (:meth:`Simulator.send_text`).
 
@@ -38,6 +39,14 @@ requests are answered from it (:meth:`Simulator._receive_replayed`), and one tas
 recording's instants (:meth:`Simulator._run_replay`) onto the connections' send queues. With
 ``any_credentials=True`` every api key and access token is accepted, each key keeping its
 connection limit (``kitefan replay`` without ``--config``).
+
+The decisions are the pure modules'; this module is their driver, doing the I/O they answer
+with: :func:`~kitefan.simulator.admission.admit` (who is let in),
+:class:`~kitefan.simulator.outbox.Outbox` (per connection: what is queued, when each frame is
+due, the heartbeats, the 64 MiB bound and the counts), :mod:`~kitefan.simulator.pacing` (when
+each slice of the market steps, when each recorded instant goes) and
+:mod:`~kitefan.simulator.faults` (when each fault of a plan fires; who is silent, the delay, the
+redirect, which connection loses a packet under ``drop_packets``).
 
 Inspection: counters, per-connection views, and :meth:`Simulator.wait_until`, woken by every
 state change (no polling).
@@ -58,26 +67,34 @@ import logging
 import math
 import struct
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import IntEnum
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from kitefan.codec import HEARTBEAT, order_message
+from kitefan.codec import order_message
 from kitefan.loader import load_instruments
 from kitefan.models import Mode
 from kitefan.settings import mask
 from kitefan.simulator.admission import Refuse, admit
-from kitefan.simulator.faults import FaultPlan
+from kitefan.simulator.faults import (
+    CloseConnections,
+    DropConnections,
+    ExpireToken,
+    FaultAction,
+    FaultPlan,
+    FaultSchedule,
+    FaultState,
+    SendMalformed,
+    SetSilent,
+)
 from kitefan.simulator.feed import Feed, RequestCounts
 from kitefan.simulator.market import (
     MAX_FRAME_BYTES,
@@ -89,6 +106,25 @@ from kitefan.simulator.market import (
     visible,
 )
 from kitefan.simulator.orders import order_postback
+from kitefan.simulator.outbox import (
+    REFUSED,
+    SHED,
+    Idle,
+    Kind,
+    Lose,
+    Outbox,
+    Outgoing,
+    Send,
+    Sent,
+    Stream,
+)
+from kitefan.simulator.pacing import (
+    MarketSchedule,
+    ReplaySchedule,
+    TokenSlices,
+    lead_in_wait,
+    slice_count,
+)
 from kitefan.simulator.recorded import Replay, Viewer
 
 if TYPE_CHECKING:
@@ -113,14 +149,6 @@ MALFORMED_FRAME = (
 #: The payload of the text frame of :meth:`Simulator.send_invalid_utf8` (``0xff`` is never UTF-8).
 INVALID_UTF8_TEXT = b'{"type": "message", "data": "\xff"}'
 
-_MAX_BACKLOG_BYTES = 64 * 1024 * 1024
-#: A replay starts once no request came for this long after the first subscription...
-_LEAD_IN_S = 0.25
-#: ...or this long after it, whichever is first.
-_MAX_LEAD_IN_S = 2.0
-#: At maximum speed a replay waits for every connection's queue to be under this.
-_REPLAY_LOW_WATER = 1024 * 1024
-
 
 @dataclass(frozen=True, slots=True)
 class Account:
@@ -142,7 +170,7 @@ class Account:
 
 
 @dataclass(slots=True)
-class Counters:
+class Counters(Sent):
     """What the simulator did, in total. Per-connection figures are on :class:`ConnectionView`.
 
     Attributes:
@@ -154,7 +182,8 @@ class Counters:
         texts_sent: text frames (error texts and order updates).
         orders_sent: order updates (one per connection they went to).
         malformed_sent: malformed frames sent on purpose.
-        bytes_sent: payload bytes of every frame above.
+        bytes_sent: payload bytes of every frame above (the counts of
+            :class:`~kitefan.simulator.outbox.Sent`, summed over the connections).
         slow_consumers_dropped: connections dropped because their queue grew past 64 MiB.
         refusals: handshakes refused, by HTTP status (400, 403, 404, 429; a 3xx of
             :meth:`Simulator.set_redirect`).
@@ -164,13 +193,6 @@ class Counters:
 
     connections_opened: int = 0
     connections_closed: int = 0
-    frames_sent: int = 0
-    ticks_sent: int = 0
-    heartbeats_sent: int = 0
-    texts_sent: int = 0
-    orders_sent: int = 0
-    malformed_sent: int = 0
-    bytes_sent: int = 0
     slow_consumers_dropped: int = 0
     refusals: dict[int, int] = field(default_factory=dict)
     close_codes: dict[int, int] = field(default_factory=dict)
@@ -180,49 +202,16 @@ class Counters:
         return replace(self, refusals=dict(self.refusals), close_codes=dict(self.close_codes))
 
 
-class _Kind(IntEnum):
-    TICKS = 0
-    HEARTBEAT = 1
-    TEXT = 2
-    ORDER = 3
-    MALFORMED = 4
-
-
-class _Outgoing(NamedTuple):
-    due: float
-    payload: bytes | str
-    kind: _Kind
-    ticks: int
-    done: asyncio.Future[None] | None
-
-
 _Chunk = tuple[list[Callable[[int], Change]], list[bytes | memoryview], int]
 
 
 class _Key:
-    __slots__ = (
-        "account",
-        "conns",
-        "drop_every",
-        "dropped",
-        "holders",
-        "label",
-        "peak",
-        "shared",
-        "silent",
-        "token",
-    )
+    __slots__ = ("account", "conns", "holders", "label", "peak", "token")
 
     def __init__(self, account: Account) -> None:
         self.account = account
         self.label = account.label or mask(account.api_key)
         self.token: str | None = account.access_token
-        self.silent = False
-        # One-sided packet loss (drop_packets): every drop_every-th packet this key shares with
-        # another key is not sent; shared counts those packets, dropped the ones not sent.
-        self.drop_every = 0
-        self.shared = 0
-        self.dropped = 0
         # Connections holding one of the key's slots: open ones and those in their handshake.
         self.holders: set[ServerConnection] = set()
         self.conns: dict[int, _Connection] = {}
@@ -231,45 +220,22 @@ class _Key:
 
 
 class _Connection:
-    __slots__ = (
-        "closed",
-        "feed",
-        "frames_sent",
-        "heartbeats_sent",
-        "id",
-        "key",
-        "last_enqueue",
-        "opened_at",
-        "orders_sent",
-        "plan",
-        "queue",
-        "queued_bytes",
-        "texts_sent",
-        "ticks_sent",
-        "view",
-        "wake",
-        "ws",
-    )
+    __slots__ = ("closed", "feed", "id", "key", "opened_at", "outbox", "plan", "view", "wake", "ws")
 
-    def __init__(self, id_: int, ws: ServerConnection, key: _Key, feed: Feed) -> None:
+    def __init__(
+        self, id_: int, ws: ServerConnection, key: _Key, feed: Feed, outbox: Outbox
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.id = id_
         self.ws = ws
         self.key = key
         self.feed = feed
+        self.outbox = outbox
         self.opened_at = time.time()
-        self.queue: deque[_Outgoing] = deque()
-        self.queued_bytes = 0
         self.wake = asyncio.Event()
-        self.last_enqueue = loop.time()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.plan: list[_Chunk] | None = None
         self.view: Viewer | None = None
-        self.ticks_sent = 0
-        self.frames_sent = 0
-        self.heartbeats_sent = 0
-        self.texts_sent = 0
-        self.orders_sent = 0
 
 
 class ConnectionView:
@@ -330,27 +296,27 @@ class ConnectionView:
     @property
     def ticks_sent(self) -> int:
         """Packets sent on this connection."""
-        return self._conn.ticks_sent
+        return self._conn.outbox.sent.ticks_sent
 
     @property
     def frames_sent(self) -> int:
         """Binary tick frames sent on this connection."""
-        return self._conn.frames_sent
+        return self._conn.outbox.sent.frames_sent
 
     @property
     def heartbeats_sent(self) -> int:
         """Heartbeats sent on this connection."""
-        return self._conn.heartbeats_sent
+        return self._conn.outbox.sent.heartbeats_sent
 
     @property
     def texts_sent(self) -> int:
         """Text frames (errors, order updates) sent on this connection."""
-        return self._conn.texts_sent
+        return self._conn.outbox.sent.texts_sent
 
     @property
     def orders_sent(self) -> int:
         """Order updates sent on this connection."""
-        return self._conn.orders_sent
+        return self._conn.outbox.sent.orders_sent
 
 
 def _read_seeds(path: Path) -> dict[int, InstrumentSeed]:
@@ -444,14 +410,12 @@ class Simulator:
         self.requests = RequestCounts()
         self._conns: dict[int, _Connection] = {}
         self._watchers: dict[int, set[_Connection]] = {}
-        slices = 1 if rate is None else max(1, min(20, round(1.0 / rate / 0.1)))
-        self._slices: list[set[int]] = [set() for _ in range(slices)]
+        # The market's tokens in slices, stepped in turn at a rate (pacing.MarketSchedule).
+        self._slices = TokenSlices(slice_count(rate))
         self._pending: dict[ServerConnection, _Key] = {}
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
-        self._silent_all = False
-        self._delay_s = 0.0
-        self._dropping = False
-        self._redirect: tuple[HTTPStatus, str | None] | None = None
+        # Silence, delay, redirect and one-sided loss, by key (faults.FaultState).
+        self._faults: FaultState[_Key] = FaultState()
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._next_id = 0
@@ -662,13 +626,7 @@ class Simulator:
         Raises:
             KeyError: no account has this api key.
         """
-        if api_key is None:
-            self._silent_all = silent
-            if not silent:
-                for key in self._keys.values():
-                    key.silent = False
-        else:
-            self._key(api_key).silent = silent
+        self._faults.set_silent(silent, None if api_key is None else self._key(api_key))
         log.info("fault: %s %s", "silent" if silent else "speaking again", self._who(api_key))
         for conn in self._conns.values():
             conn.wake.set()
@@ -710,16 +668,11 @@ class Simulator:
         Raises:
             ValueError: ``status`` is not a 3xx HTTP status, or ``location`` has a line break.
         """
+        self._faults.set_redirect(status, location)
         if status is None:
-            self._redirect = None
             log.info("fault: handshakes served again")
-            return
-        if not 300 <= status <= 399 or status not in {s.value for s in HTTPStatus}:
-            raise ValueError(f"a redirect is HTTP 300 to 305, 307 or 308, not {status}")
-        if location is not None and ("\r" in location or "\n" in location):
-            raise ValueError("a Location cannot have a line break")
-        self._redirect = (HTTPStatus(status), location)
-        log.info("fault: handshakes answered with %d", status)
+        else:
+            log.info("fault: handshakes answered with %d", status)
 
     def set_delay(self, seconds: float) -> None:
         """Delay every outgoing frame (heartbeats included) by ``seconds`` from now on.
@@ -727,9 +680,7 @@ class Simulator:
         Raises:
             ValueError: ``seconds`` is negative or not finite.
         """
-        if not (math.isfinite(seconds) and seconds >= 0):
-            raise ValueError("a delay is 0 or more seconds")
-        self._delay_s = seconds
+        self._faults.set_delay(seconds)
         log.info("fault: frames delayed by %gms", seconds * 1000)
 
     def drop_packets(self, api_key: str, every: int) -> None:
@@ -741,10 +692,7 @@ class Simulator:
             KeyError: no account has this api key.
             ValueError: ``every`` is negative.
         """
-        if every < 0:
-            raise ValueError("every is 0 (no loss) or more")
-        self._key(api_key).drop_every = every
-        self._dropping = any(key.drop_every for key in self._keys.values())
+        self._faults.drop_packets(self._key(api_key), every)
         log.info("fault: %s, 1 in %d shared packets lost", self._who(api_key), every)
 
     def packets_dropped(self, api_key: str) -> int:
@@ -753,7 +701,7 @@ class Simulator:
         Raises:
             KeyError: no account has this api key.
         """
-        return self._key(api_key).dropped
+        return self._faults.packets_dropped(self._key(api_key))
 
     async def send_invalid_utf8(self, api_key: str | None = None) -> int:
         """Send a text frame whose payload, :data:`INVALID_UTF8_TEXT`, is not UTF-8 on every
@@ -764,7 +712,8 @@ class Simulator:
         Raises:
             KeyError: no account has this api key.
         """
-        conns = [conn for conn in self._select(api_key) if not self._silent(conn)]
+        silent = self._faults.silent
+        conns = [conn for conn in self._select(api_key) if not silent(conn.key)]
         for conn in conns:
             with contextlib.suppress(ConnectionClosed):
                 # websockets checks the text of a str; bytes sent as text go out as they are.
@@ -779,7 +728,7 @@ class Simulator:
         Raises:
             KeyError: no account has this api key.
         """
-        sent = await self._broadcast(self._select(api_key), MALFORMED_FRAME, _Kind.MALFORMED)
+        sent = await self._broadcast(self._select(api_key), MALFORMED_FRAME, Kind.MALFORMED)
         log.info("fault: malformed frame sent on %d connection(s)", sent)
         return sent
 
@@ -793,7 +742,7 @@ class Simulator:
         Raises:
             KeyError: no account has this api key.
         """
-        sent = await self._broadcast(self._select(api_key), text, _Kind.TEXT)
+        sent = await self._broadcast(self._select(api_key), text, Kind.TEXT)
         log.info("fault: a text of %d characters sent on %d connection(s)", len(text), sent)
         return sent
 
@@ -817,7 +766,7 @@ class Simulator:
             self._order_sequence += 1
             data = order_postback(self._order_sequence, time.time())
         payload = dict(data)
-        sent = await self._broadcast(list(key.conns.values()), order_message(payload), _Kind.ORDER)
+        sent = await self._broadcast(list(key.conns.values()), order_message(payload), Kind.ORDER)
         log.info(
             "order %s sent to %d connection(s) of key %s", payload.get("order_id"), sent, key.label
         )
@@ -829,12 +778,9 @@ class Simulator:
         Raises:
             ValueError: the plan names a key label no account has.
         """
-        expiries = []
-        for label, after in plan.expire_after:
-            key = self._labels.get(label)
-            if key is None:
+        for label, _ in plan.expire_after:
+            if label not in self._labels:
                 raise ValueError(f"no key is called {label!r}")
-            expiries.append((key, after))
         losses = []
         for label, every in plan.drop_packets:
             key = self._labels.get(label)
@@ -845,20 +791,29 @@ class Simulator:
             self.drop_packets(key.account.api_key, every)
         if plan.delay_s:
             self.set_delay(plan.delay_s)
+        # When each fault fires is faults.FaultSchedule's; each runs as a task of its own, so a
+        # close waiting for its handshakes holds no other fault up.
+        loop = asyncio.get_running_loop()
+        schedule = FaultSchedule(plan, loop.time())
         async with asyncio.TaskGroup() as group:
-            if plan.drop_every_s is not None:
-                group.create_task(self._every(plan.drop_every_s, self.drop_connections))
-            if plan.close_every_s is not None:
-                code = plan.close_code
-                group.create_task(
-                    self._every(plan.close_every_s, lambda: self.close_connections(code))
-                )
-            if plan.malformed_every_s is not None:
-                group.create_task(self._every(plan.malformed_every_s, self.send_malformed))
-            if plan.silent_after_s is not None:
-                group.create_task(self._silence(plan.silent_after_s, plan.silent_for_s))
-            for key, after in expiries:
-                group.create_task(self._expire_later(key, after))
+            while (wait := schedule.wait(loop.time())) is not None:
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                for action in schedule.fire(loop.time()):
+                    group.create_task(self._carry_out(action))
+
+    async def _carry_out(self, action: FaultAction) -> None:
+        match action:
+            case DropConnections():
+                await self.drop_connections()
+            case CloseConnections(code):
+                await self.close_connections(code)
+            case SendMalformed():
+                await self.send_malformed()
+            case SetSilent(silent):
+                self.set_silent(silent)
+            case ExpireToken(label):
+                await self.expire_token(self._labels[label].account.api_key, drop=True)
 
     # Handshake ----------------------------------------------------------------------------
 
@@ -870,7 +825,7 @@ class Simulator:
             open_slots=self._open_slots,
             max_connections=self._max_connections,
             any_credentials=self._any_credentials,
-            redirect=self._redirect,
+            redirect=self._faults.redirect,
         )
         if isinstance(decision, Refuse):
             about = self._keys.get(decision.api_key) if decision.api_key is not None else None
@@ -918,7 +873,12 @@ class Simulator:
             implicit_subscribe_on_mode=self._implicit,
             totals=(self.requests,),
         )
-        conn = _Connection(self._next_id, ws, key, feed)
+        outbox = Outbox(
+            asyncio.get_running_loop().time(),
+            heartbeat_s=self._heartbeat_s,
+            totals=(self.counters,),
+        )
+        conn = _Connection(self._next_id, ws, key, feed, outbox)
         if self._replay is not None:
             conn.view = self._replay.viewer(feed.subscriptions)
         self._conns[conn.id] = conn
@@ -946,10 +906,8 @@ class Simulator:
         conn.key.holders.discard(conn.ws)
         for token in conn.feed.drop_all():
             self._unwatch(token, conn)
-        for item in conn.queue:
-            if item.done is not None and not item.done.done():
-                item.done.set_result(None)
-        conn.queue.clear()
+        for item in conn.outbox.close():
+            _resolve(item)
         if not conn.closed.done():
             conn.closed.set_result(None)
         self.counters.connections_closed += 1
@@ -975,13 +933,13 @@ class Simulator:
         if reply.added or reply.removed or reply.snapshot:
             conn.plan = None
         for text in reply.texts:
-            self._enqueue(conn, text, _Kind.TEXT)
+            self._enqueue(conn, text, Kind.TEXT)
         if reply.snapshot:
             subscriptions = conn.feed.subscriptions
             instrument = self.market.instrument
             parts = [instrument(t, now).parts[subscriptions[t]] for t in reply.snapshot]
             for frame, count in assemble_frames(parts):
-                self._enqueue(conn, frame, _Kind.TICKS, count)
+                self._enqueue(conn, frame, Kind.TICKS, count)
         self._notify()
 
     def _receive_replayed(
@@ -994,9 +952,9 @@ class Simulator:
     ) -> None:
         lacking, frames = view.request(snapshot, removed)
         for text in (*texts, *lacking):
-            self._enqueue(conn, text, _Kind.TEXT)
+            self._enqueue(conn, text, Kind.TEXT)
         for frame, count in frames:
-            self._enqueue(conn, frame, _Kind.TICKS, count)
+            self._enqueue(conn, frame, Kind.TICKS, count)
         self._last_request = asyncio.get_running_loop().time()
         if conn.feed.subscriptions:
             self._subscribed.set()
@@ -1007,7 +965,7 @@ class Simulator:
         watchers = self._watchers.get(token)
         if watchers is None:
             watchers = self._watchers[token] = set()
-            self._slices[self._slice_of(token)].add(token)
+            self._slices.add(token)
         watchers.add(conn)
 
     def _unwatch(self, token: int, conn: _Connection) -> None:
@@ -1017,42 +975,42 @@ class Simulator:
         watchers.discard(conn)
         if not watchers:
             del self._watchers[token]
-            self._slices[self._slice_of(token)].discard(token)
-
-    def _slice_of(self, token: int) -> int:
-        return (token * 0x9E3779B1 & 0xFFFFFFFF) % len(self._slices)
+            self._slices.discard(token)
 
     # Sending ------------------------------------------------------------------------------
+    # What is queued, when it is due and when a client is too slow is each connection's
+    # outbox.Outbox; the loops below carry out its steps on the socket.
 
     def _silent(self, conn: _Connection) -> bool:
-        return self._silent_all or conn.key.silent
+        return self._faults.silent(conn.key)
 
     def _enqueue(
         self,
         conn: _Connection,
         payload: bytes | str,
-        kind: _Kind,
+        kind: Kind,
         ticks: int = 0,
         done: asyncio.Future[None] | None = None,
     ) -> bool:
-        if conn.closed.done() or self._silent(conn):
+        if conn.closed.done() or self._faults.silent(conn.key):
             return False
+        outbox = conn.outbox
         now = asyncio.get_running_loop().time()
-        conn.queue.append(_Outgoing(now + self._delay_s, payload, kind, ticks, done))
-        conn.queued_bytes += len(payload)
-        conn.last_enqueue = now
-        conn.wake.set()
-        if conn.queued_bytes > _MAX_BACKLOG_BYTES:
+        put = outbox.put(now, payload, kind, ticks, delay_s=self._faults.delay_s, done=done)
+        if put is SHED:
             log.warning(
                 "connection %d: slow consumer, dropped with %d bytes queued",
                 conn.id,
-                conn.queued_bytes,
+                outbox.queued_bytes,
             )
             self.counters.slow_consumers_dropped += 1
             conn.ws.transport.abort()
+        elif put is REFUSED:
+            return False
+        conn.wake.set()
         return True
 
-    async def _broadcast(self, conns: list[_Connection], payload: bytes | str, kind: _Kind) -> int:
+    async def _broadcast(self, conns: list[_Connection], payload: bytes | str, kind: Kind) -> int:
         loop = asyncio.get_running_loop()
         waiting = []
         for conn in conns:
@@ -1066,69 +1024,39 @@ class Simulator:
     async def _send_loop(self, conn: _Connection) -> None:
         loop = asyncio.get_running_loop()
         ws = conn.ws
-        queue = conn.queue
+        outbox = conn.outbox
+        faults = self._faults
+        streams = self._rate is None and conn.view is None
         try:
             while True:
-                if queue:
-                    item = queue[0]
-                    wait = item.due - loop.time()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                        continue
-                    queue.popleft()
-                    conn.queued_bytes -= len(item.payload)
+                step = outbox.next(
+                    loop.time(),
+                    silent=faults.silent(conn.key),
+                    stream=streams and bool(conn.feed.subscriptions),
+                    delay_s=faults.delay_s,
+                )
+                if isinstance(step, Send):
+                    item = step.item
                     try:
-                        if not self._silent(conn):
-                            # Counted as handed to the socket: send() writes before it can yield.
-                            self._count(conn, item)
-                            await ws.send(item.payload)
+                        # Counted as handed to the socket: send() writes before it can yield.
+                        outbox.sent_item(item)
+                        self._notify()
+                        await ws.send(item.payload)
                     finally:
-                        if item.done is not None and not item.done.done():
-                            item.done.set_result(None)
-                    continue
-                silent = self._silent(conn)
-                if (
-                    self._rate is None
-                    and conn.view is None
-                    and conn.feed.subscriptions
-                    and not silent
-                ):
+                        _resolve(item)
+                elif isinstance(step, Lose):
+                    _resolve(step.item)
+                elif isinstance(step, Stream):
                     await self._max_rate_pass(conn)
-                    continue
-                idle = loop.time() - conn.last_enqueue
-                if idle >= self._heartbeat_s:
-                    conn.last_enqueue = loop.time()
-                    if not silent:
-                        self._enqueue(conn, HEARTBEAT, _Kind.HEARTBEAT)
-                    continue
-                conn.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._heartbeat_s - idle):
-                        await conn.wake.wait()
+                elif isinstance(step, Idle):
+                    conn.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(step.seconds):
+                            await conn.wake.wait()
+                else:
+                    await asyncio.sleep(step.seconds)
         except ConnectionClosed:
             return
-
-    def _count(self, conn: _Connection, item: _Outgoing) -> None:
-        counters = self.counters
-        counters.bytes_sent += len(item.payload)
-        kind = item.kind
-        if kind is _Kind.TICKS:
-            counters.frames_sent += 1
-            counters.ticks_sent += item.ticks
-            conn.frames_sent += 1
-            conn.ticks_sent += item.ticks
-        elif kind is _Kind.HEARTBEAT:
-            counters.heartbeats_sent += 1
-            conn.heartbeats_sent += 1
-        elif kind is _Kind.MALFORMED:
-            counters.malformed_sent += 1
-        else:
-            counters.texts_sent += 1
-            conn.texts_sent += 1
-            if kind is _Kind.ORDER:
-                counters.orders_sent += 1
-                conn.orders_sent += 1
-        self._notify()
 
     def _plan(self, conn: _Connection) -> list[_Chunk]:
         """The connection's frames at maximum rate: each chunk's trade functions and frame parts."""
@@ -1162,22 +1090,20 @@ class Simulator:
             plan = conn.plan = self._plan(conn)
         ws = conn.ws
         loop = asyncio.get_running_loop()
-        counters = self.counters
+        outbox = conn.outbox
+        queue = outbox.queue
+        faults = self._faults
+        key = conn.key
         for trades, parts, count in plan:
-            if self._delay_s:
-                await asyncio.sleep(self._delay_s)
-            if conn.plan is not plan or conn.queue or self._silent(conn):
+            if faults.delay_s:
+                await asyncio.sleep(faults.delay_s)
+            if conn.plan is not plan or queue or faults.silent(key):
                 return
             now = int(time.time())
             for trade in trades:
                 trade(now)
             frame = b"".join(parts)
-            counters.frames_sent += 1
-            counters.ticks_sent += count
-            counters.bytes_sent += len(frame)
-            conn.frames_sent += 1
-            conn.ticks_sent += count
-            conn.last_enqueue = loop.time()
+            outbox.streamed(loop.time(), count, len(frame))
             self._notify()
             await ws.send(frame)
             await asyncio.sleep(0)  # let requests and other connections in between frames
@@ -1196,24 +1122,15 @@ class Simulator:
             log.error("%s failed", task.get_name(), exc_info=task.exception())
 
     async def _run_market(self, rate: float) -> None:
+        # When each slice steps is pacing.MarketSchedule's (late steps go at once, no burst).
         loop = asyncio.get_running_loop()
-        period = 1.0 / rate
         slices = self._slices
-        interval = period / len(slices)
-        last_run = [-math.inf] * len(slices)
-        next_at = loop.time()
-        index = 0
+        schedule = MarketSchedule(rate, len(slices), loop.time())
         while True:
-            next_at = max(next_at + interval, last_run[index] + period)
-            delay = next_at - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:  # behind schedule: go on without trying to catch up in a burst
-                next_at = loop.time()
-                await asyncio.sleep(0)
-            last_run[index] = loop.time()
+            index, wait = schedule.due(loop.time())
+            await asyncio.sleep(wait)
+            schedule.ran(loop.time())
             self._step_slice(slices[index])
-            index = (index + 1) % len(slices)
 
     def _step_slice(self, tokens: set[int]) -> None:
         if not tokens:
@@ -1221,6 +1138,7 @@ class Simulator:
         now = int(time.time())
         get = self.market.get
         watchers = self._watchers
+        faults = self._faults
         frames: dict[_Connection, list[tuple[bytes, memoryview]]] = {}
         for token in tokens:
             instrument = get(token)
@@ -1235,34 +1153,20 @@ class Simulator:
                 if mode is not None and visible(change, mode):
                     getting.append(conn)
                     frames.setdefault(conn, []).append(instrument.parts[mode])
-            if self._dropping and len(getting) > 1:
-                self._drop_one_sided(getting, frames)
+            if faults.dropping and len(getting) > 1:
+                # faults.FaultState.lose picks who loses this packet; it was just added last.
+                for lost in faults.lose([c.key for c in getting]):
+                    conn = getting[lost]
+                    parts = frames[conn]
+                    parts.pop()
+                    if not parts:
+                        del frames[conn]
+        silent = faults.silent
         for conn, parts in frames.items():
-            if self._silent(conn):
+            if silent(conn.key):
                 continue
             for frame, count in assemble_frames(parts):
-                self._enqueue(conn, frame, _Kind.TICKS, count)
-
-    def _drop_one_sided(
-        self,
-        getting: list[_Connection],
-        frames: dict[_Connection, list[tuple[bytes, memoryview]]],
-    ) -> None:
-        """Take the packet just added for a dropping key's connection back out, every n-th time,
-        when a connection of another key that is not silent gets it too."""
-        for conn in getting:
-            key = conn.key
-            if not key.drop_every or self._silent(conn):
-                continue
-            if not any(o.key is not key and not self._silent(o) for o in getting):
-                continue
-            key.shared += 1
-            if key.shared % key.drop_every == 0:
-                key.dropped += 1
-                parts = frames[conn]
-                parts.pop()
-                if not parts:
-                    del frames[conn]
+                self._enqueue(conn, frame, Kind.TICKS, count)
 
     async def _run_replay(self, replay: Replay) -> None:
         """Send the recording's instants to every connection, at its pace (or as fast as read).
@@ -1273,49 +1177,48 @@ class Simulator:
         ``i`` is due ``(t_i - t_0) / speed`` after the start (late ones go at once, without a
         burst to catch up: the schedule is kept, not the gaps); at maximum speed, the next
         instant waits until every connection's queue is under 1 MiB. With ``loop``, the first
-        instant follows the last at once.
+        instant follows the last at once. The times are :mod:`kitefan.simulator.pacing`'s
+        (``lead_in_wait``, ``ReplaySchedule``); this sleeps them and enqueues the frames.
         """
         loop = asyncio.get_running_loop()
         await self._subscribed.wait()
         first = loop.time()
         while True:
-            wait = min(self._last_request + _LEAD_IN_S, first + _MAX_LEAD_IN_S) - loop.time()
+            wait = lead_in_wait(first, self._last_request, loop.time())
             if wait <= 0:
                 break
             await asyncio.sleep(wait)
-        speed = replay.speed
         conns = self._conns
+        schedule = ReplaySchedule(replay.speed)
+
+        def backlog() -> int:
+            return max((c.outbox.queued_bytes for c in conns.values()), default=0)
 
         def drained() -> bool:
-            return all(c.queued_bytes <= _REPLAY_LOW_WATER for c in conns.values())
+            return schedule.drained(backlog())
 
         while True:
             log.info("replay: pass %d begins", replay.passes + 1)
-            start_at = loop.time()
-            origin_ns: int | None = None
+            schedule.begin(loop.time())
             begun = replay.position
             for instant in replay.instants():
-                if speed is None:
-                    if not drained():
-                        await self.wait_until(drained)
-                    else:
-                        await asyncio.sleep(0)
-                else:
-                    if origin_ns is None:
-                        origin_ns = instant.time_ns
-                    delay = start_at + (instant.time_ns - origin_ns) / 1e9 / speed - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
+                due = schedule.wait(instant.time_ns, loop.time(), backlog)
+                if due is None:
+                    await self.wait_until(drained)
+                elif due > 0:
+                    await asyncio.sleep(due)
+                elif replay.speed is None:
+                    await asyncio.sleep(0)  # let the clients read between instants
                 replay.advance(instant)
                 for conn in list(conns.values()):
                     view = conn.view
                     if view is None or self._silent(conn):
                         continue
                     for frame, count in view.frames(instant):
-                        self._enqueue(conn, frame, _Kind.TICKS, count)
+                        self._enqueue(conn, frame, Kind.TICKS, count)
             if not replay.loop or replay.position == begun:
                 break
-        await self.wait_until(lambda: all(not c.queue for c in conns.values()))
+        await self.wait_until(lambda: all(not c.outbox.queue for c in conns.values()))
         self.replay_finished = True
         log.info(
             "replay finished: %d instant(s) of %d recorded ticks, in %d pass(es)",
@@ -1331,22 +1234,6 @@ class Simulator:
             for api_key, key in list(self._keys.items()):
                 if key.conns:
                     await self.push_order(api_key)
-
-    async def _every(self, period_s: float, action: Callable[[], Awaitable[object]]) -> None:
-        while True:
-            await asyncio.sleep(period_s)
-            await action()
-
-    async def _silence(self, after_s: float, for_s: float | None) -> None:
-        await asyncio.sleep(after_s)
-        self.set_silent(True)
-        if for_s is not None:
-            await asyncio.sleep(for_s)
-            self.set_silent(False)
-
-    async def _expire_later(self, key: _Key, after_s: float) -> None:
-        await asyncio.sleep(after_s)
-        await self.expire_token(key.account.api_key, drop=True)
 
     # Private ------------------------------------------------------------------------------
 
@@ -1385,3 +1272,10 @@ class Simulator:
             else:
                 waiting.append((predicate, future))
         self._waiters[:] = waiting
+
+
+def _resolve(item: Outgoing) -> None:
+    """Tell whoever waits for ``item`` (a broadcast) that it is sent or lost."""
+    done = item.done
+    if isinstance(done, asyncio.Future) and not done.done():
+        done.set_result(None)
