@@ -34,7 +34,7 @@ from datetime import datetime
 from typing import Any
 
 from kitefan.errors import BrokerError, CodecError
-from kitefan.events import ErrorEvent, Event, Gap, OrderEvent, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Event, Gap, OrderEvent, Status, StatusEvent, TickBatch
 from kitefan.models import OrderUpdate
 from kitefan.render.records import json_lines, status_record
 
@@ -196,4 +196,5 @@ def _event(
         tokens = tuple(int(t) for t in listed.split(",") if t)
         start = datetime.fromisoformat(shown["start"]).timestamp()
         gap = Gap(start, start + float(shown["seconds"]), tokens, str(shown["reason"]))
-    return StatusEvent(key, connection, str(record["state"]), str(record["message"]), at, gap)
+    state = Status.read(str(record["state"]))  # a word this version does not know is kept
+    return StatusEvent(key, connection, state, str(record["message"]), at, gap)

@@ -81,6 +81,7 @@ from kitefan.errors import (
     PlanError,
     StreamNotRunningError,
 )
+from kitefan.events import Status
 from kitefan.manager import FeedManager
 from kitefan.settings import AppConfig
 
@@ -465,7 +466,7 @@ class ControlServer:
                 if apply:
                     message = f"{source}: not applied: {exc}"
                     log.warning("%s", message)
-                    feed.announce("config_rejected", message)
+                    feed.announce(Status.CONFIG_REJECTED, message)
                 raise
             notes = []
             if after.tuning != before.tuning:
@@ -479,7 +480,7 @@ class ControlServer:
                 warnings=notes,
             )
             if apply:
-                feed.announce("config_applied", f"{source}: {change.summary()}")
+                feed.announce(Status.CONFIG_APPLIED, f"{source}: {change.summary()}")
             return change
 
     # Internals

@@ -47,6 +47,8 @@ from kitefan.stats import ConnectionStats, FeedStats, KeyStats, RateMeter, key_s
 
 __all__ = ["RemoteFeed", "RemoteStats"]
 
+_CONN_STATES = frozenset(state.value for state in ConnState)
+
 
 class RemoteFeed:
     """The events of a Redis stream, as a feed's.
@@ -340,7 +342,7 @@ class RemoteStats:
         elif isinstance(item, StatusEvent):
             if item.connection is not None:
                 self._conn(item.key, item.connection)
-                if item.state in set(ConnState):
+                if item.state in _CONN_STATES:  # a connection's own state, not news of it
                     self._states[(item.key, item.connection)] = item.state
                 if item.gap is not None:
                     self._conn(item.key, item.connection)["reconnects"] += 1

@@ -12,7 +12,7 @@ import pytest
 
 from kitefan.bench.decode import mixed_frames
 from kitefan.errors import RecordingError
-from kitefan.events import ErrorEvent, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Status, StatusEvent, TickBatch
 from kitefan.models import IST
 from kitefan.recording import Recorder, Recording
 from kitefan.recording.reader import READ_AHEAD
@@ -35,7 +35,7 @@ async def record(path: Path, items: list[object], **options: object) -> Recorder
 
 async def test_frames_and_events_read_back_exactly(tmp_path: Path) -> None:
     path = tmp_path / "r.kfr"
-    items = [*batches(), StatusEvent("k0", 1, "reconnecting", "lost", T0 + 2.0)]
+    items = [*batches(), StatusEvent("k0", 1, Status.RECONNECTING, "lost", T0 + 2.0)]
     items.append(ErrorEvent("k1", 2, "\x00odd\u2028", T0 + 2.5))
     recorder = await record(path, items, chunk_bytes=4096)
     got = list(Recording(path).events())

@@ -67,7 +67,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from kitefan.errors import RecordingError
-from kitefan.events import ErrorEvent, Event, Gap, OrderEvent, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Event, Gap, OrderEvent, Status, StatusEvent, TickBatch
 from kitefan.models import OrderUpdate
 
 __all__ = [
@@ -326,9 +326,8 @@ def record_event(record: Record, received_at: float = 0.0) -> Event | None:
                 tuple(int(t) for t in shown["tokens"]),
                 str(shown["reason"]),
             )
-        return StatusEvent(
-            record.key, record.connection, str(body["state"]), str(body["message"]), at, gap
-        )
+        state = Status.read(str(body["state"]))  # a word this version does not know is kept
+        return StatusEvent(record.key, record.connection, state, str(body["message"]), at, gap)
     except (KeyError, TypeError, UnicodeDecodeError) as exc:
         raise ValueError(f"an event record kitefan did not write ({exc})") from None
 
