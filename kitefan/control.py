@@ -591,7 +591,7 @@ async def _probe(path: Path) -> dict[str, Any] | None:
             answer = decode_response(await reader.readline())
         hello = answer.result if isinstance(answer, Ok) else None
         return hello if isinstance(hello, dict) else {}
-    except (OSError, TimeoutError, ValueError):
+    except (OSError, TimeoutError, ValueError, ProtocolError):  # an answer, if not a hello
         return {}
     finally:
         writer.close()
