@@ -12,7 +12,9 @@ One entry per frame (``XADD``), with these fields, every value a string of bytes
 
 Order, status and error events are entries with ``event`` (the JSON record ``--format jsonl``
 writes for it), ``key``, ``connection`` (empty for an event of the whole feed), ``node``, and
-``at`` (the event's Unix time, exactly; a gap's symbols are in ``tokens``, comma-separated).
+``at`` (the event's Unix time, exactly; a gap's symbols are in ``tokens``, comma-separated). A
+status whose ``state`` this version does not know (a newer publisher's) decodes with that word
+kept (:meth:`kitefan.events.Status.read`).
 
 Beside the stream, the hash ``<stream>:symbols`` maps each streamed instrument token to its
 ``EXCHANGE:TRADINGSYMBOL`` name, so a reader prints the names the publisher prints.

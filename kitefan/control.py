@@ -59,7 +59,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from kitefan import __version__
 from kitefan.change import ChangeDocument, ConfigChange
@@ -87,6 +87,9 @@ from kitefan.control_protocol import (
     encode_result,
     error_document,
     failure,
+    read_change,
+    read_hello,
+    read_never_ticked,
 )
 from kitefan.errors import ControlError, KitefanError, StreamNotRunningError
 from kitefan.events import Status
@@ -115,6 +118,7 @@ _MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, NUL included
 _RESPONSE_LIMIT = 256 * 1024 * 1024
 _SAMPLE_INTERVAL_S = 1.0
 _STEM = re.compile(r"[^A-Za-z0-9_.-]+")
+_T = TypeVar("_T")
 
 
 # Where ------------------------------------------------------------------------------------------
@@ -787,8 +791,7 @@ class ControlClient:
     async def hello(self) -> HelloDocument:
         """The stream's pid, config, version, protocol, start time, metrics URL and whether it
         runs with ``--share``."""
-        result: HelloDocument = await self.request(Hello())
-        return result
+        return self._read(read_hello, await self.request(Hello()))
 
     async def stats(self) -> StatsDocument:
         """The stream's stats (:meth:`kitefan.stats.FeedStats.as_dict`)."""
@@ -797,13 +800,19 @@ class ControlClient:
 
     async def never_ticked(self, key: str | None = None) -> list[NeverTickedSymbol]:
         """Subscribed symbols that have not ticked since subscribed, of one key or all."""
-        result: NeverTickedDocument = await self.request(NeverTicked(key))
-        return result["symbols"]
+        return self._read(read_never_ticked, await self.request(NeverTicked(key)))
 
     async def preview(self, *, timeout_s: float = 120.0) -> ConfigChange:
         """What applying the config file (as it is now) would change; nothing is changed."""
-        return ConfigChange.from_dict(await self.request(Preview(), timeout_s=timeout_s))
+        return self._read(read_change, await self.request(Preview(), timeout_s=timeout_s))
 
     async def apply(self, *, timeout_s: float = 120.0) -> ConfigChange:
         """Have the stream re-read its config file and apply it; what changed."""
-        return ConfigChange.from_dict(await self.request(Apply(), timeout_s=timeout_s))
+        return self._read(read_change, await self.request(Apply(), timeout_s=timeout_s))
+
+    def _read(self, read: Callable[[Any], _T], result: Any) -> _T:
+        """A result, checked by the protocol's reader of it."""
+        try:
+            return read(result)
+        except ProtocolError as exc:
+            raise ControlError(f"the stream of {self.config} {exc}") from None

@@ -27,7 +27,9 @@ A line that is not a request (not UTF-8 JSON, not an object, no ``"op"``, anothe
 unknown op, a bad argument, too long) is answered with one ``control`` error saying what is wrong
 (:func:`decode_request` raises :class:`ProtocolError` with that line). Errors keep their kind
 (:class:`ErrorKind`) so that the client raises the same error, with the same exit code, as a
-local command would (:func:`error_document`, :func:`error_of`). No secret crosses the channel:
+local command would (:func:`error_document`, :func:`error_of`). On the client's side a result is
+checked by its reader (:func:`read_hello`, :func:`read_never_ticked`, :func:`read_change`): a
+stream of another kitefan that answers something else is a :class:`ProtocolError`, not a crash. No secret crosses the channel:
 a client never sends a config, and an error that is not kitefan's own crosses as its type only.
 
 Every line is written compactly (``separators=(",", ":")``, UTF-8, no ASCII escaping) and ends
@@ -47,7 +49,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Final, NotRequired, TypedDict, cast
 
-from kitefan.change import ChangeDocument
+from kitefan.change import ChangeDocument, ConfigChange
 from kitefan.errors import ConfigError, ControlError, FeedError, KitefanError, PlanError
 
 __all__ = [
@@ -79,6 +81,9 @@ __all__ = [
     "error_document",
     "error_of",
     "failure",
+    "read_change",
+    "read_hello",
+    "read_never_ticked",
 ]
 
 #: The version of the protocol; a request of another version is refused.
@@ -336,6 +341,91 @@ def decode_response(line: bytes) -> Response:
     read["kind"] = kind if isinstance(kind, str) else str(ErrorKind.CONTROL)
     read["message"] = message if isinstance(message, str) else "the stream refused the request"
     return Failure(cast(ErrorDocument, read))
+
+
+# Reading results ------------------------------------------------------------------------------
+
+
+def read_hello(result: Any) -> HelloDocument:
+    """A ``hello`` result, checked (``metrics`` and ``shared`` default to none and false).
+
+    Raises:
+        ProtocolError: it is not a hello document.
+    """
+    if not isinstance(result, dict):
+        raise ProtocolError("answered a hello that is not an object")
+    for name, kind in _HELLO_FIELDS:
+        if not isinstance(result.get(name), kind) or isinstance(result.get(name), bool):
+            raise ProtocolError(f'answered a hello without a "{name}"')
+    metrics, shared = result.get("metrics"), result.get("shared", False)
+    return {
+        "pid": result["pid"],
+        "config": result["config"],
+        "version": result["version"],
+        "protocol": result["protocol"],
+        "started_at": float(result["started_at"]),
+        "metrics": metrics if isinstance(metrics, str) else None,
+        "shared": shared is True,
+    }
+
+
+_HELLO_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
+    ("pid", int),
+    ("config", str),
+    ("version", str),
+    ("protocol", int),
+    ("started_at", (int, float)),
+)
+
+
+def read_never_ticked(result: Any) -> list[NeverTickedSymbol]:
+    """A ``never_ticked`` result's symbols, checked.
+
+    Raises:
+        ProtocolError: it is not a never_ticked document.
+    """
+    symbols = result.get("symbols") if isinstance(result, dict) else None
+    if not isinstance(symbols, list):
+        raise ProtocolError('answered a never_ticked result without "symbols"')
+    read: list[NeverTickedSymbol] = []
+    for symbol in symbols:
+        try:
+            read.append(
+                {
+                    "instrument_token": _int(symbol["instrument_token"]),
+                    "symbol": _str(symbol["symbol"]),
+                    "mode": _str(symbol["mode"]),
+                    "key": _str(symbol["key"]),
+                    "connection": _int(symbol["connection"]),
+                }
+            )
+        except (KeyError, TypeError, ValueError):
+            raise ProtocolError("answered a never_ticked symbol that is not one") from None
+    return read
+
+
+def read_change(result: Any) -> ConfigChange:
+    """A ``preview`` or ``apply`` result as the change it says.
+
+    Raises:
+        ProtocolError: it is not a change document.
+    """
+    try:
+        return ConfigChange.from_dict(result)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ProtocolError("answered a change that is not one") from None
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(value)
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
 
 
 # Errors ---------------------------------------------------------------------------------------

@@ -34,6 +34,9 @@ from kitefan.control_protocol import (
     error_document,
     error_of,
     failure,
+    read_change,
+    read_hello,
+    read_never_ticked,
 )
 from kitefan.errors import (
     ConfigError,
@@ -310,3 +313,81 @@ def test_a_failure_missing_its_error_still_reads_as_one(line: bytes, error: Erro
 def test_a_line_that_is_not_a_response_is_garbage(line: bytes) -> None:
     with pytest.raises(ProtocolError, match=r"^answered garbage$"):
         decode_response(line)
+
+
+HELLO = {
+    "pid": 4242,
+    "config": "/c/kitefan.toml",
+    "version": "0.9.0",
+    "protocol": 1,
+    "started_at": 1700000000,
+    "metrics": "http://127.0.0.1:9108/metrics",
+    "shared": True,
+}
+
+
+def test_a_hello_is_read_checked_and_an_older_one_gets_the_defaults() -> None:
+    assert read_hello(HELLO) == {**HELLO, "started_at": 1700000000.0}
+    older = {k: v for k, v in HELLO.items() if k not in ("metrics", "shared")}
+    assert read_hello(older) == {
+        **older,
+        "started_at": 1700000000.0,
+        "metrics": None,
+        "shared": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("result", "message"),
+    [
+        ([HELLO], "answered a hello that is not an object"),
+        ({**HELLO, "pid": "4242"}, 'answered a hello without a "pid"'),
+        ({**HELLO, "pid": True}, 'answered a hello without a "pid"'),
+        ({k: v for k, v in HELLO.items() if k != "config"}, 'answered a hello without a "config"'),
+        ({**HELLO, "started_at": None}, 'answered a hello without a "started_at"'),
+    ],
+)
+def test_a_hello_that_is_not_one_is_refused(result: object, message: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        read_hello(result)
+    assert str(caught.value) == message
+
+
+SILENT = {
+    "instrument_token": 408065,
+    "symbol": "NSE:INFY",
+    "mode": "ltp",
+    "key": "a",
+    "connection": -1,
+}
+
+
+def test_never_ticked_symbols_are_read_checked() -> None:
+    assert read_never_ticked({"symbols": [SILENT]}) == [SILENT]
+    assert read_never_ticked({"symbols": []}) == []
+    results: list[object] = [None, {}, {"symbols": {}}, [SILENT]]
+    for result in results:
+        with pytest.raises(
+            ProtocolError, match=r'^answered a never_ticked result without "symbols"$'
+        ):
+            read_never_ticked(result)
+    for symbol in (
+        {**SILENT, "instrument_token": "408065"},
+        {**SILENT, "connection": 0.5},
+        {k: v for k, v in SILENT.items() if k != "mode"},
+        "NSE:INFY",
+    ):
+        with pytest.raises(
+            ProtocolError, match=r"^answered a never_ticked symbol that is not one$"
+        ):
+            read_never_ticked({"symbols": [symbol]})
+
+
+def test_a_change_is_read_and_one_that_is_not_is_refused() -> None:
+    change = ConfigChange(config="/c/kitefan.toml", applied=True, tokens=("bravo",))
+    assert read_change(change.as_dict()) == change
+    broken = {**change.as_dict(), "added": [{"symbol": "NSE:INFY"}]}
+    results: list[object] = [None, [], {}, broken, {**change.as_dict(), "moved": 3}]
+    for result in results:
+        with pytest.raises(ProtocolError, match=r"^answered a change that is not one$"):
+            read_change(result)

@@ -41,8 +41,9 @@ A record::
     16+K B body
 
 A frame's body is the frame's bytes exactly as received (the Kite ticker's binary message). The
-other bodies are UTF-8 JSON objects: status ``{"state", "message", "at", "gap"?}`` with ``gap``
-``{"start", "end", "tokens", "reason"}`` (Unix seconds and a list of tokens); order ``{"at",
+other bodies are UTF-8 JSON objects: status ``{"state", "message", "at", "gap"?}`` (``state`` a
+:class:`~kitefan.events.Status` word; one this version does not know is read back as it is) with
+``gap`` ``{"start", "end", "tokens", "reason"}`` (Unix seconds and a list of tokens); order ``{"at",
 "data"}`` (the postback); error ``{"at", "text"}`` (exactly what the server sent, or what did not
 decode); symbols ``{"<token>": "EXCHANGE:TRADINGSYMBOL", ...}``: the names from then on (the
 first chunk of every file has them all, later ones what changed). ``at`` is the event's time as a
