@@ -29,8 +29,9 @@ unknown op, a bad argument, too long) is answered with one ``control`` error say
 (:class:`ErrorKind`) so that the client raises the same error, with the same exit code, as a
 local command would (:func:`error_document`, :func:`error_of`). On the client's side a result is
 checked by its reader (:func:`read_hello`, :func:`read_never_ticked`, :func:`read_change`): a
-stream of another kitefan that answers something else is a :class:`ProtocolError`, not a crash. No secret crosses the channel:
-a client never sends a config, and an error that is not kitefan's own crosses as its type only.
+stream of another kitefan that answers something else is a :class:`ProtocolError`, not a crash.
+No secret crosses the channel: a client never sends a config, and an error that is not kitefan's
+own crosses as its type only.
 
 Every line is written compactly (``separators=(",", ":")``, UTF-8, no ASCII escaping) and ends
 with one ``\\n``.
