@@ -140,7 +140,14 @@ class Status(StrEnum):
         return type(self).__members__.get(self._name_) is self
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
-        return (type(self).read, (self._value_,))
+        # A plain function, not the bound classmethod: a word that is no member pickles too,
+        # whatever reducer of methods a library (twisted) may have registered.
+        return (_read_status, (self._value_,))
+
+
+def _read_status(word: str) -> Status:
+    """:meth:`Status.read` (what a pickled status is rebuilt with)."""
+    return Status.read(word)
 
 
 _CONNECTION_STATUS = {
