@@ -5,7 +5,7 @@ Issue 12, item 5.
 
 from __future__ import annotations
 
-from kitefan.events import ErrorEvent, Gap, Status, StatusEvent
+from kitefan.events import ErrorEvent, Event, Gap, Status, StatusEvent
 from kitefan.render.health import HealthLines
 
 T0 = 1764561600.0  # 2025-12-01 09:30:00 IST
@@ -85,11 +85,11 @@ def test_refusals_before_any_connection_are_held_and_dropped_when_every_key_fail
 
 def test_feed_events_server_errors_and_what_is_not_health() -> None:
     health = HealthLines()
-    events = [
-        status("*", None, "config_rejected", "SIGHUP: not applied: kitefan.toml: bad"),
-        status("*", None, "config_applied", "kitefan distribute: 2 symbols added"),
-        status("*", None, "publish_failed", "cannot publish to Redis at redis://h:1/0 (down)"),
-        status("alpha", None, "message", "a broadcast"),
+    events: list[Event] = [
+        status("*", None, Status.CONFIG_REJECTED, "SIGHUP: not applied: kitefan.toml: bad"),
+        status("*", None, Status.CONFIG_APPLIED, "kitefan distribute: 2 symbols added"),
+        status("*", None, Status.PUBLISH_FAILED, "cannot publish to Redis at redis://h:1/0 (down)"),
+        status("alpha", None, Status.MESSAGE, "a broadcast"),
         ErrorEvent("alpha", 2, "Can't subscribe to more than 3000 instruments.\x1b[2J", T0),
         ErrorEvent("alpha", 2, "Can't subscribe to more than 3000 instruments.\x1b[2J", T0),
     ]

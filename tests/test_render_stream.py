@@ -15,6 +15,7 @@ from kitefan.codec import encode_frame, packet_at, packet_runs, run_columns
 from kitefan.events import (
     ConnState,
     ErrorEvent,
+    Event,
     Gap,
     KeyState,
     OrderEvent,
@@ -64,11 +65,11 @@ def test_tick_lines_carry_key_connection_symbol_and_the_official_fields() -> Non
 
 def test_status_order_and_error_lines() -> None:
     gap = Gap(AT - 2.5, AT, (408065, 268803), "dropped without a close frame")
-    events = [
+    events: list[Event] = [
         StatusEvent("bravo", 1, Status.CONNECTED, "reconnected after 2.5 s", AT, gap),
         OrderEvent("alpha", 0, OrderUpdate({"order_id": "1", "status": "COMPLETE"}), AT),
         ErrorEvent("alpha", 0, "Error parsing instrument tokens", AT),
-        StatusEvent("bravo", None, KeyState.AUTH_FAILED, "refused with HTTP 403", AT),
+        StatusEvent("bravo", None, Status.AUTH_FAILED, "refused with HTTP 403", AT),
     ]
     records = [json.loads(line) for line in json_lines(events, name_of).splitlines()]
     assert records == [
