@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import heapq
 import re
-import struct
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
@@ -54,6 +53,7 @@ from typing import Any, NamedTuple
 from kitefan.codec import packet_runs, run_rows
 from kitefan.events import TickBatch
 from kitefan.models import Tick, divisor_for, segment_of
+from kitefan.packets import PACKETS, PacketKind
 
 __all__ = [
     "DAY_S",
@@ -207,14 +207,21 @@ _EXCHANGE, _RECEIVE = 1, 2
 _SOURCES = {_EXCHANGE: "exchange", _RECEIVE: "receive", _EXCHANGE | _RECEIVE: "mixed"}
 _SOURCE_FLAGS = {name: flag for flag, name in _SOURCES.items()}
 
-#: The fields of each packet length a bar needs (indexes into its layout): token, last price,
-#: then volume, oi and the exchange timestamp where it has them (read with codec.run_rows).
-_FULL_FIELDS = (0, 1, 4, 12, 15)
-_QUOTE_FIELDS = (0, 1, 4)
-_PLAIN_FIELDS = (0, 1)
-#: An index packet in full mode: token, last price, and its exchange timestamp (after the signed
-#: change field, so not a field codec.run_rows reads).
-_INDEX_FULL = struct.Struct(">2xII20xI")
+#: The fields of each packet length a bar needs (indexes into its layout, from the packet-field
+#: table): token, last price, then volume, oi and the exchange timestamp where it has them (read
+#: with codec.run_rows).
+_FULL_FIELDS = PACKETS[PacketKind.FULL].indexes_of(
+    "instrument_token", "last_price", "volume_traded", "oi", "exchange_timestamp"
+)
+_QUOTE_FIELDS = PACKETS[PacketKind.QUOTE].indexes_of(
+    "instrument_token", "last_price", "volume_traded"
+)
+_PLAIN_FIELDS = PACKETS[PacketKind.LTP].indexes_of("instrument_token", "last_price")
+#: An index packet in full mode, after its length prefix: token, last price, and its exchange
+#: timestamp (after the signed change field, so not a field codec.run_rows reads).
+_INDEX_FULL = PACKETS[PacketKind.INDEX_FULL].reader(
+    ("instrument_token", "last_price", "exchange_timestamp"), before=2
+)
 
 
 class CandleBuilder:
@@ -317,8 +324,9 @@ class CandleBuilder:
             self._take_one(
                 v[0],
                 v[1],
-                v[4] if kind in (44, 184) else None,
-                v[12] if kind == 184 else None,
+                # the quote packet is the full packet's prefix (tests/test_packets.py)
+                v[_FULL_FIELDS[2]] if kind in (44, 184) else None,
+                v[_FULL_FIELDS[3]] if kind == 184 else None,
                 tick.exchange_epoch_s,
                 received_wall,
             )

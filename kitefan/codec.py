@@ -7,13 +7,15 @@ Binary frames (server to client)::
     frame   = count:u16  { length:u16  packet[length] } * count        (big-endian)
     packet  = one of five layouts, told apart only by length:
 
-    LTP           8   token:u32 last:u32
-    INDEX_QUOTE  28   token last high low open close change:i32
-    INDEX_FULL   32   INDEX_QUOTE + exchange_timestamp:u32
+    LTP           8   token last
+    INDEX_QUOTE  28   token last high low open close index_change:i32
+    INDEX_FULL   32   INDEX_QUOTE + exchange_timestamp
     QUOTE        44   token last ltq atp volume buy_qty sell_qty open high low close
     FULL        184   QUOTE + last_trade_time oi oi_day_high oi_day_low exchange_timestamp
-                      + 10 x (quantity:u32 price:u32 orders:u16 pad:u16), 5 bids then 5 offers
+                      + 10 x (quantity price orders:u16 pad:u16), 5 bids then 5 offers
 
+The layouts are not written here: every field's offset, wire type and unit is a row of the table
+in :mod:`kitefan.packets`, and :data:`LAYOUTS` is built from it at import.
 A message of 0 or 1 byte is a heartbeat and holds no ticks; ``00 00`` is a frame of no packets.
 Every 4-byte field is unsigned except the index packets' change at offset 24, which is signed.
 
@@ -28,7 +30,8 @@ and the simulator do), and the server's ``{"type": "order"|"error"|"message", "d
 (:func:`order_message`, :func:`error_message`, :func:`notice_message` build them;
 :func:`decode_text` reads them).
 
-Owns: packet layouts, framing, text message shapes. Must not import asyncio, websockets, rich,
+Owns: the packet layouts' ``struct`` objects (from :mod:`kitefan.packets`), framing, text message
+shapes. Must not import asyncio, websockets, rich,
 typer, and never logs payloads.
 """
 
@@ -53,6 +56,7 @@ from kitefan.models import (
     Tick,
     UnknownText,
 )
+from kitefan.packets import PACKETS, Unit
 
 __all__ = [
     "ERROR_BAD_TOKENS",
@@ -85,20 +89,29 @@ __all__ = [
     "unsubscribe_message",
 ]
 
-#: The struct layout of each packet kind, keyed by packet length.
+#: The struct layout of each packet kind, keyed by packet length (kitefan.packets' formats).
 LAYOUTS: Mapping[int, struct.Struct] = {
-    8: struct.Struct(">II"),
-    28: struct.Struct(">IIIIIIi"),
-    32: struct.Struct(">IIIIIIiI"),
-    44: struct.Struct(">11I"),
-    184: struct.Struct(">16I" + "IIH2x" * 10),
+    length: struct.Struct(packet.format) for length, packet in PACKETS.items()
 }
 _UNPACK = {length: layout.unpack_from for length, layout in LAYOUTS.items()}
 _PACK = {length: layout.pack for length, layout in LAYOUTS.items()}
-_FIELDS = {length: len(layout.unpack(bytes(length))) for length, layout in LAYOUTS.items()}
+_FIELDS = {length: len(packet.values) for length, packet in PACKETS.items()}
 _U16 = struct.Struct(">H")
+
+
+def _leading_words(length: int) -> int:
+    """How many leading fields of a layout, before any depth, are unsigned 4-byte words at
+    offsets 0, 4, 8, ... (the fields run_columns can read)."""
+    words = 0
+    for field in PACKETS[length].head:
+        if field.code != "I" or field.offset != 4 * words or field.unit is Unit.PAD:
+            break
+        words += 1
+    return words
+
+
 #: How many leading fields of each layout are unsigned 4-byte words (see run_columns).
-_UINT32_FIELDS = {8: 2, 28: 6, 32: 6, 44: 11, 184: 16}
+_UINT32_FIELDS = {length: _leading_words(length) for length in PACKETS}
 _HOST_BYTE = (3, 2, 1, 0) if sys.byteorder == "little" else (0, 1, 2, 3)
 
 #: What the server sends on an idle connection, about once a second.

@@ -93,6 +93,7 @@ import numpy.typing as npt
 from kitefan.codec import LAYOUTS, scan_frame
 from kitefan.errors import CodecError
 from kitefan.models import INDICES_SEGMENT, divisor_for
+from kitefan.packets import PACKETS, PacketKind, Unit
 
 if TYPE_CHECKING:
     from kitefan.events import TickBatch
@@ -144,44 +145,29 @@ class _Field:
     words: dict[int, int]
 
 
-def _quote_and_full(word: int) -> dict[int, int]:
-    return {44: word, 184: word}
-
-
 def _fields() -> tuple[_Field, ...]:
-    fields = [
-        _Field("last_traded_quantity", _INT, _quote_and_full(2)),
-        _Field("average_traded_price", _PRICE, _quote_and_full(3)),
-        _Field("volume_traded", _INT, _quote_and_full(4)),
-        _Field("total_buy_quantity", _INT, _quote_and_full(5)),
-        _Field("total_sell_quantity", _INT, _quote_and_full(6)),
-        _Field("open", _PRICE, {28: 4, 32: 4, 44: 7, 184: 7}),
-        _Field("high", _PRICE, {28: 2, 32: 2, 44: 8, 184: 8}),
-        _Field("low", _PRICE, {28: 3, 32: 3, 44: 9, 184: 9}),
-        _Field("close", _PRICE, {28: 5, 32: 5, 44: 10, 184: 10}),
-    ]
-    # ``change`` sits here in the table; it is computed, not read (see _group_columns).
-    fields += [
-        _Field("last_trade_time", _TIME, {184: 11}),
-        _Field("oi", _INT, {184: 12}),
-        _Field("oi_day_high", _INT, {184: 13}),
-        _Field("oi_day_low", _INT, {184: 14}),
-        _Field("exchange_timestamp", _TIME, {32: 7, 184: 15}),
-    ]
-    for side, first in (("bid", 0), ("ask", 5)):
-        for level in range(5):
-            word = 16 + 3 * (first + level)
-            n = level + 1
-            fields += [
-                _Field(f"{side}_quantity_{n}", _INT, {184: word}),
-                _Field(f"{side}_price_{n}", _PRICE, {184: word + 1}),
-                _Field(f"{side}_orders_{n}", _INT, {184: word + 2}),
-            ]
-    return tuple(fields)
+    """The columns read from the packets, from the packet-field table: the full packet's fields
+    in its wire order (the fullest kind), each read from every kind the table puts it in. The
+    token and the last price, which every packet has, are columns of their own; the index
+    packets' own change is no column (``as_dict()`` has no such key)."""
+    types = {Unit.PRICE: _PRICE, Unit.TIME: _TIME, Unit.COUNT: _INT}
+    return tuple(
+        _Field(
+            f.name,
+            types[f.unit],
+            {
+                kind: packet.offset_of(f.name) // 4  # an order count is its word's high half
+                for kind, packet in PACKETS.items()
+                if packet.has(f.name)
+            },
+        )
+        for f in PACKETS[PacketKind.FULL].values
+        if f.name not in ("instrument_token", "last_price")
+    )
 
 
 _FIELDS = _fields()
-_ORDERS = frozenset(f.name for f in _FIELDS if "_orders_" in f.name)
+_ORDERS = frozenset(f.name for f in PACKETS[PacketKind.FULL].values if f.code == "H")
 
 #: The tag columns, in table order; each appears only when given.
 TAG_COLUMNS = ("key", "connection", "received_at", "received_wall")

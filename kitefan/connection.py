@@ -73,6 +73,7 @@ from kitefan.errors import CodecError
 from kitefan.events import ConnState, Gap, TickBatch
 from kitefan.lifecycle import ConnectionLife, Report, Step, TellRefused
 from kitefan.models import OrderUpdate, ServerError, ServerNotice, UnknownText
+from kitefan.packets import PACKETS, PacketKind
 from kitefan.retry import Refusal
 from kitefan.session import FeedSession
 from kitefan.settings import Credential, Tuning, ticker_url_problems
@@ -84,6 +85,10 @@ log = logging.getLogger(__name__)
 
 # How many times a connection holding a frame yields to consumers before decoding it anyway.
 _MAX_YIELDS = 64
+_FULL = int(PacketKind.FULL)
+#: Where the exchange timestamp of a frame's first packet is, when that packet is a full one.
+_FIRST_FULL_STAMP = 4 + PACKETS[_FULL].offset_of("exchange_timestamp")
+_FIRST_FULL_STAMP_END = _FIRST_FULL_STAMP + 4
 
 _SECRET_PARAM = re.compile(r"(api_key|access_token)=[^&\s\"']*")
 # The password of a URL's user part (a proxy's, in the environment): ``//user:password@``.
@@ -550,11 +555,11 @@ class FeedConnection:
         if silent:
             silent.difference_update(frame_tokens(data))
         # The exchange delay, sampled once a frame from the first packet when it is a full one
-        # (its exchange timestamp is the packet's 16th field, bytes 64-68 of the frame). Ticks
-        # stamped before this socket opened are the server's cached last ticks, sent on
-        # subscribe: old by design, not late.
-        if data[2] == 0 and data[3] == 184:
-            stamp = int.from_bytes(data[64:68], "big")
+        # (its exchange timestamp, where the packet-field table puts it, after the frame's count
+        # and the packet's length). Ticks stamped before this socket opened are the server's
+        # cached last ticks, sent on subscribe: old by design, not late.
+        if data[2] == 0 and data[3] == _FULL:
+            stamp = int.from_bytes(data[_FIRST_FULL_STAMP:_FIRST_FULL_STAMP_END], "big")
             if stamp >= self._opened_s:
                 delay = int(wall) - stamp
                 counts = counters.delay_counts

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 from kitefan.codec import frame_of_packets, packet_runs
 from kitefan.events import TickBatch
+from kitefan.packets import PACKETS
 
 __all__ = ["WINDOW_S", "Merge", "MergeCounts"]
 
@@ -43,7 +44,8 @@ __all__ = ["WINDOW_S", "Merge", "MergeCounts"]
 #: which a snapshot seen on one key only is counted as missed by the other).
 WINDOW_S = 2.0
 
-_FIELDED = frozenset((8, 28, 32, 44, 184))
+#: The packet lengths a layout has (the packet-field table's kinds); others are skipped.
+_FIELDED = frozenset(PACKETS)
 
 
 @dataclass(slots=True)

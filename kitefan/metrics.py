@@ -28,11 +28,13 @@ it has to.
 
 Metrics, labelled ``key`` (the config id) and ``connection`` (0, 1 or 2):
 
-* counters: ``kitefan_ticks_total``, ``kitefan_frames_total``, ``kitefan_bytes_total``,
-  ``kitefan_heartbeats_total``, ``kitefan_reconnects_total``, ``kitefan_dropped_ticks_total``,
-  ``kitefan_decode_errors_total``, ``kitefan_skipped_packets_total``,
-  ``kitefan_server_errors_total``, ``kitefan_internal_errors_total``;
-  ``kitefan_order_updates_total`` (``key`` only, each update once);
+* counters, one family per counter of the table (:class:`kitefan.stats.Counts`: its name and
+  help come from there): ``kitefan_ticks_total``, ``kitefan_frames_total``,
+  ``kitefan_bytes_total``, ``kitefan_heartbeats_total``, ``kitefan_skipped_packets_total``,
+  ``kitefan_reconnects_total``, ``kitefan_decode_errors_total``,
+  ``kitefan_server_errors_total``, ``kitefan_internal_errors_total``,
+  ``kitefan_dropped_ticks_total``; ``kitefan_order_updates_total`` (``key`` only, each update
+  once: a counter the key counts itself);
 * gauges: ``kitefan_connection_up``, ``kitefan_symbols`` (also ``mode``),
   ``kitefan_never_ticked_symbols``, ``kitefan_last_frame_age_seconds``,
   ``kitefan_connection_uptime_seconds``, ``kitefan_exchange_delay_seconds`` (also ``quantile``,
@@ -75,7 +77,13 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 
 from kitefan.events import ConnState, KeyState
 from kitefan.models import Mode
-from kitefan.stats import ConnectionStats, FeedStats, PublishStats, RecordStats, RedundancyStats
+from kitefan.stats import (
+    COUNTERS,
+    FeedStats,
+    PublishStats,
+    RecordStats,
+    RedundancyStats,
+)
 
 __all__ = [
     "DEFAULT_HOST",
@@ -93,24 +101,8 @@ DEFAULT_HOST = "127.0.0.1"
 
 _TEXT = "text/plain; charset=utf-8"
 _LABELS = ["key", "connection"]
-
-# name, help, the ConnectionStats field
-_COUNTERS: tuple[tuple[str, str, str], ...] = (
-    ("kitefan_ticks", "Ticks received (packets decoded).", "ticks"),
-    ("kitefan_frames", "WebSocket frames received, heartbeats and texts included.", "frames"),
-    ("kitefan_bytes", "Payload bytes received.", "bytes"),
-    ("kitefan_heartbeats", "1-byte heartbeat frames received.", "heartbeats"),
-    ("kitefan_reconnects", "Times the connection was opened again after being lost.", "reconnects"),
-    ("kitefan_dropped_ticks", "Ticks dropped because a consumer fell behind.", "drops"),
-    ("kitefan_decode_errors", "Frames or texts that did not decode (skipped).", "decode_errors"),
-    ("kitefan_skipped_packets", "Packets of unknown length skipped.", "skipped_packets"),
-    ("kitefan_server_errors", "Error texts sent by the server.", "server_errors"),
-    (
-        "kitefan_internal_errors",
-        "Times a bug in kitefan ended the connection (it was restarted).",
-        "internal_errors",
-    ),
-)
+_KEY_COUNTERS = tuple(c for c in COUNTERS if c.per_key)
+_CONNECTION_COUNTERS = tuple(c for c in COUNTERS if not c.per_key)
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -159,12 +151,11 @@ class FeedCollector:
         snapshot = self.stats()
         if snapshot is None:
             return []
+        # One family per counter of the table, in its order (see kitefan.stats.Counts).
         counters = {
-            name: CounterMetricFamily(name, help_, labels=_LABELS) for name, help_, _ in _COUNTERS
+            c.name: CounterMetricFamily(c.metric, c.help, labels=["key"] if c.per_key else _LABELS)
+            for c in COUNTERS
         }
-        orders = CounterMetricFamily(
-            "kitefan_order_updates", "Order updates delivered (once per key).", labels=["key"]
-        )
         up = GaugeMetricFamily(
             "kitefan_connection_up", "1 when the connection is connected.", labels=_LABELS
         )
@@ -200,13 +191,14 @@ class FeedCollector:
             labels=["key", "state"],
         )
         for key in snapshot.keys:
-            orders.add_metric([key.key_id], key.orders)
+            for counter in _KEY_COUNTERS:
+                counters[counter.name].add_metric([key.key_id], getattr(key, counter.name))
             for state in KeyState:
                 key_state.add_metric([key.key_id, state.value], 1.0 if key.state is state else 0.0)
             for conn in key.connections:
                 labels = [key.key_id, str(conn.index)]
-                for name, _, field in _COUNTERS:
-                    counters[name].add_metric(labels, _field(conn, field))
+                for counter in _CONNECTION_COUNTERS:
+                    counters[counter.name].add_metric(labels, getattr(conn, counter.name))
                 up.add_metric(labels, 1.0 if conn.state is ConnState.CONNECTED else 0.0)
                 for mode in Mode:
                     symbols.add_metric(
@@ -228,7 +220,6 @@ class FeedCollector:
             *_record_metrics(snapshot.record),
             *_redundancy_metrics(snapshot.redundancy),
             *counters.values(),
-            orders,
             up,
             symbols,
             never,
@@ -338,12 +329,6 @@ def _record_metrics(record: RecordStats | None) -> list[Metric]:
         counter.add_metric([record.path], value)
         families.append(counter)
     return families
-
-
-def _field(conn: ConnectionStats, name: str) -> float:
-    value = getattr(conn, name)
-    assert isinstance(value, int)
-    return float(value)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,12 @@ converted that nobody reads. ``Tick.as_dict()`` returns exactly the dict the off
 (``kiteconnect`` 5.2.2, ``KiteTicker._parse_binary``) builds for the same bytes, except that its
 datetimes are timezone-aware (Indian Standard Time, UTC+05:30, which has no daylight saving).
 
-Owns: ``Mode``, ``PacketKind``, segment ids and price divisors, ``Tick``, ``DepthLevel``, ``OHLC``,
-and the decoded server text messages. Must not import asyncio, websockets, rich or typer.
+Where each field sits in ``Tick.values`` is not written here: the accessors read their positions
+from the packet-field table (:mod:`kitefan.packets`, which also owns ``PacketKind``; it is
+re-exported here), once, at import.
+
+Owns: ``Mode``, segment ids and price divisors, ``Tick``, ``DepthLevel``, ``OHLC``, and the
+decoded server text messages. Must not import asyncio, websockets, rich or typer.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import Any, NamedTuple, NewType
+
+from kitefan.packets import DEPTH_LEVELS, INDEX_KINDS, PACKETS, TRADABLE_KINDS, PacketKind
 
 __all__ = [
     "IST",
@@ -58,16 +64,6 @@ class Mode(StrEnum):
 MODE_RANK: Mapping[Mode, int] = {Mode.LTP: 0, Mode.QUOTE: 1, Mode.FULL: 2}
 
 
-class PacketKind(IntEnum):
-    """The five packet kinds, named by what they carry; the value is the packet's byte length."""
-
-    LTP = 8
-    INDEX_QUOTE = 28
-    INDEX_FULL = 32
-    QUOTE = 44
-    FULL = 184
-
-
 #: Segment id (the low byte of an instrument token) to the official client's name for it.
 SEGMENT_NAMES: Mapping[int, str] = {
     1: "nse",
@@ -84,13 +80,68 @@ SEGMENT_NAMES: Mapping[int, str] = {
 
 INDICES_SEGMENT = 9
 _DIVISORS: dict[int, float] = {3: 10_000_000.0, 6: 10_000.0, 12: 10_000.0}
-_MODE_OF_KIND: dict[int, Mode] = {
-    8: Mode.LTP,
-    28: Mode.QUOTE,
-    32: Mode.FULL,
-    44: Mode.QUOTE,
-    184: Mode.FULL,
-}
+_MODE_OF_KIND: dict[int, Mode] = {length: Mode(packet.mode) for length, packet in PACKETS.items()}
+
+
+# Where the fields are in Tick.values, from the packet-field table. The accessors below serve the
+# kinds of one family with one position: the quote packet is the full packet's prefix, the index
+# quote the index full's; _position refuses (at import) a table where that stopped being true.
+
+
+def _position(name: str, kinds: Sequence[int]) -> int:
+    positions = {PACKETS[kind].index_of(name) for kind in kinds}
+    if len(positions) != 1:
+        raise ValueError(f"{name} is not at one position in the packets {tuple(kinds)}")
+    return positions.pop()
+
+
+def _positions(name: str) -> dict[int, int]:
+    """The position of ``name`` in each kind that carries it."""
+    return {kind: p.index_of(name) for kind, p in PACKETS.items() if p.has(name)}
+
+
+_ALL = tuple(PACKETS)
+_TOKEN = _position("instrument_token", _ALL)
+_LAST = _position("last_price", _ALL)
+# quote and full
+_LTQ = _position("last_traded_quantity", TRADABLE_KINDS)
+_ATP = _position("average_traded_price", TRADABLE_KINDS)
+_VOLUME = _position("volume_traded", TRADABLE_KINDS)
+_BUY = _position("total_buy_quantity", TRADABLE_KINDS)
+_SELL = _position("total_sell_quantity", TRADABLE_KINDS)
+_OPEN = _position("open", TRADABLE_KINDS)
+_HIGH = _position("high", TRADABLE_KINDS)
+_LOW = _position("low", TRADABLE_KINDS)
+_CLOSE = _position("close", TRADABLE_KINDS)
+# the index packets
+_I_HIGH = _position("high", INDEX_KINDS)
+_I_LOW = _position("low", INDEX_KINDS)
+_I_OPEN = _position("open", INDEX_KINDS)
+_I_CLOSE = _position("close", INDEX_KINDS)
+_I_CHANGE = _position("index_change", INDEX_KINDS)
+_I_STAMP = _position("exchange_timestamp", (PacketKind.INDEX_FULL,))
+# full only
+_LTT = _position("last_trade_time", (PacketKind.FULL,))
+_OI = _position("oi", (PacketKind.FULL,))
+_OI_HIGH = _position("oi_day_high", (PacketKind.FULL,))
+_OI_LOW = _position("oi_day_low", (PacketKind.FULL,))
+_STAMP = _position("exchange_timestamp", (PacketKind.FULL,))
+#: (quantity, price, orders) of each depth level, five bids then five offers, best first.
+_LEVELS = tuple(
+    tuple(
+        PACKETS[PacketKind.FULL].index_of(f"{side}_{part}_{n}")
+        for part in ("quantity", "price", "orders")
+    )
+    for side in ("bid", "ask")
+    for n in range(1, DEPTH_LEVELS + 1)
+)
+_EXCHANGE_STAMP = _positions("exchange_timestamp")
+# The kinds as plain ints: a tick's kind is the int the codec read.
+_LTP_KIND = int(PacketKind.LTP)
+_INDEX_FULL_KIND = int(PacketKind.INDEX_FULL)
+_FULL_KIND = int(PacketKind.FULL)
+_TRADABLE = tuple(int(kind) for kind in TRADABLE_KINDS)
+_INDEX = tuple(int(kind) for kind in INDEX_KINDS)
 
 
 def segment_of(instrument_token: int) -> int:
@@ -198,19 +249,19 @@ class Tick:
 
     @property
     def instrument_token(self) -> int:
-        return self.values[0]
+        return self.values[_TOKEN]
 
     @property
     def segment(self) -> int:
-        return self.values[0] & 0xFF
+        return self.values[_TOKEN] & 0xFF
 
     @property
     def divisor(self) -> float:
-        return _DIVISORS.get(self.values[0] & 0xFF, 100.0)
+        return _DIVISORS.get(self.values[_TOKEN] & 0xFF, 100.0)
 
     @property
     def tradable(self) -> bool:
-        return self.values[0] & 0xFF != INDICES_SEGMENT
+        return self.values[_TOKEN] & 0xFF != INDICES_SEGMENT
 
     @property
     def mode(self) -> Mode:
@@ -219,29 +270,29 @@ class Tick:
 
     @property
     def last_price(self) -> float:
-        return self.values[1] / _DIVISORS.get(self.values[0] & 0xFF, 100.0)
+        return self.values[_LAST] / _DIVISORS.get(self.values[_TOKEN] & 0xFF, 100.0)
 
     # Quote and full (tradable) fields
 
     @property
     def last_traded_quantity(self) -> int | None:
-        return self.values[2] if self.kind in (44, 184) else None
+        return self.values[_LTQ] if self.kind in _TRADABLE else None
 
     @property
     def average_traded_price(self) -> float | None:
-        return self.values[3] / self.divisor if self.kind in (44, 184) else None
+        return self.values[_ATP] / self.divisor if self.kind in _TRADABLE else None
 
     @property
     def volume_traded(self) -> int | None:
-        return self.values[4] if self.kind in (44, 184) else None
+        return self.values[_VOLUME] if self.kind in _TRADABLE else None
 
     @property
     def total_buy_quantity(self) -> int | None:
-        return self.values[5] if self.kind in (44, 184) else None
+        return self.values[_BUY] if self.kind in _TRADABLE else None
 
     @property
     def total_sell_quantity(self) -> int | None:
-        return self.values[6] if self.kind in (44, 184) else None
+        return self.values[_SELL] if self.kind in _TRADABLE else None
 
     # OHLC and change (quote, full, index quote, index full)
 
@@ -249,18 +300,18 @@ class Tick:
     def ohlc(self) -> OHLC | None:
         v = self.values
         d = self.divisor
-        if self.kind in (44, 184):
-            return OHLC(v[7] / d, v[8] / d, v[9] / d, v[10] / d)
-        if self.kind in (28, 32):
-            return OHLC(v[4] / d, v[2] / d, v[3] / d, v[5] / d)
+        if self.kind in _TRADABLE:
+            return OHLC(v[_OPEN] / d, v[_HIGH] / d, v[_LOW] / d, v[_CLOSE] / d)
+        if self.kind in _INDEX:
+            return OHLC(v[_I_OPEN] / d, v[_I_HIGH] / d, v[_I_LOW] / d, v[_I_CLOSE] / d)
         return None
 
     @property
     def _close_raw(self) -> int | None:
-        if self.kind in (44, 184):
-            return self.values[10]
-        if self.kind in (28, 32):
-            return self.values[5]
+        if self.kind in _TRADABLE:
+            return self.values[_CLOSE]
+        if self.kind in _INDEX:
+            return self.values[_I_CLOSE]
         return None
 
     @property
@@ -276,7 +327,7 @@ class Tick:
             return 0
         d = self.divisor
         close = close_raw / d
-        return (self.values[1] / d - close) * 100 / close
+        return (self.values[_LAST] / d - close) * 100 / close
 
     @property
     def net_change(self) -> float | None:
@@ -285,39 +336,36 @@ class Tick:
         if close_raw is None:
             return None
         d = self.divisor
-        return self.values[1] / d - close_raw / d
+        return self.values[_LAST] / d - close_raw / d
 
     @property
     def index_change(self) -> float | None:
         """The server's own signed change field of index packets (offset 24), in price units."""
-        return self.values[6] / self.divisor if self.kind in (28, 32) else None
+        return self.values[_I_CHANGE] / self.divisor if self.kind in _INDEX else None
 
     # Full-mode fields
 
     @property
     def last_trade_time(self) -> datetime | None:
-        return _datetime_of(self.values[11]) if self.kind == 184 else None
+        return _datetime_of(self.values[_LTT]) if self.kind == _FULL_KIND else None
 
     @property
     def oi(self) -> int | None:
-        return self.values[12] if self.kind == 184 else None
+        return self.values[_OI] if self.kind == _FULL_KIND else None
 
     @property
     def oi_day_high(self) -> int | None:
-        return self.values[13] if self.kind == 184 else None
+        return self.values[_OI_HIGH] if self.kind == _FULL_KIND else None
 
     @property
     def oi_day_low(self) -> int | None:
-        return self.values[14] if self.kind == 184 else None
+        return self.values[_OI_LOW] if self.kind == _FULL_KIND else None
 
     @property
     def exchange_epoch_s(self) -> int | None:
         """The exchange timestamp in Unix seconds (full and index-full packets only)."""
-        if self.kind == 184:
-            return self.values[15]
-        if self.kind == 32:
-            return self.values[7]
-        return None
+        position = _EXCHANGE_STAMP.get(self.kind)
+        return None if position is None else self.values[position]
 
     @property
     def exchange_timestamp(self) -> datetime | None:
@@ -327,12 +375,12 @@ class Tick:
     @property
     def depth(self) -> Depth | None:
         """Five bids then five offers, best first (full packets of tradable instruments only)."""
-        if self.kind != 184:
+        if self.kind != _FULL_KIND:
             return None
         v = self.values
         d = self.divisor
-        levels = tuple(DepthLevel(v[i], v[i + 1] / d, v[i + 2]) for i in range(16, 46, 3))
-        return Depth(levels[:5], levels[5:])
+        levels = tuple(DepthLevel(v[q], v[p] / d, v[o]) for q, p, o in _LEVELS)
+        return Depth(levels[:DEPTH_LEVELS], levels[DEPTH_LEVELS:])
 
     # The official client's dict
 
@@ -344,41 +392,48 @@ class Tick:
         """
         v = self.values
         kind = self.kind
-        d = _DIVISORS.get(v[0] & 0xFF, 100.0)
+        d = _DIVISORS.get(v[_TOKEN] & 0xFF, 100.0)
         out: dict[str, Any] = {
-            "tradable": v[0] & 0xFF != INDICES_SEGMENT,
+            "tradable": v[_TOKEN] & 0xFF != INDICES_SEGMENT,
             "mode": _MODE_OF_KIND[kind].value,
-            "instrument_token": v[0],
-            "last_price": v[1] / d,
+            "instrument_token": v[_TOKEN],
+            "last_price": v[_LAST] / d,
         }
-        if kind == 8:
+        if kind == _LTP_KIND:
             return out
-        if kind in (28, 32):
-            close = v[5] / d
-            out["ohlc"] = {"high": v[2] / d, "low": v[3] / d, "open": v[4] / d, "close": close}
+        if kind in _INDEX:
+            close = v[_I_CLOSE] / d
+            out["ohlc"] = {
+                "high": v[_I_HIGH] / d,
+                "low": v[_I_LOW] / d,
+                "open": v[_I_OPEN] / d,
+                "close": close,
+            }
             out["change"] = (out["last_price"] - close) * 100 / close if close != 0 else 0
-            if kind == 32:
-                out["exchange_timestamp"] = _datetime_of(v[7])
+            if kind == _INDEX_FULL_KIND:
+                out["exchange_timestamp"] = _datetime_of(v[_I_STAMP])
             return out
-        close = v[10] / d
-        out["last_traded_quantity"] = v[2]
-        out["average_traded_price"] = v[3] / d
-        out["volume_traded"] = v[4]
-        out["total_buy_quantity"] = v[5]
-        out["total_sell_quantity"] = v[6]
-        out["ohlc"] = {"open": v[7] / d, "high": v[8] / d, "low": v[9] / d, "close": close}
+        close = v[_CLOSE] / d
+        out["last_traded_quantity"] = v[_LTQ]
+        out["average_traded_price"] = v[_ATP] / d
+        out["volume_traded"] = v[_VOLUME]
+        out["total_buy_quantity"] = v[_BUY]
+        out["total_sell_quantity"] = v[_SELL]
+        out["ohlc"] = {
+            "open": v[_OPEN] / d,
+            "high": v[_HIGH] / d,
+            "low": v[_LOW] / d,
+            "close": close,
+        }
         out["change"] = (out["last_price"] - close) * 100 / close if close != 0 else 0
-        if kind == 184:
-            out["last_trade_time"] = _datetime_of(v[11])
-            out["oi"] = v[12]
-            out["oi_day_high"] = v[13]
-            out["oi_day_low"] = v[14]
-            out["exchange_timestamp"] = _datetime_of(v[15])
-            levels = [
-                {"quantity": v[i], "price": v[i + 1] / d, "orders": v[i + 2]}
-                for i in range(16, 46, 3)
-            ]
-            out["depth"] = {"buy": levels[:5], "sell": levels[5:]}
+        if kind == _FULL_KIND:
+            out["last_trade_time"] = _datetime_of(v[_LTT])
+            out["oi"] = v[_OI]
+            out["oi_day_high"] = v[_OI_HIGH]
+            out["oi_day_low"] = v[_OI_LOW]
+            out["exchange_timestamp"] = _datetime_of(v[_STAMP])
+            levels = [{"quantity": v[q], "price": v[p] / d, "orders": v[o]} for q, p, o in _LEVELS]
+            out["depth"] = {"buy": levels[:DEPTH_LEVELS], "sell": levels[DEPTH_LEVELS:]}
         return out
 
     def as_local_dict(self) -> dict[str, Any]:
@@ -386,19 +441,21 @@ class Tick:
         (``datetime.fromtimestamp``, ``None`` where that fails): exactly its dict."""
         out = self.as_dict()
         kind, v = self.kind, self.values
-        if kind == 32:
-            out["exchange_timestamp"] = _naive_datetime_of(v[7])
-        elif kind == 184:
-            out["last_trade_time"] = _naive_datetime_of(v[11])
-            out["exchange_timestamp"] = _naive_datetime_of(v[15])
+        if kind == _INDEX_FULL_KIND:
+            out["exchange_timestamp"] = _naive_datetime_of(v[_I_STAMP])
+        elif kind == _FULL_KIND:
+            out["last_trade_time"] = _naive_datetime_of(v[_LTT])
+            out["exchange_timestamp"] = _naive_datetime_of(v[_STAMP])
         return out
 
-    # Constructors from named fields (prices in the segment's integer units)
+    # Constructors from named fields (prices in the segment's integer units), in the order of the
+    # packet-field table
 
     @classmethod
     def ltp(cls, instrument_token: int, last_price: int) -> Tick:
         """An 8-byte LTP packet's tick."""
-        return cls(8, (instrument_token, last_price))
+        named = {"instrument_token": instrument_token, "last_price": last_price}
+        return cls(_LTP_KIND, PACKETS[PacketKind.LTP].pack_values(named))
 
     @classmethod
     def index(
@@ -414,10 +471,21 @@ class Tick:
         exchange_timestamp: int | None = None,
     ) -> Tick:
         """An index packet's tick: 28 bytes (quote), or 32 (full) when a timestamp is given."""
-        values = (instrument_token, last_price, high, low, open, close, change)
+        named = {
+            "instrument_token": instrument_token,
+            "last_price": last_price,
+            "high": high,
+            "low": low,
+            "open": open,
+            "close": close,
+            "index_change": change,
+        }
         if exchange_timestamp is None:
-            return cls(28, values)
-        return cls(32, (*values, exchange_timestamp))
+            kind = PacketKind.INDEX_QUOTE
+        else:
+            kind = PacketKind.INDEX_FULL
+            named["exchange_timestamp"] = exchange_timestamp
+        return cls(int(kind), PACKETS[kind].pack_values(named))
 
     @classmethod
     def quote(
@@ -436,22 +504,20 @@ class Tick:
         close: int,
     ) -> Tick:
         """A 44-byte quote packet's tick."""
-        return cls(
-            44,
-            (
-                instrument_token,
-                last_price,
-                last_traded_quantity,
-                average_traded_price,
-                volume_traded,
-                total_buy_quantity,
-                total_sell_quantity,
-                open,
-                high,
-                low,
-                close,
-            ),
-        )
+        named = {
+            "instrument_token": instrument_token,
+            "last_price": last_price,
+            "last_traded_quantity": last_traded_quantity,
+            "average_traded_price": average_traded_price,
+            "volume_traded": volume_traded,
+            "total_buy_quantity": total_buy_quantity,
+            "total_sell_quantity": total_sell_quantity,
+            "open": open,
+            "high": high,
+            "low": low,
+            "close": close,
+        }
+        return cls(int(PacketKind.QUOTE), PACKETS[PacketKind.QUOTE].pack_values(named))
 
     @classmethod
     def full(
@@ -467,23 +533,26 @@ class Tick:
     ) -> Tick:
         """A 184-byte full packet's tick: a quote tick's fields plus these, and ten depth levels
         given as (quantity, price, orders), five bids then five offers."""
-        if quote.kind != 44:
+        if quote.kind != PacketKind.QUOTE:
             raise ValueError("Tick.full needs a quote tick for its first eleven fields")
-        if len(depth) != 10:
-            raise ValueError(f"Tick.full needs 10 depth levels, got {len(depth)}")
-        flat = tuple(x for level in depth for x in level)
-        return cls(
-            184,
-            (
-                *quote.values,
-                last_trade_time,
-                oi,
-                oi_day_high,
-                oi_day_low,
-                exchange_timestamp,
-                *flat,
-            ),
+        if len(depth) != 2 * DEPTH_LEVELS:
+            raise ValueError(f"Tick.full needs {2 * DEPTH_LEVELS} depth levels, got {len(depth)}")
+        named = dict(zip(PACKETS[PacketKind.QUOTE].names, quote.values, strict=True))
+        named.update(
+            last_trade_time=last_trade_time,
+            oi=oi,
+            oi_day_high=oi_day_high,
+            oi_day_low=oi_day_low,
+            exchange_timestamp=exchange_timestamp,
         )
+        for number, side in enumerate(("bid", "ask")):
+            for level in range(DEPTH_LEVELS):
+                quantity, price, orders = depth[DEPTH_LEVELS * number + level]
+                n = level + 1
+                named[f"{side}_quantity_{n}"] = quantity
+                named[f"{side}_price_{n}"] = price
+                named[f"{side}_orders_{n}"] = orders
+        return cls(_FULL_KIND, PACKETS[PacketKind.FULL].pack_values(named))
 
 
 # Server text messages ------------------------------------------------------------------------

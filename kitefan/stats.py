@@ -4,6 +4,18 @@ The hot path only adds to plain integer attributes of :class:`ConnectionCounters
 derived (rates, ages, percentiles, per-key sums) is computed when a snapshot is taken, from an
 injected clock, so the snapshot is exact and cheap to test.
 
+The counters are declared once, in the counter table :class:`Counts`: one dataclass field per
+counter, whose metadata (a :class:`Counter`) says what it counts (the Prometheus help), its
+metric, its stats column and view, and whether the key counts it itself (``orders``) or sums
+its connections. The hot path's ``ConnectionCounters`` and the snapshots ``ConnectionStats``,
+``KeyStats`` and ``Totals`` derive from ``Counts``, so each counter is a typed attribute of all
+four; the per-key and total sums, the counters' part of every JSON document
+(:meth:`Counts.counts`, in the table's order), the Prometheus families
+(:mod:`kitefan.metrics`) and the stats tables' columns (:mod:`kitefan.render.stats`) are read
+from :data:`COUNTERS`. A new counter is one line in the table, plus the line that counts it.
+The snapshots refuse assignment at run time (each attribute is set once, by the constructor):
+a dataclass cannot be ``frozen`` over the mutable table.
+
 Rates are taken over a sliding window (5 s by default) of samples recorded at snapshot time, so
 a display refreshing a few times a second sees a steady figure.
 
@@ -15,9 +27,9 @@ woke; anything that holds the loop (a slow consumer, a big format, a long collec
 :class:`LoopLagMeter` keeps the samples as a histogram of 0.1 ms bins, since the start and for the
 last ``window_s`` seconds.
 
-Owns: ``ConnectionCounters``, ``RateMeter``, ``LoopLagMeter``, the snapshot types and their JSON
-form. Must not
-import asyncio, websockets, rich or typer.
+Owns: the counter table (``Counts``, ``Counter``, ``COUNTERS``), ``ConnectionCounters``,
+``RateMeter``, ``LoopLagMeter``, the snapshot types and their JSON form. Must not import
+asyncio, websockets, rich or typer.
 """
 
 from __future__ import annotations
@@ -25,14 +37,17 @@ from __future__ import annotations
 import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import FrozenInstanceError, dataclass, field, fields, replace
+from typing import Any, Literal
 
 from kitefan.events import ConnState, Gap, KeyState
 
 __all__ = [
+    "COUNTERS",
     "ConnectionCounters",
     "ConnectionStats",
+    "Counter",
+    "Counts",
     "FeedStats",
     "KeyStats",
     "LoopLag",
@@ -42,6 +57,7 @@ __all__ = [
     "RecordStats",
     "RedundancyStats",
     "Totals",
+    "View",
     "key_state",
     "percentile_of_counts",
 ]
@@ -177,22 +193,129 @@ class LoopLagMeter:
         )
 
 
-@dataclass(slots=True)
-class ConnectionCounters:
-    """What one connection has done so far. Mutated in place by the connection."""
+#: The stats tables a counter can be a column of (``kitefan stats``).
+View = Literal["traffic", "health"]
 
-    frames: int = 0
-    ticks: int = 0
-    bytes: int = 0
-    heartbeats: int = 0
-    skipped_packets: int = 0
-    decode_errors: int = 0
-    server_errors: int = 0
-    reconnects: int = 0
-    drops: int = 0
-    orders: int = 0
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """One counter, as the table (:class:`Counts`) declares it; everything else follows.
+
+    Attributes:
+        name: the attribute (of ``ConnectionCounters``, ``ConnectionStats``, ``KeyStats`` and
+            ``Totals``) and the key in every JSON document.
+        help: what it counts: the Prometheus help text.
+        metric: the Prometheus family (the exposition adds ``_total``).
+        column: its header in the stats tables; None: not a column.
+        view: the stats table the column is in.
+        unit: ``count`` (shown as ``1,234``) or ``bytes`` (``1.2 kB``).
+        per_key: the key counts it once itself (an order update comes on every connection of
+            the key): ``KeyStats`` takes it as an argument instead of summing its connections,
+            and the metric is labelled ``key`` alone. Otherwise each connection counts it, the
+            key and the totals sum, and the metric is labelled ``key`` and ``connection``.
+    """
+
+    name: str
+    help: str
+    metric: str
+    column: str | None = None
+    view: View | None = None
+    unit: Literal["count", "bytes"] = "count"
+    per_key: bool = False
+
+
+_COUNTER = "kitefan.counter"
+
+
+def _counter(
+    metric: str,
+    help: str,
+    *,
+    column: str | None = None,
+    view: View | None = None,
+    unit: Literal["count", "bytes"] = "count",
+    per_key: bool = False,
+) -> int:
+    """A field of :class:`Counts`: an integer from 0, and its :class:`Counter` (named later)."""
+    spec = Counter("", help, metric, column, view, unit, per_key)
+    return field(default=0, metadata={_COUNTER: spec})
+
+
+@dataclass(slots=True, kw_only=True)
+class Counts:
+    """The counter table: one line per counter.
+
+    Every counter is a plain integer attribute of the hot path's :class:`ConnectionCounters` and
+    of the snapshots (:class:`ConnectionStats`, :class:`KeyStats`, :class:`Totals`), which all
+    derive from this class; the per-key and total sums, the JSON documents, the Prometheus
+    families (:mod:`kitefan.metrics`) and the stats tables' columns (:mod:`kitefan.render.stats`)
+    are read from it (:data:`COUNTERS`). A new counter is one line here, plus the line of the
+    hot path that counts it.
+    """
+
+    ticks: int = _counter(
+        "kitefan_ticks", "Ticks received (packets decoded).", column="ticks", view="traffic"
+    )
+    frames: int = _counter(
+        "kitefan_frames",
+        "WebSocket frames received, heartbeats and texts included.",
+        column="frames",
+        view="traffic",
+    )
+    bytes: int = _counter(
+        "kitefan_bytes", "Payload bytes received.", column="bytes", view="traffic", unit="bytes"
+    )
+    heartbeats: int = _counter("kitefan_heartbeats", "1-byte heartbeat frames received.")
+    skipped_packets: int = _counter("kitefan_skipped_packets", "Packets of unknown length skipped.")
+    reconnects: int = _counter(
+        "kitefan_reconnects",
+        "Times the connection was opened again after being lost.",
+        column="reconnects",
+        view="health",
+    )
+    decode_errors: int = _counter(
+        "kitefan_decode_errors",
+        "Frames or texts that did not decode (skipped).",
+        column="decode errors",
+        view="health",
+    )
+    server_errors: int = _counter(
+        "kitefan_server_errors",
+        "Error texts sent by the server.",
+        column="server errors",
+        view="health",
+    )
     #: Times a bug in kitefan ended the connection (it was restarted; see the manager).
-    internal_errors: int = 0
+    internal_errors: int = _counter(
+        "kitefan_internal_errors",
+        "Times a bug in kitefan ended the connection (it was restarted).",
+    )
+    drops: int = _counter(
+        "kitefan_dropped_ticks",
+        "Ticks dropped because a consumer fell behind.",
+        column="drops",
+        view="traffic",
+    )
+    orders: int = _counter(
+        "kitefan_order_updates", "Order updates delivered (once per key).", per_key=True
+    )
+
+    def counts(self) -> dict[str, int]:
+        """Every counter's value, in the table's order (the JSON documents' order)."""
+        return {counter.name: getattr(self, counter.name) for counter in COUNTERS}
+
+
+#: The counter table, in its order.
+COUNTERS: tuple[Counter, ...] = tuple(
+    replace(f.metadata[_COUNTER], name=f.name) for f in fields(Counts)
+)
+
+
+@dataclass(slots=True)
+class ConnectionCounters(Counts):
+    """What one connection has done so far. Mutated in place by the connection: the counters
+    (:class:`Counts`) are plain slot attributes, and so are these."""
+
     last_frame_at: float | None = None
     connected_at: float | None = None
     last_gap: Gap | None = None
@@ -200,32 +323,43 @@ class ConnectionCounters:
     meter: RateMeter = field(default_factory=RateMeter)
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionStats:
-    """One connection, at one moment."""
+class _Snapshot:
+    """Frozen once built: each attribute is set once (by the constructor), never again.
+
+    (A dataclass cannot be ``frozen`` over the mutable :class:`Counts`, so this holds at run time
+    only; no code assigns to a snapshot.)
+    """
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        try:
+            object.__getattribute__(self, name)
+        except AttributeError:
+            object.__setattr__(self, name, value)
+            return
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+@dataclass(slots=True, unsafe_hash=True)
+class ConnectionStats(_Snapshot, Counts):
+    """One connection, at one moment (its counters: :class:`Counts`, keyword-only, 0 unless
+    given)."""
 
     index: int
     state: ConnState
     symbols: int
     symbols_by_mode: Mapping[str, int]
-    frames: int
-    ticks: int
-    bytes: int
     ticks_per_s: float
-    heartbeats: int
-    skipped_packets: int
-    decode_errors: int
-    server_errors: int
-    reconnects: int
-    drops: int
-    orders: int
     last_gap: Gap | None
     last_frame_age_s: float | None
     uptime_s: float | None
     never_ticked: int
     exchange_delay_p50_s: int | None
     exchange_delay_p99_s: int | None
-    internal_errors: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -233,18 +367,8 @@ class ConnectionStats:
             "state": self.state.value,
             "symbols": self.symbols,
             "symbols_by_mode": dict(self.symbols_by_mode),
-            "ticks": self.ticks,
             "ticks_per_s": round(self.ticks_per_s, 1),
-            "frames": self.frames,
-            "bytes": self.bytes,
-            "heartbeats": self.heartbeats,
-            "skipped_packets": self.skipped_packets,
-            "decode_errors": self.decode_errors,
-            "server_errors": self.server_errors,
-            "internal_errors": self.internal_errors,
-            "reconnects": self.reconnects,
-            "drops": self.drops,
-            "orders": self.orders,
+            **self.counts(),
             "last_gap": _gap_dict(self.last_gap),
             "last_frame_age_s": _round(self.last_frame_age_s),
             "uptime_s": _round(self.uptime_s),
@@ -254,19 +378,40 @@ class ConnectionStats:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class KeyStats:
+@dataclass(slots=True, init=False, unsafe_hash=True)
+class KeyStats(_Snapshot, Counts):
     """One key and its connections, at one moment.
 
     ``key_id`` is the key's config id, as in :class:`~kitefan.planner.KeyPlan` and every event
     (``id`` is its deprecated old name). The JSON form keeps ``"id"``, as documented.
+
+    Its counters (:class:`Counts`) are its connections' sums, but for those the key counts
+    once itself (``orders``: each order update once, however many connections carry it).
     """
 
     key_id: str
     state: KeyState
     connections: tuple[ConnectionStats, ...]
-    orders: int
-    message: str = ""
+    message: str
+
+    def __init__(
+        self,
+        key_id: str,
+        state: KeyState,
+        connections: tuple[ConnectionStats, ...],
+        orders: int,
+        message: str = "",
+    ) -> None:
+        self.key_id = key_id
+        self.state = state
+        self.connections = connections
+        self.message = message
+        for counter in COUNTERS:
+            if counter.per_key:
+                value = orders
+            else:
+                value = sum(getattr(c, counter.name) for c in connections)
+            setattr(self, counter.name, value)
 
     @property
     def id(self) -> str:
@@ -281,40 +426,8 @@ class KeyStats:
         return sum(c.symbols for c in self.connections)
 
     @property
-    def ticks(self) -> int:
-        return sum(c.ticks for c in self.connections)
-
-    @property
     def ticks_per_s(self) -> float:
         return sum(c.ticks_per_s for c in self.connections)
-
-    @property
-    def frames(self) -> int:
-        return sum(c.frames for c in self.connections)
-
-    @property
-    def bytes(self) -> int:
-        return sum(c.bytes for c in self.connections)
-
-    @property
-    def reconnects(self) -> int:
-        return sum(c.reconnects for c in self.connections)
-
-    @property
-    def drops(self) -> int:
-        return sum(c.drops for c in self.connections)
-
-    @property
-    def decode_errors(self) -> int:
-        return sum(c.decode_errors for c in self.connections)
-
-    @property
-    def server_errors(self) -> int:
-        return sum(c.server_errors for c in self.connections)
-
-    @property
-    def internal_errors(self) -> int:
-        return sum(c.internal_errors for c in self.connections)
 
     @property
     def never_ticked(self) -> int:
@@ -340,17 +453,9 @@ class KeyStats:
             "state": self.state.value,
             "message": self.message,
             "symbols": self.symbols,
-            "ticks": self.ticks,
             "ticks_per_s": round(self.ticks_per_s, 1),
-            "frames": self.frames,
-            "bytes": self.bytes,
-            "reconnects": self.reconnects,
+            **self.counts(),
             "last_gap": _gap_dict(self.last_gap),
-            "drops": self.drops,
-            "decode_errors": self.decode_errors,
-            "server_errors": self.server_errors,
-            "internal_errors": self.internal_errors,
-            "orders": self.orders,
             "never_ticked": self.never_ticked,
             "connections_up": self.connections_up,
             "last_frame_age_s": _round(self.last_frame_age_s),
@@ -358,23 +463,23 @@ class KeyStats:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Totals:
-    """Sums over every key, plus what the consumer side dropped."""
+@dataclass(slots=True, unsafe_hash=True)
+class Totals(_Snapshot, Counts):
+    """Sums over every key (its counters: :class:`Counts`, the keys' sums)."""
 
     symbols: int
-    ticks: int
     ticks_per_s: float
-    frames: int
-    bytes: int
-    reconnects: int
-    drops: int
-    decode_errors: int
-    server_errors: int
-    orders: int
     connections_up: int
     connections: int
-    internal_errors: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "symbols": self.symbols,
+            "ticks_per_s": round(self.ticks_per_s, 1),
+            **self.counts(),
+            "connections_up": self.connections_up,
+            "connections": self.connections,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,43 +609,21 @@ class FeedStats:
     @property
     def totals(self) -> Totals:
         keys = self.keys
+        sums = {c.name: sum(getattr(k, c.name) for k in keys) for c in COUNTERS}
         return Totals(
             symbols=sum(k.symbols for k in keys),
-            ticks=sum(k.ticks for k in keys),
             ticks_per_s=sum(k.ticks_per_s for k in keys),
-            frames=sum(k.frames for k in keys),
-            bytes=sum(k.bytes for k in keys),
-            reconnects=sum(k.reconnects for k in keys),
-            drops=sum(k.drops for k in keys),
-            decode_errors=sum(k.decode_errors for k in keys),
-            server_errors=sum(k.server_errors for k in keys),
-            orders=sum(k.orders for k in keys),
             connections_up=sum(k.connections_up for k in keys),
             connections=sum(len(k.connections) for k in keys),
-            internal_errors=sum(k.internal_errors for k in keys),
+            **sums,
         )
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form ``kitefan stats --format json`` prints; scripts rely on its shape
         (``publish`` is there only while the feed publishes, ``record`` while it records)."""
-        totals = self.totals
         document = {
             "keys": [k.as_dict() for k in self.keys],
-            "totals": {
-                "ticks": totals.ticks,
-                "symbols": totals.symbols,
-                "ticks_per_s": round(totals.ticks_per_s, 1),
-                "frames": totals.frames,
-                "bytes": totals.bytes,
-                "reconnects": totals.reconnects,
-                "drops": totals.drops,
-                "decode_errors": totals.decode_errors,
-                "server_errors": totals.server_errors,
-                "internal_errors": totals.internal_errors,
-                "orders": totals.orders,
-                "connections_up": totals.connections_up,
-                "connections": totals.connections,
-            },
+            "totals": self.totals.as_dict(),
             "updated_at": self.updated_at,
             "uptime_s": round(self.uptime_s, 1),
             "loop_lag": None if self.loop_lag is None else self.loop_lag.as_dict(),

@@ -43,11 +43,13 @@ from kitefan.models import Mode
 from kitefan.publish import redis_client, require_redis, scrub
 from kitefan.retry import Backoff
 from kitefan.settings import DEFAULT_PUBLISH_STREAM, PublishConfig, RedisURL, parse_redis_url
-from kitefan.stats import ConnectionStats, FeedStats, KeyStats, RateMeter, key_state
+from kitefan.stats import ConnectionCounters, ConnectionStats, FeedStats, KeyStats, key_state
 
 __all__ = ["RemoteFeed", "RemoteStats"]
 
 _CONN_STATES = frozenset(state.value for state in ConnState)
+#: Seconds a reader's close may take (acknowledging, then closing the connection), each.
+CLOSE_S = 2.0
 
 
 class RemoteFeed:
@@ -123,12 +125,17 @@ class RemoteFeed:
         await self.close()
 
     async def close(self) -> None:
+        """Acknowledge what was read (with a group) and close the connection, in at most
+        :data:`CLOSE_S` seconds: a connection a cancelled read left in a bad state is abandoned
+        rather than waited for."""
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(Exception):
-                await self._ack(client)
+                async with asyncio.timeout(CLOSE_S):
+                    await self._ack(client)
             with contextlib.suppress(Exception):
-                await client.aclose()
+                async with asyncio.timeout(CLOSE_S):
+                    await client.aclose()
 
     def name_of(self, token: int) -> str:
         """A token's display name, as the publisher knows it (else the number)."""
@@ -321,46 +328,42 @@ def _is_missing_group(exc: BaseException) -> bool:
 
 
 class RemoteStats:
-    """Per-key, per-connection figures of the entries seen, as a :class:`FeedStats`."""
+    """Per-key, per-connection figures of the entries seen, as a :class:`FeedStats`: the
+    counters an entry shows (frames, ticks, bytes, and reconnects from the gaps reported)."""
 
     def __init__(self) -> None:
         self._started = time.perf_counter()
-        self._conns: dict[tuple[str, int], dict[str, Any]] = {}
+        self._conns: dict[tuple[str, int], ConnectionCounters] = {}
+        self._tokens: dict[tuple[str, int], set[int]] = {}
         self._states: dict[tuple[str, int], str] = {}
         self._orders: dict[str, int] = {}
 
     def observe(self, item: Event | JsonTicks) -> None:
         if isinstance(item, TickBatch | JsonTicks):
-            conn = self._conn(item.key, item.connection)
-            conn["frames"] += 1
-            conn["ticks"] += item.count
+            where = (item.key, item.connection)
+            conn = self._conn(*where)
+            conn.frames += 1
+            conn.ticks += item.count
             if isinstance(item, TickBatch):
-                conn["bytes"] += len(item.frame)
-                conn["tokens"].update(t.values[0] for t in item.ticks)
-            conn["last"] = time.perf_counter()
-            self._states.setdefault((item.key, item.connection), ConnState.CONNECTED)
+                conn.bytes += len(item.frame)
+                self._tokens[where].update(t.values[0] for t in item.ticks)
+            conn.last_frame_at = time.perf_counter()
+            self._states.setdefault(where, ConnState.CONNECTED)
         elif isinstance(item, StatusEvent):
             if item.connection is not None:
-                self._conn(item.key, item.connection)
+                conn = self._conn(item.key, item.connection)
                 if item.state in _CONN_STATES:  # a connection's own state, not news of it
                     self._states[(item.key, item.connection)] = item.state
                 if item.gap is not None:
-                    self._conn(item.key, item.connection)["reconnects"] += 1
+                    conn.reconnects += 1
         elif isinstance(item, OrderEvent):
             self._orders[item.key] = self._orders.get(item.key, 0) + 1
 
-    def _conn(self, key: str, index: int) -> dict[str, Any]:
+    def _conn(self, key: str, index: int) -> ConnectionCounters:
         conn = self._conns.get((key, index))
         if conn is None:
-            conn = self._conns[(key, index)] = {
-                "frames": 0,
-                "ticks": 0,
-                "bytes": 0,
-                "reconnects": 0,
-                "tokens": set(),
-                "last": None,
-                "meter": RateMeter(),
-            }
+            conn = self._conns[(key, index)] = ConnectionCounters()
+            self._tokens[(key, index)] = set()
         return conn
 
     def snapshot(self) -> FeedStats:
@@ -372,25 +375,16 @@ class RemoteStats:
                 ConnectionStats(
                     index=index,
                     state=state,
-                    symbols=len(c["tokens"]),
+                    symbols=len(self._tokens[(key, index)]),
                     symbols_by_mode={m.value: 0 for m in Mode},
-                    frames=c["frames"],
-                    ticks=c["ticks"],
-                    bytes=c["bytes"],
-                    ticks_per_s=c["meter"].rate(now, c["ticks"]),
-                    heartbeats=0,
-                    skipped_packets=0,
-                    decode_errors=0,
-                    server_errors=0,
-                    reconnects=c["reconnects"],
-                    drops=0,
-                    orders=0,
+                    ticks_per_s=c.meter.rate(now, c.ticks),
                     last_gap=None,
-                    last_frame_age_s=None if c["last"] is None else now - c["last"],
+                    last_frame_age_s=None if c.last_frame_at is None else now - c.last_frame_at,
                     uptime_s=None,
                     never_ticked=0,
                     exchange_delay_p50_s=None,
                     exchange_delay_p99_s=None,
+                    **c.counts(),
                 )
             )
         return FeedStats(

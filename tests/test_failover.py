@@ -48,6 +48,14 @@ def tokens_of(plan: Plan, key_id: str) -> set[int]:
     return set() if key is None else {s.token for c in key.connections for s in c.symbols}
 
 
+def places(plan: Plan, key_id: str) -> set[tuple[int, int]]:
+    """(token, connection index) of every symbol the key carries."""
+    key = plan.key(key_id)
+    return (
+        set() if key is None else {(s.token, c.index) for c in key.connections for s in c.symbols}
+    )
+
+
 def slot_sizes(plan: Plan, key_id: str) -> list[int]:
     key = plan.key(key_id)
     return [] if key is None else [len(c.symbols) for c in key.connections]
@@ -256,3 +264,22 @@ def test_while_keys_are_held_apart_a_refusal_moves_nothing_between_keys() -> Non
     assert [c.connections for c in h.capacities()] == [3, 3, 3]
     h.held = None
     assert tokens_of(applied(h.replan()).plan, "bravo") == set()  # failover again
+
+
+def test_with_redundancy_a_refused_key_moves_only_its_own_copies_each_to_the_other_key() -> None:
+    h = health(replace(config(300, per_conn=100), redundancy=2))
+    home = h.home
+    homes = {k: tokens_of(home, k) for k in ("alpha", "bravo", "charlie")}
+    assert sorted(len(t) for t in homes.values()) == [200, 200, 200]
+    move = applied(h.refused("bravo", 0, Refusal.AUTH, 403))
+    after = {k: tokens_of(move.plan, k) for k in ("alpha", "bravo", "charlie")}
+    assert after["bravo"] == set()
+    # Every symbol is still on two keys: now alpha and charlie, both of them.
+    assert after["alpha"] == after["charlie"] == set(range(1000, 1300))
+    # Only bravo's copies moved, each to the key that did not hold the symbol already; alpha's
+    # and charlie's own copies stay on the connections they were on.
+    assert sorted(m.token for m in move.change.moves) == sorted(homes["bravo"])
+    for key_id in ("alpha", "charlie"):
+        assert places(home, key_id) <= places(move.plan, key_id)
+    # The token is accepted again: the copies go home.
+    assert applied(h.opened("bravo", 0)).plan == home == h.current

@@ -57,7 +57,7 @@ class Figure:
 
     Attributes:
         benchmark: ``decode``, ``records``, ``e2e``, ``load``, ``columnar``, ``candles``,
-            ``fanout``, ``cli``, ``recording``, ``replay``, ``share`` or ``merge``.
+            ``fanout``, ``cli``, ``recording``, ``replay``, ``share``, ``merge`` or ``redundancy``.
         name: what was measured, as the table shows it.
         value: the median (or the percentile the name says); ``None`` if it could not be measured.
         unit: ``ticks/s``, ``x``, ``s``, ``%``, ``MB`` or ``ms``; ``cli``'s also ``lines/s``,

@@ -104,6 +104,7 @@ def client_config(spec: dict[str, Any]) -> AppConfig:
         max_symbols_per_connection=3000,
         keys=tuple(KeyConfig(k, Credential(api_key, token)) for k, api_key, token in spec["keys"]),
         symbols=tuple(SymbolSpec(token, str(token), Mode(mode)) for token, mode in spec["symbols"]),
+        redundancy=int(spec.get("redundancy", 1)),
     )
 
 

@@ -211,6 +211,7 @@ def run_load_benchmark(
     connections: int = 3,
     tokens_per_connection: int = 3000,
     rate: float = 1.0,
+    redundancy: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> LoadResult:
     """Run the client ``rounds`` times, each against a fresh simulator at ``rate``.
@@ -223,17 +224,20 @@ def run_load_benchmark(
         connections: connections per key (at most 3).
         tokens_per_connection: full-mode tokens on each connection (at most 3000).
         rate: the simulator's ``--rate``: packets per instrument per second at most.
+        redundancy: the config's ``redundancy``: with 2, half as many symbols, each on two keys
+            (the connections hold as many subscriptions), merged.
         progress: told one line per run.
 
     Raises:
         BenchmarkError: the simulator or the client failed.
     """
     names = [f"load{k}" for k in range(keys)]
-    tokens = realistic_tokens(keys * connections * tokens_per_connection)
+    tokens = realistic_tokens(keys * connections * tokens_per_connection // redundancy)
     symbols = [(token, Mode.FULL) for token in tokens]
     if progress is not None:
+        twice = ", each on 2 keys" if redundancy == 2 else ""
         progress(
-            f"load: {len(symbols):,} full symbols on {keys} keys at --rate {rate:g}; "
+            f"load: {len(symbols):,} full symbols{twice} on {keys} keys at --rate {rate:g}; "
             f"{warmup_s:g} s warm-up, then {seconds:g} s measured, {rounds} run(s)"
         )
     runs = []
@@ -247,6 +251,7 @@ def run_load_benchmark(
                 warmup_s=warmup_s,
                 window_s=min(1.0, seconds),
                 simulator_pid=sim.pid,
+                redundancy=redundancy,
             )
             run = run_child("kitefan.bench.load", spec, timeout_s=90.0 + warmup_s + seconds)
         runs.append(run)
@@ -303,6 +308,10 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
                 record(clock() - batch.received_at)
                 count += len(batch.ticks)
 
+        def duplicates_now() -> int:
+            merged = feed.stats().redundancy
+            return 0 if merged is None else sum(merged.duplicates.values())
+
         async def probe() -> None:
             record = lags.append
             while True:
@@ -321,6 +330,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
             gc.callbacks.append(watch)
             collections0 = [g["collections"] for g in gc.get_stats()]
             latencies.clear()
+            duplicates0 = duplicates_now()
             ticks0, wall0, cpu0 = count, clock(), time.process_time()
             sim0 = cpu_seconds(sim_pid) if sim_pid is not None else None
             shares: list[float] = []
@@ -341,6 +351,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
             lag = sorted(lags)
             wall = wall1 - wall0
             drops = feed.stats().totals.drops
+            duplicates = duplicates_now() - duplicates0
         finally:
             for task in tasks:
                 task.cancel()
@@ -373,6 +384,7 @@ async def _client(spec: dict[str, Any]) -> dict[str, Any]:
             "longest_ms": max(watch.pauses, default=0.0) * 1000,
         },
         "drops": drops,
+        "duplicates": duplicates,
         "simulator_cpu_share": (
             (sim1 - sim0) / wall if sim0 is not None and sim1 is not None else None
         ),

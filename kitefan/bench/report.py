@@ -19,6 +19,7 @@ recording 3         10 simulated seconds of the realistic load (270,000 ticks) p
 replay    3         2 per recording per round, after 1 s (2 recordings)
 share     3         10: the lease (a takeover takes about that long)
 merge     5         3 market seconds of 27,000 symbols on 6 keys (redundancy 2) per round
+redund.   3         20 measured per run (redundancy 1, then 2), after the burst and 5 s more
 ========  ========  ============================================================
 
 ``rounds`` and ``seconds``, when given, apply to every benchmark chosen. Every figure is the
@@ -47,6 +48,7 @@ from kitefan.bench.load import run_load_benchmark
 from kitefan.bench.merge import run_merge_benchmark
 from kitefan.bench.recording import run_recording_benchmark
 from kitefan.bench.records import run_records_benchmark
+from kitefan.bench.redundancy import run_redundancy_benchmark
 from kitefan.bench.replay import run_replay_benchmark
 from kitefan.bench.share import run_share_benchmark
 
@@ -66,6 +68,7 @@ BENCHMARKS = (
     "replay",
     "share",
     "merge",
+    "redundancy",
 )
 
 #: (rounds, seconds) of each benchmark when not given.
@@ -82,6 +85,7 @@ DEFAULTS: dict[str, tuple[int, float]] = {
     "recording": (3, 10.0),
     "replay": (3, 2.0),
     "merge": (5, 3.0),
+    "redundancy": (3, 20.0),
 }
 
 
@@ -177,6 +181,10 @@ def run_benchmarks(
             merged = run_merge_benchmark(rounds=n, seconds=s, progress=progress)
             figures += merged.figures()
             details[name] = merged.as_dict()
+        elif name == "redundancy":
+            redundant = run_redundancy_benchmark(rounds=n, seconds=s, progress=progress)
+            figures += redundant.figures()
+            details[name] = redundant.as_dict()
         elif name == "cli":
             cli = run_cli_benchmark(rounds=n, seconds=s, progress=progress)
             figures += cli.figures()

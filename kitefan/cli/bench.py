@@ -17,7 +17,7 @@ import typer
 
 from kitefan.bench.report import BENCHMARKS, DEFAULTS, run_benchmarks
 from kitefan.cli.app import app
-from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors
+from kitefan.cli.terminal import DEBUG, LOG_FILE, err, out, reported_errors
 from kitefan.render.bench import bench_json, bench_view
 
 __all__ = ["BenchFormat", "Which", "bench"]
@@ -38,6 +38,7 @@ class Which(StrEnum):
     REPLAY = "replay"
     SHARE = "share"
     MERGE = "merge"
+    REDUNDANCY = "redundancy"
     ALL = "all"
 
 
@@ -70,7 +71,8 @@ def bench(
             "-> a counting client. share: three stream --share "
             "processes, the holder of a key SIGKILLed, the takeover timed (needs redis-server; "
             "--seconds is the lease). merge: the redundancy merge's CPU at "
-            "27,000 symbols on 6 keys. all: each in turn."
+            "27,000 symbols on 6 keys. redundancy: the realistic load on 6 keys with "
+            "redundancy = 2 vs without, the whole stream's CPU. all: each in turn."
         ),
     ] = Which.ALL,
     rounds: Annotated[
@@ -104,7 +106,7 @@ def bench(
         typer.Option("--format", help="table for people; json for scripts."),
     ] = BenchFormat.TABLE,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Measure decode, records, end-to-end and realistic-load figures, side by side with the
     official client where one applies, and print them with their targets and this machine.

@@ -41,7 +41,17 @@ from kitefan.candles import (
     parse_interval,
 )
 from kitefan.cli.app import app
-from kitefan.cli.terminal import LOG_FILE, err, log_formatter, out, reported_errors, warn
+from kitefan.cli.terminal import (
+    CONFIG,
+    DEBUG,
+    DURATION,
+    LOG_FILE,
+    err,
+    log_formatter,
+    out,
+    reported_errors,
+    warn,
+)
 from kitefan.connection import SecretFilter
 from kitefan.events import TickBatch
 from kitefan.loader import demo_config_path, find_config_path, load_config
@@ -90,12 +100,7 @@ class _Tally:
 
 @app.command()
 def candles(
-    config_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", help="Config file [default: ./kitefan.toml, then $KITEFAN_CONFIG]."
-        ),
-    ] = None,
+    config_path: Annotated[Path | None, CONFIG] = None,
     demo: Annotated[
         bool,
         typer.Option("--demo", help="No config, no account: bars of the bundled demo."),
@@ -137,15 +142,7 @@ def candles(
         Path | None,
         typer.Option("--output", help="Write the bars to this file (Parquet needs one)."),
     ] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option(
-            "--duration",
-            min=0.0,
-            metavar="SECONDS",
-            help="Stop after this many seconds (exit code 0).",
-        ),
-    ] = None,
+    duration: Annotated[float | None, DURATION] = None,
     grace_text: Annotated[
         str,
         typer.Option(
@@ -187,7 +184,7 @@ def candles(
         ),
     ] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Build OHLC bars from the ticks, aligned to the session (09:15 IST for NSE and its
     derivatives, 09:00 for MCX), closed after a grace for late ticks.

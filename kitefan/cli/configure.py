@@ -16,7 +16,16 @@ from typing import Annotated
 import typer
 
 from kitefan.cli.app import app, config_app, instruments_app
-from kitefan.cli.terminal import LOG_FILE, ExitCode, err, exit_code_of, out, reported_errors, warn
+from kitefan.cli.terminal import (
+    DEBUG,
+    LOG_FILE,
+    ExitCode,
+    err,
+    exit_code_of,
+    out,
+    reported_errors,
+    warn,
+)
 from kitefan.errors import ConfigError
 from kitefan.fetch import fetch_instruments
 from kitefan.loader import DEFAULT_CONFIG_NAME, find_config_path, load_config
@@ -27,7 +36,6 @@ from kitefan.starter import dump_config, write_starter_config
 
 __all__ = ["check", "fetch", "init", "show"]
 
-_DEBUG = typer.Option("--debug", help="Show tracebacks.")
 _PATH_HELP = "The config file [default: ./kitefan.toml, then $KITEFAN_CONFIG]."
 
 
@@ -49,7 +57,7 @@ def init(
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, _DEBUG] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Write a commented starter config (mode 0600: it will hold credentials).
 
@@ -84,7 +92,7 @@ def init(
 def check(
     path: Annotated[Path | None, typer.Argument(help=_PATH_HELP)] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, _DEBUG] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Validate a config and summarise it: keys, symbols, and whether the plan fits.
 
@@ -125,7 +133,7 @@ def check(
 def show(
     path: Annotated[Path | None, typer.Argument(help=_PATH_HELP)] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, _DEBUG] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Print the resolved config as TOML, with every api key and access token masked.
 
@@ -143,7 +151,7 @@ def show(
 def fetch(
     config: Annotated[Path | None, typer.Option("--config", help=_PATH_HELP)] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, _DEBUG] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Download the instruments dump with the first key, replacing the configured file.
 

@@ -22,7 +22,7 @@ import typer
 
 from kitefan.change import ConfigChange
 from kitefan.cli.app import app
-from kitefan.cli.terminal import LOG_FILE, err, out, reported_errors, warn
+from kitefan.cli.terminal import CONFIG, DEBUG, LOG_FILE, err, out, reported_errors, warn
 from kitefan.control import ControlClient
 from kitefan.errors import KitefanError, StreamNotRunningError
 from kitefan.loader import find_config_path, load_config
@@ -83,12 +83,7 @@ def distribute(
             "none running, the plan.",
         ),
     ] = False,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", help="The config file [default: ./kitefan.toml, then $KITEFAN_CONFIG]."
-        ),
-    ] = None,
+    config: Annotated[Path | None, CONFIG] = None,
     pid: Annotated[
         int | None,
         typer.Option("--pid", metavar="PID", help="The stream of this process, when several run."),
@@ -101,7 +96,7 @@ def distribute(
         typer.Option("--output", help="Also write the config's plan (from scratch) as TOML pins."),
     ] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Apply the edited config to the running stream, or show where every symbol goes (--dry-run).
 

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from kitefan.cli.app import app
-from kitefan.cli.terminal import LOG_FILE, err, reported_errors
+from kitefan.cli.terminal import DEBUG, LOG_FILE, err, reported_errors
 from kitefan.errors import RecordingError
 from kitefan.recording import Recording
 from kitefan.recording.export import Window, export, format_of
@@ -101,7 +101,7 @@ def export_command(
         typer.Option("--to", metavar="HH:MM", help="Only before this time of day (IST)."),
     ] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Write a recording's ticks as Parquet (typed columns), CSV or JSON lines (as `kitefan
     stream` writes them), one row per tick.

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from kitefan.cli.app import app
-from kitefan.cli.terminal import LOG_FILE, out, reported_errors
+from kitefan.cli.terminal import DEBUG, LOG_FILE, out, reported_errors
 from kitefan.recording import Recorder, Recording
 from kitefan.recording.info import summarise
 from kitefan.render.recording import info_json, info_lines
@@ -61,7 +61,7 @@ def info(
         InfoFormat, typer.Option("--format", help="text for people; json for scripts.")
     ] = InfoFormat.TEXT,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Span, frames, ticks, symbols, keys, gaps (reconnects), bytes per tick on disk, and what
     could not be read (skipped chunks, a last chunk not written whole).

@@ -34,6 +34,7 @@ from kitefan.cli.simulate import (
     MaxTokensPerConnection,
     Port,
     SilentAfter,
+    accounts_of,
     configure_logging,
     serve_until_stopped,
     usage,
@@ -169,14 +170,7 @@ def replay(
             loaded = load_config(config)
             if not loaded.keys:
                 raise ConfigError(str(config), ["keys: none; --config needs at least one [[keys]]"])
-            ids = [key.id for key in loaded.keys]
-            for label, _ in plan.expire_after:
-                if label not in ids:
-                    usage(f"--expire-after: no key is called {label!r} (keys: {', '.join(ids)})")
-            accounts = [
-                Account(key.credential.api_key, key.credential.access_token, label=key.id)
-                for key in loaded.keys
-            ]
+            accounts = accounts_of(loaded, plan)
         elif plan.expire_after:
             usage("--expire-after needs --config: without it every key and token is accepted")
         configure_logging(debug, log_file)

@@ -23,6 +23,7 @@ from kitefan.cli.app import app
 from kitefan.cli.terminal import LOG_FILE, ExitCode, err, log_formatter, out, reported_errors
 from kitefan.errors import ConfigError, KitefanError
 from kitefan.loader import UNUSABLE_SETTINGS, demo_config_path, find_config_path, load_config
+from kitefan.settings import AppConfig
 from kitefan.simulator import (
     Account,
     FaultPlan,
@@ -145,6 +146,23 @@ def usage(message: str) -> NoReturn:
     """One ``error:`` line on stderr, and exit 2."""
     err.print(f"error: {message}", markup=False, highlight=False)
     raise typer.Exit(int(ExitCode.USAGE))
+
+
+def accounts_of(loaded: AppConfig, plan: FaultPlan) -> list[Account]:
+    """The config's keys as the simulator's accounts, once every key the fault plan names is
+    one of them (else one ``error:`` line, exit 2)."""
+    ids = [key.id for key in loaded.keys]
+    for option, labels in (
+        ("--expire-after", [label for label, _ in plan.expire_after]),
+        ("--drop-packets", [label for label, _ in plan.drop_packets]),
+    ):
+        for label in labels:
+            if label not in ids:
+                usage(f"{option}: no key is called {label!r} (keys: {', '.join(ids)})")
+    return [
+        Account(key.credential.api_key, key.credential.access_token, label=key.id)
+        for key in loaded.keys
+    ]
 
 
 def _rate(text: str) -> float | None:
@@ -272,19 +290,9 @@ def simulate(
         loaded = load_config(path, unused=UNUSABLE_SETTINGS)
         if not loaded.keys:
             raise ConfigError(str(path), ["keys: none; the simulator needs at least one [[keys]]"])
-        ids = [key.id for key in loaded.keys]
-        for label, _ in plan.expire_after:
-            if label not in ids:
-                usage(f"--expire-after: no key is called {label!r} (keys: {', '.join(ids)})")
-        for label, _ in plan.drop_packets:
-            if label not in ids:
-                usage(f"--drop-packets: no key is called {label!r} (keys: {', '.join(ids)})")
+        accounts = accounts_of(loaded, plan)
         if instruments is None and loaded.instruments is not None and loaded.instruments.is_file():
             instruments = loaded.instruments
-        accounts = [
-            Account(key.credential.api_key, key.credential.access_token, label=key.id)
-            for key in loaded.keys
-        ]
         configure_logging(debug, log_file)
         simulator = Simulator(
             accounts,

@@ -22,7 +22,7 @@ import typer
 from rich.live import Live
 
 from kitefan.cli.app import app
-from kitefan.cli.terminal import LOG_FILE, PipeConsole, reported_errors
+from kitefan.cli.terminal import DEBUG, LOG_FILE, PipeConsole, reported_errors
 from kitefan.control import ControlClient
 from kitefan.control_protocol import NeverTickedSymbol, StatsDocument
 from kitefan.loader import demo_config_path, find_config_path
@@ -88,7 +88,7 @@ def stats(
         typer.Option("--count", min=1, help="With --watch, stop after this many refreshes."),
     ] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Show the running stream's stats: per key and connection, state, traffic and health.
 

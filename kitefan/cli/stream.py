@@ -39,6 +39,8 @@ from rich.live import Live
 from kitefan.cli.app import app
 from kitefan.cli.record import RECORD_STREAM, recorded, stop_recording
 from kitefan.cli.terminal import (
+    CONFIG,
+    DURATION,
     LOG_FILE,
     err,
     log_formatter,
@@ -81,12 +83,7 @@ class OutputFormat(StrEnum):
 
 @app.command()
 def stream(
-    config_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", help="Config file [default: ./kitefan.toml, then $KITEFAN_CONFIG]."
-        ),
-    ] = None,
+    config_path: Annotated[Path | None, CONFIG] = None,
     demo: Annotated[
         bool,
         typer.Option(
@@ -114,15 +111,7 @@ def stream(
             "(NSE:INFY:full,256265); checked before anything connects.",
         ),
     ] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option(
-            "--duration",
-            min=0.0,
-            metavar="SECONDS",
-            help="Stop after this many seconds (exit code 0).",
-        ),
-    ] = None,
+    duration: Annotated[float | None, DURATION] = None,
     metrics: Annotated[
         str | None,
         typer.Option(

@@ -26,7 +26,16 @@ from rich.live import Live
 from kitefan.broker import Entry, JsonTicks
 from kitefan.cli.app import app
 from kitefan.cli.record import RECORD
-from kitefan.cli.terminal import LOG_FILE, PipeConsole, err, out, reported_errors, warn
+from kitefan.cli.terminal import (
+    DEBUG,
+    DURATION,
+    LOG_FILE,
+    PipeConsole,
+    err,
+    out,
+    reported_errors,
+    warn,
+)
 from kitefan.codec import frame_tokens
 from kitefan.errors import BrokerError
 from kitefan.events import Event, TickBatch
@@ -105,18 +114,10 @@ def tail(
             help="This reader's name in the group [default: HOST:PID].",
         ),
     ] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option(
-            "--duration",
-            min=0.0,
-            metavar="SECONDS",
-            help="Stop after this many seconds (exit code 0).",
-        ),
-    ] = None,
+    duration: Annotated[float | None, DURATION] = None,
     record: Annotated[Path | None, RECORD] = None,
     log_file: Annotated[Path | None, LOG_FILE] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[bool, DEBUG] = False,
 ) -> None:
     """Print the ticks and events of a Redis stream that `kitefan stream --publish` writes.
 

@@ -71,6 +71,15 @@ LOG_FILE = typer.Option(
     help="Append the log to this file (warnings and up; everything with --debug), times in IST.",
 )
 
+# The options several commands share, declared once (``Annotated[bool, DEBUG]``).
+DEBUG = typer.Option("--debug", help="Show tracebacks.")
+CONFIG = typer.Option(
+    "--config", help="Config file [default: ./kitefan.toml, then $KITEFAN_CONFIG]."
+)
+DURATION = typer.Option(
+    "--duration", min=0.0, metavar="SECONDS", help="Stop after this many seconds (exit code 0)."
+)
+
 
 def _ist(seconds: float | None) -> time.struct_time:
     return datetime.fromtimestamp(time.time() if seconds is None else seconds, tz=IST).timetuple()

@@ -43,6 +43,7 @@ from kitefan.events import (
     TickBatch,
 )
 from kitefan.models import IST, Tick
+from kitefan.packets import PACKETS, PacketKind
 from kitefan.render.text import printable
 from kitefan.stats import FeedStats
 
@@ -74,14 +75,23 @@ class SortBy(StrEnum):
 
 #: The fields the board reads from each packet, by sort and packet length: the token, then the
 #: last price and the close (for the change), or the volume. Other lengths: the token alone.
+#: Their indexes come from the packet-field table.
 _FIELDS: dict[SortBy, dict[int, tuple[int, ...]]] = {
-    SortBy.MOVERS: {28: (0, 1, 5), 32: (0, 1, 5), 44: (0, 1, 10), 184: (0, 1, 10)},
-    SortBy.VOLUME: {44: (0, 4), 184: (0, 4)},
+    SortBy.MOVERS: {
+        length: packet.indexes_of("instrument_token", "last_price", "close")
+        for length, packet in PACKETS.items()
+        if packet.has("close")
+    },
+    SortBy.VOLUME: {
+        length: packet.indexes_of("instrument_token", "volume_traded")
+        for length, packet in PACKETS.items()
+        if packet.has("volume_traded")
+    },
     SortBy.ACTIVE: {},
     SortBy.SYMBOL: {},
 }
-_TOKEN = (0,)
-_KNOWN_LENGTHS = frozenset((8, 28, 32, 44, 184))
+_TOKEN = PACKETS[PacketKind.LTP].indexes_of("instrument_token")
+_KNOWN_LENGTHS = frozenset(PACKETS)
 
 
 @dataclass(frozen=True, slots=True)

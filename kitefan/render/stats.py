@@ -13,12 +13,17 @@ Tables with one row per key (its totals) followed by a row per connection:
   delay of full-mode ticks (p50/p99, whole seconds: exchange timestamps have 1 s resolution),
   and how many subscribed symbols have not ticked since they were subscribed.
 
+The counters' columns (ticks, frames, bytes, drops; reconnects, decode and server errors) come
+from the counter table (:data:`kitefan.stats.COUNTERS`: header, table, count or bytes), in its
+order; the other figures are placed beside them (``_BESIDE``). A counter given a column there
+appears here with nothing else to edit.
+
 A ``--share`` stream adds its group: every live process, the keys it streams and its traffic
 (from the snapshots each publishes to Redis), and the keys nobody holds.
 
-Pure: documents in, renderables out. Owns: ``stats_view``, ``never_ticked_table``,
-``redundancy_text``, ``format_bytes``, ``format_duration``. Must not import asyncio, websockets
-or typer.
+Pure: documents in, renderables out (it reads only the counter table of :mod:`kitefan.stats`).
+Owns: ``stats_view``, ``never_ticked_table``, ``redundancy_text``, ``format_bytes``,
+``format_duration``. Must not import asyncio, websockets or typer.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from rich.text import Text
 
 from kitefan.models import IST
 from kitefan.render.dashboard import format_age, plural
+from kitefan.stats import COUNTERS, Counter, View
 
 __all__ = [
     "DELAY_NOTE",
@@ -158,26 +164,11 @@ _COLUMNS = {
         lambda k, _: format_age(k["last_frame_age_s"]),
         lambda c, _: format_age(c["last_frame_age_s"]),
     ),
-    "ticks": _Column("ticks", lambda k, _: f"{k['ticks']:,}", lambda c, _: f"{c['ticks']:,}"),
     "ticks/s": _Column(
         "ticks/s", lambda k, _: f"{k['ticks_per_s']:,.0f}", lambda c, _: f"{c['ticks_per_s']:,.0f}"
     ),
-    "frames": _Column("frames", lambda k, _: f"{k['frames']:,}", lambda c, _: f"{c['frames']:,}"),
-    "bytes": _Column(
-        "bytes", lambda k, _: format_bytes(k["bytes"]), lambda c, _: format_bytes(c["bytes"])
-    ),
-    "reconnects": _Column(
-        "reconnects", lambda k, _: str(k["reconnects"]), lambda c, _: str(c["reconnects"])
-    ),
     "last gap": _Column(
         "last gap", lambda k, at: _gap(k["last_gap"], at), lambda c, at: _gap(c["last_gap"], at)
-    ),
-    "drops": _Column("drops", lambda k, _: f"{k['drops']:,}", lambda c, _: f"{c['drops']:,}"),
-    "decode errors": _Column(
-        "decode errors", lambda k, _: str(k["decode_errors"]), lambda c, _: str(c["decode_errors"])
-    ),
-    "server errors": _Column(
-        "server errors", lambda k, _: str(k["server_errors"]), lambda c, _: str(c["server_errors"])
     ),
     "delay": _Column(
         "delay",
@@ -189,19 +180,44 @@ _COLUMNS = {
     ),
 }
 
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _counter_column(counter: Counter, header: str) -> _Column:
+    """A counter's column, from the table (:class:`kitefan.stats.Counts`): the key's sum in its
+    row, each connection's own in theirs."""
+    name = counter.name
+    show: Callable[[int], str] = format_bytes if counter.unit == "bytes" else _count
+    return _Column(header, lambda k, _: show(k[name]), lambda c, _: show(c[name]))
+
+
+_COLUMNS.update({c.column: _counter_column(c, c.column) for c in COUNTERS if c.column is not None})
+
 _STATE = ("state", "symbols", "full", "quote", "ltp", "uptime", "last frame")
-_TRAFFIC = ("ticks", "ticks/s", "frames", "bytes", "drops")
-_HEALTH = (
-    "reconnects",
-    "last gap",
-    "decode errors",
-    "server errors",
-    "delay",
-    "never ticked",
-)
+
+# The columns that are not counters, in the view of the counters: each after a counter's column,
+# or (None) at the end.
+_BESIDE: dict[View, tuple[tuple[str, str | None], ...]] = {
+    "traffic": (("ticks/s", "ticks"),),
+    "health": (("last gap", "reconnects"), ("delay", None), ("never ticked", None)),
+}
 
 
-_TWO_LINES = frozenset({"decode errors", "server errors", "never ticked", "last frame"})
+def _view(view: View) -> tuple[str, ...]:
+    """A table's columns: its counters, in the table's order, with the others beside them."""
+    columns = [c.column for c in COUNTERS if c.view == view and c.column is not None]
+    for column, after in _BESIDE[view]:
+        columns.insert(columns.index(after) + 1 if after in columns else len(columns), column)
+    return tuple(columns)
+
+
+_TRAFFIC = _view("traffic")
+_HEALTH = _view("health")
+
+# Headers of more than one word go on two lines, but for these.
+_ONE_LINE = frozenset({"last gap"})
 
 
 def _table(title: str, columns: Sequence[str], document: Mapping[str, Any]) -> Table:
@@ -212,7 +228,7 @@ def _table(title: str, columns: Sequence[str], document: Mapping[str, Any]) -> T
     specs = [_COLUMNS[name] for name in columns]
     for spec in specs:
         table.add_column(
-            spec.header.replace(" ", "\n") if spec.header in _TWO_LINES else spec.header,
+            spec.header if spec.header in _ONE_LINE else spec.header.replace(" ", "\n"),
             justify="left" if spec.left else "right",
             no_wrap=spec.left,
         )

@@ -13,10 +13,12 @@ becomes the exchange timestamp and the last trade time.
 
 Each :class:`Instrument` holds its current state already encoded, once, as the longest packet it
 can be sent as (184 bytes for a tradable instrument, 32 for an index), laid out with the codec's
-``LAYOUTS``. The shorter packets are prefixes of that one (8-byte LTP and 44-byte quote packets
-start the 184-byte full packet; the 28-byte index quote starts the 32-byte index full packet), so
-a packet in any mode is a memoryview of the same buffer, made once per instrument: building a frame
-costs one ``bytes.join`` and no per-tick object.
+``LAYOUTS`` (built from the packet-field table, :mod:`kitefan.packets`, which also gives the
+offsets of the fields a bouncing trade rewrites in place). The shorter packets are prefixes of
+that one (8-byte LTP and 44-byte quote packets start the 184-byte full packet; the 28-byte index
+quote starts the 32-byte index full packet), so a packet in any mode is a memoryview of the same
+buffer, made once per instrument: building a frame costs one ``bytes.join`` and no per-tick
+object.
 
 Two ways to move an instrument:
 
@@ -36,6 +38,7 @@ rich or typer, and does no I/O.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 from collections.abc import Mapping, Sequence
@@ -44,6 +47,7 @@ from enum import IntEnum
 
 from kitefan.codec import LAYOUTS
 from kitefan.models import Mode, PacketKind, Tick, divisor_for, segment_of
+from kitefan.packets import DEPTH_LEVELS, PACKETS
 
 __all__ = [
     "MAX_FRAME_BYTES",
@@ -131,15 +135,40 @@ _TRADABLE_KINDS: Mapping[Mode, PacketKind] = {
 
 _PACK_FULL = LAYOUTS[PacketKind.FULL].pack_into
 _PACK_INDEX = LAYOUTS[PacketKind.INDEX_FULL].pack_into
-# The fields a bouncing trade rewrites, at their offsets in the codec's layouts (docs/protocol.md
-# §3.5 and §3.7): last, last_traded_quantity, average_traded_price, volume_traded at 4..20 and
-# high, low at 32..40 of a quote/full packet; last at 4, high, low at 8..16 and the signed change
-# at 24 of an index packet. test_simulator_market checks every mutated packet against a fresh
-# encoding of the instrument's values.
-_PACK_TRADE = struct.Struct(">4I").pack_into
-_PACK_HIGH_LOW = struct.Struct(">2I").pack_into
-_PACK_U32 = struct.Struct(">I").pack_into
-_PACK_I32 = struct.Struct(">i").pack_into
+
+
+def _run(kind: PacketKind, names: tuple[str, ...]) -> tuple[int, struct.Struct]:
+    """Where the fields ``names`` start in packets of ``kind``, and a struct that writes them
+    there, from the packet-field table; they must follow each other in it.
+
+    Raises:
+        ValueError: they do not follow each other (the table changed under the market).
+    """
+    packet = PACKETS[kind]
+    fields = [packet.values[packet.index_of(name)] for name in names]
+    for before, after in itertools.pairwise(fields):
+        if before.offset + before.size != after.offset:
+            raise ValueError(f"{after.name} does not follow {before.name} in {kind.name} packets")
+    return fields[0].offset, struct.Struct(">" + "".join(f.code for f in fields))
+
+
+# The fields a bouncing trade rewrites in place, where the table puts them: last,
+# last_traded_quantity, average_traded_price, volume_traded, then high and low of a full packet;
+# last, high and low, and the signed change of an index packet. test_simulator_market checks every
+# mutated packet against a fresh encoding of the instrument's values.
+_TRADE_AT, _TRADE = _run(
+    PacketKind.FULL,
+    ("last_price", "last_traded_quantity", "average_traded_price", "volume_traded"),
+)
+_HIGH_LOW_AT, _HIGH_LOW = _run(PacketKind.FULL, ("high", "low"))
+_INDEX_LAST_AT, _INDEX_LAST = _run(PacketKind.INDEX_FULL, ("last_price",))
+_INDEX_HIGH_LOW_AT, _INDEX_HIGH_LOW = _run(PacketKind.INDEX_FULL, ("high", "low"))
+_INDEX_CHANGE_AT, _INDEX_CHANGE = _run(PacketKind.INDEX_FULL, ("index_change",))
+_PACK_TRADE = _TRADE.pack_into
+_PACK_HIGH_LOW = _HIGH_LOW.pack_into
+_PACK_INDEX_LAST = _INDEX_LAST.pack_into
+_PACK_INDEX_HIGH_LOW = _INDEX_HIGH_LOW.pack_into
+_PACK_INDEX_CHANGE = _INDEX_CHANGE.pack_into
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,38 +342,51 @@ class Instrument:
         kind = self.kind(mode)
         return Tick(int(kind), LAYOUTS[kind].unpack_from(self.buffer))
 
-    def values(self) -> tuple[int, ...]:
-        """The fields of the longest packet, in the codec's wire order (for re-encoding checks)."""
+    def fields(self) -> dict[str, int]:
+        """The fields of the longest packet by their names in the packet-field table."""
         if self.index:
-            return (
-                self.token,
-                self.last,
-                self._high,
-                self._low,
-                self._open,
-                self._close,
-                self.last - self._close,
-                self._ts,
-            )
-        return (
-            self.token,
-            self.last,
-            self._ltq,
-            self._turnover // self._volume,
-            self._volume,
-            self._buy,
-            self._sell,
-            self._open,
-            self._high,
-            self._low,
-            self._close,
-            self._ltt,
-            self._oi,
-            self._oi_high,
-            self._oi_low,
-            self._ts,
-            *self._depth,
-        )
+            return {
+                "instrument_token": self.token,
+                "last_price": self.last,
+                "high": self._high,
+                "low": self._low,
+                "open": self._open,
+                "close": self._close,
+                "index_change": self.last - self._close,
+                "exchange_timestamp": self._ts,
+            }
+        named = {
+            "instrument_token": self.token,
+            "last_price": self.last,
+            "last_traded_quantity": self._ltq,
+            "average_traded_price": self._turnover // self._volume,
+            "volume_traded": self._volume,
+            "total_buy_quantity": self._buy,
+            "total_sell_quantity": self._sell,
+            "open": self._open,
+            "high": self._high,
+            "low": self._low,
+            "close": self._close,
+            "last_trade_time": self._ltt,
+            "oi": self._oi,
+            "oi_day_high": self._oi_high,
+            "oi_day_low": self._oi_low,
+            "exchange_timestamp": self._ts,
+        }
+        depth = self._depth
+        for number, side in enumerate(("bid", "ask")):
+            for level in range(DEPTH_LEVELS):
+                at = 3 * (DEPTH_LEVELS * number + level)
+                n = level + 1
+                named[f"{side}_quantity_{n}"] = depth[at]
+                named[f"{side}_price_{n}"] = depth[at + 1]
+                named[f"{side}_orders_{n}"] = depth[at + 2]
+        return named
+
+    def values(self) -> tuple[int, ...]:
+        """The fields of the longest packet in wire order (the table's), for re-encoding checks."""
+        kind = PacketKind.INDEX_FULL if self.index else PacketKind.FULL
+        return PACKETS[kind].pack_values(self.fields())
 
     @property
     def tick_size(self) -> int:
@@ -395,12 +437,12 @@ class Instrument:
         last = self._center + self._bounce[n & 3]
         self.last = last
         if self.index:
-            _PACK_U32(self.buffer, 4, last)
-            _PACK_I32(self.buffer, 24, last - self._close)
+            _PACK_INDEX_LAST(self.buffer, _INDEX_LAST_AT, last)
+            _PACK_INDEX_CHANGE(self.buffer, _INDEX_CHANGE_AT, last - self._close)
             if last > self._high or last < self._low:
                 self._high = max(self._high, last)
                 self._low = min(self._low, last)
-                _PACK_HIGH_LOW(self.buffer, 8, self._high, self._low)
+                _PACK_INDEX_HIGH_LOW(self.buffer, _INDEX_HIGH_LOW_AT, self._high, self._low)
             return Change.LTP
         ltq = self._lots[n >> 2 & 7]
         volume = self._volume + ltq
@@ -411,11 +453,11 @@ class Instrument:
         self._volume = volume
         turnover = self._turnover + last * ltq
         self._turnover = turnover
-        _PACK_TRADE(self.buffer, 4, last, ltq, turnover // volume, volume)
+        _PACK_TRADE(self.buffer, _TRADE_AT, last, ltq, turnover // volume, volume)
         if last > self._high or last < self._low:
             self._high = max(self._high, last)
             self._low = min(self._low, last)
-            _PACK_HIGH_LOW(self.buffer, 32, self._high, self._low)
+            _PACK_HIGH_LOW(self.buffer, _HIGH_LOW_AT, self._high, self._low)
         return Change.LTP
 
     # Internals ----------------------------------------------------------------------------
@@ -534,8 +576,10 @@ class Instrument:
         depth[at + 2] = orders if orders <= q else q
 
     def _pack(self) -> None:
-        # The fields are spelled out again rather than packed from values(): at the maximum
-        # rate this runs once per tick, and building the tuple first costs 40 % more.
+        # The fields are spelled out again, in the table's wire order, rather than packed from
+        # values(): at the maximum rate this runs once per tick, and building the tuple first
+        # costs 40 % more. test_simulator_market checks these bytes against values() (named
+        # fields put in order by the table) after every kind of move.
         if self.index:
             _PACK_INDEX(
                 self.buffer,

@@ -102,7 +102,8 @@ def test_import_kitefan_loads_neither_websockets_nor_the_config() -> None:
     done = processes.run_sync(sys.executable, "-c", probe)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        "['kitefan', 'kitefan.codec', 'kitefan.errors', 'kitefan.events', 'kitefan.models']",
+        "['kitefan', 'kitefan.codec', 'kitefan.errors', 'kitefan.events', 'kitefan.models',"
+        " 'kitefan.packets']",
         "True True",
     ]
 

@@ -56,9 +56,9 @@ def config(url: str, keys: tuple[str, ...], redundancy: int) -> AppConfig:
 
 
 @asynccontextmanager
-async def simulator() -> AsyncIterator[Simulator]:
+async def simulator(keys: tuple[str, ...] = KEYS) -> AsyncIterator[Simulator]:
     async with Simulator(
-        [account(k) for k in KEYS], port=0, seed=11, heartbeat_interval_s=0.1
+        [account(k) for k in keys], port=0, seed=11, heartbeat_interval_s=0.1
     ) as sim:
         yield sim
 
@@ -190,3 +190,69 @@ async def test_packets_lost_on_one_key_are_one_sided_ticks_counted_as_missed() -
         assert redundancy.missed["alpha"] <= len(TOKENS)
         assert dropped <= redundancy.missed["bravo"] <= dropped + len(TOKENS)
         assert sum(delivered.seen.values()) == redundancy.delivered
+
+
+def copies(feed: FeedManager, key_id: str) -> int:
+    key = feed.plan.key(key_id)
+    return 0 if key is None else sum(len(c.symbols) for c in key.connections)
+
+
+async def test_a_refused_key_moves_only_its_copies_and_every_symbol_keeps_ticking() -> None:
+    """bravo's token expires (403) under redundancy 2 on three keys: its copies move to the key
+    of each symbol that did not hold it, alpha's and charlie's stay, and every full-mode symbol
+    ticks every exchange second, once, through the failover (delta is the reference)."""
+    keys = ("alpha", "bravo", "charlie")
+    async with simulator((*keys, "delta")) as sim:
+        feed = FeedManager(config(sim.url, keys, 2))
+        reference = FeedManager(config(sim.url, ("delta",), 1))
+        merged, truth = Seconds(), Seconds()
+        statuses: list[StatusEvent] = []
+        async with feed, reference:
+            events, ticks = feed.events(), reference.ticks()
+
+            async def read() -> None:
+                async for item in events:
+                    if isinstance(item, TickBatch):
+                        merged.add(item)
+                    elif isinstance(item, StatusEvent):
+                        statuses.append(item)
+
+            async def read_reference() -> None:
+                async for batch in ticks:
+                    truth.add(batch)
+
+            readers = [asyncio.create_task(read()), asyncio.create_task(read_reference())]
+            home = {k: copies(feed, k) for k in keys}
+            assert sum(home.values()) == 2 * len(TOKENS)
+            before = feed.plan.routes()
+            for key_id in keys:
+                await sim.wait_for_subscriptions(home[key_id], account(key_id).api_key)
+            await sim.wait_for_subscriptions(len(TOKENS), account("delta").api_key)
+            await eventually(lambda: truth.latest() > 0)
+            first = truth.latest() + 1
+            await eventually(lambda: truth.latest() >= first + 1)
+            await sim.expire_token(account("bravo").api_key)
+            await eventually(lambda: copies(feed, "bravo") == 0)
+            for key_id in ("alpha", "charlie"):
+                await sim.wait_for_subscriptions(len(TOKENS), account(key_id).api_key)
+            mark = truth.latest()
+            await eventually(lambda: truth.latest() >= mark + 2)
+            last = mark + 1
+            await eventually(lambda: merged.between(last, last) == truth.between(last, last))
+            routes = feed.plan.routes()
+            for task in readers:
+                task.cancel()
+        # Only bravo's copies moved: every copy alpha and charlie held, they still hold; and
+        # every symbol is now on alpha and charlie, both.
+        assert all(set(r) - {"bravo"} <= set(routes[t]) and len(r) == 2 for t, r in before.items())
+        assert {t: sorted(r) for t, r in routes.items()} == {
+            t: ["alpha", "charlie"] for t in TOKENS
+        }
+        expected = truth.between(first, last)
+        assert set(expected.values()) == {1}
+        assert {token for token, _ in expected} == set(TOKENS)
+        assert merged.between(first, last) == expected
+        assert [s.state for s in statuses if s.key == "bravo" and s.connection is None] == [
+            "auth_failed"
+        ]
+        assert all(s.gap is None for s in statuses)
