@@ -40,7 +40,7 @@ from kitefan.errors import (
     SymbolError,
     UnreachableError,
 )
-from kitefan.events import ErrorEvent, Event, OrderEvent, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Event, OrderEvent, Status, StatusEvent, TickBatch
 from kitefan.models import Mode, PacketKind, Tick
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ __all__ = [
     "RecordingError",
     "Simulator",
     "SlotLimitError",
+    "Status",
     "StatusEvent",
     "StreamNotRunningError",
     "SymbolError",

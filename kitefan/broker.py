@@ -12,7 +12,9 @@ One entry per frame (``XADD``), with these fields, every value a string of bytes
 
 Order, status and error events are entries with ``event`` (the JSON record ``--format jsonl``
 writes for it), ``key``, ``connection`` (empty for an event of the whole feed), ``node``, and
-``at`` (the event's Unix time, exactly; a gap's symbols are in ``tokens``, comma-separated).
+``at`` (the event's Unix time, exactly; a gap's symbols are in ``tokens``, comma-separated). A
+status whose ``state`` this version does not know (a newer publisher's) decodes with that word
+kept (:meth:`kitefan.events.Status.read`).
 
 Beside the stream, the hash ``<stream>:symbols`` maps each streamed instrument token to its
 ``EXCHANGE:TRADINGSYMBOL`` name, so a reader prints the names the publisher prints.
@@ -34,7 +36,7 @@ from datetime import datetime
 from typing import Any
 
 from kitefan.errors import BrokerError, CodecError
-from kitefan.events import ErrorEvent, Event, Gap, OrderEvent, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Event, Gap, OrderEvent, Status, StatusEvent, TickBatch
 from kitefan.models import OrderUpdate
 from kitefan.render.records import json_lines, status_record
 
@@ -196,4 +198,5 @@ def _event(
         tokens = tuple(int(t) for t in listed.split(",") if t)
         start = datetime.fromisoformat(shown["start"]).timestamp()
         gap = Gap(start, start + float(shown["seconds"]), tokens, str(shown["reason"]))
-    return StatusEvent(key, connection, str(record["state"]), str(record["message"]), at, gap)
+    state = Status.read(str(record["state"]))  # a word this version does not know is kept
+    return StatusEvent(key, connection, state, str(record["message"]), at, gap)

@@ -5,24 +5,94 @@ A :class:`~kitefan.planner.PlanDiff` says what each connection must do in tokens
 ones that move to another connection, the mode changes, the per-connection counts of subscribes,
 unsubscribes and mode changes, and the keys whose access token changed (their ids only). It is
 what ``kitefan distribute`` shows, what crosses the control channel (``as_dict`` /
-``from_dict``), and what a running stream reports when it applies a config.
+``from_dict``, typed as :class:`ChangeDocument`), and what a running stream reports when it
+applies a config.
 
 No secret is in a change: keys are named by their config id, never by api key or token.
 
-Pure: plans and configs in, values out. Owns: ``ConfigChange`` and its parts. Must not import
-asyncio, websockets, rich or typer, or do any I/O.
+Pure: plans and configs in, values out. Owns: ``ConfigChange`` and its parts, and their JSON
+documents (``ChangeDocument``, ``PlacedDocument``, ``MovedDocument``, ``CountsDocument``,
+``SlotDocument``). Must not import asyncio, websockets, rich or typer, or do any I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from kitefan.planner import PlanDiff
 from kitefan.settings import AppConfig, SymbolSpec
 
-__all__ = ["ConfigChange", "MovedSymbol", "PlacedSymbol", "SlotCounts"]
+__all__ = [
+    "ChangeDocument",
+    "ConfigChange",
+    "CountsDocument",
+    "MovedDocument",
+    "MovedSymbol",
+    "PlacedDocument",
+    "PlacedSymbol",
+    "SlotCounts",
+    "SlotDocument",
+]
+
+
+class PlacedDocument(TypedDict):
+    """:meth:`PlacedSymbol.as_dict`."""
+
+    instrument_token: int
+    symbol: str
+    mode: str
+    key: str
+    connection: int
+
+
+class SlotDocument(TypedDict):
+    """A connection, by key id and index."""
+
+    key: str
+    connection: int
+
+
+#: :meth:`MovedSymbol.as_dict` (``from`` is a keyword, hence this form).
+MovedDocument = TypedDict(
+    "MovedDocument",
+    {
+        "instrument_token": int,
+        "symbol": str,
+        "mode": str,
+        "from": SlotDocument,
+        "to": SlotDocument,
+    },
+)
+
+
+class CountsDocument(TypedDict):
+    """:meth:`SlotCounts.as_dict`."""
+
+    key: str
+    connection: int
+    subscribe: int
+    unsubscribe: int
+    mode_changes: int
+
+
+class ChangeDocument(TypedDict):
+    """:meth:`ConfigChange.as_dict`: what ``distribute --format json`` prints and the control
+    channel's ``preview`` and ``apply`` answer (the three counts are derived)."""
+
+    config: str
+    applied: bool
+    subscribe: int
+    unsubscribe: int
+    mode_changes: int
+    added: list[PlacedDocument]
+    removed: list[PlacedDocument]
+    moved: list[MovedDocument]
+    mode_changed: list[PlacedDocument]
+    connections: list[CountsDocument]
+    tokens: list[str]
+    warnings: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +105,7 @@ class PlacedSymbol:
     key: str
     connection: int
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> PlacedDocument:
         return {
             "instrument_token": self.token,
             "symbol": self.symbol,
@@ -65,7 +135,7 @@ class MovedSymbol:
     source: tuple[str, int]
     target: tuple[str, int]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> MovedDocument:
         return {
             "instrument_token": self.token,
             "symbol": self.symbol,
@@ -96,7 +166,7 @@ class SlotCounts:
     unsubscribe: int
     mode_changes: int
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> CountsDocument:
         return {
             "key": self.key,
             "connection": self.connection,
@@ -270,7 +340,7 @@ class ConfigChange:
 
     # The JSON form
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ChangeDocument:
         """The JSON form: ``distribute --format json`` prints it; the control channel carries it."""
         return {
             "config": self.config,

@@ -28,27 +28,18 @@ share (and a stream that does not share refuses beside any). A client takes the 
 else the first shared one that answers: any process of the group shows the whole group.
 
 Protocol (version 1). Newline-delimited JSON over the socket, one request and one response per
-line, as many as the client likes on one connection. A request is ``{"v": 1, "op": OP, ...}``; a
-response ``{"v": 1, "ok": true, "result": ...}`` or ``{"v": 1, "ok": false, "error": {"kind":
-KIND, "message": ...}}``. The ops:
-
-* ``hello``: ``{"pid", "config", "version", "protocol", "started_at", "metrics", "shared"}``;
-* ``stats``: :meth:`kitefan.stats.FeedStats.as_dict` (what ``kitefan stats --format json``
-  prints), with ``share`` (the group, every member's last snapshot) for a ``--share`` stream;
-* ``never_ticked`` (``"key"``: an id or null): ``{"symbols": [{"instrument_token", "symbol",
-  "mode", "key", "connection"}]}``, subscribed symbols that have not ticked since subscribed;
-* ``preview``: re-read the config file, and answer the change applying it would make
-  (:meth:`kitefan.change.ConfigChange.as_dict`, ``"applied": false``), changing nothing;
-* ``apply``: re-read the config file and apply it (``"applied": true``). SIGHUP does the same.
+line, as many as the client likes on one connection; :mod:`kitefan.control_protocol` says it all
+(the requests, the documents, the errors and their kinds) and encodes and decodes every line.
+This module carries it over the socket: the server decodes a request, carries it out on the
+feed and writes the response; the client writes a request and decodes the response.
 
 No secret crosses the channel: a client never sends a config, only asks the stream to re-read its
 own file (with its own environment); answers carry stats, symbol names, modes and key ids, and
-errors as one line each. Errors keep their kind (``config``, ``plan``, ``feed``, ``control``,
-``internal``) so that the client raises the same error, with the same exit code, as a local
-command would.
+errors as one line each.
 
 Owns: ``ControlServer`` (the stream's side, SIGHUP included), ``ControlClient``, the socket's
-place (``control_dirs``, ``socket_name``). Must not import rich or typer.
+place (``control_dirs``, ``socket_name``). Must not import rich or typer; must not encode or
+decode a line itself (that is :mod:`kitefan.control_protocol`'s).
 """
 
 from __future__ import annotations
@@ -58,7 +49,6 @@ import contextlib
 import errno
 import glob
 import hashlib
-import json
 import logging
 import os
 import re
@@ -69,18 +59,40 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from kitefan import __version__
-from kitefan.change import ConfigChange
-from kitefan.errors import (
-    ConfigError,
-    ControlError,
-    FeedError,
-    KitefanError,
-    PlanError,
-    StreamNotRunningError,
+from kitefan.change import ChangeDocument, ConfigChange
+from kitefan.control_protocol import (
+    PROTOCOL_VERSION,
+    REQUEST_LIMIT,
+    Apply,
+    ErrorKind,
+    Failure,
+    Hello,
+    HelloDocument,
+    NeverTicked,
+    NeverTickedDocument,
+    NeverTickedSymbol,
+    Ok,
+    Preview,
+    ProtocolError,
+    Request,
+    Stats,
+    StatsDocument,
+    decode_request,
+    decode_response,
+    encode_failure,
+    encode_request,
+    encode_result,
+    error_document,
+    failure,
+    read_change,
+    read_hello,
+    read_never_ticked,
 )
+from kitefan.errors import ControlError, KitefanError, StreamNotRunningError
+from kitefan.events import Status
 from kitefan.manager import FeedManager
 from kitefan.settings import AppConfig
 
@@ -96,8 +108,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The version of the protocol; a request of another version is refused.
-PROTOCOL_VERSION = 1
 #: The environment variable naming the socket directory (overrides the XDG and /tmp rule).
 RUNTIME_DIR_ENV = "KITEFAN_RUNTIME_DIR"
 
@@ -105,10 +115,10 @@ RUNTIME_DIR_ENV = "KITEFAN_RUNTIME_DIR"
 Reload = Callable[[AppConfig], AppConfig]
 
 _MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, NUL included
-_REQUEST_LIMIT = 64 * 1024
 _RESPONSE_LIMIT = 256 * 1024 * 1024
 _SAMPLE_INTERVAL_S = 1.0
 _STEM = re.compile(r"[^A-Za-z0-9_.-]+")
+_T = TypeVar("_T")
 
 
 # Where ------------------------------------------------------------------------------------------
@@ -240,63 +250,6 @@ def _check_length(path: Path) -> None:
         )
 
 
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-
-
-def _error_document(exc: BaseException) -> dict[str, Any]:
-    """A library error as the channel carries it (its own message holds no secret)."""
-    match exc:
-        case ConfigError():
-            return {
-                "kind": "config",
-                "message": str(exc),
-                "source": exc.source,
-                "problems": exc.problems,
-            }
-        case PlanError():
-            return {
-                "kind": "plan",
-                "message": str(exc),
-                "reason": exc.reason,
-                "asked": exc.asked,
-                "fits": exc.fits,
-                "hint": exc.hint,
-            }
-        case FeedError():
-            return {"kind": "feed", "message": str(exc)}
-        case KitefanError():
-            return {"kind": "control", "message": str(exc)}
-        case _:
-            # Not ours: its text could say anything, so only its type crosses the channel.
-            return {
-                "kind": "internal",
-                "message": f"internal error in the stream ({type(exc).__name__}); "
-                "run it with --debug to see it",
-            }
-
-
-def _error_of(document: Mapping[str, Any]) -> KitefanError:
-    """The error a response carries, raised again on the client's side."""
-    kind = document.get("kind")
-    message = str(document.get("message", "the stream refused the request"))
-    try:
-        if kind == "config":
-            return ConfigError(str(document["source"]), [str(p) for p in document["problems"]])
-        if kind == "plan":
-            return PlanError(
-                str(document["reason"]),
-                asked=int(document["asked"]),
-                fits=int(document["fits"]),
-                hint=str(document["hint"]),
-            )
-    except (KeyError, TypeError, ValueError):
-        pass
-    if kind == "feed":
-        return FeedError(message)
-    return ControlError(message)
-
-
 # The stream's side ------------------------------------------------------------------------------
 
 
@@ -333,7 +286,7 @@ class ControlServer:
         self._own = own
         pid = os.getpid() if own or shared else None
         self.path = self._dirs[0] / socket_name(config_path, pid)
-        self._share: Callable[[], Awaitable[dict[str, Any]]] | None = None
+        self._share: Callable[[], Awaitable[Any]] | None = None
         self._server: asyncio.Server | None = None
         self._inode: int | None = None
         self._feed: FeedManager | None = None
@@ -395,7 +348,7 @@ class ControlServer:
             sock.listen(64)
             self._inode = os.lstat(self.path).st_ino
             self._server = await asyncio.start_unix_server(
-                self._serve_client, sock=sock, limit=_REQUEST_LIMIT
+                self._serve_client, sock=sock, limit=REQUEST_LIMIT
             )
         except BaseException:
             sock.close()
@@ -409,7 +362,7 @@ class ControlServer:
         reload: Reload,
         *,
         metrics_url: str | None = None,
-        share: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        share: Callable[[], Awaitable[Any]] | None = None,
     ) -> None:
         """Serve this feed; ``reload`` re-reads the config file for ``preview``, ``apply`` and
         SIGHUP; ``share`` gives the group's document of a ``--share`` stream. Installs the
@@ -465,7 +418,7 @@ class ControlServer:
                 if apply:
                     message = f"{source}: not applied: {exc}"
                     log.warning("%s", message)
-                    feed.announce("config_rejected", message)
+                    feed.announce(Status.CONFIG_REJECTED, message)
                 raise
             notes = []
             if after.tuning != before.tuning:
@@ -479,7 +432,7 @@ class ControlServer:
                 warnings=notes,
             )
             if apply:
-                feed.announce("config_applied", f"{source}: {change.summary()}")
+                feed.announce(Status.CONFIG_APPLIED, f"{source}: {change.summary()}")
             return change
 
     # Internals
@@ -539,13 +492,13 @@ class ControlServer:
             while True:
                 try:
                     line = await reader.readline()
-                except ValueError:
-                    writer.write(_dumps(self._failure("control", "request too long")))
+                except ValueError:  # past REQUEST_LIMIT: the rest of the line cannot be found
+                    writer.write(encode_failure(failure(ErrorKind.CONTROL, "request too long")))
                     await writer.drain()
                     return
                 if not line:
                     return
-                writer.write(_dumps(await self._respond(line)))
+                writer.write(await self._respond(line))
                 await writer.drain()
         except ConnectionError:
             return
@@ -556,59 +509,51 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    def _failure(self, kind: str, message: str) -> dict[str, Any]:
-        return {"v": PROTOCOL_VERSION, "ok": False, "error": {"kind": kind, "message": message}}
-
-    async def _respond(self, line: bytes) -> dict[str, Any]:
+    async def _respond(self, line: bytes) -> bytes:
+        """The response line to a request line."""
         try:
-            request = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return self._failure("control", "a request is one JSON object per line")
-        if not isinstance(request, dict) or not isinstance(request.get("op"), str):
-            return self._failure("control", 'a request needs an "op"')
-        version = request.get("v")
-        if version != PROTOCOL_VERSION:
-            return self._failure(
-                "control",
-                f"this stream speaks control protocol {PROTOCOL_VERSION}, the request "
-                f"{version}: use the same kitefan version for both",
-            )
+            request = decode_request(line)
+        except ProtocolError as exc:
+            return encode_failure(failure(ErrorKind.CONTROL, str(exc)))
         try:
-            result = await self._dispatch(request["op"], request)
+            result = await self._dispatch(request)
         except Exception as exc:
             if not isinstance(exc, KitefanError):
-                log.exception("control request %r failed", request["op"])
-            return {"v": PROTOCOL_VERSION, "ok": False, "error": _error_document(exc)}
-        return {"v": PROTOCOL_VERSION, "ok": True, "result": result}
+                log.exception("control request %r failed", str(request.op))
+            return encode_failure(error_document(exc))
+        return encode_result(result)
 
-    async def _dispatch(self, op: str, request: Mapping[str, Any]) -> Any:
-        if op == "hello":
-            return {
-                "pid": os.getpid(),
-                "config": str(self.config_path),
-                "version": __version__,
-                "protocol": PROTOCOL_VERSION,
-                "started_at": self._started_at,
-                "metrics": self._metrics,
-                "shared": self.shared,
-            }
+    def hello(self) -> HelloDocument:
+        """Who this stream is (the ``hello`` result)."""
+        return {
+            "pid": os.getpid(),
+            "config": str(self.config_path),
+            "version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "started_at": self._started_at,
+            "metrics": self._metrics,
+            "shared": self.shared,
+        }
+
+    async def _dispatch(
+        self, request: Request
+    ) -> HelloDocument | StatsDocument | NeverTickedDocument | ChangeDocument:
+        if isinstance(request, Hello):
+            return self.hello()
         feed = self._feed
         if feed is None:
             raise ControlError("the stream is starting: try again in a moment")
-        match op:
-            case "stats":
+        match request:
+            case Stats():
                 document = feed.stats().as_dict()
                 if self._share is not None:
                     document["share"] = await self._share()
                 return document
-            case "never_ticked":
-                key = request.get("key")
-                if key is not None and not isinstance(key, str):
-                    raise ControlError('"key" is a key id or null')
+            case NeverTicked(key=key):
                 if key is not None:
                     feed.key_stats(key)  # an unknown key raises FeedError, naming the keys
                 current = feed.plan
-                symbols = []
+                symbols: list[NeverTickedSymbol] = []
                 for key_id in [key] if key is not None else feed.keys():
                     for spec in feed.never_ticked(key_id):
                         slot = current.where(spec.token) or (key_id, -1)
@@ -622,16 +567,12 @@ class ControlServer:
                             }
                         )
                 return {"symbols": symbols}
-            case "preview":
+            case Preview():
                 change = await self.reload(apply=False, source="kitefan distribute --dry-run")
                 return change.as_dict()
-            case "apply":
+            case Apply():
                 change = await self.reload(apply=True, source="kitefan distribute")
                 return change.as_dict()
-            case _:
-                raise ControlError(
-                    f"unknown op {op!r}: hello, stats, never_ticked, preview or apply"
-                )
 
 
 async def _probe(path: Path) -> dict[str, Any] | None:
@@ -648,13 +589,13 @@ async def _probe(path: Path) -> dict[str, Any] | None:
         _remove_socket(path)
         return None
     try:
-        writer.write(_dumps({"v": PROTOCOL_VERSION, "op": "hello"}))
+        writer.write(encode_request(Hello()))
         async with asyncio.timeout(2.0):
             await writer.drain()
-            answer = json.loads(await reader.readline())
-        hello = answer["result"]
+            answer = decode_response(await reader.readline())
+        hello = answer.result if isinstance(answer, Ok) else None
         return hello if isinstance(hello, dict) else {}
-    except (OSError, TimeoutError, ValueError, KeyError, TypeError):
+    except (OSError, TimeoutError, ValueError, ProtocolError):  # an answer, if not a hello
         return {}
     finally:
         writer.close()
@@ -818,16 +759,16 @@ class ControlClient:
         with contextlib.suppress(Exception):
             await self._writer.wait_closed()
 
-    async def request(self, op: str, *, timeout_s: float = 10.0, **args: Any) -> Any:
-        """Send one request and return its result.
+    async def request(self, request: Request, *, timeout_s: float = 10.0) -> Any:
+        """Send one request and return its result (the op's document).
 
         Raises:
             ConfigError, PlanError, FeedError: the stream refused, for that reason.
-            ControlError: no answer within ``timeout_s``, the stream went away, or it refused
-                the request.
+            ControlError: no answer within ``timeout_s``, the stream went away, answered
+                something that is not a response, or refused the request.
         """
         try:
-            self._writer.write(_dumps({"v": PROTOCOL_VERSION, "op": op, **args}))
+            self._writer.write(encode_request(request))
             async with asyncio.timeout(timeout_s):
                 await self._writer.drain()
                 line = await self._reader.readline()
@@ -840,36 +781,38 @@ class ControlClient:
         if not line:
             raise ControlError(f"the stream of {self.config} stopped") from None
         try:
-            answer = json.loads(line)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ControlError(f"the stream of {self.config} answered garbage") from None
-        if not isinstance(answer, dict):
-            raise ControlError(f"the stream of {self.config} answered garbage")
-        if answer.get("ok") is True:
-            return answer.get("result")
-        error = answer.get("error")
-        raise _error_of(error if isinstance(error, dict) else {})
+            answer = decode_response(line)
+        except ProtocolError as exc:
+            raise ControlError(f"the stream of {self.config} {exc}") from None
+        if isinstance(answer, Failure):
+            raise answer.exception()
+        return answer.result
 
-    async def hello(self) -> dict[str, Any]:
-        """The stream's pid, config, version, protocol, start time and metrics URL."""
-        result: dict[str, Any] = await self.request("hello")
-        return result
+    async def hello(self) -> HelloDocument:
+        """The stream's pid, config, version, protocol, start time, metrics URL and whether it
+        runs with ``--share``."""
+        return self._read(read_hello, await self.request(Hello()))
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self) -> StatsDocument:
         """The stream's stats (:meth:`kitefan.stats.FeedStats.as_dict`)."""
-        result: dict[str, Any] = await self.request("stats")
+        result: StatsDocument = await self.request(Stats())
         return result
 
-    async def never_ticked(self, key: str | None = None) -> list[dict[str, Any]]:
+    async def never_ticked(self, key: str | None = None) -> list[NeverTickedSymbol]:
         """Subscribed symbols that have not ticked since subscribed, of one key or all."""
-        result = await self.request("never_ticked", key=key)
-        symbols: list[dict[str, Any]] = result["symbols"]
-        return symbols
+        return self._read(read_never_ticked, await self.request(NeverTicked(key)))
 
     async def preview(self, *, timeout_s: float = 120.0) -> ConfigChange:
         """What applying the config file (as it is now) would change; nothing is changed."""
-        return ConfigChange.from_dict(await self.request("preview", timeout_s=timeout_s))
+        return self._read(read_change, await self.request(Preview(), timeout_s=timeout_s))
 
     async def apply(self, *, timeout_s: float = 120.0) -> ConfigChange:
         """Have the stream re-read its config file and apply it; what changed."""
-        return ConfigChange.from_dict(await self.request("apply", timeout_s=timeout_s))
+        return self._read(read_change, await self.request(Apply(), timeout_s=timeout_s))
+
+    def _read(self, read: Callable[[Any], _T], result: Any) -> _T:
+        """A result, checked by the protocol's reader of it."""
+        try:
+            return read(result)
+        except ProtocolError as exc:
+            raise ControlError(f"the stream of {self.config} {exc}") from None

@@ -4,8 +4,8 @@ Every item is tagged with the key (its config id) and the connection (0, 1 or 2)
 Ticks travel in batches, one per frame, because per-tick queueing is too slow for the volumes
 Kite sends at the open.
 
-Owns: the event types and the connection/key states. Must not import asyncio, websockets, rich
-or typer.
+Owns: the event types, the connection/key states and the words a status event carries
+(:class:`Status`). Must not import asyncio, websockets, rich or typer.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from kitefan.codec import decode_packets, encode_frame, scan_frame
 from kitefan.models import OrderUpdate, Tick
@@ -28,6 +28,7 @@ __all__ = [
     "Gap",
     "KeyState",
     "OrderEvent",
+    "Status",
     "StatusEvent",
     "TickBatch",
 ]
@@ -54,6 +55,106 @@ class KeyState(StrEnum):
     SLOT_LIMITED = "slot_limited"
     IDLE = "idle"
     CLOSED = "closed"
+
+
+class Status(StrEnum):
+    """What a :class:`StatusEvent` says: every word its ``state`` can carry.
+
+    One enum, not a union of :class:`ConnState`, :class:`KeyState` and the feed's own words: the
+    same word means the same thing whoever sends it (``connected`` is a connection that opened
+    or a key whose refusal is over), and what the event is about is told by its ``key`` (``*``
+    is the whole feed) and ``connection`` (``None`` is the whole key), not by the word. A
+    :class:`~enum.StrEnum`, so a member is the very string recorded, published and printed
+    (``json.dumps`` writes ``"connected"``) and ``event.state == "connected"`` keeps working.
+
+    Connection ``N`` of a key (``connection`` is ``N``), from its life (:mod:`kitefan.lifecycle`):
+
+    * ``connecting``: an attempt before the connection ever opened failed; the message says why
+      and when the next try is (``attempt failed: …; next try in 2.0 s``).
+    * ``connected``: it opened (message ``connected``), or opened again after it was lost and
+      resubscribed (the event carries the :class:`Gap`). Also sent for a key (``connection``
+      ``None``) whose token is accepted again, and for a connection whose slot is won back after
+      a 429 (by :class:`~kitefan.failover.FeedHealth`).
+    * ``reconnecting``: it was lost (``lost: …``), or an attempt to open it again failed.
+    * ``message``: the server sent a text that is not an error (the message is that text).
+
+    A key, from its health (:class:`~kitefan.failover.FeedHealth`):
+
+    * ``auth_failed``: the key was refused with HTTP 403 (``connection`` ``None``).
+    * ``slot_limited``: connection ``N`` was refused with HTTP 429: another program holds it.
+
+    The whole feed (key ``*``):
+
+    * ``replan_failed``: the symbols could not be re-planned around the failed keys.
+    * ``config_applied``: a config change was applied (SIGHUP, ``kitefan distribute``); the
+      message is its summary.
+    * ``config_rejected``: a config change was not applied; the message says why.
+    * ``publish_failed``: publishing to Redis is in trouble (``kitefan stream --publish``).
+
+    A shared key (``kitefan stream --share``, :mod:`kitefan.share`; ``connection`` ``None``):
+
+    * ``taken_over``: this process took the key over from another; the event carries the gap
+      its symbols streamed nowhere.
+    * ``lease_lapsed``: the key stopped here because its lease could not be renewed in time.
+
+    A status read back (a recording, a Redis entry, a jsonl record) may carry a word this
+    version does not know: :meth:`read` keeps it, as a ``Status`` that is no member
+    (:attr:`known` is false) and prints, records and compares as the word it is, so an old
+    kitefan reads a newer one's records instead of failing.
+    """
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    MESSAGE = "message"
+    AUTH_FAILED = "auth_failed"
+    SLOT_LIMITED = "slot_limited"
+    REPLAN_FAILED = "replan_failed"
+    CONFIG_APPLIED = "config_applied"
+    CONFIG_REJECTED = "config_rejected"
+    PUBLISH_FAILED = "publish_failed"
+    TAKEN_OVER = "taken_over"
+    LEASE_LAPSED = "lease_lapsed"
+
+    @classmethod
+    def read(cls, word: str) -> Self:
+        """The status a record says: its member, or, for a word this version does not know, a
+        ``Status`` of that word that is no member (never raises)."""
+        try:
+            return cls(word)
+        except ValueError:
+            unknown = str.__new__(cls, word)
+            unknown._value_ = word
+            unknown._name_ = word
+            return unknown
+
+    @classmethod
+    def of_connection(cls, state: ConnState) -> Status | None:
+        """The status a connection in ``state`` reports itself with; ``None`` for the states
+        it does not report (a refusal is reported for the key, a close not at all)."""
+        return _CONNECTION_STATUS.get(state)
+
+    @property
+    def known(self) -> bool:
+        """Whether this is a member (not a word :meth:`read` did not know)."""
+        return type(self).__members__.get(self._name_) is self
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # A plain function, not the bound classmethod: a word that is no member pickles too,
+        # whatever reducer of methods a library (twisted) may have registered.
+        return (_read_status, (self._value_,))
+
+
+def _read_status(word: str) -> Status:
+    """:meth:`Status.read` (what a pickled status is rebuilt with)."""
+    return Status.read(word)
+
+
+_CONNECTION_STATUS = {
+    ConnState.CONNECTING: Status.CONNECTING,
+    ConnState.CONNECTED: Status.CONNECTED,
+    ConnState.RECONNECTING: Status.RECONNECTING,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +281,16 @@ class TickBatch:
 
 @dataclass(frozen=True, slots=True)
 class StatusEvent:
-    """A connection or key changed state; a reconnect carries the gap it closed."""
+    """A connection or key changed state, or the feed says something; a reconnect carries the
+    gap it closed.
+
+    ``key`` is a key's config id, or ``*`` for the whole feed; ``connection`` the connection's
+    index, or ``None`` for the whole key. ``state`` says what happened (:class:`Status`).
+    """
 
     key: str
     connection: int | None
-    state: str
+    state: Status
     message: str
     at: float
     gap: Gap | None = None

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from kitefan.errors import KitefanError, NoUsableKeyError, PlanError, UnreachableError
-from kitefan.events import KeyState, StatusEvent
+from kitefan.events import Status, StatusEvent
 from kitefan.models import OrderUpdate
 from kitefan.planner import KeyCapacity, Plan, PlanDiff, diff, plan
 from kitefan.retry import Refusal
@@ -47,9 +47,6 @@ from kitefan.settings import AppConfig, KeyConfig, SymbolSpec
 __all__ = ["Action", "Announce", "ApplyPlan", "EndFeed", "FeedHealth", "KeyHealth"]
 
 _SEEN_ORDERS = 4096
-
-#: The state of a status event saying that the feed could not re-plan around its failed keys.
-REPLAN_FAILED = "replan_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +241,7 @@ class FeedHealth:
                 f"refused with HTTP {status}: the access token is invalid or expired; "
                 f"{self._token_advice}"
             )
-            actions.append(self._announce(key_id, None, KeyState.AUTH_FAILED, key.message))
+            actions.append(self._announce(key_id, None, Status.AUTH_FAILED, key.message))
             if self.failover:
                 key.probe_index = index
             # Every key refused before any streamed: the feed ends, with no re-plan to report.
@@ -269,7 +266,7 @@ class FeedHealth:
                 f"refused a connection with HTTP {status}: another program holds this key's "
                 f"connections; using {usable} of {key.max_connections}"
             )
-            actions.append(self._announce(key_id, index, KeyState.SLOT_LIMITED, key.message))
+            actions.append(self._announce(key_id, index, Status.SLOT_LIMITED, key.message))
             actions.extend(self.replan())
         return actions
 
@@ -282,11 +279,11 @@ class FeedHealth:
             key.auth_failed = False
             key.probe_index = None
             key.message = "token accepted again"
-            actions.append(self._announce(key_id, None, KeyState.CONNECTED, key.message))
+            actions.append(self._announce(key_id, None, Status.CONNECTED, key.message))
         if index in key.blocked_slots:
             key.blocked_slots.discard(index)
             key.message = f"connection {index} slot won back"
-            actions.append(self._announce(key_id, index, KeyState.CONNECTED, key.message))
+            actions.append(self._announce(key_id, index, Status.CONNECTED, key.message))
         if actions:
             actions.extend(self.replan())
         return actions
@@ -340,7 +337,7 @@ class FeedHealth:
                     "every key is refused with HTTP 403: nothing streams until a fresh token "
                     f"is accepted; {self._token_advice}"
                 )
-            return [self._announce("*", None, REPLAN_FAILED, message)]
+            return [self._announce("*", None, Status.REPLAN_FAILED, message)]
         return [self.move_to(target)]
 
     def move_to(self, target: Plan) -> ApplyPlan:
@@ -351,7 +348,7 @@ class FeedHealth:
 
     # Internals
 
-    def _announce(self, key: str, connection: int | None, state: str, message: str) -> Announce:
+    def _announce(self, key: str, connection: int | None, state: Status, message: str) -> Announce:
         return Announce(StatusEvent(key, connection, state, message, self._clock()))
 
     def _plan(

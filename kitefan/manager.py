@@ -67,11 +67,11 @@ from kitefan.events import (
     Gap,
     KeyState,
     OrderEvent,
+    Status,
     StatusEvent,
     TickBatch,
 )
 from kitefan.failover import (
-    REPLAN_FAILED,
     Action,
     Announce,
     ApplyPlan,
@@ -581,14 +581,19 @@ class FeedManager:
     def key_state(self, key_id: str) -> KeyState:
         return self.key_stats(key_id).state
 
-    def announce(self, state: str, message: str, *, key: str = "*", gap: Gap | None = None) -> None:
+    def announce(
+        self, state: Status, message: str, *, key: str = "*", gap: Gap | None = None
+    ) -> None:
         """Tell every event stream something about the whole feed (a status event of key ``*``)
         or about one ``key`` (with the ``gap`` it closes, if any).
 
         Used by what steers a running feed from outside (a config applied or rejected, a shared
         key taken over).
+
+        Raises:
+            ValueError: ``state`` is not a :class:`~kitefan.events.Status` (nor its word).
         """
-        self._emit(StatusEvent(key, None, state, message, time.time(), gap))
+        self._emit(StatusEvent(key, None, Status(state), message, time.time(), gap))
 
     async def hold_keys(self, key_ids: Iterable[str] | None) -> None:
         """Stream only these keys' part of the plan (``None``: every key, the default).
@@ -657,20 +662,20 @@ class FeedManager:
         if error:
             self._emit(ErrorEvent(conn.key_id, conn.index, text, time.time()))
         else:
-            self._emit(StatusEvent(conn.key_id, conn.index, "message", text, time.time()))
+            self._emit(StatusEvent(conn.key_id, conn.index, Status.MESSAGE, text, time.time()))
 
     def _on_state(self, conn: FeedConnection, message: str, gap: Gap | None = None) -> None:
         if conn.state is not ConnState.CONNECTED:
             self._health.attempt_ended(f"{conn.key_id}#{conn.index} {conn.state.value}: {message}")
         if conn.stopping and conn.state is not ConnState.CONNECTED:
             return
-        if conn.state in (ConnState.AUTH_FAILED, ConnState.SLOT_LIMITED):
-            return  # _on_refused says it once, for the key, with what to do
+        # A refusal (403, 429) is not reported here: _on_refused says it once, for the key, with
+        # what to do; a close is not reported at all.
+        if (status := Status.of_connection(conn.state)) is None:
+            return
         if gap is not None and self._merge is not None:
             gap = self._uncovered(conn.key_id, gap)
-        self._emit(
-            StatusEvent(conn.key_id, conn.index, conn.state.value, message, time.time(), gap)
-        )
+        self._emit(StatusEvent(conn.key_id, conn.index, status, message, time.time(), gap))
 
     def _on_refused(self, conn: FeedConnection, refusal: Refusal, status: int) -> None:
         self._execute(self._health.refused(conn.key_id, conn.index, refusal, status))
@@ -691,7 +696,7 @@ class FeedManager:
         change = PlanDiff(changes=())
         for action in actions:
             if isinstance(action, Announce):
-                if action.event.state == REPLAN_FAILED:
+                if action.event.state == Status.REPLAN_FAILED:
                     log.warning(action.event.message)
                 self._emit(action.event)
             elif isinstance(action, ApplyPlan):

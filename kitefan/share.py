@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kitefan.config import PublishConfig
-from kitefan.events import ConnState, Gap
+from kitefan.events import ConnState, Gap, Status
 from kitefan.lease import (
     RELEASE,
     LeaseTiming,
@@ -273,7 +273,7 @@ class Sharer:
                         "another process"
                     )
                     log.warning("%s: %s", key, message)
-                    self.feed.announce("lease_lapsed", message, key=key)
+                    self.feed.announce(Status.LEASE_LAPSED, message, key=key)
             self._streaming = wanted
         self.machine.applied(self._streaming)
 
@@ -368,7 +368,7 @@ class Sharer:
             f"{gap.seconds:.1f} s"
         )
         log.info("%s: %s", key, message)
-        self.feed.announce("taken_over", message, key=key, gap=gap)
+        self.feed.announce(Status.TAKEN_OVER, message, key=key, gap=gap)
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)

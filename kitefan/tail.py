@@ -47,6 +47,7 @@ from kitefan.stats import ConnectionCounters, ConnectionStats, FeedStats, KeySta
 
 __all__ = ["RemoteFeed", "RemoteStats"]
 
+_CONN_STATES = frozenset(state.value for state in ConnState)
 #: Seconds a reader's close may take (acknowledging, then closing the connection), each.
 CLOSE_S = 2.0
 
@@ -351,7 +352,7 @@ class RemoteStats:
         elif isinstance(item, StatusEvent):
             if item.connection is not None:
                 conn = self._conn(item.key, item.connection)
-                if item.state in set(ConnState):
+                if item.state in _CONN_STATES:  # a connection's own state, not news of it
                     self._states[(item.key, item.connection)] = item.state
                 if item.gap is not None:
                     conn.reconnects += 1

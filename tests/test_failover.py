@@ -14,7 +14,7 @@ import pytest
 from app_configs import app_config, key
 
 from kitefan.errors import NoUsableKeyError, PlanError, UnreachableError
-from kitefan.events import KeyState, StatusEvent
+from kitefan.events import Status, StatusEvent
 from kitefan.failover import Action, Announce, ApplyPlan, EndFeed, FeedHealth
 from kitefan.models import Mode
 from kitefan.planner import Plan
@@ -57,7 +57,7 @@ def slot_sizes(plan: Plan, key_id: str) -> list[int]:
     return [] if key is None else [len(c.symbols) for c in key.connections]
 
 
-def status(key: str, connection: int | None, state: str, message: str) -> Announce:
+def status(key: str, connection: int | None, state: Status, message: str) -> Announce:
     return Announce(StatusEvent(key, connection, state, message, NOW))
 
 
@@ -77,7 +77,8 @@ def test_a_refused_token_moves_only_its_symbols_to_the_healthy_keys_and_back_hom
     bravo_home = tokens_of(home, "bravo")
     assert len(bravo_home) == 100
     actions = h.refused("bravo", 1, Refusal.AUTH, 403)
-    assert actions[0] == status("bravo", None, KeyState.AUTH_FAILED, AUTH_FAILED)
+    assert actions[0] == status("bravo", None, Status.AUTH_FAILED, AUTH_FAILED)
+    assert isinstance(actions[0], Announce) and actions[0].event.state is Status.AUTH_FAILED
     move = applied(actions)
     assert len(actions) == 2 and h.current is move.plan
     assert tokens_of(move.plan, "bravo") == set()
@@ -92,7 +93,7 @@ def test_a_refused_token_moves_only_its_symbols_to_the_healthy_keys_and_back_hom
     assert h.refused("bravo", 0, Refusal.AUTH, 403) == []
     # The token is accepted again: the symbols go home.
     back = h.opened("bravo", 1)
-    assert back[0] == status("bravo", None, KeyState.CONNECTED, "token accepted again")
+    assert back[0] == status("bravo", None, Status.CONNECTED, "token accepted again")
     assert applied(back).plan == home == h.current
     assert {m.token for m in applied(back).change.moves} == bravo_home
     assert not h.keeps("bravo", 1)
@@ -107,7 +108,7 @@ def test_a_connection_opening_with_nothing_refused_changes_nothing() -> None:
 def test_without_failover_a_refused_key_keeps_its_symbols_and_nothing_moves() -> None:
     h = health(config(300), failover=False)
     actions = h.refused("bravo", 0, Refusal.AUTH, 403)
-    assert actions == [status("bravo", None, KeyState.AUTH_FAILED, AUTH_FAILED)]
+    assert actions == [status("bravo", None, Status.AUTH_FAILED, AUTH_FAILED)]
     assert h.current is h.home
     assert [c.connections for c in h.capacities()] == [3, 3, 3]
     assert not h.keeps("bravo", 0)
@@ -118,7 +119,7 @@ def test_every_key_refused_before_any_connected_ends_the_feed_without_a_replan()
     first = h.refused("alpha", 0, Refusal.AUTH, 403)
     assert len(first) == 2 and isinstance(first[1], ApplyPlan)
     last = h.refused("bravo", 0, Refusal.AUTH, 403)
-    assert last[0] == status("bravo", None, KeyState.AUTH_FAILED, AUTH_FAILED)
+    assert last[0] == status("bravo", None, Status.AUTH_FAILED, AUTH_FAILED)
     assert len(last) == 2 and isinstance(last[1], EndFeed)
     error = last[1].error
     assert isinstance(error, NoUsableKeyError) and h.failure is error
@@ -135,11 +136,11 @@ def test_every_key_refused_after_one_streamed_says_nothing_streams_until_a_fresh
     before = h.current
     actions = h.refused("bravo", 0, Refusal.AUTH, 403)
     assert actions == [
-        status("bravo", None, KeyState.AUTH_FAILED, AUTH_FAILED),
+        status("bravo", None, Status.AUTH_FAILED, AUTH_FAILED),
         status(
             "*",
             None,
-            "replan_failed",
+            Status.REPLAN_FAILED,
             "every key is refused with HTTP 403: nothing streams until a fresh token is "
             f"accepted; {ADVICE}",
         ),
@@ -154,7 +155,7 @@ def test_too_little_room_on_the_healthy_keys_keeps_the_plan_and_says_why() -> No
     assert actions[1] == status(
         "*",
         None,
-        "replan_failed",
+        Status.REPLAN_FAILED,
         "cannot re-plan around the failed keys: over capacity: 500 symbols asked, 300 fit "
         "(1 key × 3 connections × 100); drop 200 symbols, add a key or raise "
         "max_symbols_per_connection (up to 3000)",
@@ -177,7 +178,7 @@ def test_a_taken_slot_is_planned_around_and_won_back() -> None:
     assert actions[0] == status(
         "alpha",
         2,
-        KeyState.SLOT_LIMITED,
+        Status.SLOT_LIMITED,
         "refused a connection with HTTP 429: another program holds this key's connections; "
         "using 2 of 3",
     )
@@ -190,7 +191,7 @@ def test_a_taken_slot_is_planned_around_and_won_back() -> None:
     assert second[0].event.message.endswith("using 1 of 3")  # type: ignore[union-attr]  # an Announce
     assert sum(slot_sizes(applied(second).plan, "alpha")[:1]) == 90
     back = h.opened("alpha", 2)
-    assert back[0] == status("alpha", 2, KeyState.CONNECTED, "connection 2 slot won back")
+    assert back[0] == status("alpha", 2, Status.CONNECTED, "connection 2 slot won back")
     assert slot_sizes(applied(back).plan, "alpha")[:1] == [45]
     again = h.opened("alpha", 1)
     assert applied(again).plan == h.home and slot_sizes(h.current, "alpha") == [30, 30, 30]
@@ -243,7 +244,7 @@ def test_give_up_keeps_the_first_error_and_stops_replanning_on_refusals() -> Non
     assert h.failure is first
     before = h.current
     assert h.refused("alpha", 0, Refusal.AUTH, 403) == [
-        status("alpha", None, KeyState.AUTH_FAILED, AUTH_FAILED)
+        status("alpha", None, Status.AUTH_FAILED, AUTH_FAILED)
     ]
     assert h.current is before
 
@@ -253,7 +254,7 @@ def test_while_keys_are_held_apart_a_refusal_moves_nothing_between_keys() -> Non
     h.held = frozenset({"alpha"})
     assert h.holds("alpha") and not h.holds("bravo")
     actions = h.refused("bravo", 1, Refusal.AUTH, 403)
-    assert actions[0] == status("bravo", None, KeyState.AUTH_FAILED, AUTH_FAILED)
+    assert actions[0] == status("bravo", None, Status.AUTH_FAILED, AUTH_FAILED)
     move = applied(actions)
     assert move.plan == h.home and move.change.is_empty
     assert [c.connections for c in h.capacities()] == [3, 3, 3]

@@ -16,7 +16,7 @@ from app_configs import app_config, key
 
 from kitefan import Tick, encode_frame
 from kitefan.connection import FeedConnection
-from kitefan.events import TickBatch
+from kitefan.events import Status, TickBatch
 from kitefan.manager import EventStream, FeedManager
 
 
@@ -123,7 +123,7 @@ async def test_status_events_are_never_dropped() -> None:
     stream = manager.events()
     stream.max_events = 3
     for n in range(5):
-        manager.announce("note", f"event {n}")
+        manager.announce(Status.MESSAGE, f"event {n}")
     server_error(manager, "error")
     assert stream.dropped_events == 0
     assert [getattr(e, "message", None) for e in stream.drain()] == [
@@ -162,7 +162,7 @@ async def test_drain_with_a_bound_takes_whole_batches_up_to_it() -> None:
     stream = manager.events()
     for n in (4, 4, 4):
         manager._on_ticks(frame_of(n))
-    manager.announce("note", "between")
+    manager.announce(Status.MESSAGE, "between")
     manager._on_ticks(frame_of(4))
     assert [len(b) for b in stream.drain(max_ticks=9) if isinstance(b, TickBatch)] == [4, 4]
     taken = stream.drain(max_ticks=9)

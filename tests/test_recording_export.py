@@ -18,7 +18,7 @@ from processes import invoke
 from kitefan.bench.decode import mixed_frames
 from kitefan.codec import frame_tokens
 from kitefan.columnar import frames_to_arrow
-from kitefan.events import ErrorEvent, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Status, StatusEvent, TickBatch
 from kitefan.models import IST
 from kitefan.recording import Recorder, Recording, export as export_module
 from kitefan.recording.export import export, select_packets
@@ -40,7 +40,7 @@ def recording_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
             for i, frame in enumerate(FRAMES):
                 recorder.add(TickBatch(f"k{i % 2}", i % 3, frame, 0.0, T0 + i * 0.5 + 0.000123))
                 if i == 20:
-                    recorder.add(StatusEvent("k0", 1, "reconnecting", "lost", T0 + i * 0.5))
+                    recorder.add(StatusEvent("k0", 1, Status.RECONNECTING, "lost", T0 + i * 0.5))
                     recorder.add(ErrorEvent("k1", 0, "odd \x1b text", T0 + i * 0.5))
 
     asyncio.run(write())

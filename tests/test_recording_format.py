@@ -13,7 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from kitefan.bench.decode import mixed_frames
 from kitefan.errors import RecordingError
-from kitefan.events import ErrorEvent, Gap, OrderEvent, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Gap, OrderEvent, Status, StatusEvent, TickBatch
 from kitefan.models import OrderUpdate
 from kitefan.recording.format import (
     CHUNK_HEADER,
@@ -204,12 +204,12 @@ EVENTS = [
     StatusEvent(
         "k1",
         2,
-        "connected",
+        Status.CONNECTED,
         "reconnected after 1.5 s",
         1764567890.1234567,
         Gap(1764567888.6, 1764567890.1, (256265, 738561), "connection lost"),
     ),
-    StatusEvent("k1", None, "connected", "all keys up", 1764567891.0),
+    StatusEvent("k1", None, Status.CONNECTED, "all keys up", 1764567891.0),
     OrderEvent(
         "k2", 1, OrderUpdate({"order_id": "1", "status": "COMPLETE", "price": 12.5}), 1764567892.25
     ),

@@ -13,7 +13,7 @@ import pytest
 
 from kitefan.bench.decode import mixed_frames
 from kitefan.errors import RecordingError
-from kitefan.events import ErrorEvent, Event, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Event, Status, StatusEvent, TickBatch
 from kitefan.models import IST
 from kitefan.recording import Recorder, Recording
 from kitefan.recording.reader import READ_AHEAD
@@ -40,7 +40,7 @@ async def record(path: Path, items: Sequence[Event], chunk_bytes: int = CHUNK_BY
 async def test_frames_and_events_read_back_exactly(tmp_path: Path) -> None:
     path = tmp_path / "r.kfr"
     written = batches()
-    items: list[Event] = [*written, StatusEvent("k0", 1, "reconnecting", "lost", T0 + 2.0)]
+    items: list[Event] = [*written, StatusEvent("k0", 1, Status.RECONNECTING, "lost", T0 + 2.0)]
     items.append(ErrorEvent("k1", 2, "\x00odd\u2028", T0 + 2.5))
     recorder = await record(path, items, chunk_bytes=4096)
     got = list(Recording(path).events())

@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 from kitefan.codec import encode_frame, frame_of_packets
 from kitefan.errors import CodecError
-from kitefan.events import ErrorEvent, Event, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Event, Status, StatusEvent, TickBatch
 from kitefan.models import Tick
 from kitefan.render.records import (
     COMPILED,
@@ -248,7 +248,7 @@ def test_packets_of_unknown_length_are_skipped_as_the_decoder_skips_them() -> No
 
 def test_ticks_and_other_events_keep_their_order() -> None:
     events: list[Event] = [
-        StatusEvent("alpha", 0, "connected", "connected", AT),
+        StatusEvent("alpha", 0, Status.CONNECTED, "connected", AT),
         TickBatch("alpha", 2, FRAME_A, 0.0, AT),
         ErrorEvent("alpha", 0, "Error parsing instrument tokens", AT),
         TickBatch("bravo", 1, FRAME_B, 0.0, AT),
@@ -265,7 +265,7 @@ def test_status_and_error_lines_are_the_reference_lines_whatever_their_text() ->
     text = 'tokens "x\\y"\x1b[31m\x85\u202e\x7f é'
     events: list[Event] = [
         ErrorEvent("alpha", 0, text, AT),
-        StatusEvent("alpha", 1, "reconnecting", text, AT),
+        StatusEvent("alpha", 1, Status.RECONNECTING, text, AT),
         TickBatch("alpha", 2, FRAME_A, 0.0, AT),
     ]
     assert json_lines(events, name_of) == reference_json_lines(events, name_of)
@@ -365,7 +365,7 @@ def test_heartbeat_and_empty_frames_write_nothing() -> None:
 
 def test_record_pieces_are_each_events_bytes_with_the_ticks_it_holds() -> None:
     batch = TickBatch("alpha", 1, FRAME_A, 0.0, 1_700_023_531.0)
-    status = StatusEvent("alpha", 1, "connected", "connected", 1_700_023_531.0)
+    status = StatusEvent("alpha", 1, Status.CONNECTED, "connected", 1_700_023_531.0)
     assert record_pieces([batch, status], str) == [
         (encode_jsonl([batch], str), 2),
         (encode_jsonl([status], str), 0),

@@ -3,7 +3,7 @@ the entries seen."""
 
 from __future__ import annotations
 
-from kitefan.events import ConnState, KeyState, OrderEvent, StatusEvent, TickBatch
+from kitefan.events import ConnState, KeyState, OrderEvent, Status, StatusEvent, TickBatch
 from kitefan.models import OrderUpdate, Tick
 from kitefan.tail import RemoteStats
 
@@ -17,8 +17,8 @@ def test_keys_connections_ticks_and_states_come_from_the_entries() -> None:
     stats.observe(batch("alpha", 0, [256, 512]))
     stats.observe(batch("alpha", 0, [256]))
     stats.observe(batch("alpha", 2, [768]))
-    stats.observe(StatusEvent("bravo", 1, "reconnecting", "no frame for 5 s", 1.0))
-    stats.observe(StatusEvent("*", None, "applied", "config applied", 2.0))
+    stats.observe(StatusEvent("bravo", 1, Status.RECONNECTING, "no frame for 5 s", 1.0))
+    stats.observe(StatusEvent("*", None, Status.CONFIG_APPLIED, "config applied", 2.0))
     stats.observe(OrderEvent("alpha", 0, OrderUpdate({"order_id": "1"}), 3.0))
     snapshot = stats.snapshot()
     assert [k.key_id for k in snapshot.keys] == ["alpha", "bravo"]

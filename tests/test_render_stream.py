@@ -19,6 +19,7 @@ from kitefan.events import (
     Gap,
     KeyState,
     OrderEvent,
+    Status,
     StatusEvent,
     TickBatch,
 )
@@ -65,10 +66,10 @@ def test_tick_lines_carry_key_connection_symbol_and_the_official_fields() -> Non
 def test_status_order_and_error_lines() -> None:
     gap = Gap(AT - 2.5, AT, (408065, 268803), "dropped without a close frame")
     events: list[Event] = [
-        StatusEvent("bravo", 1, "connected", "reconnected after 2.5 s", AT, gap),
+        StatusEvent("bravo", 1, Status.CONNECTED, "reconnected after 2.5 s", AT, gap),
         OrderEvent("alpha", 0, OrderUpdate({"order_id": "1", "status": "COMPLETE"}), AT),
         ErrorEvent("alpha", 0, "Error parsing instrument tokens", AT),
-        StatusEvent("bravo", None, KeyState.AUTH_FAILED, "refused with HTTP 403", AT),
+        StatusEvent("bravo", None, Status.AUTH_FAILED, "refused with HTTP 403", AT),
     ]
     records = [json.loads(line) for line in json_lines(events, name_of).splitlines()]
     assert records == [
@@ -176,7 +177,7 @@ def test_the_dashboard_shows_ticks_depth_distribution_keys_and_events() -> None:
     board.update(batch())
     # By name: CDS:USDINR26DECFUT, NSE:INFY; 999 has not ticked.
     assert [row.tick.instrument_token for row in board.rows(10)] == [268803, 408065]
-    events = [StatusEvent("bravo", None, "auth_failed", "refused with HTTP 403", AT)]
+    events = [StatusEvent("bravo", None, Status.AUTH_FAILED, "refused with HTTP 403", AT)]
     view = dashboard(
         board, _stats(), name_of, events, now=AT + 1.0, title="kitefan", width=160, height=40
     )
@@ -330,7 +331,7 @@ def _many() -> TickBoard:
 
 
 def test_a_small_terminal_keeps_the_header_key_states_and_latest_events_with_fewer_rows() -> None:
-    events = [StatusEvent("bravo", 0, "connected", "connected", AT + i) for i in range(10)]
+    events = [StatusEvent("bravo", 0, Status.CONNECTED, "connected", AT + i) for i in range(10)]
     lines = _screen(_many(), events, 80, 24)
     assert len(lines) <= 24
     assert max(len(line) for line in lines) <= 80
@@ -375,11 +376,11 @@ def test_a_big_terminal_shows_every_value_whole_and_says_how_many_are_hidden() -
 
 
 def test_event_wording_and_plurals() -> None:
-    assert event_text(StatusEvent("bravo", 0, "connected", "connected", AT)).plain == (
+    assert event_text(StatusEvent("bravo", 0, Status.CONNECTED, "connected", AT)).plain == (
         "10:15:32 bravo#0 connected"
     )
     gap = Gap(AT - 1, AT, (1,), "dropped")
-    assert event_text(StatusEvent("bravo", 1, "connected", "reconnected", AT, gap)).plain == (
+    assert event_text(StatusEvent("bravo", 1, Status.CONNECTED, "reconnected", AT, gap)).plain == (
         "10:15:32 bravo#1 connected: reconnected (gap 1.0s, 1 symbol)"
     )
     assert [plural(1, "key"), plural(0, "key"), plural(27_000, "symbol")] == [

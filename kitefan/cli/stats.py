@@ -16,7 +16,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, assert_never
+from typing import Annotated, TypeVar, assert_never
 
 import typer
 from rich.live import Live
@@ -24,6 +24,7 @@ from rich.live import Live
 from kitefan.cli.app import app
 from kitefan.cli.terminal import DEBUG, LOG_FILE, PipeConsole, reported_errors
 from kitefan.control import ControlClient
+from kitefan.control_protocol import NeverTickedSymbol, StatsDocument
 from kitefan.loader import demo_config_path, find_config_path
 from kitefan.render.stats import stats_view
 from kitefan.runner import StopSignal
@@ -125,7 +126,7 @@ async def _show(
         hello = await client.hello()
         source = f"{hello['config']} (pid {hello['pid']})"
 
-        async def snapshot() -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+        async def snapshot() -> tuple[StatsDocument, list[NeverTickedSymbol] | None]:
             document = await client.stats()
             silent = await client.never_ticked() if never_ticked else None
             return document, silent

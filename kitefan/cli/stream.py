@@ -52,7 +52,7 @@ from kitefan.cli.terminal import (
 from kitefan.connection import SecretFilter
 from kitefan.control import ControlServer, Reload
 from kitefan.errors import KitefanError
-from kitefan.events import Event, TickBatch
+from kitefan.events import Event, Status, TickBatch
 from kitefan.loader import demo_config_path, find_config_path, load_config
 from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
@@ -511,7 +511,7 @@ def _publisher(
         symbols=lambda: {s.token: s.name for s in feed.config.symbols},
         # An event of the feed: a line on a pipe's stderr, a line of the dashboard's events
         # (a warning printed on stderr would draw over the dashboard).
-        on_warning=lambda message: feed.announce("publish_failed", message),
+        on_warning=lambda message: feed.announce(Status.PUBLISH_FAILED, message),
     )
     task = asyncio.get_running_loop().create_task(publisher.run(feed.events()))
     feed.report_publishing(publisher.stats)

@@ -41,8 +41,9 @@ A record::
     16+K B body
 
 A frame's body is the frame's bytes exactly as received (the Kite ticker's binary message). The
-other bodies are UTF-8 JSON objects: status ``{"state", "message", "at", "gap"?}`` with ``gap``
-``{"start", "end", "tokens", "reason"}`` (Unix seconds and a list of tokens); order ``{"at",
+other bodies are UTF-8 JSON objects: status ``{"state", "message", "at", "gap"?}`` (``state`` a
+:class:`~kitefan.events.Status` word; one this version does not know is read back as it is) with
+``gap`` ``{"start", "end", "tokens", "reason"}`` (Unix seconds and a list of tokens); order ``{"at",
 "data"}`` (the postback); error ``{"at", "text"}`` (exactly what the server sent, or what did not
 decode); symbols ``{"<token>": "EXCHANGE:TRADINGSYMBOL", ...}``: the names from then on (the
 first chunk of every file has them all, later ones what changed). ``at`` is the event's time as a
@@ -67,7 +68,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from kitefan.errors import RecordingError
-from kitefan.events import ErrorEvent, Event, Gap, OrderEvent, StatusEvent, TickBatch
+from kitefan.events import ErrorEvent, Event, Gap, OrderEvent, Status, StatusEvent, TickBatch
 from kitefan.models import OrderUpdate
 
 __all__ = [
@@ -326,9 +327,8 @@ def record_event(record: Record, received_at: float = 0.0) -> Event | None:
                 tuple(int(t) for t in shown["tokens"]),
                 str(shown["reason"]),
             )
-        return StatusEvent(
-            record.key, record.connection, str(body["state"]), str(body["message"]), at, gap
-        )
+        state = Status.read(str(body["state"]))  # a word this version does not know is kept
+        return StatusEvent(record.key, record.connection, state, str(body["message"]), at, gap)
     except (KeyError, TypeError, UnicodeDecodeError) as exc:
         raise ValueError(f"an event record kitefan did not write ({exc})") from None
 

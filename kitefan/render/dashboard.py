@@ -33,7 +33,15 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from kitefan.codec import packet_at, packet_runs, run_columns
-from kitefan.events import ErrorEvent, Event, KeyState, OrderEvent, StatusEvent, TickBatch
+from kitefan.events import (
+    ErrorEvent,
+    Event,
+    KeyState,
+    OrderEvent,
+    Status,
+    StatusEvent,
+    TickBatch,
+)
 from kitefan.models import IST, Tick
 from kitefan.packets import PACKETS, PacketKind
 from kitefan.render.text import printable
@@ -547,8 +555,8 @@ def event_text(event: StatusEvent | OrderEvent | ErrorEvent) -> Text:
             ),
             style="cyan",
         )
-    style = "red" if event.state in ("auth_failed", "replan_failed") else "yellow"
-    if event.state == "connected":
+    style = "red" if event.state in (Status.AUTH_FAILED, Status.REPLAN_FAILED) else "yellow"
+    if event.state == Status.CONNECTED:
         style = "green"
     text = f"{clock} {where} {event.state}"
     if event.message and event.message != event.state:

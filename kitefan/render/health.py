@@ -29,15 +29,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from kitefan.events import ErrorEvent, Event, StatusEvent
+from kitefan.events import ErrorEvent, Event, Status, StatusEvent
 from kitefan.models import IST
 from kitefan.render.text import printable
 
 __all__ = ["HealthLines"]
 
 _RETRY = re.compile(r"; next try in [0-9.]+ s$")
-_FEED_WARNINGS = frozenset({"config_rejected", "replan_failed", "publish_failed"})
-_FEED_NEWS = frozenset({"config_applied"})
+_FEED_WARNINGS = frozenset({Status.CONFIG_REJECTED, Status.REPLAN_FAILED, Status.PUBLISH_FAILED})
+_FEED_NEWS = frozenset({Status.CONFIG_APPLIED})
 
 
 def _clock(epoch: float) -> str:
@@ -117,10 +117,10 @@ class HealthLines:
                 return [f"kitefan: {message}"]
             return []
         where = f"key {key}" if conn is None else f"key {key}, connection {conn}"
-        if state == "connected":
+        if state == Status.CONNECTED:
             self._connected = True
             return self._recovered(event, where, now)
-        if state == "auth_failed":
+        if state == Status.AUTH_FAILED:
             self._troubled.add((key, None))
             moved = list(self._moved_to(key)) if self._moved_to is not None else []
             failover = f"; its symbols moved to {', '.join(moved)}" if moved else ""
@@ -129,10 +129,10 @@ class HealthLines:
                 self._held.extend((now, line) for line in lines)
                 return []
             return lines
-        if state == "slot_limited":
+        if state == Status.SLOT_LIMITED:
             self._troubled.add((key, conn))
             return self._warning(f"{where}: {message}", now)
-        if state in ("connecting", "reconnecting"):
+        if state in (Status.CONNECTING, Status.RECONNECTING):
             self._troubled.add((key, conn))
             if message.startswith("attempt failed: "):
                 return self._warning(

@@ -224,6 +224,31 @@ async def test_a_second_server_for_the_same_config_is_refused(tmp_path: Path) ->
     )
 
 
+async def test_something_answering_garbage_on_the_socket_still_counts_as_a_stream(
+    tmp_path: Path, runtime_dir: Path
+) -> None:
+    config = write_config(tmp_path / "kitefan.toml", "ws://127.0.0.1:1", quote=nse(3))
+    asked: list[bytes] = []
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        asked.append(await reader.readline())
+        writer.write(b"\xffnot a response\n")
+        await writer.drain()
+        writer.close()
+
+    squatter = await asyncio.start_unix_server(
+        garbage, path=os.fspath(runtime_dir / socket_name(config))
+    )
+    async with squatter:
+        with pytest.raises(ControlError) as caught:
+            await ControlServer(config).start()
+    assert asked == [b'{"v":1,"op":"hello"}\n']
+    assert str(caught.value) == (
+        f"a stream of {config.resolve()} is already running: two streams of one config would "
+        "fight over its keys' connections; stop it first, or change it with `kitefan distribute`"
+    )
+
+
 async def test_a_shared_stream_registers_beside_the_config_and_refuses_only_a_plain_one(
     tmp_path: Path, runtime_dir: Path
 ) -> None:

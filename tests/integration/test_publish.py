@@ -28,7 +28,7 @@ from kitefan.config import (
     Tuning,
     parse_redis_url,
 )
-from kitefan.events import Event, StatusEvent, TickBatch
+from kitefan.events import Event, Status, StatusEvent, TickBatch
 from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode, PacketKind
 from kitefan.publish import Publisher
@@ -308,7 +308,7 @@ async def test_a_feed_that_ends_before_redis_is_connected_is_still_flushed() -> 
     events = streams.open_events(key=None, max_ticks=1000, max_bytes=1 << 20, drop_newest=False)
     for i in range(5):
         streams.push_batch(TickBatch("alpha", 0, frame, 0.0, 1_700_000_000.0 + i))
-    streams.push_event(StatusEvent("alpha", 0, "connected", "up", 1_700_000_005.0))
+    streams.push_event(StatusEvent("alpha", 0, Status.CONNECTED, "up", 1_700_000_005.0))
     streams.finish()
     async with running_redis() as redis:
         publisher = Publisher(PublishConfig(parse_redis_url(redis.url)))

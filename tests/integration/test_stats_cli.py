@@ -301,6 +301,7 @@ async def test_the_metrics_scraped_agree_with_stats_exactly(
     async with running_stream(config, env, tmp_path, "--metrics", "127.0.0.1:0") as stream:
         async with await stream.client() as client:
             url = (await client.hello())["metrics"]
+            assert url is not None
         assert url.startswith("http://127.0.0.1:")
         assert f"kitefan: metrics at {url}\n" in stream.stderr.read_text()
         await until(lambda: every_key_ticking(stream))
@@ -374,6 +375,7 @@ async def test_idle_connections_to_the_metrics_port_cannot_starve_the_feeds_reco
     async with running_stream(config, env, tmp_path, "--metrics", "127.0.0.1:0") as stream:
         async with await stream.client() as client:
             url = (await client.hello())["metrics"]
+            assert url is not None
         await until(lambda: every_key_ticking(stream))
         pid = stream.process.pid
         # Room for the 16 the port keeps and the moment it takes to refuse a flood (64 at the
@@ -417,6 +419,7 @@ async def test_a_recording_stream_shows_its_recorder_in_stats_and_metrics(
     async with running_stream(config, env, tmp_path, *args) as stream:
         async with await stream.client() as client:
             url = (await client.hello())["metrics"]
+            assert url is not None
         await until(lambda: every_key_ticking(stream))
         simulator.set_silent(True)
 
