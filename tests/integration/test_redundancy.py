@@ -68,27 +68,35 @@ class Seconds:
         return Counter({k: n for k, n in self.seen.items() if first <= k[1] <= last})
 
 
+class Both:
+    """Reads a redundant feed (its ticks and status events) and a reference feed, in tasks."""
+
+    def __init__(self, feed: FeedManager, reference: FeedManager) -> None:
+        self.merged, self.truth = Seconds(), Seconds()
+        self.statuses: list[StatusEvent] = []
+        events, ticks = feed.events(), reference.ticks()
+
+        async def read() -> None:
+            async for item in events:
+                if isinstance(item, TickBatch):
+                    self.merged.add(item)
+                elif isinstance(item, StatusEvent):
+                    self.statuses.append(item)
+
+        async def read_reference() -> None:
+            async for batch in ticks:
+                self.truth.add(batch)
+
+        self.tasks = [asyncio.create_task(read()), asyncio.create_task(read_reference())]
+
+
 async def test_one_keys_connections_dropped_again_and_again_lose_no_tick() -> None:
     async with simulator(seed=11) as sim:
         feed = FeedManager(config(sim.url, ("alpha", "bravo"), 2))
         reference = FeedManager(config(sim.url, ("charlie",), 1))
-        merged, truth = Seconds(), Seconds()
-        statuses: list[StatusEvent] = []
         async with feed, reference:
-            events, ticks = feed.events(), reference.ticks()
-
-            async def read() -> None:
-                async for item in events:
-                    if isinstance(item, TickBatch):
-                        merged.add(item)
-                    elif isinstance(item, StatusEvent):
-                        statuses.append(item)
-
-            async def read_reference() -> None:
-                async for batch in ticks:
-                    truth.add(batch)
-
-            readers = [asyncio.create_task(read()), asyncio.create_task(read_reference())]
+            both = Both(feed, reference)
+            merged, truth, statuses, readers = both.merged, both.truth, both.statuses, both.tasks
             for key_id in KEYS:
                 await sim.wait_for_subscriptions(len(TOKENS), account(key_id).api_key)
             await eventually(lambda: truth.latest() > 0)
@@ -186,23 +194,9 @@ async def test_a_refused_key_moves_only_its_copies_and_every_symbol_keeps_tickin
     async with simulator(seed=11, keys=(*keys, "delta")) as sim:
         feed = FeedManager(config(sim.url, keys, 2))
         reference = FeedManager(config(sim.url, ("delta",), 1))
-        merged, truth = Seconds(), Seconds()
-        statuses: list[StatusEvent] = []
         async with feed, reference:
-            events, ticks = feed.events(), reference.ticks()
-
-            async def read() -> None:
-                async for item in events:
-                    if isinstance(item, TickBatch):
-                        merged.add(item)
-                    elif isinstance(item, StatusEvent):
-                        statuses.append(item)
-
-            async def read_reference() -> None:
-                async for batch in ticks:
-                    truth.add(batch)
-
-            readers = [asyncio.create_task(read()), asyncio.create_task(read_reference())]
+            both = Both(feed, reference)
+            merged, truth, statuses, readers = both.merged, both.truth, both.statuses, both.tasks
             home = {k: copies(feed, k) for k in keys}
             assert sum(home.values()) == 2 * len(TOKENS)
             before = feed.plan.routes()
