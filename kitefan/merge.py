@@ -9,10 +9,13 @@ key, the figure that says what redundancy saved).
 What is "the same snapshot": two packets of the same token with the same bytes, when the second
 comes within :data:`WINDOW_S` of the first copy (from any key), or when it equals the last packet
 delivered for its token in its mode (however late: a reconnected key's first packet repeats the
-state the other key already delivered). A full-mode packet (184 bytes, or an index's 32) carries the
-exchange timestamp, so the same bytes are the same token, exchange second and fields; an ltp or
-quote packet has no timestamp, so equal bytes more than the window apart, with another packet of
-the token between them, are two ticks. A packet's record is settled :data:`WINDOW_S` after its
+state the other key already delivered). A full-mode packet older, by its exchange timestamp, than
+the last one delivered for its token is dropped too, however late: the copy of a key lagging more
+than the window behind, or a snapshot already superseded, which would reach consumers out of
+order. A full-mode packet (184 bytes, or an index's 32) carries the exchange timestamp, so the same
+bytes are the same token, exchange second and fields; an ltp or quote packet has no timestamp, so
+equal bytes more than the window apart, with another packet of the token between them, are two
+ticks. A packet's record is settled :data:`WINDOW_S` after its
 first copy: every key that carries the token and sent no copy is charged one missed snapshot.
 
 Work is per packet but cheap: packets are sliced from the frame (``codec.packet_runs``), never
@@ -46,6 +49,12 @@ WINDOW_S = 2.0
 
 #: The packet lengths a layout has (the packet-field table's kinds); others are skipped.
 _FIELDED = frozenset(PACKETS)
+#: Where the exchange timestamp is, in the packets that carry one (full mode).
+_STAMPED = {
+    length: PACKETS[length].offset_of("exchange_timestamp")
+    for length in PACKETS
+    if PACKETS[length].has("exchange_timestamp")
+}
 
 
 @dataclass(slots=True)
@@ -127,7 +136,7 @@ class Merge:
         if key is None or batch.count == 0:
             self.counts.passed += batch.count
             return batch
-        routes, records, last = self._routes, self._records, self._last
+        routes, records, last, stamped = self._routes, self._records, self._last, _STAMPED
         bit = 1 << key
         kept: list[bytes] = []
         new: list[bytes] = []  # the packets first seen here: settled together, a window on
@@ -150,7 +159,19 @@ class Merge:
                     dropped += 1
                     continue
                 kind = token << 8 | length  # a resubscribe goes through quote before full
-                if last.get(kind) == packet:  # a repeat of the state already delivered
+                previous = last.get(kind)
+                if previous == packet:  # a repeat of the state already delivered
+                    dropped += 1
+                    continue
+                at = stamped.get(length)
+                if (
+                    at is not None
+                    and previous is not None
+                    and packet[at : at + 4] < previous[at : at + 4]  # big-endian: as numbers
+                ):
+                    # Older than the token's last delivered snapshot: the copy of a key lagging
+                    # more than the window behind (or a snapshot superseded since). Never twice,
+                    # never out of order.
                     dropped += 1
                     continue
                 records[packet] = bit

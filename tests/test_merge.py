@@ -151,3 +151,18 @@ def test_a_connection_drop_on_one_key_loses_nothing() -> None:
     assert delivered == list(range(10))
     assert m.counts.missed == {"a": 3, "b": 0, "c": 0}
     assert m.counts.duplicates == {"a": 0, "b": 7, "c": 0}
+
+
+def test_a_full_copy_older_than_the_last_delivered_is_a_duplicate_however_late() -> None:
+    """A key lagging more than the window behind: its copies of snapshots the other key already
+    delivered, and superseded since, are duplicates too (full mode carries the exchange time)."""
+    m = merge()
+    m.push(batch("a", 0.0, full(1, 100, 10)))
+    m.push(batch("a", 1.0, full(1, 101, 11)))
+    # b, 3 s behind: its copy of second 10 comes after second 11 was delivered.
+    assert m.push(batch("b", 3.0, full(1, 100, 10))) is None
+    assert m.push(batch("b", 4.0, full(1, 101, 11))) is None  # the last delivered, again
+    newer = batch("b", 4.5, full(1, 102, 12))
+    assert m.push(newer) is newer  # the lagging key's new snapshot is still delivered
+    assert m.counts.duplicates == {"a": 0, "b": 2, "c": 0}
+    assert m.counts.delivered == 3
