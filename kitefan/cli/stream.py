@@ -64,7 +64,7 @@ from kitefan.render.records import COMPILED, csv_header, record_pieces
 from kitefan.render.stats import redundancy_text
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
 from kitefan.settings import AppConfig, PublishConfig
-from kitefan.stats import PublishStats, RedundancyStats
+from kitefan.stats import FeedStats, PublishStats, RedundancyStats
 
 if TYPE_CHECKING:
     from kitefan.lease import LeaseTiming
@@ -683,6 +683,15 @@ async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> No
             await asyncio.sleep(max(_REFRESH_S, took * _DRAW_FACTOR) - took)
 
 
+def _symbols(stats: FeedStats) -> str:
+    """``27,000 symbols``; with redundancy the connections hold each ``r`` times: ``27,000
+    symbols, each on 2 keys``."""
+    if stats.redundancy is None:
+        return f"{stats.totals.symbols:,} symbols"
+    r = stats.redundancy.redundancy
+    return f"{stats.totals.symbols // r:,} symbols, each on {r} keys"
+
+
 def _summary(outcome: Outcome, fmt: OutputFormat) -> None:
     stats = outcome.stats
     totals = stats.totals
@@ -695,7 +704,7 @@ def _summary(outcome: Outcome, fmt: OutputFormat) -> None:
     events = f", {outcome.dropped_events:,} events dropped" if outcome.dropped_events else ""
     err.print(
         f"kitefan: {why} after {outcome.seconds:.1f} s: {outcome.received:,} ticks from "
-        f"{len(stats.keys)} keys ({totals.symbols:,} symbols), {written}"
+        f"{len(stats.keys)} keys ({_symbols(stats)}), {written}"
         f"{outcome.dropped:,} dropped{events}, {totals.reconnects} reconnects, "
         f"{totals.decode_errors} undecodable frames{_published_line(stats.publish)}"
         f"{_redundancy_line(stats.redundancy)}"

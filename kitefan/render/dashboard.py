@@ -641,10 +641,17 @@ def dashboard(
         height: the terminal height.
     """
     totals = stats.totals
+    # With redundancy the connections carry each symbol twice: the board knows the symbols.
+    symbols = (
+        f"{plural(len(board), 'symbol')} on {plural(len(stats.keys), 'key')}, "
+        f"each on {stats.redundancy.redundancy}"
+        if stats.redundancy is not None
+        else f"{plural(totals.symbols, 'symbol')} on {plural(len(stats.keys), 'key')}"
+    )
     header = _wrapped(
         title,
         [
-            f"{plural(totals.symbols, 'symbol')} on {plural(len(stats.keys), 'key')}",
+            symbols,
             f"{totals.connections_up}/{totals.connections} connections up",
             f"{totals.ticks_per_s:,.0f} ticks/s",
             f"{totals.ticks:,} ticks",

@@ -83,9 +83,10 @@ def write_config(
     keys: Iterable[str] = KEYS,
     token_files: Mapping[str, str] | None = None,
     tuning: Mapping[str, object] | None = None,
+    redundancy: int = 1,
 ) -> Path:
     """A config for the simulator at ``url``; a key in ``token_files`` reads its token there."""
-    lines = [f'url = "{url}"', 'mode = "quote"']
+    lines = [f'url = "{url}"', 'mode = "quote"', f"redundancy = {redundancy}"]
     if tuning:
         lines.append("[tuning]")
         lines.extend(f"{name} = {json.dumps(value)}" for name, value in tuning.items())

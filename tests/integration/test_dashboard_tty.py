@@ -217,6 +217,17 @@ async def test_added_symbols_appear_and_removed_ones_go_after_distribute(
         assert lines[0].startswith("kitefan  5 symbols on 3 keys")
 
 
+async def test_with_redundancy_each_symbol_is_one_row_and_the_header_counts_it_once(
+    simulator: Simulator, tmp_path: Path, env: dict[str, str]
+) -> None:
+    tokens = nse(6)
+    config = write_config(tmp_path / "kitefan.toml", simulator.url, full=tokens, redundancy=2)
+    with pane(["stream", "--config", str(config)], env, 120, 30) as view:
+        lines = await view.until(lambda s: "all 6 symbols" in text(s))
+        assert sorted(row.split()[0] for row in tick_rows(lines)) == sorted(map(str, tokens))
+        assert lines[0].startswith("kitefan  6 symbols on 3 keys, each on 2, 9/9 connections up")
+
+
 async def test_debug_log_lines_go_to_the_log_file_not_over_the_dashboard(
     env: dict[str, str], tmp_path: Path
 ) -> None:

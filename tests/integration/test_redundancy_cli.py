@@ -77,6 +77,7 @@ async def test_lines_recording_redis_and_candles_all_hold_each_snapshot_once(
     assert merged is not None, err
     assert int(merged[1].replace(",", "")) == len(ticks)
     assert int(merged[2].replace(",", "")) > len(TOKENS)  # the other key's copies, merged away
+    assert "ticks from 2 keys (20 symbols, each on 2 keys), " in err
     # The recording is the stream's very lines.
     recording = Recording(record)
     events = list(recording.events())
