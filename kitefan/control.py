@@ -502,6 +502,12 @@ class ControlServer:
                 await writer.drain()
         except ConnectionError:
             return
+        except asyncio.CancelledError:
+            # The server is closing with this client connected. Ending here, rather than
+            # re-raising, keeps Python 3.11's start_server from reporting the cancelled handler
+            # as an error with a traceback (its callback asks a cancelled task for its
+            # exception); nothing waits on this task's result.
+            return
         finally:
             if task is not None:
                 self._tasks.discard(task)

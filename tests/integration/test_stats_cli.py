@@ -107,6 +107,25 @@ async def test_stats_json_from_another_process_shows_every_key_with_ticks_rising
     assert SENTINEL not in out + again
 
 
+async def test_a_stream_stopping_with_a_client_connected_says_only_its_summary(
+    simulator: Simulator, tmp_path: Path, runtime_dir: Path
+) -> None:
+    env = environment(runtime_dir)
+    config = config_for(simulator, tmp_path)
+    async with running_stream(config, env, tmp_path) as stream:
+        client = await stream.client()
+        try:
+            assert (await client.hello())["config"] == str(config)
+            stream.process.send_signal(signal.SIGINT)
+            async with asyncio.timeout(20):
+                await stream.process.wait()
+        finally:
+            await client.close()
+    assert stream.process.returncode == 0
+    err = stream.stderr.read_text()
+    assert err.startswith("kitefan: interrupted after ") and err.count("\n") == 1, err
+
+
 async def test_watch_refreshes_json_lines_and_a_terminal_in_place(
     simulator: Simulator, tmp_path: Path, runtime_dir: Path
 ) -> None:
