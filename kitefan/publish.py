@@ -154,6 +154,7 @@ class Publisher:
         # (fields, ticks it holds, size in bytes), oldest first.
         self._buffer: deque[tuple[dict[bytes, bytes], int, int]] = deque()
         self._buffered_bytes = 0
+        self._in_flight = False  # a batch sent, its answer awaited
         self._ready = asyncio.Event()
         self._stream: EventStream[Event] | None = None
         self._client: Any = None
@@ -214,10 +215,10 @@ class Publisher:
                 log.debug("publishing stops: %s", exc)
             # Flushed while connected or still connecting (a feed can end before the first
             # connection to Redis is up); not once Redis is known to be down.
-            if not sender.done() and self._buffer and self.state != "down":
+            if not sender.done() and self._unsent() and self.state != "down":
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(flush_s):
-                        while self._buffer and self.state != "down" and not sender.done():
+                        while self._unsent() and self.state != "down" and not sender.done():
                             await self._idle()
         finally:
             sender.cancel()
@@ -234,6 +235,11 @@ class Publisher:
                 and (error := sender.exception()) is not None
             ):
                 raise error
+
+    def _unsent(self) -> bool:
+        """Whether entries wait in the buffer, or a batch of them is on its way to Redis (the
+        flush waits for its answer: cancelled then, it would count as dropped what Redis got)."""
+        return bool(self._buffer) or self._in_flight
 
     def _collect(self, item: Event) -> None:
         node = self.node
@@ -291,9 +297,11 @@ class Publisher:
             pipe = client.pipeline(transaction=False)
             for fields, _, _ in batch:
                 pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
+            self._in_flight = True
             try:
                 await pipe.execute()
             except BaseException as exc:
+                self._in_flight = False
                 # In flight when Redis failed (or when stopped): some may have reached it.
                 for entry in batch:
                     self._buffered_bytes += entry[2]
@@ -304,6 +312,7 @@ class Publisher:
                     raise
                 await self._lost(exc)
                 continue
+            self._in_flight = False
             self.published_entries += len(batch)
             self.published_ticks += sum(ticks for _, ticks, _ in batch if ticks > 0)
             self._ready.set()  # wakes a flush waiting for the buffer to empty

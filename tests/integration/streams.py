@@ -86,7 +86,9 @@ def write_config(
     redundancy: int = 1,
 ) -> Path:
     """A config for the simulator at ``url``; a key in ``token_files`` reads its token there."""
-    lines = [f'url = "{url}"', 'mode = "quote"', f"redundancy = {redundancy}"]
+    lines = [f'url = "{url}"', 'mode = "quote"']
+    if redundancy != 1:
+        lines.append(f"redundancy = {redundancy}")
     if tuning:
         lines.append("[tuning]")
         lines.extend(f"{name} = {json.dumps(value)}" for name, value in tuning.items())

@@ -156,8 +156,9 @@ async def test_every_frame_is_one_entry_byte_exact_for_every_packet_kind() -> No
         s.token: s.name for s in config.symbols
     }
     stats = publisher.stats()
-    # A frame that reaches the feed while it closes finds both streams closed: each counts it
-    # dropped, the same ticks, and nothing else is lost.
+    # Both streams were handed the same frames: what the local one dropped (a frame reaching the
+    # feed as it closes) the publisher's dropped too, and everything else reached Redis, the batch
+    # in flight at the stop included (the flush waits for Redis's answer to it).
     assert (stats.published_ticks, stats.dropped_ticks, stats.dropped_events) == (
         sum(b.count for b in batches),
         local.dropped_ticks,
@@ -323,3 +324,31 @@ async def test_a_feed_that_ends_before_redis_is_connected_is_still_flushed() -> 
     assert (publisher.dropped_ticks, publisher.dropped_events) == (0, 0)
     assert [f[b"frame"] for _, f in entries[:5]] == [frame] * 5
     assert b"frame" not in entries[5][1]
+
+
+async def test_a_batch_in_flight_when_the_feed_ends_is_waited_for_not_counted_dropped() -> None:
+    """The feed ends while the publisher's last batch is on its way to Redis (Redis holds write
+    commands for a second: CLIENT PAUSE): the stop's flush waits for Redis's answer, so the
+    batch counts as published, as it is, not as dropped."""
+    frame = bytes.fromhex("00010008") + struct.pack(">ii", 408065, 150_000)
+    streams = Streams()
+    events = streams.open_events(key=None, max_ticks=1000, max_bytes=1 << 20, drop_newest=False)
+    async with running_redis() as redis:
+        admin = redis.client()
+        try:
+            publisher = Publisher(PublishConfig(parse_redis_url(redis.url)))
+            task = asyncio.get_running_loop().create_task(publisher.run(events, flush_s=FLUSH_S))
+            streams.push_batch(TickBatch("alpha", 0, frame, 0.0, 1_700_000_000.0))
+            await eventually(lambda: publisher.published_entries == 1)
+            await admin.execute_command("CLIENT", "PAUSE", "1000", "WRITE")
+            streams.push_batch(TickBatch("alpha", 0, frame, 0.0, 1_700_000_001.0))
+            # The sender took it from the buffer and waits for Redis: end the feed now.
+            await eventually(lambda: publisher.stats().buffered_entries == 0)
+            assert publisher.published_entries == 1
+            streams.finish()
+            await asyncio.wait_for(task, FLUSH_S + 10)
+            entries = await admin.xrange("kitefan:frames")
+        finally:
+            await admin.aclose()
+    assert len(entries) == 2
+    assert (publisher.published_ticks, publisher.dropped_ticks) == (2, 0)
