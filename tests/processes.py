@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import subprocess
 import sys
 import traceback
@@ -226,6 +227,18 @@ class Command:
 
     async def wait(self) -> int:
         return await self._process.wait()
+
+    async def interrupt(self, within: float = 20.0) -> int:
+        """Ctrl-C (SIGINT) if it still runs, and its exit code; killed if it has not ended
+        ``within`` seconds later."""
+        if self._process.returncode is None:
+            self._process.send_signal(signal.SIGINT)
+        try:
+            async with asyncio.timeout(within):
+                return await self._process.wait()
+        except TimeoutError:
+            self._process.kill()
+            return await self._process.wait()
 
     async def communicate(self) -> tuple[bytes, bytes]:
         """Read both pipes to their end and wait for the process; check what it printed."""

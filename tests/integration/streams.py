@@ -11,11 +11,9 @@ process starts through :mod:`processes`, which checks what it printed for secret
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-import signal
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,11 +179,4 @@ async def running_stream(
             await until(answers)
             yield stream
         finally:
-            if process.returncode is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    async with asyncio.timeout(20):
-                        await process.wait()
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+            await process.interrupt()

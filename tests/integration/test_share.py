@@ -78,14 +78,7 @@ async def member(
         try:
             yield found
         finally:
-            if command.returncode is None:
-                command.send_signal(signal.SIGINT)
-                try:
-                    async with asyncio.timeout(20):
-                        await command.wait()
-                except TimeoutError:
-                    command.kill()
-                    await command.wait()
+            await command.interrupt()
 
 
 @contextlib.asynccontextmanager
