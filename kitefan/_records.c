@@ -31,6 +31,15 @@
  * fields(...), for kitefan.columnar, copies the packets of one length into columns: native u32
  * words, prices divided by their segment's divisor, order counts (see it below).
  *
+ * crc32s(buffers), for kitefan.recording, is zlib.crc32 of each buffer, all of them in one call.
+ *
+ * fold(...), for kitefan.candles, takes a run of packets into their symbols' forming bars: the
+ * hot path of CandleBuilder._take_full, the same updates in the same order (see it below).
+ *
+ * The GIL: released only for work long enough to be worth it (about a megabyte or more). A
+ * thread that gives the GIL up while another runs Python waits up to the switch interval (5 ms)
+ * to take it back, so releasing it for a frame's worth of packets slows both threads down.
+ *
  * Must not: allocate a Python object per field, or read past the frame.
  */
 
@@ -38,6 +47,9 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+/* Work of at least this many bytes runs with the GIL released (see the top). */
+#define RELEASE_GIL_BYTES (1 << 20)
 
 /* ---- an output buffer: a bytes object grown as needed ---------------------------------- */
 
@@ -775,7 +787,10 @@ records_fields(PyObject *Py_UNUSED(module), PyObject *args)
         const double *div = (const double *)divisors.buf;
         const unsigned char *src = (const unsigned char *)source.buf + offset;
         double by[64];
-        Py_BEGIN_ALLOW_THREADS
+        PyThreadState *saved = NULL;
+        if (count * step >= RELEASE_GIL_BYTES) {
+            saved = PyEval_SaveThread();
+        }
         for (Py_ssize_t first = 0; first < count; first += 64) {
             Py_ssize_t last = first + 64 < count ? first + 64 : count;
             for (Py_ssize_t i = first; i < last; i++) {
@@ -807,7 +822,9 @@ records_fields(PyObject *Py_UNUSED(module), PyObject *args)
                 }
             }
         }
-        Py_END_ALLOW_THREADS
+        if (saved != NULL) {
+            PyEval_RestoreThread(saved);
+        }
     }
     Py_INCREF(Py_None);
     result = Py_None;
@@ -821,6 +838,242 @@ done:
     return result;
 }
 
+/* ---- fold: a run of packets into forming candle bars ------------------------------------ */
+
+static int
+bar_int(PyObject *bar, Py_ssize_t i, long long *out)
+{
+    *out = PyLong_AsLongLong(PyList_GET_ITEM(bar, i));
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static int
+bar_set(PyObject *bar, Py_ssize_t i, PyObject *value)
+{
+    /* PyList_SetItem steals the reference; the caller's stays its own. */
+    Py_INCREF(value);
+    return PyList_SetItem(bar, i, value);
+}
+
+/* fold(frame, offset, count, step, words, lane, miss) -> None
+ *
+ * count packets of step bytes in frame, the first at offset (after its length field), each read
+ * as five unsigned big-endian 4-byte words at the word indexes of `words` (5 bytes): token,
+ * price, volume, oi, t. A packet whose token has a bar in `lane` (dict: token -> list of at
+ * least 10) with bar[0] <= t < bar[1] updates that bar exactly as CandleBuilder._take_full does:
+ * high (bar[3]) or low (bar[4]), close (bar[5]), ticks (bar[6]) + 1, volume (bar[8]), oi
+ * (bar[9]). Any other packet is handed to miss(token, price, volume, oi, t), in packet order,
+ * before the next is read (miss may change lane). An exception raised by miss propagates. */
+static PyObject *
+records_fold(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer frame, words;
+    Py_ssize_t offset, count, step;
+    PyObject *lane, *miss;
+    if (!PyArg_ParseTuple(args, "y*nnny*O!O:fold", &frame, &offset, &count, &step, &words,
+                          &PyDict_Type, &lane, &miss)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const unsigned char *at = (const unsigned char *)words.buf;
+    if (words.len != 5) {
+        PyErr_SetString(PyExc_ValueError, "fold: words must be 5 word indexes");
+        goto done;
+    }
+    Py_ssize_t reach = 0;
+    for (int k = 0; k < 5; k++) {
+        if (4 * (Py_ssize_t)at[k] + 4 > reach) {
+            reach = 4 * (Py_ssize_t)at[k] + 4;
+        }
+    }
+    if (offset < 0 || count < 0 || step < reach ||
+        (count && (offset > frame.len || frame.len - offset < reach ||
+                   (frame.len - offset - reach) / step < count - 1))) {
+        PyErr_SetString(PyExc_ValueError, "fold: the packets run past the frame");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const unsigned char *p = (const unsigned char *)frame.buf + offset + i * step;
+        uint32_t v[5];
+        for (int k = 0; k < 5; k++) {
+            const unsigned char *q = p + 4 * at[k];
+            v[k] = (uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3];
+        }
+        PyObject *token = PyLong_FromUnsignedLong(v[0]);
+        if (token == NULL) {
+            goto done;
+        }
+        PyObject *bar = PyDict_GetItemWithError(lane, token); /* borrowed */
+        long long start = 0, end = 0;
+        int hit = 0;
+        if (bar != NULL && PyList_Check(bar) && PyList_GET_SIZE(bar) >= 10) {
+            if (bar_int(bar, 0, &start) < 0 || bar_int(bar, 1, &end) < 0) {
+                Py_DECREF(token);
+                goto done;
+            }
+            hit = start <= (long long)v[4] && (long long)v[4] < end;
+        } else if (bar == NULL && PyErr_Occurred()) {
+            Py_DECREF(token);
+            goto done;
+        }
+        if (!hit) {
+            PyObject *call = Py_BuildValue("(NkkkK)", token, (unsigned long)v[1],
+                                           (unsigned long)v[2], (unsigned long)v[3],
+                                           (unsigned long long)v[4]);
+            if (call == NULL) {
+                goto done;
+            }
+            PyObject *back = PyObject_Call(miss, call, NULL);
+            Py_DECREF(call);
+            if (back == NULL) {
+                goto done;
+            }
+            Py_DECREF(back);
+            continue;
+        }
+        Py_DECREF(token);
+        long long high, low, ticks;
+        if (bar_int(bar, 3, &high) < 0 || bar_int(bar, 4, &low) < 0 || bar_int(bar, 6, &ticks) < 0) {
+            goto done;
+        }
+        PyObject *price = PyLong_FromUnsignedLong(v[1]);
+        PyObject *count_now = PyLong_FromLongLong(ticks + 1);
+        PyObject *volume = PyLong_FromUnsignedLong(v[2]);
+        PyObject *oi = PyLong_FromUnsignedLong(v[3]);
+        int failed = price == NULL || count_now == NULL || volume == NULL || oi == NULL;
+        if (!failed) {
+            if ((long long)v[1] > high) {
+                failed = bar_set(bar, 3, price) < 0;
+            } else if ((long long)v[1] < low) {
+                failed = bar_set(bar, 4, price) < 0;
+            }
+        }
+        failed = failed || bar_set(bar, 5, price) < 0 || bar_set(bar, 6, count_now) < 0 ||
+                 bar_set(bar, 8, volume) < 0 || bar_set(bar, 9, oi) < 0;
+        Py_XDECREF(price);
+        Py_XDECREF(count_now);
+        Py_XDECREF(volume);
+        Py_XDECREF(oi);
+        if (failed) {
+            goto done;
+        }
+    }
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+    PyBuffer_Release(&frame);
+    PyBuffer_Release(&words);
+    return result;
+}
+
+/* ---- crc32s: zlib's CRC-32 of many buffers in one call ---------------------------------- */
+
+/* CRC-32 as zlib computes it (the reflected IEEE 802.3 polynomial, 0xEDB88320), eight bytes a
+ * step with eight tables (slicing-by-8); crc_tables[0] is the classic byte-at-a-time table. */
+static uint32_t crc_tables[8][256];
+
+static void
+crc_init(void)
+{
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) {
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        }
+        crc_tables[0][n] = c;
+    }
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = crc_tables[0][n];
+        for (int k = 1; k < 8; k++) {
+            c = crc_tables[0][c & 0xFF] ^ (c >> 8);
+            crc_tables[k][n] = c;
+        }
+    }
+}
+
+static uint32_t
+crc32_of(const unsigned char *p, Py_ssize_t n)
+{
+    uint32_t c = 0xFFFFFFFFu;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (n >= 8) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + 4, 4);
+        a ^= c;
+        c = crc_tables[7][a & 0xFF] ^ crc_tables[6][(a >> 8) & 0xFF] ^
+            crc_tables[5][(a >> 16) & 0xFF] ^ crc_tables[4][a >> 24] ^
+            crc_tables[3][b & 0xFF] ^ crc_tables[2][(b >> 8) & 0xFF] ^
+            crc_tables[1][(b >> 16) & 0xFF] ^ crc_tables[0][b >> 24];
+        p += 8;
+        n -= 8;
+    }
+#endif
+    while (n-- > 0) {
+        c = crc_tables[0][(c ^ *p++) & 0xFF] ^ (c >> 8);
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+static PyObject *
+records_crc32s(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    PyObject *seq = PySequence_Fast(arg, "crc32s: buffers must be a sequence");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *result = NULL;
+    uint32_t *crcs = NULL;
+    Py_buffer *views = PyMem_Calloc(n ? (size_t)n : 1, sizeof(Py_buffer));
+    Py_ssize_t held = 0, total = 0;
+    if (views == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    crcs = PyMem_Malloc((n ? (size_t)n : 1) * sizeof(uint32_t));
+    if (crcs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; held < n; held++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, held), &views[held],
+                               PyBUF_SIMPLE) < 0) {
+            goto done;
+        }
+        total += views[held].len;
+    }
+    {
+        PyThreadState *saved = total >= RELEASE_GIL_BYTES ? PyEval_SaveThread() : NULL;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            crcs[i] = crc32_of((const unsigned char *)views[i].buf, views[i].len);
+        }
+        if (saved != NULL) {
+            PyEval_RestoreThread(saved);
+        }
+    }
+    result = PyList_New(n);
+    if (result == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyLong_FromUnsignedLong(crcs[i]);
+        if (value == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, value);
+    }
+done:
+    for (Py_ssize_t i = 0; i < held; i++) {
+        PyBuffer_Release(&views[i]);
+    }
+    PyMem_Free(views);
+    PyMem_Free(crcs);
+    Py_DECREF(seq);
+    return result;
+}
+
 static PyMethodDef records_methods[] = {
     {"jsonl", records_jsonl, METH_VARARGS,
      "jsonl(frame, head, name_of) -> bytes | None\n\nThe JSON lines of a frame's ticks."},
@@ -829,6 +1082,11 @@ static PyMethodDef records_methods[] = {
     {"fields", records_fields, METH_VARARGS,
      "fields(words, prices, orders, total, column, source, offset, count, step, plan, divisors)"
      " -> None\n\nwords, with prices divided and order counts cut as the plan says."},
+    {"fold", records_fold, METH_VARARGS,
+     "fold(frame, offset, count, step, words, lane, miss) -> None\n\nA run of packets into"
+     " their forming candle bars (CandleBuilder's hot path)."},
+    {"crc32s", records_crc32s, METH_O,
+     "crc32s(buffers) -> list[int]\n\nzlib.crc32 of each buffer, in one call."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -847,5 +1105,6 @@ static struct PyModuleDef records_module = {
 PyMODINIT_FUNC
 PyInit__records(void)
 {
+    crc_init();
     return PyModuleDef_Init(&records_module);
 }

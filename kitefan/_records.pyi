@@ -1,6 +1,6 @@
 """The compiled tick-record encoder (kitefan/_records.c); see kitefan.render.records."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 def jsonl(frame: bytes, head: bytes, name_of: Callable[[int], str], /) -> bytes | None: ...
 def csv(frame: bytes, head: bytes, name_of: Callable[[int], str], /) -> bytes | None: ...
@@ -16,5 +16,16 @@ def fields(
     step: int,
     plan: bytes,
     divisors: object,
+    /,
+) -> None: ...
+def crc32s(buffers: Sequence[bytes | bytearray | memoryview], /) -> list[int]: ...
+def fold(
+    frame: bytes | bytearray | memoryview,
+    offset: int,
+    count: int,
+    step: int,
+    words: bytes,
+    lane: dict[int, list[object]],
+    miss: Callable[[int, int, int, int, int], object],
     /,
 ) -> None: ...

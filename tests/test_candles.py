@@ -11,6 +11,7 @@ from datetime import datetime
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from kitefan import candles
 from kitefan.candles import (
     DEFAULT_ANCHORS,
     Candle,
@@ -21,7 +22,7 @@ from kitefan.candles import (
     parse_anchor,
     parse_interval,
 )
-from kitefan.codec import packet_runs, run_columns, run_rows
+from kitefan.codec import encode_frame, packet_runs, run_columns, run_rows
 from kitefan.events import TickBatch
 from kitefan.models import IST, Tick
 
@@ -472,3 +473,74 @@ def test_random_ticks_land_once_and_bars_equal_a_brute_force_recomputation(
         assert bar.oi == members[-1][0].oi
         anchor = DEFAULT_ANCHORS["MCX" if token & 0xFF == 7 else "NSE"]
         assert bar_bounds(bar.start, interval, anchor) == (bar.start, bar.end)
+
+
+def run_builder(run: Sequence[Step], interval: int, grace: float) -> tuple[list[Candle], int]:
+    clock = Clock(float("-inf"))
+    builder = CandleBuilder(interval, clock=clock, grace=grace)
+    closed: list[Candle] = []
+    for step in run:
+        clock.now = step.wall + step.delay
+        closed += builder.add(batch(step.wall, *step.ticks))
+    return closed + builder.flush(), builder.late
+
+
+@settings(max_examples=100, deadline=None)
+@given(run=steps(), interval=st.sampled_from([1, 60]), grace=st.sampled_from([0, 1]))
+def test_the_compiled_fold_gives_the_bars_of_the_python_hot_path(
+    run: list[Step], interval: int, grace: float
+) -> None:
+    assert candles._FOLD is not None  # the supported installs compile kitefan/_records.c
+    compiled = run_builder(run, interval, grace)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(candles, "_FOLD", None)
+        python = run_builder(run, interval, grace)
+    assert compiled == python
+
+
+def test_the_fold_updates_a_bar_that_holds_the_tick_and_hands_on_the_others_in_order() -> None:
+    from kitefan import _records
+
+    # three full packets: token 7 at t=100 (in its bar), token 8 (no bar), token 7 at t=200
+    # (past its bar's end)
+    frame = encode_frame(
+        [full(7, 150, 40, 100, oi=3), full(8, 99, 1, 100), full(7, 90, 41, 200, oi=4)]
+    )
+    bar: list[object] = [60, 120, 120, 130, 110, 125, 2, 30, 35, 1, 1]
+    lane: dict[int, list[object]] = {7: bar}
+    missed: list[tuple[int, ...]] = []
+
+    def miss(*values: int) -> None:
+        missed.append(values)
+
+    run = packet_runs(frame)[0]
+    words = bytes(candles._FULL_FIELDS)
+    _records.fold(frame, run[0], run[2], 186, words, lane, miss)
+    assert bar == [60, 120, 120, 150, 110, 150, 3, 30, 40, 3, 1]  # high, close, ticks, vol, oi
+    assert missed == [(8, 99, 1, 0, 100), (7, 90, 41, 4, 200)]
+    # a low, and a bar the miss puts in the lane is used by the next packet
+    frame = encode_frame([full(9, 50, 5, 100), full(9, 40, 6, 101)])
+
+    def place(token: int, price: int, vol: int, oi: int, t: int) -> None:
+        lane[token] = [60, 120, price, price, price, price, 1, vol, vol, oi, 1]
+
+    _records.fold(frame, 4, 2, 186, words, lane, place)
+    assert lane[9] == [60, 120, 50, 50, 40, 40, 2, 5, 6, 0, 1]
+
+
+def test_the_fold_refuses_packets_past_the_frame_and_passes_on_what_miss_raises() -> None:
+    from kitefan import _records
+
+    frame = encode_frame([full(7, 150, 40, 100)])
+    words = bytes(candles._FULL_FIELDS)
+    for offset, count, step in [(4, 2, 186), (130, 1, 186), (4, 1, 60), (-1, 1, 186)]:
+        with pytest.raises(ValueError, match=r"^fold: the packets run past the frame$"):
+            _records.fold(frame, offset, count, step, words, {}, print)
+    with pytest.raises(ValueError, match=r"^fold: words must be 5 word indexes$"):
+        _records.fold(frame, 4, 1, 186, words[:4], {}, print)
+
+    def refuse(*_: int) -> None:
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError, match=r"^no$"):
+        _records.fold(frame, 4, 1, 186, words, {}, refuse)

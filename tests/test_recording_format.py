@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import struct
 import zlib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -31,6 +32,7 @@ from kitefan.recording.format import (
     encode_header,
     event_record,
     parse_records,
+    payload_crcs,
     record_event,
     symbols_body,
     symbols_of,
@@ -72,6 +74,22 @@ def scan(data: bytes, pieces: list[int] | None = None) -> list[object]:
     scanner.end_of_data()
     while (item := scanner.next_item()) is not None:
         items.append(item)
+    return items
+
+
+def scan_together(data: bytes, pieces: list[int], max_raw: int) -> list[object]:
+    """As :func:`scan`, through ``next_items``: the chunks that are all there, together."""
+    scanner = LogScanner()
+    items: list[object] = []
+    cuts = [0, *pieces, len(data)]
+    for a, b in itertools.pairwise(cuts):
+        scanner.receive_data(data[a:b])
+        while batch := scanner.next_items(max_raw):
+            items += batch
+    scanner.end_of_data()
+    while batch := scanner.next_items(max_raw):
+        items += batch
+    assert scanner.next_items(max_raw) == [] and scanner.next_item() is None
     return items
 
 
@@ -162,6 +180,42 @@ def test_a_corrupted_chunk_is_skipped_and_the_others_read(position: int, xor: in
     chunks = [i for i in items if isinstance(i, Chunk)]
     assert [(c.offset, c.size) for c in chunks] == [s for s in SPANS if s[0] != offset]
     assert items[-1] == End(len(LOG), 0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=len(LOG) - 1),
+    st.integers(0, 255),
+    st.lists(st.integers(min_value=1, max_value=len(LOG) - 1), max_size=6),
+    st.sampled_from([0, 1, 5_000, 1 << 20]),
+    st.integers(min_value=HEADER_SIZE, max_value=len(LOG)),
+)
+def test_chunks_taken_together_read_as_one_by_one(
+    position: int, xor: int, cuts: list[int], max_raw: int, length: int
+) -> None:
+    # Damaged anywhere (or not: xor 0), cut anywhere, fed in any pieces: next_items gives the
+    # items next_item gives, in the same order, whatever the batch's bound (or the same error,
+    # where the damage is in the file's magic or version).
+    data = bytearray(LOG)
+    data[position] ^= xor
+    data = data[:length]
+    pieces = sorted({c for c in cuts if c < length})
+
+    def outcome(read: Callable[[], list[object]]) -> list[object] | str:
+        try:
+            return read()
+        except RecordingError as exc:
+            return str(exc)
+
+    together = outcome(lambda: scan_together(bytes(data), pieces, max_raw))
+    assert together == outcome(lambda: scan(bytes(data), pieces))
+    assert isinstance(together, str) or isinstance(together[-1], End)
+
+
+def test_payload_checksums_are_zlibs_in_one_call() -> None:
+    payloads = [b"", b"a", bytes(range(256)) * 9, bytes(3 << 20)]  # the last over the GIL bound
+    assert payload_crcs(payloads) == [zlib.crc32(p) for p in payloads]
+    assert payload_crcs([]) == []
 
 
 def test_garbage_between_chunks_is_skipped_as_one_stretch() -> None:

@@ -60,10 +60,11 @@ events. Must not import asyncio, os, pathlib, rich or typer (no I/O).
 
 from __future__ import annotations
 
+import importlib
 import json
 import struct
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -154,6 +155,27 @@ def zstd_decompressor() -> Callable[[bytes, int], bytes]:
         return decompress(payload, max_output_size=size)  # type: ignore[no-any-return]
 
     return run
+
+
+def _compiled_crc32s() -> Callable[[Sequence[bytes]], list[int]] | None:
+    try:
+        # By name, as kitefan.columnar imports it (the compiled module has no Python source).
+        compiled = importlib.import_module("kitefan._records")
+    except ImportError:  # not built: zlib, one call per payload
+        return None
+    return getattr(compiled, "crc32s", None)
+
+
+_CRC32S = _compiled_crc32s()
+
+
+def payload_crcs(payloads: Sequence[bytes]) -> list[int]:
+    """``zlib.crc32`` of each payload: in one compiled call where kitefan._records is built
+    (which holds the GIL for small work and gives it up once for large), else one zlib call
+    each (which gives the GIL up and takes it back for every payload over 5 KB)."""
+    if _CRC32S is not None:
+        return _CRC32S(payloads)
+    return [zlib.crc32(p) for p in payloads]
 
 
 # The file header --------------------------------------------------------------------------------
@@ -450,6 +472,20 @@ class End:
 ScanItem = Header | Chunk | Skipped | End
 
 
+@dataclass(frozen=True, slots=True)
+class _Located:
+    """A chunk whose header checked and whose bytes are all here, not yet opened."""
+
+    offset: int
+    size: int
+    first_ns: int
+    last_ns: int
+    raw_size: int
+    count: int
+    crc: int
+    payload: bytes
+
+
 class LogScanner:
     """A recording's bytes in, its header, chunks and skipped stretches out.
 
@@ -508,10 +544,49 @@ class LogScanner:
             return header
         if self._skip_from is not None:
             return self._resync()
+        located = self._locate()
+        if located is not None:
+            return self._open([located])[0]
+        if self._skipping():  # the next bytes are not a chunk header
+            return self._resync()
+        return self._end() if self._eof else None
+
+    def _skipping(self) -> bool:
+        return self._skip_from is not None
+
+    def next_items(self, max_raw: int = 1 << 20) -> list[ScanItem]:
+        """What :meth:`next_item` would give, one call after another, for every chunk whose bytes
+        are all here (until their decompressed sizes reach ``max_raw``), their checksums taken
+        in one call (:func:`payload_crcs`). When the next item is not a whole chunk, that one
+        item; an empty list when more data is needed.
+
+        Raises:
+            RecordingError: as :meth:`next_item`.
+        """
+        if self._ended:
+            return []
+        located: list[_Located] = []
+        raw = 0
+        if self.header is not None and self._skip_from is None:
+            while raw < max_raw:
+                one = self._locate()
+                if one is None:
+                    break
+                located.append(one)
+                raw += one.raw_size
+        if located:
+            return self._open(located)
+        item = self.next_item()
+        return [] if item is None else [item]
+
+    def _locate(self) -> _Located | None:
+        """The next chunk, taken out of the buffer, when its header checks and all its bytes
+        are here; else ``None``, nothing taken (a header that does not check starts a skip)."""
+        buf = self._buf
         pos = self._pos
         available = len(buf) - pos
         if available < CHUNK_HEADER:
-            return self._end() if self._eof else None
+            return None
         magic, clen, rlen, count, first, last, pcrc = _CHUNK_HEAD.unpack_from(buf, pos)
         (hcrc,) = _CRC.unpack_from(buf, pos + _CHUNK_HEAD.size)
         if (
@@ -521,23 +596,44 @@ class LogScanner:
             or rlen > _MAX_CHUNK
         ):
             self._skip_from, self._skip_reason = self.offset, "not a chunk header"
-            return self._resync()
+            return None
         size = CHUNK_HEADER + clen
         if available < size:
-            return self._end() if self._eof else None
+            return None
         offset = self.offset
         payload = bytes(buf[pos + CHUNK_HEADER : pos + size])
         self._pos += size
-        if zlib.crc32(payload) != pcrc:
-            return Skipped(offset, size, "its checksum does not match", chunk=True)
-        try:
-            raw = self._decompress(payload, rlen)
-            if len(raw) != rlen:
-                raise ValueError(f"{len(raw)} bytes decompressed, not {rlen}")
-            records = parse_records(raw, count)
-        except Exception as exc:
-            return Skipped(offset, size, f"its records do not read ({exc})", chunk=True)
-        return Chunk(offset, size, first, last, rlen, records)
+        return _Located(offset, size, first, last, rlen, count, pcrc, payload)
+
+    def _open(self, located: list[_Located]) -> list[ScanItem]:
+        """The located chunks, checked, decompressed and read: a :class:`Chunk` each, or a
+        :class:`Skipped` where its checksum does not match or its records do not read."""
+        crcs = payload_crcs([c.payload for c in located])
+        out: list[ScanItem] = []
+        for chunk, crc in zip(located, crcs, strict=True):
+            if crc != chunk.crc:
+                out.append(
+                    Skipped(chunk.offset, chunk.size, "its checksum does not match", chunk=True)
+                )
+                continue
+            try:
+                raw = self._decompress(chunk.payload, chunk.raw_size)
+                if len(raw) != chunk.raw_size:
+                    raise ValueError(f"{len(raw)} bytes decompressed, not {chunk.raw_size}")
+                records = parse_records(raw, chunk.count)
+            except Exception as exc:
+                out.append(
+                    Skipped(
+                        chunk.offset, chunk.size, f"its records do not read ({exc})", chunk=True
+                    )
+                )
+                continue
+            out.append(
+                Chunk(
+                    chunk.offset, chunk.size, chunk.first_ns, chunk.last_ns, chunk.raw_size, records
+                )
+            )
+        return out
 
     def _resync(self) -> ScanItem | None:
         """Skip to the next chunk magic whose chunk header checks."""

@@ -13,13 +13,14 @@ rich or typer.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 from kitefan.errors import CodecError, RecordingError
 from kitefan.events import Event, TickBatch
@@ -37,12 +38,22 @@ from kitefan.recording.format import (
 
 __all__ = ["SUFFIX", "FileEnd", "ReadReport", "Recording", "recording_files"]
 
-#: Chunks read ahead of the caller, at most (each about a second of the stream).
+#: Reads (of :data:`_BLOCK` bytes) made ahead of the caller, at most.
 READ_AHEAD = 4
+#: Decompressed bytes of the chunks checked together (one checksum call), at most: about one
+#: chunk of the realistic load (small chunks go together). More at a time was slower: each
+#: chunk's bytes are decompressed into memory the last one's left warm in the CPU's cache.
+BATCH_RAW = 1024 * 1024
 _END = object()
+T = TypeVar("T")
 
 #: The suffix of the files a directory recording holds (``2026-12-01.kfr``).
 SUFFIX = ".kfr"
+#: Bytes a read asks for. The reads run in a thread of their own; the checksums, zstd and the
+#: records run in the caller's. A thread that gives the GIL up (as zstd and every checksum over
+#: 5 KB do) waits up to the switch interval (5 ms) to take it back while another runs Python:
+#: one such wait per 4 MB read is nothing, one per 1 MB chunk held a reading thread to about a
+#: million ticks a second behind a busy caller.
 _BLOCK = 4 * 1024 * 1024
 
 
@@ -171,8 +182,8 @@ class Recording:
         """The names the recording holds, read from the first chunk of each file (which has every
         name its writer knew then) without reading the rest."""
         for path in self.files:
-            for chunk in self._file_chunks(path, ReadReport()):
-                for record in chunk.records:
+            for batch in self._file_batches(path, ReadReport()):
+                for record in batch[0].records:
                     if record.kind == KIND_SYMBOLS:
                         self.symbols.update(symbols_of(record))
                 break
@@ -185,10 +196,8 @@ class Recording:
         to :attr:`report` (fresh for each pass). Closing the generator stops a pass early, and
         its read-ahead with it."""
         self.report = report = ReadReport()
-        if self.follow:  # waits for more: read here, where the caller stops it
-            yield from self._all_chunks(report)
-        else:
-            yield from _read_ahead(self._all_chunks(report))
+        for batch in self._all_batches(report):
+            yield from batch
 
     def records(self) -> Iterator[Record]:
         """Every record, in the order written: frames with their receive time in nanoseconds,
@@ -227,60 +236,83 @@ class Recording:
 
     # Internals
 
-    def _all_chunks(self, report: ReadReport) -> Generator[Chunk, None, None]:
+    def _all_batches(self, report: ReadReport) -> Generator[list[Chunk], None, None]:
         for path in self.files:
             report.files += 1
-            yield from self._file_chunks(path, report)
+            yield from self._file_batches(path, report)
 
-    def _file_chunks(self, path: Path, report: ReadReport) -> Iterator[Chunk]:
+    def _file_batches(self, path: Path, report: ReadReport) -> Generator[list[Chunk], None, None]:
+        """The file's whole chunks, in batches: those each read made whole. The reads run in a
+        thread of their own, ahead of the caller, unless following the file."""
         scanner = LogScanner()
         try:
             handle = path.open("rb")
         except OSError as exc:
             raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
-        with handle:
-            while True:
-                try:
-                    item = scanner.next_item()
-                except RecordingError as exc:
-                    raise RecordingError(f"{path}: {exc}") from None
-                if item is None:
-                    data = handle.read(_BLOCK)
-                    if data:
-                        scanner.receive_data(data)
-                    elif self.follow:
-                        time.sleep(self.poll_s)
-                    else:
-                        scanner.end_of_data()
-                    continue
-                if isinstance(item, Chunk):
-                    report.chunks += 1
-                    report.records += len(item.records)
-                    yield item
-                elif isinstance(item, Header):
-                    report.headers.append((path, item))
-                elif isinstance(item, Skipped):
-                    report.skipped.append((path, item))
-                    report.skipped_bytes += item.size
-                    if item.chunk:
-                        report.skipped_chunks += 1
-                elif isinstance(item, End):
-                    if scanner.header is None:
-                        raise RecordingError(
-                            f"{path} is not a kitefan recording (too short for its header)"
-                        )
-                    report.ends.append(
-                        FileEnd(path, item.offset, item.truncated, item.offset + item.truncated)
-                    )
-                    return
+        blocks = self._blocks(handle)
+        if not self.follow:  # follow waits for more: read here, where the caller stops it
+            blocks = _read_ahead(blocks)
+        with handle, contextlib.closing(blocks):
+            for data in blocks:
+                if data:
+                    scanner.receive_data(data)
+                else:
+                    scanner.end_of_data()
+                while True:
+                    try:
+                        items = scanner.next_items(BATCH_RAW)
+                    except RecordingError as exc:
+                        raise RecordingError(f"{path}: {exc}") from None
+                    if not items:
+                        break
+                    batch: list[Chunk] = []
+                    for item in items:
+                        if isinstance(item, Chunk):
+                            report.chunks += 1
+                            report.records += len(item.records)
+                            batch.append(item)
+                        elif isinstance(item, Header):
+                            report.headers.append((path, item))
+                        elif isinstance(item, Skipped):
+                            report.skipped.append((path, item))
+                            report.skipped_bytes += item.size
+                            if item.chunk:
+                                report.skipped_chunks += 1
+                        elif isinstance(item, End):
+                            if batch:
+                                yield batch
+                            if scanner.header is None:
+                                raise RecordingError(
+                                    f"{path} is not a kitefan recording (too short for its header)"
+                                )
+                            report.ends.append(
+                                FileEnd(
+                                    path, item.offset, item.truncated, item.offset + item.truncated
+                                )
+                            )
+                            return
+                    if batch:
+                        yield batch
+
+    def _blocks(self, handle: BinaryIO) -> Generator[bytes, None, None]:
+        """The file's bytes, a read at a time, then ``b""`` at its end; following it, more as it
+        grows, without an end."""
+        while True:
+            data = handle.read(_BLOCK)
+            if data:
+                yield data
+            elif self.follow:
+                time.sleep(self.poll_s)
+            else:
+                yield b""
+                return
 
 
-def _read_ahead(source: Generator[Chunk, None, None]) -> Iterator[Chunk]:
-    """``source``'s chunks, in order, read by a thread of its own up to :data:`READ_AHEAD`
-    chunks ahead: the file's reads, the checksums and zstd (which release the GIL) overlap what
-    the caller does with the chunks before. What the source raises is raised here, in its place.
-    When the caller stops early, the thread stops, and the source is closed, before this
-    returns."""
+def _read_ahead(source: Generator[T, None, None]) -> Generator[T, None, None]:
+    """``source``'s items, in order, made by a thread of its own up to :data:`READ_AHEAD` items
+    ahead: the file's reads (which release the GIL) overlap what the caller does with the bytes
+    before. What the source raises is raised here, in its place. When the caller stops early,
+    the thread stops, and the source is closed, before this returns."""
     items: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(READ_AHEAD)
     stop = threading.Event()
 
@@ -295,8 +327,8 @@ def _read_ahead(source: Generator[Chunk, None, None]) -> Iterator[Chunk]:
 
     def run() -> None:
         try:
-            for chunk in source:
-                if not put(chunk) or stop.is_set():
+            for item in source:
+                if not put(item) or stop.is_set():
                     return
             put(_END)
         except BaseException as exc:  # handed to the caller, raised there
