@@ -25,10 +25,12 @@ def test_the_benchmark_reports_every_figure() -> None:
         "bytes per tick on disk",
         "bytes per tick, raw frames",
         "bytes per tick, Parquet",
+        "bytes per tick, Parquet with zstd",
         "export to Parquet",
+        "export to Parquet with zstd",
     ]
     assert all(f.value is not None and f.value > 0 for f in figures)
-    assert [f.target for f in figures] == ["< 5%", "", "", "", ">= 1M"]
+    assert [f.target for f in figures] == ["< 5%", "", "", "", "", ">= 1M", ""]
     raw = figures[2]
     assert raw.value is not None
     assert format_value(raw) == f"{raw.value:.1f} bytes"

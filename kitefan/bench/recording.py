@@ -13,9 +13,14 @@ Their receive times are spread over the simulated seconds. Per round:
   that recording adds to a stream at that load. In-process, against the same frames, so the
   figure is recording's own cost, which comes on top of the stream's.
 * **bytes per tick** on disk (the file, everything in it), of the raw frames (what Kite sent),
-  and of a Parquet file of the same ticks written by ``kitefan export``.
+  and of a Parquet file of the same ticks written by ``kitefan export`` (its default codec, lz4,
+  and ``--compression zstd``).
 * **export to Parquet**: ticks per second of :func:`kitefan.recording.export.export`, reading
-  and decompressing the recording included.
+  and decompressing the recording included, with the default codec and with zstd. The recording
+  exported is the load's frames written :data:`EXPORT_REPEATS` times over, each pass's receive
+  times after the last's (a longer span, so that the figure is the export's steady rate and not
+  the start and end of its pipeline: the first row group decoded while nothing is written yet,
+  the last written while nothing is decoded).
 
 Owns: the recording benchmark (``kitefan bench recording``). Must not import rich or typer.
 """
@@ -43,6 +48,8 @@ __all__ = ["RecordingResult", "realistic_batches", "run_recording_benchmark"]
 LOAD_TICKS_PER_S = 27_000
 TARGET_CPU_SHARE = 5.0
 TARGET_EXPORT = 1_000_000.0
+#: How many times over the load's frames are written to the recording the export reads.
+EXPORT_REPEATS = 4
 
 
 def realistic_batches(seconds: int, *, symbols: int = 27_000, seed: int = 7) -> list[TickBatch]:
@@ -121,7 +128,15 @@ class RecordingResult:
                 self.median("parquet_bytes_per_tick"),
                 "bytes",
                 samples=n,
-                note="kitefan export to .parquet of the same ticks (zstd, typed columns)",
+                note="kitefan export to .parquet of the same ticks (lz4, typed columns)",
+            ),
+            Figure(
+                "recording",
+                "bytes per tick, Parquet with zstd",
+                self.median("parquet_zstd_bytes_per_tick"),
+                "bytes",
+                samples=n,
+                note="the same with --compression zstd (level 1)",
             ),
             Figure(
                 "recording",
@@ -131,7 +146,16 @@ class RecordingResult:
                 target=f">= {TARGET_EXPORT / 1e6:g}M",
                 ok=None if export is None else export >= TARGET_EXPORT,
                 samples=n,
-                note="read, decompress, columnar decode, write: kitefan export FILE -o X.parquet",
+                note="read, decompress, columnar decode, write: kitefan export FILE -o X.parquet "
+                f"(lz4), the load's frames recorded {EXPORT_REPEATS} times over",
+            ),
+            Figure(
+                "recording",
+                "export to Parquet with zstd",
+                self.median("export_zstd_ticks_per_s"),
+                "ticks/s",
+                samples=n,
+                note="the same with --compression zstd",
             ),
         ]
 
@@ -143,6 +167,17 @@ class RecordingResult:
             "samples": self.samples,
             "medians": {name: self.median(name) for name in self.samples},
         }
+
+
+def _later(batch: TickBatch, seconds: float) -> TickBatch:
+    return TickBatch(
+        batch.key,
+        batch.connection,
+        batch.frame,
+        batch.received_at + seconds,
+        batch.received_wall + seconds,
+        count=len(batch),
+    )
 
 
 async def _record(path: Path, batches: list[TickBatch]) -> float:
@@ -188,25 +223,40 @@ def run_recording_benchmark(
             "disk_bytes_per_tick",
             "raw_bytes_per_tick",
             "parquet_bytes_per_tick",
+            "parquet_zstd_bytes_per_tick",
             "export_ticks_per_s",
+            "export_zstd_ticks_per_s",
         )
     }
     with tempfile.TemporaryDirectory(prefix="kitefan-bench-record-") as tmp:
         for index in range(rounds):
             path = Path(tmp) / f"round{index}.kfr"
             cpu = asyncio.run(_record(path, batches))
-            parquet = Path(tmp) / f"round{index}.parquet"
-            began = time.perf_counter()
-            result = export(Recording(path), parquet)
-            took = time.perf_counter() - began
-            if result.rows != ticks:
-                raise BenchmarkError(f"the export wrote {result.rows:,} rows of {ticks:,} ticks")
+            longer = Path(tmp) / f"round{index}-x{EXPORT_REPEATS}.kfr"
+            span = batches[-1].received_wall - batches[0].received_wall + 1.0
+            for k in range(EXPORT_REPEATS):  # each pass a Recorder of its own, appended
+                asyncio.run(_record(longer, [_later(b, k * span) for b in batches]))
+            rates = {}
+            for codec in ("lz4", "zstd"):
+                parquet = Path(tmp) / f"round{index}-{codec}.parquet"
+                began = time.perf_counter()
+                result = export(Recording(longer), parquet, compression=codec)
+                took = time.perf_counter() - began
+                if result.rows != ticks * EXPORT_REPEATS:
+                    raise BenchmarkError(
+                        f"the export wrote {result.rows:,} rows of {ticks * EXPORT_REPEATS:,} ticks"
+                    )
+                rates[codec] = result.rows / took
+                size = parquet.stat().st_size / result.rows
+                samples[
+                    "parquet_bytes_per_tick" if codec == "lz4" else "parquet_zstd_bytes_per_tick"
+                ].append(size)
             samples["cpu_us_per_tick"].append(cpu / ticks * 1e6)
             samples["cpu_share"].append(cpu / ticks * LOAD_TICKS_PER_S * 100)
             samples["disk_bytes_per_tick"].append(path.stat().st_size / ticks)
             samples["raw_bytes_per_tick"].append(raw / ticks)
-            samples["parquet_bytes_per_tick"].append(parquet.stat().st_size / ticks)
-            samples["export_ticks_per_s"].append(ticks / took)
+            samples["export_ticks_per_s"].append(rates["lz4"])
+            samples["export_zstd_ticks_per_s"].append(rates["zstd"])
             if progress is not None:
                 progress(
                     f"recording round {index + 1}/{rounds}: {cpu / ticks * 1e6:.2f} µs CPU per "

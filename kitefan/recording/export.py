@@ -10,11 +10,15 @@ the token), then the tick columns of :mod:`kitefan.columnar` (``instrument_token
 ``ask_orders_5``; nulls where a packet kind lacks a field). Written with pyarrow, a row group per
 about 64k ticks, in a thread of its own so that reading and decoding the next row group overlaps
 writing this one. The writer's options (:func:`writer_options`) are chosen for speed at a small
-cost on disk: zstd level 1; dictionaries only for ``key``, ``symbol`` and ``mode``; prices
-byte-stream-split; statistics only on the columns a reader filters on (``received_at``, ``key``,
-``connection``, ``symbol``, ``instrument_token``, ``exchange_timestamp``). On the realistic
-load that is about 101 bytes per tick against 80 with dictionaries on every column and row
-groups of 128k ticks (pyarrow's defaults, as before), for about a third less CPU.
+cost on disk: lz4 (LZ4_RAW) by default, zstd level 1 or snappy when asked; integers and
+timestamps delta-encoded (``DELTA_BINARY_PACKED``: a quantity or an order count takes the bits
+it needs, not 4 bytes, so the codec has less to do); prices byte-stream-split; dictionaries only
+for ``key``, ``symbol`` and ``mode``; statistics (each row group's min and max) only on
+``received_at``, ``connection``, ``instrument_token`` and ``exchange_timestamp``, the columns a
+time-range read filters on (statistics on a dictionary column cost a pass over its distinct
+values per row group, and every row group holds nearly every symbol). The symbol column's
+dictionary is one for the whole file (every name seen so far), so a row group's is not rebuilt
+from its tokens.
 
 CSV and JSON lines are exactly what ``kitefan stream --format csv|jsonl`` wrote while it
 recorded: the same encoder, from the same frames. JSON lines carry the status, order and error
@@ -41,6 +45,7 @@ from kitefan.recording.format import KIND_FRAME, KIND_SYMBOLS, symbols_of
 from kitefan.recording.reader import Recording
 
 __all__ = [
+    "COMPRESSIONS",
     "ExportFormat",
     "ExportResult",
     "Window",
@@ -54,34 +59,48 @@ _IST_OFFSET_S = 19800
 _DAY_S = 86400
 #: Ticks per Parquet row group (and per columnar decode), about.
 ROW_GROUP_TICKS = 64 * 1024
-#: The Parquet codec and its level.
-COMPRESSION = "zstd"
-COMPRESSION_LEVEL = 1
-#: The columns written with a dictionary (few distinct values); every other one is written plain,
-#: prices byte-stream-split (their bytes grouped by position, which the codec compresses well).
+#: The Parquet codecs ``--compression`` takes, each with its level (None: the codec has none).
+COMPRESSIONS: dict[str, int | None] = {"lz4": None, "zstd": 1, "snappy": None, "none": None}
+#: The default codec: the fastest to write (the export's target is a million ticks a second).
+COMPRESSION = "lz4"
+#: The columns written with a dictionary (few distinct values); prices are byte-stream-split
+#: (their bytes grouped by position, which the codec compresses well), integers and timestamps
+#: delta-encoded.
 DICTIONARY_COLUMNS = ("key", "symbol", "mode")
-#: The columns with statistics (each row group's min and max): the ones a reader filters on.
-STATISTICS_COLUMNS = (
-    "received_at",
-    "key",
-    "connection",
-    "symbol",
-    "instrument_token",
-    "exchange_timestamp",
-)
+#: The columns with statistics (each row group's min and max): the ones a time-range read
+#: filters on, all of them plain numbers.
+STATISTICS_COLUMNS = ("received_at", "connection", "instrument_token", "exchange_timestamp")
 
 
-def writer_options(schema: Any) -> dict[str, Any]:
-    """The keyword arguments of ``pyarrow.parquet.ParquetWriter`` for a table of ``schema``."""
+def writer_options(schema: Any, compression: str = COMPRESSION) -> dict[str, Any]:
+    """The keyword arguments of ``pyarrow.parquet.ParquetWriter`` for a table of ``schema``,
+    written with ``compression`` (a key of :data:`COMPRESSIONS`).
+
+    Raises:
+        ValueError: a codec that is not one of :data:`COMPRESSIONS`.
+    """
     import pyarrow as pa
 
-    return {
-        "compression": COMPRESSION,
-        "compression_level": COMPRESSION_LEVEL,
+    if compression not in COMPRESSIONS:
+        raise ValueError(
+            f"compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}"
+        )
+    encodings = {}
+    for f in schema:
+        if pa.types.is_floating(f.type):
+            encodings[f.name] = "BYTE_STREAM_SPLIT"
+        elif pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type):
+            encodings[f.name] = "DELTA_BINARY_PACKED"
+    options: dict[str, Any] = {
+        "compression": compression,
         "use_dictionary": list(DICTIONARY_COLUMNS),
         "write_statistics": list(STATISTICS_COLUMNS),
-        "use_byte_stream_split": [f.name for f in schema if pa.types.is_floating(f.type)],
+        "column_encoding": encodings,
     }
+    level = COMPRESSIONS[compression]
+    if level is not None:
+        options["compression_level"] = level
+    return options
 
 
 class ExportFormat(StrEnum):
@@ -150,18 +169,25 @@ def export(
     fmt: ExportFormat | None = None,
     tokens: Iterable[int] | None = None,
     window: Window = Window(),
+    compression: str = COMPRESSION,
 ) -> ExportResult:
-    """Write the recording's ticks to ``path``, one row per tick.
+    """Write the recording's ticks to ``path``, one row per tick; Parquet with ``compression``
+    (a key of :data:`COMPRESSIONS`).
 
     Raises:
         RecordingError: the recording cannot be read, or ``path`` cannot be written; Parquet
             without pyarrow (``pip install 'kitefan[parquet]'``).
+        ValueError: a codec that is not one of :data:`COMPRESSIONS`.
     """
     fmt = fmt or format_of(path)
     wanted = None if tokens is None else frozenset(tokens)
+    if compression not in COMPRESSIONS:
+        raise ValueError(
+            f"compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}"
+        )
     try:
         if fmt is ExportFormat.PARQUET:
-            return _parquet(recording, path, wanted, window)
+            return _parquet(recording, path, wanted, window, compression)
         return _records(recording, path, fmt, wanted, window)
     except OSError as exc:
         raise RecordingError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -211,7 +237,11 @@ def _records(
 
 
 def _parquet(
-    recording: Recording, path: Path, wanted: frozenset[int] | None, window: Window
+    recording: Recording,
+    path: Path,
+    wanted: frozenset[int] | None,
+    window: Window,
+    compression: str,
 ) -> ExportResult:
     try:
         import numpy as np
@@ -238,37 +268,27 @@ def _parquet(
     # group waits behind the one being written.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kitefan-export")
     pending: deque[Future[None]] = deque()
-    names: dict[int, str] = {}  # token -> name, while the recording's symbols do not change
-    known = len(recording.symbols)
-
-    def name_of(token: int) -> str:
-        name = names.get(token)
-        if name is None:
-            name = names[token] = recording.name_of(token)
-        return name
+    names = _SymbolDictionary(recording)
 
     def flush() -> None:
-        nonlocal writer, schema, rows, known
+        nonlocal writer, schema, rows
         if not frames:
             return
-        if len(recording.symbols) != known:  # a symbols record was read: names may be new
-            names.clear()
-            known = len(recording.symbols)
         table = frames_to_arrow(frames, key=keys, connection=conns)
         at = np.repeat(np.asarray(times, dtype=np.int64), np.asarray(counts, dtype=np.int64))
-        received = pa.array(at, pa.int64()).cast(pa.timestamp("ns", tz=TIMEZONE))
+        received = pa.Array.from_buffers(
+            pa.timestamp("ns", tz=TIMEZONE), len(at), [None, pa.py_buffer(at)]
+        )
         table = table.add_column(0, "received_at", received)
-        encoded = table["instrument_token"].combine_chunks().dictionary_encode()
-        symbols = pa.array([name_of(t) for t in encoded.dictionary.to_pylist()], pa.string())
-        symbol = pa.DictionaryArray.from_arrays(encoded.indices, symbols)
-        table = table.add_column(3, "symbol", symbol)
+        tokens = table["instrument_token"].combine_chunks().to_numpy()
+        table = table.add_column(3, "symbol", names.column(tokens))
         if value_set is not None:
             import pyarrow.compute as pc
 
             table = table.filter(pc.is_in(table["instrument_token"], value_set=value_set))
         if writer is None:
             schema = table.schema
-            writer = pq.ParquetWriter(str(path), schema, **writer_options(schema))
+            writer = pq.ParquetWriter(str(path), schema, **writer_options(schema, compression))
         while len(pending) > 1:
             pending.popleft().result()  # raises what the writer raised
         pending.append(pool.submit(writer.write_table, table.cast(schema)))
@@ -315,7 +335,7 @@ def _parquet(
                 "symbol",
                 pa.DictionaryArray.from_arrays(pa.array([], pa.int32()), pa.array([], pa.string())),
             )
-            pq.write_table(empty, str(path), **writer_options(empty.schema))
+            pq.write_table(empty, str(path), **writer_options(empty.schema, compression))
         while pending:
             pending.popleft().result()
     finally:
@@ -323,3 +343,46 @@ def _parquet(
         if writer is not None:
             writer.close()
     return ExportResult(path, ExportFormat.PARQUET, rows, total_frames, 0)
+
+
+class _SymbolDictionary:
+    """The symbol column of each row group, over one dictionary for the whole file: every token
+    seen so far, named as the recording names it (else its number), in the order first seen.
+    When the recording's names change (a symbols record was read), it starts again."""
+
+    def __init__(self, recording: Recording) -> None:
+        self._recording = recording
+        self._known = -1
+        self._start()
+
+    def _start(self) -> None:
+        import numpy as np
+
+        self._known = len(self._recording.symbols)
+        self._names: list[str] = []
+        self._sorted = np.empty(0, dtype=np.uint32)  # the tokens, sorted
+        self._ids = np.empty(0, dtype=np.int32)  # each sorted token's place in _names
+        self._dictionary: Any = None
+
+    def column(self, tokens: Any) -> Any:
+        """The dictionary column of ``tokens`` (a uint32 array)."""
+        import numpy as np
+        import pyarrow as pa
+
+        if len(self._recording.symbols) != self._known:
+            self._start()
+        where = np.searchsorted(self._sorted, tokens)
+        found = where < len(self._sorted)
+        found[found] = self._sorted[where[found]] == tokens[found]
+        if not found.all():
+            new = np.unique(tokens[~found])
+            first = len(self._names)
+            self._names += [self._recording.name_of(t) for t in new.tolist()]
+            merged = np.concatenate((self._sorted, new))
+            ids = np.concatenate((self._ids, np.arange(first, len(self._names), dtype=np.int32)))
+            order = np.argsort(merged, kind="stable")
+            self._sorted, self._ids = merged[order], ids[order]
+            self._dictionary = pa.array(self._names, pa.string())
+            where = np.searchsorted(self._sorted, tokens)
+        indices = self._ids[where]
+        return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), self._dictionary)
