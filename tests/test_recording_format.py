@@ -216,6 +216,16 @@ def test_payload_checksums_are_zlibs_in_one_call() -> None:
     payloads = [b"", b"a", bytes(range(256)) * 9, bytes(3 << 20)]  # the last over the GIL bound
     assert payload_crcs(payloads) == [zlib.crc32(p) for p in payloads]
     assert payload_crcs([]) == []
+    from kitefan import _records
+
+    assert _records.crc32s([bytearray(b"ab"), memoryview(b"xabc")[1:]]) == [
+        zlib.crc32(b"ab"),
+        zlib.crc32(b"abc"),
+    ]
+    with pytest.raises(TypeError, match=r"^a bytes-like object is required, not 'int'$"):
+        _records.crc32s([b"ok", 7])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"^crc32s: buffers must be a sequence$"):
+        _records.crc32s(7)  # type: ignore[arg-type]
 
 
 def test_garbage_between_chunks_is_skipped_as_one_stretch() -> None:
