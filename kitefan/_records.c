@@ -855,7 +855,7 @@ bar_set(PyObject *bar, Py_ssize_t i, PyObject *value)
     return PyList_SetItem(bar, i, value);
 }
 
-/* fold(frame, offset, count, step, words, lane, miss) -> None
+/* fold(frame, offset, count, step, words, lane, miss, whole) -> bool
  *
  * count packets of step bytes in frame, the first at offset (after its length field), each read
  * as five unsigned big-endian 4-byte words at the word indexes of `words` (5 bytes): token,
@@ -863,15 +863,20 @@ bar_set(PyObject *bar, Py_ssize_t i, PyObject *value)
  * least 10) with bar[0] <= t < bar[1] updates that bar exactly as CandleBuilder._take_full does:
  * high (bar[3]) or low (bar[4]), close (bar[5]), ticks (bar[6]) + 1, volume (bar[8]), oi
  * (bar[9]). Any other packet is handed to miss(token, price, volume, oi, t), in packet order,
- * before the next is read (miss may change lane). An exception raised by miss propagates. */
+ * before the next is read (miss may change lane). An exception raised by miss propagates.
+ *
+ * With whole true, the packets are a whole frame's (offset 4, the frame exactly count packets
+ * long) and the length field before each one is checked first: when any is not step - 2, the
+ * frame is not one run and nothing is done (False). Otherwise True. */
 static PyObject *
 records_fold(PyObject *Py_UNUSED(module), PyObject *args)
 {
     Py_buffer frame, words;
     Py_ssize_t offset, count, step;
     PyObject *lane, *miss;
-    if (!PyArg_ParseTuple(args, "y*nnny*O!O:fold", &frame, &offset, &count, &step, &words,
-                          &PyDict_Type, &lane, &miss)) {
+    int whole = 0;
+    if (!PyArg_ParseTuple(args, "y*nnny*O!O|p:fold", &frame, &offset, &count, &step, &words,
+                          &PyDict_Type, &lane, &miss, &whole)) {
         return NULL;
     }
     PyObject *result = NULL;
@@ -891,6 +896,21 @@ records_fold(PyObject *Py_UNUSED(module), PyObject *args)
                    (frame.len - offset - reach) / step < count - 1))) {
         PyErr_SetString(PyExc_ValueError, "fold: the packets run past the frame");
         goto done;
+    }
+    if (whole) {
+        const unsigned char *f = (const unsigned char *)frame.buf;
+        if (offset != 4 || frame.len != 2 + count * step || (f[0] << 8 | f[1]) != count) {
+            PyErr_SetString(PyExc_ValueError, "fold: a whole frame is count packets from 4");
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            const unsigned char *q = f + 2 + i * step;
+            if ((q[0] << 8 | q[1]) != step - 2) {
+                Py_INCREF(Py_False);
+                result = Py_False;
+                goto done;
+            }
+        }
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         const unsigned char *p = (const unsigned char *)frame.buf + offset + i * step;
@@ -958,8 +978,8 @@ records_fold(PyObject *Py_UNUSED(module), PyObject *args)
             goto done;
         }
     }
-    Py_INCREF(Py_None);
-    result = Py_None;
+    Py_INCREF(Py_True);
+    result = Py_True;
 done:
     PyBuffer_Release(&frame);
     PyBuffer_Release(&words);
@@ -1083,7 +1103,7 @@ static PyMethodDef records_methods[] = {
      "fields(words, prices, orders, total, column, source, offset, count, step, plan, divisors)"
      " -> None\n\nwords, with prices divided and order counts cut as the plan says."},
     {"fold", records_fold, METH_VARARGS,
-     "fold(frame, offset, count, step, words, lane, miss) -> None\n\nA run of packets into"
+     "fold(frame, offset, count, step, words, lane, miss, whole=False) -> bool\n\nA run of packets into"
      " their forming candle bars (CandleBuilder's hot path)."},
     {"crc32s", records_crc32s, METH_O,
      "crc32s(buffers) -> list[int]\n\nzlib.crc32 of each buffer, in one call."},

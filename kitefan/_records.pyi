@@ -27,5 +27,6 @@ def fold(
     words: bytes,
     lane: dict[int, list[object]],
     miss: Callable[[int, int, int, int, int], object],
+    whole: bool = False,
     /,
-) -> None: ...
+) -> bool: ...

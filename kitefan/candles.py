@@ -220,10 +220,11 @@ _QUOTE_FIELDS = PACKETS[PacketKind.QUOTE].indexes_of(
 _PLAIN_FIELDS = PACKETS[PacketKind.LTP].indexes_of("instrument_token", "last_price")
 #: The same fields as word indexes, for the compiled fold (kitefan._records.fold).
 _FULL_WORDS = bytes(_FULL_FIELDS)
-_FULL_STEP = int(PacketKind.FULL) + 2
+_FULL_LENGTH = int(PacketKind.FULL)
+_FULL_STEP = _FULL_LENGTH + 2
 
 
-def _compiled_fold() -> Callable[..., None] | None:
+def _compiled_fold() -> Callable[..., bool] | None:
     try:
         # By name, as kitefan.columnar imports it (the compiled module has no Python source).
         compiled = importlib.import_module("kitefan._records")
@@ -316,6 +317,16 @@ class CandleBuilder:
         out = self._advance(batch.received_wall)
         wall = batch.received_wall
         frame = batch.frame
+        if _FOLD is not None and len(frame) > 4 and frame[2] == 0 and frame[3] == _FULL_LENGTH:
+            # A frame of full packets alone (the usual one): folded whole, its length fields
+            # checked in C, without finding its runs first.
+            count = frame[0] << 8 | frame[1]
+            if len(frame) == 2 + count * _FULL_STEP:
+                self._wall = wall
+                if _FOLD(frame, 4, count, _FULL_STEP, _FULL_WORDS, self._current_exchange,
+                         self._miss_full, True):  # fmt: skip
+                    self.ticks += count
+                    return out
         for run in packet_runs(frame):
             length = run[1]
             if length == 184 and _FOLD is not None:

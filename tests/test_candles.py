@@ -524,8 +524,30 @@ def test_the_fold_updates_a_bar_that_holds_the_tick_and_hands_on_the_others_in_o
     def place(token: int, price: int, vol: int, oi: int, t: int) -> None:
         lane[token] = [60, 120, price, price, price, price, 1, vol, vol, oi, 1]
 
-    _records.fold(frame, 4, 2, 186, words, lane, place)
+    assert _records.fold(frame, 4, 2, 186, words, lane, place) is True
     assert lane[9] == [60, 120, 50, 50, 40, 40, 2, 5, 6, 0, 1]
+
+
+def test_a_whole_frame_is_folded_only_when_every_packet_is_of_the_run() -> None:
+    from kitefan import _records
+
+    words = bytes(candles._FULL_FIELDS)
+    missed: list[tuple[int, ...]] = []
+
+    def miss(*values: int) -> None:
+        missed.append(values)
+
+    frame = encode_frame([full(7, 150, 40, 100), full(8, 99, 1, 100)])
+    assert _records.fold(frame, 4, 2, 186, words, {}, miss, True) is True
+    assert [m[0] for m in missed] == [7, 8]
+    # the second packet's length field says 183: not one run, nothing done
+    bent = bytearray(frame)
+    bent[2 + 186 + 1] = 183
+    missed.clear()
+    assert _records.fold(bytes(bent), 4, 2, 186, words, {}, miss, True) is False
+    assert missed == []
+    with pytest.raises(ValueError, match=r"^fold: a whole frame is count packets from 4$"):
+        _records.fold(frame, 4, 1, 186, words, {}, miss, True)
 
 
 def test_the_fold_refuses_packets_past_the_frame_and_passes_on_what_miss_raises() -> None:
