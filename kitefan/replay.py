@@ -65,7 +65,9 @@ def open_replay(
         RecordingError: the path does not exist or holds no recording.
         ValueError: ``speed`` is not more than 0.
     """
-    recording = Recording(path)
+    # The replay's loop gives the GIL up at every socket write: zstd can run in the reading
+    # thread without the loop waiting on it.
+    recording = Recording(path, decompress_ahead=True)
     index = index_frames(recorded_frames(recording), window)
     replay = Replay(
         lambda: recorded_frames(recording), index, speed=speed, loop=loop, window=window

@@ -75,7 +75,10 @@ async def test_a_directory_gets_one_file_per_ist_day_each_with_the_names(tmp_pat
     assert [b.frame for b in Recording(tmp_path).ticks()] == FRAMES
 
 
-async def test_a_file_cut_mid_chunk_is_appended_to_after_the_cut(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ahead", [False, True], ids=["reads-ahead", "decompresses-ahead"])
+async def test_a_file_cut_mid_chunk_is_appended_to_after_the_cut(
+    tmp_path: Path, ahead: bool
+) -> None:
     path = tmp_path / "r.kfr"
     await record(path, list(batches()), chunk_bytes=2048)
     whole = path.read_bytes()
@@ -83,7 +86,7 @@ async def test_a_file_cut_mid_chunk_is_appended_to_after_the_cut(tmp_path: Path)
     chunks = list(recording.chunks())
     cut = chunks[-1].offset + 7  # the last chunk's header, cut short
     path.write_bytes(whole[:cut])
-    cut_read = Recording(path)
+    cut_read = Recording(path, decompress_ahead=ahead)
     kept = [b.frame for b in cut_read.ticks()]
     (end,) = cut_read.report.truncated
     assert (end.offset, end.truncated) == (chunks[-1].offset, 7)
@@ -92,7 +95,7 @@ async def test_a_file_cut_mid_chunk_is_appended_to_after_the_cut(tmp_path: Path)
         "after it are a chunk not written whole (a writer killed, or one still writing)"
     )
     await record(path, list(batches(T0 + 100)), chunk_bytes=2048)
-    again = Recording(path)
+    again = Recording(path, decompress_ahead=ahead)
     assert [b.frame for b in again.ticks()] == kept + FRAMES
     assert (again.report.skipped_chunks, again.report.truncated) == (0, [])
 
@@ -119,12 +122,13 @@ async def test_what_is_added_after_close_is_counted_as_dropped(tmp_path: Path) -
     assert recorder.stats().dropped_ticks == len(batches()[3])
 
 
+@pytest.mark.parametrize("ahead", [False, True], ids=["reads-ahead", "decompresses-ahead"])
 async def test_a_pass_stopped_early_stops_its_read_ahead_and_closes_the_file(
-    tmp_path: Path,
+    tmp_path: Path, ahead: bool
 ) -> None:
     path = tmp_path / "r.kfr"
     await record(path, batches(), chunk_bytes=1024)
-    recording = Recording(path)
+    recording = Recording(path, decompress_ahead=ahead)
     passes = [recording.chunks() for _ in range(3)]
     firsts = [next(p) for p in passes]  # each pass's thread reads ahead meanwhile
     assert len({c.offset for c in firsts}) == 1

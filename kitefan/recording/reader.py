@@ -138,6 +138,11 @@ class Recording:
             order, which is by day).
         follow: once the data ends, wait for more (``poll_s`` between looks) instead of
             stopping: the reading of a file being written. Only a single file can be followed.
+        decompress_ahead: check, decompress and read the chunks in the reading thread too, not
+            only the file's reads. Faster for a caller that often gives the GIL up itself (an
+            event loop writing to sockets: the replay); slower for one that runs Python flat
+            out (the candle builder, the export), which the thread then waits on for the GIL
+            after each chunk's zstd and checksum (up to the 5 ms switch interval each time).
 
     Raises:
         RecordingError: the path does not exist, or holds no recording.
@@ -155,8 +160,16 @@ class Recording:
         print(recording.report.skipped_chunks, recording.report.truncated)
     """
 
-    def __init__(self, path: str | Path, *, follow: bool = False, poll_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        follow: bool = False,
+        poll_s: float = 0.2,
+        decompress_ahead: bool = False,
+    ) -> None:
         self.path = Path(path)
+        self.decompress_ahead = decompress_ahead and not follow
         self.files = recording_files(self.path)
         if follow and len(self.files) != 1:
             raise RecordingError("follow reads one file, not a directory of them")
@@ -196,7 +209,10 @@ class Recording:
         to :attr:`report` (fresh for each pass). Closing the generator stops a pass early, and
         its read-ahead with it."""
         self.report = report = ReadReport()
-        for batch in self._all_batches(report):
+        batches = self._all_batches(report)
+        if self.decompress_ahead:
+            batches = _read_ahead(batches)
+        for batch in batches:
             yield from batch
 
     def records(self) -> Iterator[Record]:
@@ -250,7 +266,9 @@ class Recording:
         except OSError as exc:
             raise RecordingError(f"cannot read {path}: {exc.strerror or exc}") from None
         blocks = self._blocks(handle)
-        if not self.follow:  # follow waits for more: read here, where the caller stops it
+        # Follow waits for more: read here, where the caller stops it. With decompress_ahead the
+        # whole of this runs in the reading thread already.
+        if not self.follow and not self.decompress_ahead:
             blocks = _read_ahead(blocks)
         with handle, contextlib.closing(blocks):
             for data in blocks:
