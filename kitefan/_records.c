@@ -952,8 +952,10 @@ records_fold(PyObject *Py_UNUSED(module), PyObject *args)
             continue;
         }
         Py_DECREF(token);
+        Py_INCREF(bar); /* borrowed from lane: held while it is updated */
         long long high, low, ticks;
         if (bar_int(bar, 3, &high) < 0 || bar_int(bar, 4, &low) < 0 || bar_int(bar, 6, &ticks) < 0) {
+            Py_DECREF(bar);
             goto done;
         }
         PyObject *price = PyLong_FromUnsignedLong(v[1]);
@@ -974,6 +976,7 @@ records_fold(PyObject *Py_UNUSED(module), PyObject *args)
         Py_XDECREF(count_now);
         Py_XDECREF(volume);
         Py_XDECREF(oi);
+        Py_DECREF(bar);
         if (failed) {
             goto done;
         }
