@@ -13,7 +13,9 @@
  *       quoted as the csv module quotes (QUOTE_MINIMAL, excel dialect), then the columns of
  *       CSV_COLUMNS from instrument_token on, each row ending in "\r\n".
  *
- * name_of(token) is called once per tick and must return a str. None means "not done here":
+ * name_of(token) is called once per tick and must return a str; or name_of is a dict (exactly),
+ * token -> str, looked up without a call, a token it lacks named by its digits (str(token)),
+ * as FeedManager.name_of names it. None means "not done here":
  * the frame's structure is not what kitefan.codec.decode_packets accepts, or a name is not a
  * str or has no UTF-8 form; the caller then takes the reference path, which gives the same
  * text or the same exception. An exception raised by name_of propagates.
@@ -317,7 +319,8 @@ check_frame(const unsigned char *data, Py_ssize_t size, Py_ssize_t *ticks)
     return offset == size;
 }
 
-/* The symbol of a tick: name_of(token) as UTF-8. 1 done, 0 not a str or no UTF-8, -1 error. */
+/* The symbol of a tick: name_of(token) (or name_of[token], a dict) as UTF-8. 1 done, 0 not a
+ * str or no UTF-8, -1 error. */
 static int
 symbol_of(PyObject *name_of, uint32_t token, PyObject **name, const char **text,
           Py_ssize_t *size)
@@ -326,7 +329,16 @@ symbol_of(PyObject *name_of, uint32_t token, PyObject **name, const char **text,
     if (arg == NULL) {
         return -1;
     }
-    *name = PyObject_CallOneArg(name_of, arg);
+    if (PyDict_CheckExact(name_of)) {
+        *name = PyDict_GetItemWithError(name_of, arg); /* borrowed */
+        if (*name != NULL) {
+            Py_INCREF(*name);
+        } else if (!PyErr_Occurred()) {
+            *name = PyObject_Str(arg);
+        }
+    } else {
+        *name = PyObject_CallOneArg(name_of, arg);
+    }
     Py_DECREF(arg);
     if (*name == NULL) {
         return -1;

@@ -2,8 +2,12 @@
 
 from collections.abc import Callable, Sequence
 
-def jsonl(frame: bytes, head: bytes, name_of: Callable[[int], str], /) -> bytes | None: ...
-def csv(frame: bytes, head: bytes, name_of: Callable[[int], str], /) -> bytes | None: ...
+def jsonl(
+    frame: bytes, head: bytes, name_of: Callable[[int], str] | dict[int, str], /
+) -> bytes | None: ...
+def csv(
+    frame: bytes, head: bytes, name_of: Callable[[int], str] | dict[int, str], /
+) -> bytes | None: ...
 def fields(
     words: object,
     prices: object,

@@ -226,6 +226,8 @@ class FeedManager:
         # error they end with, and the consumers woken with ticks that have not run yet.
         self._streams = Streams(on_drop=self._count_drop)
         self._lag = LoopLagMeter()
+        self._names: dict[int, str] = {}  # names(), made from _names_of
+        self._names_of: object = None
         self._probe: asyncio.Task[None] | None = None
         self._started_at = time.perf_counter()
         self._running = False
@@ -520,6 +522,16 @@ class FeedManager:
         """A token's display name: ``EXCHANGE:TRADINGSYMBOL`` when known, else the number."""
         spec = self._health.symbols.get(token)
         return spec.name if spec is not None else str(token)
+
+    def names(self) -> dict[int, str]:
+        """Every symbol's display name by token, as :meth:`name_of` gives them (a token not in
+        it is named by its number): the same dict until the symbols wanted change, so that a
+        writer can look names up without a call per tick. Do not change it."""
+        symbols = self._health.symbols
+        if symbols is not self._names_of:
+            self._names = {token: spec.name for token, spec in symbols.items()}
+            self._names_of = symbols
+        return self._names
 
     def never_ticked(self, key: str | None = None) -> list[SymbolSpec]:
         """Subscribed symbols that have not ticked since they were subscribed.

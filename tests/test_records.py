@@ -112,6 +112,26 @@ def test_fast_records_are_the_reference_byte_for_byte(
     assert csv_rows(events, lookup) == reference_csv_rows(events, lookup)
     assert encode_jsonl(events, lookup) == reference_json_lines(events, lookup).encode()
     assert encode_csv(events, lookup) == reference_csv_rows(events, lookup).encode()
+    # The names as a dict, looked up in C: the same bytes; a token the dict lacks is named by
+    # its number, as the feed's name_of names it.
+    assert encode_jsonl(events, names) == encode_jsonl(events, lookup)
+    assert encode_csv(events, names) == encode_csv(events, lookup)
+    fewer = dict(list(names.items())[: len(names) // 2])
+
+    def by_number(token: int) -> str:
+        return fewer.get(token, str(token))
+
+    assert encode_jsonl(events, fewer) == reference_json_lines(events, by_number).encode()
+    assert encode_csv(events, fewer) == reference_csv_rows(events, by_number).encode()
+
+
+def test_names_in_a_dict_are_what_feed_name_of_gives() -> None:
+    batch = TickBatch.of_ticks("k", 1, [Tick.ltp(408065 << 8 | 1, 150000), Tick.ltp(7, 1)])
+    names = {408065 << 8 | 1: "NSE:INFY"}
+    lines = [json.loads(line) for line in encode_jsonl([batch], names).decode().splitlines()]
+    assert [line["symbol"] for line in lines] == ["NSE:INFY", "7"]
+    rows = encode_csv([batch], names).decode().splitlines()
+    assert [row.split(",")[3] for row in rows] == ["NSE:INFY", "7"]
 
 
 def test_the_compiled_encoder_is_built() -> None:

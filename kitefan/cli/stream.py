@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import functools
 import gc
 import logging
 import sys
@@ -60,7 +59,7 @@ from kitefan.output import Encoder, RecordOutput
 from kitefan.render.dashboard import SortBy, TickBoard, dashboard
 from kitefan.render.health import HealthLines
 from kitefan.render.recording import recorded_line
-from kitefan.render.records import COMPILED, csv_header, record_pieces
+from kitefan.render.records import COMPILED, Names, csv_header, record_pieces
 from kitefan.render.stats import redundancy_text
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
 from kitefan.settings import AppConfig, PublishConfig
@@ -423,7 +422,7 @@ async def _run(
             # milliseconds with tens of thousands of symbols.
             gc.freeze()
             if output is not None:
-                encode = _reporting(_encoder(fmt, feed.name_of), health)
+                encode = _reporting(_encoder(fmt, feed.names), health)
                 outcome = await stream_records(
                     feed,
                     events,
@@ -555,9 +554,16 @@ async def _published(outcome: Outcome, publisher: Publisher, task: asyncio.Task[
     return replace(outcome, stats=replace(outcome.stats, publish=publisher.stats()))
 
 
-def _encoder(fmt: OutputFormat, name_of: Callable[[int], str]) -> Encoder:
-    """Events to pieces of output, one per event, each with the ticks it holds."""
-    return functools.partial(record_pieces, name_of=name_of, csv=fmt is OutputFormat.CSV)
+def _encoder(fmt: OutputFormat, names: Callable[[], Names]) -> Encoder:
+    """Events to pieces of output, one per event, each with the ticks it holds; ``names`` is
+    asked once per chunk of events (the feed's names, a dict the compiled encoder reads
+    without a call per tick)."""
+    csv = fmt is OutputFormat.CSV
+
+    def encode(events: Sequence[Event]) -> list[tuple[bytes, int]]:
+        return record_pieces(events, names(), csv=csv)
+
+    return encode
 
 
 @dataclass(frozen=True)

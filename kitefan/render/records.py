@@ -50,6 +50,7 @@ except ImportError:  # not built: the reference writes every record
 __all__ = [
     "COMPILED",
     "CSV_COLUMNS",
+    "Names",
     "csv_header",
     "csv_rows",
     "encode_csv",
@@ -64,6 +65,24 @@ __all__ = [
 #: Whether the compiled encoder (``kitefan._records``, built from ``kitefan/_records.c`` when
 #: the package is installed) writes the tick records; without it the reference does, slower.
 COMPILED = _compiled is not None
+
+#: A token's symbol: a callable, or a dict (token -> name) where a token it lacks is named by
+#: its number, as :meth:`kitefan.manager.FeedManager.name_of` names it. The compiled encoder
+#: looks a dict up without a Python call per tick.
+Names = Callable[[int], str] | dict[int, str]
+
+
+def _named(names: Names) -> Callable[[int], str]:
+    """``names`` as a callable (what the reference writers call once per tick)."""
+    if not isinstance(names, dict):
+        return names
+
+    def name_of(token: int) -> str:
+        name = names.get(token)
+        return str(token) if name is None else name
+
+    return name_of
+
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
@@ -154,7 +173,7 @@ def csv_header() -> str:
     return ",".join(CSV_COLUMNS) + "\r\n"
 
 
-def encode_jsonl(events: Iterable[Event], name_of: Callable[[int], str]) -> bytes:
+def encode_jsonl(events: Iterable[Event], name_of: Names) -> bytes:
     """:func:`json_lines` as UTF-8 bytes, for a writer that writes bytes.
 
     Tick batches are written from their frame's bytes by the compiled encoder when it is built
@@ -165,7 +184,7 @@ def encode_jsonl(events: Iterable[Event], name_of: Callable[[int], str]) -> byte
         UnicodeEncodeError: a key or a symbol has no UTF-8 form (a lone surrogate).
     """
     if _compiled is None:
-        return reference_json_lines(events, name_of).encode()
+        return reference_json_lines(events, _named(name_of)).encode()
     jsonl = _compiled.jsonl
     out: list[bytes] = []
     append = out.append
@@ -173,7 +192,7 @@ def encode_jsonl(events: Iterable[Event], name_of: Callable[[int], str]) -> byte
         if isinstance(event, TickBatch):
             piece = jsonl(event.frame, _json_head(event.key, event.connection), name_of)
             if piece is None:
-                piece = reference_json_lines([event], name_of).encode()
+                piece = reference_json_lines([event], _named(name_of)).encode()
             append(piece)
         else:
             append(_status_line(event).encode() + b"\n")
@@ -194,14 +213,14 @@ def json_lines(events: Iterable[Event], name_of: Callable[[int], str]) -> str:
         return reference_json_lines(events, name_of)
 
 
-def encode_csv(events: Iterable[Event], name_of: Callable[[int], str]) -> bytes:
+def encode_csv(events: Iterable[Event], name_of: Names) -> bytes:
     """:func:`csv_rows` as UTF-8 bytes (see :func:`encode_jsonl`).
 
     Raises:
         UnicodeEncodeError: a key or a symbol has no UTF-8 form (a lone surrogate).
     """
     if _compiled is None:
-        return reference_csv_rows(events, name_of).encode()
+        return reference_csv_rows(events, _named(name_of)).encode()
     rows = _compiled.csv
     out: list[bytes] = []
     buffer = io.StringIO()
@@ -217,13 +236,13 @@ def encode_csv(events: Iterable[Event], name_of: Callable[[int], str]) -> bytes:
         buffer.truncate()
         piece = rows(event.frame, head, name_of)
         if piece is None:
-            piece = reference_csv_rows([event], name_of).encode()
+            piece = reference_csv_rows([event], _named(name_of)).encode()
         out.append(piece)
     return b"".join(out)
 
 
 def record_pieces(
-    events: Iterable[Event], name_of: Callable[[int], str], *, csv: bool = False
+    events: Iterable[Event], name_of: Names, *, csv: bool = False
 ) -> list[tuple[bytes, int]]:
     """Each event's JSON lines (or CSV rows) as UTF-8 bytes, with the ticks it holds: what a
     writer needs to count exactly which ticks reached its reader."""
