@@ -280,12 +280,12 @@ def _parquet(
             pa.timestamp("ns", tz=TIMEZONE), len(at), [None, pa.py_buffer(at)]
         )
         table = table.add_column(0, "received_at", received)
-        tokens = table["instrument_token"].combine_chunks().to_numpy()
-        table = table.add_column(3, "symbol", names.column(tokens))
-        if value_set is not None:
+        if value_set is not None:  # first, so that the symbols' dictionary holds these alone
             import pyarrow.compute as pc
 
             table = table.filter(pc.is_in(table["instrument_token"], value_set=value_set))
+        tokens = table["instrument_token"].combine_chunks().to_numpy()
+        table = table.add_column(3, "symbol", names.column(tokens))
         if writer is None:
             schema = table.schema
             writer = pq.ParquetWriter(str(path), schema, **writer_options(schema, compression))
@@ -347,8 +347,9 @@ def _parquet(
 
 class _SymbolDictionary:
     """The symbol column of each row group, over one dictionary for the whole file: every token
-    seen so far, named as the recording names it (else its number), in the order first seen.
-    When the recording's names change (a symbols record was read), it starts again."""
+    seen so far, named as the recording names it (else its number); a row group's new tokens
+    are added in token order. When the recording's names change (a symbols record was read),
+    it starts again."""
 
     def __init__(self, recording: Recording) -> None:
         self._recording = recording
@@ -357,12 +358,13 @@ class _SymbolDictionary:
 
     def _start(self) -> None:
         import numpy as np
+        import pyarrow as pa
 
         self._known = len(self._recording.symbols)
         self._names: list[str] = []
         self._sorted = np.empty(0, dtype=np.uint32)  # the tokens, sorted
         self._ids = np.empty(0, dtype=np.int32)  # each sorted token's place in _names
-        self._dictionary: Any = None
+        self._dictionary: Any = pa.array([], pa.string())
 
     def column(self, tokens: Any) -> Any:
         """The dictionary column of ``tokens`` (a uint32 array)."""
