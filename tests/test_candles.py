@@ -424,18 +424,26 @@ def brute_force(
     return groups, late
 
 
-@settings(max_examples=150, deadline=None)
-@given(run=steps(), interval=st.sampled_from([1, 5, 60, 3600]), grace=st.sampled_from([0, 1, 2.5]))
-def test_random_ticks_land_once_and_bars_equal_a_brute_force_recomputation(
-    run: list[Step], interval: int, grace: float
-) -> None:
+def run_builder(
+    run: Sequence[Step], interval: int, grace: float
+) -> tuple[CandleBuilder, list[Candle], list[Candle]]:
+    """The builder after the run (the clock at each step's wall plus its delay), the bars it
+    closed, and the forming ones its flush handed back."""
     clock = Clock(float("-inf"))
     builder = CandleBuilder(interval, clock=clock, grace=grace)
     closed: list[Candle] = []
     for step in run:
         clock.now = step.wall + step.delay
         closed += builder.add(batch(step.wall, *step.ticks))
-    partial = builder.flush()
+    return builder, closed, builder.flush()
+
+
+@settings(max_examples=150, deadline=None)
+@given(run=steps(), interval=st.sampled_from([1, 5, 60, 3600]), grace=st.sampled_from([0, 1, 2.5]))
+def test_random_ticks_land_once_and_bars_equal_a_brute_force_recomputation(
+    run: list[Step], interval: int, grace: float
+) -> None:
+    builder, closed, partial = run_builder(run, interval, grace)
     groups, late = brute_force(run, interval, grace)
     total = sum(len(step.ticks) for step in run)
     # every tick is in exactly one bar, or late
@@ -475,27 +483,18 @@ def test_random_ticks_land_once_and_bars_equal_a_brute_force_recomputation(
         assert bar_bounds(bar.start, interval, anchor) == (bar.start, bar.end)
 
 
-def run_builder(run: Sequence[Step], interval: int, grace: float) -> tuple[list[Candle], int]:
-    clock = Clock(float("-inf"))
-    builder = CandleBuilder(interval, clock=clock, grace=grace)
-    closed: list[Candle] = []
-    for step in run:
-        clock.now = step.wall + step.delay
-        closed += builder.add(batch(step.wall, *step.ticks))
-    return closed + builder.flush(), builder.late
-
-
 @settings(max_examples=100, deadline=None)
 @given(run=steps(), interval=st.sampled_from([1, 60]), grace=st.sampled_from([0, 1]))
 def test_the_compiled_fold_gives_the_bars_of_the_python_hot_path(
     run: list[Step], interval: int, grace: float
 ) -> None:
     assert candles._FOLD is not None  # the supported installs compile kitefan/_records.c
-    compiled = run_builder(run, interval, grace)
+    built, closed, partial = run_builder(run, interval, grace)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(candles, "_FOLD", None)
-        python = run_builder(run, interval, grace)
-    assert compiled == python
+        python, python_closed, python_partial = run_builder(run, interval, grace)
+    assert (closed, partial) == (python_closed, python_partial)
+    assert (built.ticks, built.late, built.closed) == (python.ticks, python.late, python.closed)
 
 
 def test_the_fold_updates_a_bar_that_holds_the_tick_and_hands_on_the_others_in_order() -> None:

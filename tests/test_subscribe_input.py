@@ -164,6 +164,22 @@ async def test_names_resolve_through_the_configs_dump(tmp_path: Path) -> None:
     assert sorted(placed(feed)) == [256265, 408065]
 
 
+async def test_names_are_name_of_in_a_dict_made_again_only_when_the_symbols_change(
+    tmp_path: Path,
+) -> None:
+    dump = tmp_path / "instruments.csv"
+    dump.write_text(DUMP)
+    feed = FeedManager(config(dump))
+    names = feed.names()
+    assert names == {256265: "NSE:NIFTY 50"} == {t: feed.name_of(t) for t in names}
+    assert feed.names() is names  # no change, the same dict
+    feed.subscribe(["NSE:INFY", 2953217], mode="quote")
+    again = feed.names()
+    assert again is not names
+    assert again == {256265: "NSE:NIFTY 50", 408065: "NSE:INFY", 2953217: "NSE:TCS"}
+    assert 99 not in again and feed.name_of(99) == "99"  # the encoder names it by its number
+
+
 async def test_resolve_reads_the_dump_off_the_loop_and_its_specs_need_none(
     tmp_path: Path,
 ) -> None:

@@ -72,6 +72,19 @@ DICTIONARY_COLUMNS = ("key", "symbol", "mode")
 STATISTICS_COLUMNS = ("received_at", "connection", "instrument_token", "exchange_timestamp")
 
 
+def _level_of(compression: str) -> int | None:
+    """The codec's level.
+
+    Raises:
+        ValueError: a codec that is not one of :data:`COMPRESSIONS`.
+    """
+    if compression not in COMPRESSIONS:
+        raise ValueError(
+            f"compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}"
+        )
+    return COMPRESSIONS[compression]
+
+
 def writer_options(schema: Any, compression: str = COMPRESSION) -> dict[str, Any]:
     """The keyword arguments of ``pyarrow.parquet.ParquetWriter`` for a table of ``schema``,
     written with ``compression`` (a key of :data:`COMPRESSIONS`).
@@ -81,10 +94,7 @@ def writer_options(schema: Any, compression: str = COMPRESSION) -> dict[str, Any
     """
     import pyarrow as pa
 
-    if compression not in COMPRESSIONS:
-        raise ValueError(
-            f"compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}"
-        )
+    level = _level_of(compression)
     encodings = {}
     for f in schema:
         if pa.types.is_floating(f.type):
@@ -97,7 +107,6 @@ def writer_options(schema: Any, compression: str = COMPRESSION) -> dict[str, Any
         "write_statistics": list(STATISTICS_COLUMNS),
         "column_encoding": encodings,
     }
-    level = COMPRESSIONS[compression]
     if level is not None:
         options["compression_level"] = level
     return options
@@ -181,10 +190,7 @@ def export(
     """
     fmt = fmt or format_of(path)
     wanted = None if tokens is None else frozenset(tokens)
-    if compression not in COMPRESSIONS:
-        raise ValueError(
-            f"compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}"
-        )
+    _level_of(compression)  # a bad codec fails before the file is made
     try:
         if fmt is ExportFormat.PARQUET:
             return _parquet(recording, path, wanted, window, compression)
