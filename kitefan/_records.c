@@ -24,11 +24,14 @@
  * such a quotient is the decimal v / divisor with its trailing zeros dropped (and ".0" when
  * nothing is left after the point): the quotient is the double nearest that decimal, and no
  * other decimal of 15 significant digits or fewer has the same nearest double, so it is the
- * shortest that round-trips. repr switches to exponent form below 1e-4, which only CDS prices
- * under 1000 units reach: those, and the change (a genuine float computation), go through
- * PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0), which is float.__repr__ itself. The
- * change is computed in the order Tick.as_dict computes it; the build turns off floating-point
- * contraction so that the compiler cannot fuse its multiply and divide differently.
+ * shortest that round-trips. Any other float (the change, a genuine float computation) is
+ * written by put_double: repr's shortest round-trip decimal worked out in exact 128-bit integer
+ * arithmetic for the fixed-notation range, and PyOS_double_to_string(x, 'r', 0,
+ * Py_DTSF_ADD_DOT_0) (float.__repr__ itself) for what that leaves: exponent form (repr switches
+ * to it below 1e-4, which only CDS prices under 1000 units reach), and ties. dtoa was a quarter
+ * of the encoder's time. The change is computed in the order Tick.as_dict computes it; the build
+ * turns off floating-point contraction so that the compiler cannot fuse its multiply and divide
+ * differently.
  *
  * fields(...), for kitefan.columnar, copies the packets of one length into columns: native u32
  * words, prices divided by their segment's divisor, order counts (see it below).
@@ -38,22 +41,26 @@
  * fold(...), for kitefan.candles, takes a run of packets into their symbols' forming bars: the
  * hot path of CandleBuilder._take_full, the same updates in the same order (see it below).
  *
- * The GIL: released only for work long enough to be worth it (about a megabyte or more). A
- * thread that gives the GIL up while another runs Python waits up to the switch interval (5 ms)
- * to take it back, so releasing it for a frame's worth of packets slows both threads down.
+ * The GIL: released only for work long enough to be worth it. A thread that gives the GIL up
+ * while another runs Python waits up to the switch interval (5 ms) to take it back, so the
+ * column copy and the checksums release it for a megabyte or more. jsonl and csv release it for
+ * a frame of RELEASE_TICKS ticks or more, after looking every name up with it held: they run in
+ * the records' worker thread (kitefan.output.write_records), and formatting a frame of 3000
+ * full ticks there takes milliseconds the event loop would otherwise wait.
  *
  * Must not: allocate a Python object per field, or read past the frame.
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 /* Work of at least this many bytes runs with the GIL released (see the top). */
 #define RELEASE_GIL_BYTES (1 << 20)
 
-/* ---- an output buffer: a bytes object grown as needed ---------------------------------- */
+/* ---- an output buffer: a bytes object of the room needed at most, cut to size at the end - */
 
 typedef struct {
     PyObject *bytes;
@@ -73,26 +80,6 @@ out_init(Out *o, Py_ssize_t size)
         return -1;
     }
     o->start = o->pos = PyBytes_AS_STRING(o->bytes);
-    o->end = o->start + size;
-    return 0;
-}
-
-static int
-out_reserve(Out *o, Py_ssize_t need)
-{
-    if (o->end - o->pos >= need) {
-        return 0;
-    }
-    Py_ssize_t used = o->pos - o->start;
-    Py_ssize_t size = (o->end - o->start) * 2;
-    if (size < used + need) {
-        size = used + need;
-    }
-    if (_PyBytes_Resize(&o->bytes, size) < 0) {
-        return -1;
-    }
-    o->start = PyBytes_AS_STRING(o->bytes);
-    o->pos = o->start + used;
     o->end = o->start + size;
     return 0;
 }
@@ -122,33 +109,208 @@ out_drop(Out *o)
 
 /* ---- numbers ----------------------------------------------------------------------------- */
 
+static const char DIGIT_PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 static char *
 put_u32(char *p, uint32_t v)
 {
     char tmp[10];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n) {
-        *p++ = tmp[--n];
+    int n = 10;
+    while (v >= 100) {
+        uint32_t pair = v % 100;
+        v /= 100;
+        n -= 2;
+        memcpy(tmp + n, DIGIT_PAIRS + 2 * pair, 2);
+    }
+    if (v >= 10) {
+        n -= 2;
+        memcpy(tmp + n, DIGIT_PAIRS + 2 * v, 2);
+    }
+    else {
+        tmp[--n] = (char)('0' + v);
+    }
+    memcpy(p, tmp + n, (size_t)(10 - n));
+    return p + (10 - n);
+}
+
+/* The thread state of an encoder that released the GIL to write its lines (this thread's),
+ * for the rare float that needs dtoa to take it back; NULL while the GIL is held. */
+#ifdef _MSC_VER
+#define THREAD_LOCAL __declspec(thread)
+#else
+#define THREAD_LOCAL _Thread_local
+#endif
+static THREAD_LOCAL PyThreadState *released = NULL;
+
+/* repr(x) of a float through Python's own dtoa; at most 32 bytes. Takes the GIL back for the
+ * call if the encoder released it. */
+static char *
+put_double_slow(char *p, double x)
+{
+    PyThreadState *state = released;
+    if (state != NULL) {
+        released = NULL;
+        PyEval_RestoreThread(state);
+    }
+    char *s = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (s != NULL) {
+        size_t n = strlen(s);
+        memcpy(p, s, n);
+        PyMem_Free(s);
+        p += n;
+    }
+    else {
+        p = NULL;
+    }
+    if (state != NULL) {
+        released = PyEval_SaveThread();
     }
     return p;
 }
+
+#if defined(__SIZEOF_INT128__)
+typedef unsigned __int128 u128;
+
+static u128 POW10[22]; /* 10**k, filled at import */
+
+/* The candidate with k fractional digits inside [low, high] (see put_double_fast): 1 found
+ * (*out set), 0 none, -1 a tie for the nearest (left to dtoa). */
+static int
+shortest_at(int k, u128 four_m, u128 g, int q, int inclusive, u128 *out)
+{
+    u128 scale = POW10[k];
+    u128 center = four_m * scale;
+    u128 low = (four_m - g) * scale, high = (four_m + 2) * scale;
+    u128 mask = ((u128)1 << q) - 1, half = (u128)1 << (q - 1);
+    u128 d = center >> q, rem = center & mask;
+    if (rem == half) {
+        return -1;
+    }
+    if (rem > half) {
+        d += 1;
+    }
+    /* round(x * 10**k), else (the gap below x is half the gap above) a neighbour */
+    for (int step = 0; step < 3; step++) {
+        if (step == 2 && d == 0) {
+            break;
+        }
+        u128 cand = step == 0 ? d : step == 1 ? d + 1 : d - 1;
+        u128 at = cand << q;
+        if (inclusive ? (at >= low && at <= high) : (at > low && at < high)) {
+            *out = cand;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static char *
+put_double_fast(char *p, double x)
+{
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int biased = (int)((bits >> 52) & 0x7FF);
+    uint64_t frac = bits & ((UINT64_C(1) << 52) - 1);
+    if (biased == 0 || biased == 0x7FF) {
+        return NULL;
+    }
+    int e = biased - 1075;
+    if (e >= 0 || e < -66) {
+        return NULL;
+    }
+    uint64_t m = frac | (UINT64_C(1) << 52);
+    int q = 2 - e;
+    u128 g = (frac == 0 && biased > 1) ? 1 : 2;
+    int inclusive = (m & 1) == 0;
+    u128 four_m = (u128)m << 2;
+    /* A decimal with k fractional digits that reads back as x has one with k + 1: the fewest
+     * digits are found by bisection. */
+    u128 found;
+    int got = shortest_at(21, four_m, g, q, inclusive, &found);
+    if (got != 1) {
+        return NULL;
+    }
+    int lo = -1, hi = 21; /* none at lo (or lo < 0), one at hi */
+    while (hi - lo > 1) {
+        int mid = (lo + hi) / 2;
+        u128 cand;
+        got = shortest_at(mid, four_m, g, q, inclusive, &cand);
+        if (got < 0) {
+            return NULL;
+        }
+        if (got) {
+            hi = mid;
+            found = cand;
+        }
+        else {
+            lo = mid;
+        }
+    }
+    int k = hi;
+    char digits[40];
+    int n = 0;
+    uint64_t v = (uint64_t)found; /* < 2**55 * 10 */
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    int decpt = n - k;
+    if (decpt <= -4 || decpt > 16) {
+        return NULL;
+    }
+    if (bits >> 63) {
+        *p++ = '-';
+    }
+    if (decpt <= 0) {
+        *p++ = '0';
+        *p++ = '.';
+        for (int i = decpt; i < 0; i++) {
+            *p++ = '0';
+        }
+        while (n) {
+            *p++ = digits[--n];
+        }
+        return p;
+    }
+    for (int i = 0; i < decpt; i++) {
+        *p++ = digits[--n];
+    }
+    *p++ = '.';
+    if (n == 0) {
+        *p++ = '0';
+    }
+    while (n) {
+        *p++ = digits[--n];
+    }
+    return p;
+}
+#else
+/* No 128-bit integers in this compiler: every float goes through dtoa. */
+static char *
+put_double_fast(char *p, double x)
+{
+    (void)p;
+    (void)x;
+    return NULL;
+}
+#endif
 
 /* repr(x) of a float; at most 32 bytes. */
 static char *
 put_double(char *p, double x)
 {
-    char *s = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (s == NULL) {
-        return NULL;
+    if (x == 0.0) {
+        if (signbit(x)) {
+            *p++ = '-';
+        }
+        memcpy(p, "0.0", 3);
+        return p + 3;
     }
-    size_t n = strlen(s);
-    memcpy(p, s, n);
-    PyMem_Free(s);
-    return p + n;
+    char *end = put_double_fast(p, x);
+    return end != NULL ? end : put_double_slow(p, x);
 }
 
 /* The segment's divisor, as kitefan.models.divisor_for gives it, and its decimal places. */
@@ -176,32 +338,62 @@ divisor_of(uint32_t token)
     }
 }
 
-/* repr(v / divisor); at most 32 bytes. */
-static char *
-put_price(char *p, uint32_t v, const Divisor *d)
+/* The fraction digits of a price, trailing zeros dropped ("0" for none); scale and places are
+ * constants where this is inlined, so that the divisions are multiplications. */
+static inline char *
+put_fraction(char *p, uint32_t frac, int places)
 {
-    if (d->places == 7 && v != 0 && v < 1000u) {
-        /* below 1e-4: repr's exponent form */
-        return put_double(p, (double)v / d->value);
-    }
-    p = put_u32(p, v / d->scale);
-    *p++ = '.';
-    uint32_t frac = v % d->scale;
     if (frac == 0) {
         *p++ = '0';
         return p;
     }
     char digits[8];
-    for (int i = d->places - 1; i >= 0; i--) {
+    for (int i = places - 1; i >= 0; i--) {
         digits[i] = (char)('0' + frac % 10);
         frac /= 10;
     }
-    int n = d->places;
+    int n = places;
     while (digits[n - 1] == '0') {
         n--;
     }
     memcpy(p, digits, (size_t)n);
     return p + n;
+}
+
+/* repr(v / divisor); at most 32 bytes. */
+static char *
+put_price(char *p, uint32_t v, const Divisor *d)
+{
+    switch (d->places) {
+    case 2:
+        p = put_u32(p, v / 100u);
+        *p++ = '.';
+        if (v % 100u == 0) {
+            *p++ = '0';
+            return p;
+        }
+        /* one or two digits, a trailing zero dropped */
+        {
+            uint32_t frac = v % 100u;
+            *p++ = (char)('0' + frac / 10);
+            if (frac % 10) {
+                *p++ = (char)('0' + frac % 10);
+            }
+        }
+        return p;
+    case 4:
+        p = put_u32(p, v / 10000u);
+        *p++ = '.';
+        return put_fraction(p, v % 10000u, 4);
+    default:
+        if (v != 0 && v < 1000u) {
+            /* below 1e-4: repr's exponent form */
+            return put_double(p, (double)v / d->value);
+        }
+        p = put_u32(p, v / 10000000u);
+        *p++ = '.';
+        return put_fraction(p, v % 10000000u, 7);
+    }
 }
 
 /* Tick.change: the int 0 when close is 0, else (last - close) * 100 / close in floats. */
@@ -665,6 +857,19 @@ csv_fields(char *p, const unsigned char *pk, uint32_t length, IsoCache *iso)
 
 typedef char *(*FieldsFn)(char *, const unsigned char *, uint32_t, IsoCache *);
 
+/* One tick to write: its packet and its symbol (a reference held while the text is read). */
+typedef struct {
+    const unsigned char *packet;
+    uint32_t length;
+    PyObject *name;
+    const char *text;
+    Py_ssize_t size;
+} Line;
+
+/* Frames of at least this many ticks are written with the GIL released (names are looked up
+ * first, with it held), so that a writer thread formats while the event loop runs. */
+#define RELEASE_TICKS 256
+
 static PyObject *
 encode(PyObject *args, int json)
 {
@@ -677,19 +882,21 @@ encode(PyObject *args, int json)
         return NULL;
     }
     const unsigned char *data = frame.buf;
-    Py_ssize_t size = frame.len, ticks;
+    Py_ssize_t size = frame.len, ticks, named = 0;
     PyObject *result = NULL;
     Out out = {NULL, NULL, NULL, NULL};
+    Line *lines = NULL;
     if (!check_frame(data, size, &ticks)) {
         result = Py_NewRef(Py_None);
         goto done;
     }
-    if (out_init(&out, ticks * (json ? 900 : 260)) < 0) {
+    lines = PyMem_Malloc(sizeof(Line) * (size_t)(ticks ? ticks : 1));
+    if (lines == NULL) {
+        PyErr_NoMemory();
         goto done;
     }
-    FieldsFn fields = json ? json_fields : csv_fields;
-    IsoCache iso = {-1, {0}};
-    Py_ssize_t offset = 2;
+    /* First the names, with the GIL, and the room the lines can take at most. */
+    Py_ssize_t room = 0, offset = 2;
     uint32_t count = size < 2 ? 0 : u16_at(data);
     for (uint32_t i = 0; i < count; i++) {
         uint32_t length = u16_at(data + offset);
@@ -699,33 +906,57 @@ encode(PyObject *args, int json)
         if (!known_length(length)) {
             continue;
         }
-        PyObject *name;
-        const char *text;
-        Py_ssize_t text_size;
-        int got = symbol_of(name_of, u32_at(pk), &name, &text, &text_size);
+        Line *line = &lines[named];
+        int got = symbol_of(name_of, u32_at(pk), &line->name, &line->text, &line->size);
         if (got <= 0) {
             if (got == 0) {
                 result = Py_NewRef(Py_None);
             }
             goto done;
         }
-        if (out_reserve(&out, head_size + 6 * text_size + 2 + TICK_ROOM) < 0) {
-            Py_DECREF(name);
-            goto done;
-        }
-        memcpy(out.pos, head, (size_t)head_size);
-        out.pos += head_size;
-        out.pos = json ? put_json_string(out.pos, text, text_size)
-                       : put_csv_string(out.pos, text, text_size);
-        Py_DECREF(name);
-        out.pos = fields(out.pos, pk, length, &iso);
-        if (out.pos == NULL) {
-            goto done;
-        }
+        named++;
+        line->packet = pk;
+        line->length = length;
+        room += head_size + 6 * line->size + 2 + TICK_ROOM;
     }
+    if (out_init(&out, room) < 0) {
+        goto done;
+    }
+    /* Then the text, into room reserved already: no Python object is touched but the output's
+     * own buffer, not yet seen by anyone (a float repr leaves the fast path only with the GIL
+     * taken back). */
+    FieldsFn fields = json ? json_fields : csv_fields;
+    IsoCache iso = {-1, {0}};
+    char *pos = out.pos;
+    int release = named >= RELEASE_TICKS;
+    if (release) {
+        released = PyEval_SaveThread();
+    }
+    for (Py_ssize_t i = 0; i < named && pos != NULL; i++) {
+        Line *line = &lines[i];
+        memcpy(pos, head, (size_t)head_size);
+        pos += head_size;
+        pos = json ? put_json_string(pos, line->text, line->size)
+                   : put_csv_string(pos, line->text, line->size);
+        pos = fields(pos, line->packet, line->length, &iso);
+    }
+    if (release) {
+        PyEval_RestoreThread(released);
+        released = NULL;
+    }
+    if (pos == NULL) {
+        goto done;
+    }
+    out.pos = pos;
     result = out_finish(&out);
     out.bytes = NULL;
 done:
+    if (lines != NULL) {
+        for (Py_ssize_t i = 0; i < named; i++) {
+            Py_DECREF(lines[i].name);
+        }
+        PyMem_Free(lines);
+    }
     out_drop(&out);
     PyBuffer_Release(&frame);
     return result;
@@ -1109,6 +1340,22 @@ done:
     return result;
 }
 
+/* float_repr(x) -> str: repr(x) as the encoders write a float (for tests). */
+static PyObject *
+records_float_repr(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    double x = PyFloat_AsDouble(arg);
+    if (x == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    char text[64];
+    char *end = put_double(text, x);
+    if (end == NULL) {
+        return NULL;
+    }
+    return PyUnicode_FromStringAndSize(text, end - text);
+}
+
 static PyMethodDef records_methods[] = {
     {"jsonl", records_jsonl, METH_VARARGS,
      "jsonl(frame, head, name_of) -> bytes | None\n\nThe JSON lines of a frame's ticks."},
@@ -1122,6 +1369,8 @@ static PyMethodDef records_methods[] = {
      " their forming candle bars (CandleBuilder's hot path)."},
     {"crc32s", records_crc32s, METH_O,
      "crc32s(buffers) -> list[int]\n\nzlib.crc32 of each buffer, in one call."},
+    {"float_repr", records_float_repr, METH_O,
+     "float_repr(x) -> str\n\nrepr(x), as the encoders write a float."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1141,5 +1390,11 @@ PyMODINIT_FUNC
 PyInit__records(void)
 {
     crc_init();
+#if defined(__SIZEOF_INT128__)
+    POW10[0] = 1;
+    for (int k = 1; k < 22; k++) {
+        POW10[k] = POW10[k - 1] * 10;
+    }
+#endif
     return PyModuleDef_Init(&records_module);
 }

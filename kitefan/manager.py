@@ -526,7 +526,10 @@ class FeedManager:
     def names(self) -> dict[int, str]:
         """Every symbol's display name by token, as :meth:`name_of` gives them (a token not in
         it is named by its number): the same dict until the symbols wanted change, so that a
-        writer can look names up without a call per tick. Do not change it."""
+        writer can look names up without a call per tick. Do not change it.
+
+        A writer thread may call it: the symbols are replaced when they change, never changed
+        in place, so building the dict from them races with nothing."""
         symbols = self._health.symbols
         if symbols is not self._names_of:
             self._names = {token: spec.name for token, spec in symbols.items()}

@@ -10,7 +10,9 @@ waits on the reader with the loop:
   :meth:`RecordOutput.write` waits (the stream's bounded queue then fills, and drops and counts
   what does not fit: the sockets keep being read). A resumed reader is fed from that buffer a
   pipe's worth at a time, as it reads.
-* A regular file is written directly: the kernel's page cache takes it at once.
+* A regular file is written directly: the kernel's page cache takes it at once. When encoding
+  runs in a worker thread, the write does too (:func:`write_records`), so that the kernel's
+  copy of the text stays off the loop as well.
 * Every piece handed over says how many ticks it holds (one line each). :attr:`written_ticks`
   counts the ticks whose line reached the descriptor whole; what could not be written by the end
   (:meth:`RecordOutput.finish` has a deadline) is discarded and counted in
@@ -87,6 +89,8 @@ class RecordOutput:
         # Pieces handed to the transport and not known to be written: (end offset, ticks, data).
         self._pending: deque[tuple[int, int, bytes]] = deque()
         self._submitted = 0
+        # Encode-and-write jobs running in a worker thread (regular files), see write_records.
+        self._jobs: set[asyncio.Future[None]] = set()
 
     @property
     def reader_gone(self) -> bool:
@@ -123,7 +127,7 @@ class RecordOutput:
             self.unwritten_ticks += sum(ticks for _, ticks in pieces)
             return
         if self._regular:
-            self._write_file(pieces)
+            self.write_directly(pieces)
             return
         transport = self._transport
         assert transport is not None, "open() first"
@@ -133,7 +137,11 @@ class RecordOutput:
                 continue
             self._submitted += len(data)
             pending.append((self._submitted, ticks, data))
-        transport.write(b"".join(data for data, _ in pieces))
+            # One write each, not one of them joined: a piece is a frame's megabytes, and the
+            # transport writes what it can of each straight from it. A write that failed closes
+            # the transport (its error is reported once, by _lost); the rest count as unwritten.
+            if not transport.is_closing():
+                transport.write(data)
         self._settle()
         if not self._resumed.is_set():
             await self._resumed.wait()
@@ -141,7 +149,11 @@ class RecordOutput:
 
     async def finish(self, deadline: float) -> None:
         """Let the reader take what is buffered until ``deadline`` (``loop.time()``); discard
-        and count the rest. Restores the descriptor's blocking mode."""
+        and count the rest. Restores the descriptor's blocking mode. Encode-and-write jobs of a
+        regular file still running in a worker thread are waited for: they count their ticks."""
+        if self._jobs:
+            # Encodes and writes to a regular file in a worker thread, which count their ticks.
+            await asyncio.wait(set(self._jobs))
         loop = asyncio.get_running_loop()
         transport = self._transport
         if transport is not None:
@@ -158,12 +170,25 @@ class RecordOutput:
 
     # Internals
 
-    def _write_file(self, pieces: Sequence[tuple[bytes, int]]) -> None:
-        data = memoryview(b"".join(data for data, _ in pieces))
+    @property
+    def writes_directly(self) -> bool:
+        """Whether the descriptor is a regular file, written by :meth:`write_directly` (after
+        :meth:`open`)."""
+        return self._regular
+
+    def write_directly(self, pieces: Sequence[tuple[bytes, int]]) -> None:
+        """Write pieces to the regular file now, blocking until the kernel has them: in a
+        worker thread (one at a time), or on the loop, where the page cache takes them at once.
+        """
+        if self._gone:
+            self.unwritten_ticks += sum(ticks for _, ticks in pieces)
+            return
         ticks = sum(ticks for _, ticks in pieces)
         try:
-            while data:
-                data = data[os.write(self.fd, data) :]
+            for piece, _ in pieces:
+                data = memoryview(piece)
+                while data:
+                    data = data[os.write(self.fd, data) :]
         except BrokenPipeError:
             self._gone = True
             self.unwritten_ticks += ticks
@@ -222,6 +247,17 @@ def _reason(exc: BaseException) -> str:
     return (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
 
 
+def _encode_and_write(encode: Encoder, items: Sequence[Event], output: RecordOutput) -> None:
+    """Encode and write to a regular file, in a worker thread; the ticks are counted either
+    way."""
+    try:
+        pieces = encode(items)
+    except BaseException:
+        output.unwritten_ticks += _ticks_of(items)
+        raise
+    output.write_directly(pieces)
+
+
 def _ticks_of(items: Sequence[Any]) -> int:
     return sum(item.count for item in items if isinstance(item, TickBatch))
 
@@ -233,6 +269,7 @@ async def write_records(
     *,
     chunk_ticks: int = 1024,
     in_thread: bool = False,
+    observe: Callable[[Sequence[Event]], None] | None = None,
 ) -> None:
     """Write everything the stream yields until it ends or the reader goes away.
 
@@ -242,7 +279,10 @@ async def write_records(
         output: where to write.
         chunk_ticks: at most this many ticks are encoded at a time (one batch more than that is
             never split), so that no chunk holds the loop for long.
-        in_thread: encode in a worker thread (for a slow, pure-Python encoder).
+        in_thread: encode in a worker thread: the compiled encoder writes a big frame's text
+            with the GIL released, so the loop reads its sockets meanwhile (and a pure-Python
+            encoder at least shares the loop with them).
+        observe: told of each chunk on the loop, before it is encoded.
 
     A tick taken from the stream is always accounted for by ``output``: written, or counted in
     ``output.unwritten_ticks`` (also when this is cancelled).
@@ -254,12 +294,27 @@ async def write_records(
             items.extend(stream.drain(max_ticks=room) if len(stream) else ())
         handed = False
         try:
-            if in_thread:
+            if observe is not None:
+                observe(items)
+            if in_thread and output.writes_directly:
+                # Encoded and written in the worker thread: the kernel's copy of megabytes into
+                # the page cache leaves the loop too. The job counts its own ticks, written or
+                # not, whatever happens here: a cancelled writer leaves it to finish (it is a
+                # write to a regular file) and RecordOutput.finish waits for it.
+                job = asyncio.get_running_loop().run_in_executor(
+                    None, _encode_and_write, encode, items, output
+                )
+                handed = True
+                output._jobs.add(job)
+                job.add_done_callback(output._jobs.discard)
+                await asyncio.shield(job)
+            elif in_thread:
                 pieces = await asyncio.to_thread(encode, items)
             else:
                 pieces = encode(items)
-            handed = True
-            await output.write(pieces)
+            if not handed:
+                handed = True
+                await output.write(pieces)
         except BaseException:
             if not handed:
                 output.unwritten_ticks += _ticks_of(items)

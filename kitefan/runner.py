@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -185,6 +185,7 @@ async def stream_records(
     *,
     started_at: float,
     in_thread: bool = False,
+    observe: Callable[[Sequence[Event]], None] | None = None,
     grace_s: float = STOP_GRACE_S,
 ) -> Outcome:
     """Write the feed's events as records until the stop signal (or the reader goes away).
@@ -196,9 +197,12 @@ async def stream_records(
 
     Args:
         started_at: ``loop.time()`` when the feed started (for the streaming time).
+        in_thread, observe: as :func:`~kitefan.output.write_records` takes them.
     """
     loop = asyncio.get_running_loop()
-    writer = loop.create_task(write_records(events, encode, output, in_thread=in_thread))
+    writer = loop.create_task(
+        write_records(events, encode, output, in_thread=in_thread, observe=observe)
+    )
     waiter = loop.create_task(stop.wait())
     try:
         await asyncio.wait({writer, waiter}, return_when=asyncio.FIRST_COMPLETED)

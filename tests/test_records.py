@@ -9,6 +9,8 @@ extreme values, and names and keys that need escaping or quoting, must give the 
 from __future__ import annotations
 
 import json
+import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -392,3 +394,100 @@ def test_record_pieces_are_each_events_bytes_with_the_ticks_it_holds() -> None:
     ]
     assert record_pieces([batch], str, csv=True) == [(encode_csv([batch], str), 2)]
     assert encode_jsonl([batch], str).count(b"\n") == 2
+
+
+# The compiled encoder's own float repr (the change, and CDS prices under 1e-4): the shortest
+# decimal that reads back, worked out in integers, with Python's dtoa for what it leaves.
+FLOAT_EDGES = [
+    0.0,
+    -0.0,
+    1.0,
+    2.5,
+    0.1,
+    0.3,
+    1 / 3,
+    1e-4,
+    9.999999999999999e-05,
+    0.00010000000000000002,
+    12.0,
+    2.0**52 - 1,
+    2.0**52,
+    2.0**52 + 1,
+    4503599627370495.5,
+    1e15,
+    1e16,
+    2.0**-14,
+    float.fromhex("0x1.0000000000000p-1"),
+    float.fromhex("0x1.fffffffffffffp-1"),
+    5e-324,
+    2.2250738585072014e-308,
+    1.7976931348623157e308,
+    float("inf"),
+    float("-inf"),
+]
+
+
+@pytest.mark.skipif(not COMPILED, reason="the compiled encoder is not built here")
+@settings(max_examples=3000, deadline=None)
+@given(
+    st.one_of(
+        st.floats(allow_nan=False),
+        st.floats(-1000, 1000),
+        st.sampled_from(FLOAT_EDGES),
+        # just below and above a power of two, where the gap below halves
+        st.builds(
+            lambda e, up, sign: sign * math.nextafter(2.0**e, math.inf if up else 0.0),
+            st.integers(-20, 60),
+            st.booleans(),
+            st.sampled_from([1.0, -1.0]),
+        ),
+        # a change as Tick.as_dict computes it
+        st.builds(
+            lambda last, close, divisor: (
+                (last / divisor - close / divisor) * 100 / (close / divisor)
+            ),
+            st.integers(0, 2**32 - 1),
+            st.integers(1, 2**32 - 1),
+            st.sampled_from([100.0, 10_000.0, 10_000_000.0]),
+        ),
+    )
+)
+def test_the_compiled_float_repr_is_repr(x: float) -> None:
+    from kitefan import _records
+
+    assert _records.float_repr(x) == repr(x)
+
+
+def test_the_compiled_float_repr_of_the_edges() -> None:
+    if not COMPILED:
+        pytest.skip("the compiled encoder is not built here")
+    from kitefan import _records
+
+    assert [_records.float_repr(x) for x in FLOAT_EDGES] == [repr(x) for x in FLOAT_EDGES]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(ticks(), min_size=1, max_size=12), st.lists(ticks(), min_size=1, max_size=12))
+def test_big_frames_written_by_two_threads_at_once_are_the_reference(
+    some: list[Tick], others: list[Tick]
+) -> None:
+    # Frames of 300 ticks and more are written with the GIL released (the names looked up
+    # before), here in two worker threads at once; a CDS price under 1e-4 in the middle takes
+    # the GIL back for Python's own repr, and gives it up again.
+    first = some * (300 // len(some) + 1)
+    second = others * (300 // len(others) + 1)
+    tiny = Tick(8, (268803, 12))
+    frames = [
+        encode_frame([*first[:150], tiny, *first[150:]]),
+        encode_frame([*second[:150], tiny, *second[150:]]),
+    ]
+    batches = [TickBatch("alpha", n, frame, 0.0, AT) for n, frame in enumerate(frames)]
+    expected = [reference_json_lines([b], name_of).encode() for b in batches]
+    expected_csv = [reference_csv_rows([b], name_of).encode() for b in batches]
+    names = {token: name_of(token) for token in NAMES}
+    with ThreadPoolExecutor(2) as pool:
+        lines = list(pool.map(lambda b: encode_jsonl([b], names), batches))
+        rows = list(pool.map(lambda b: encode_csv([b], names), batches))
+    assert lines == expected
+    assert rows == expected_csv
+    assert b'"last_price":1.2e-06}' in lines[0]

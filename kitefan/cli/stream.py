@@ -59,7 +59,7 @@ from kitefan.output import Encoder, RecordOutput
 from kitefan.render.dashboard import SortBy, TickBoard, dashboard
 from kitefan.render.health import HealthLines
 from kitefan.render.recording import recorded_line
-from kitefan.render.records import COMPILED, Names, csv_header, record_pieces
+from kitefan.render.records import Names, csv_header, record_pieces
 from kitefan.render.stats import redundancy_text
 from kitefan.runner import Outcome, StopSignal, running_feed, stream_records, until_stopped
 from kitefan.settings import AppConfig, PublishConfig
@@ -422,15 +422,15 @@ async def _run(
             # milliseconds with tens of thousands of symbols.
             gc.freeze()
             if output is not None:
-                encode = _reporting(_encoder(fmt, feed.names), health)
                 outcome = await stream_records(
                     feed,
                     events,
                     output,
-                    encode,
+                    _encoder(fmt, feed.names),
                     stop,
                     started_at=started_at,
-                    in_thread=not COMPILED,
+                    in_thread=True,
+                    observe=_reporter(health),
                 )
             else:
                 work = (
@@ -485,17 +485,17 @@ def _health(feed: FeedManager) -> HealthLines:
     return HealthLines(moved_to)
 
 
-def _reporting(encode: Encoder, health: HealthLines | None) -> Encoder:
-    """``encode``, telling ``health`` of every event it encodes first."""
+def _reporter(health: HealthLines | None) -> Callable[[Sequence[Event]], None] | None:
+    """What tells ``health`` of every event before it is encoded (on the loop: the encoder
+    runs in a worker thread)."""
     if health is None:
-        return encode
+        return None
 
-    def reported(events: Sequence[Event]) -> list[tuple[bytes, int]]:
+    def report(events: Sequence[Event]) -> None:
         for line in health.take([e for e in events if not isinstance(e, TickBatch)], time.time()):
             _say(line)
-        return encode(events)
 
-    return reported
+    return report
 
 
 def _publisher(
@@ -557,7 +557,7 @@ async def _published(outcome: Outcome, publisher: Publisher, task: asyncio.Task[
 def _encoder(fmt: OutputFormat, names: Callable[[], Names]) -> Encoder:
     """Events to pieces of output, one per event, each with the ticks it holds; ``names`` is
     asked once per chunk of events (the feed's names, a dict the compiled encoder reads
-    without a call per tick)."""
+    without a call per tick). It runs in the records' worker thread."""
     csv = fmt is OutputFormat.CSV
 
     def encode(events: Sequence[Event]) -> list[tuple[bytes, int]]:
