@@ -1340,6 +1340,138 @@ done:
     return result;
 }
 
+/* ---- the dashboard's board: the latest batch of every token, and its sort's figure ------- */
+
+/* board_take(frame, batch, latest, rank, sort) -> bool
+ *
+ * TickBoard.update's work for one frame (kitefan.render.dashboard), in C: for every packet of
+ * a known length, in order, latest[token] = batch; then by sort (0 symbol: nothing more;
+ * 1 movers: rank[token] = abs(last - close) / close, 0.0 when close is 0, for the packets that
+ * carry a close (28, 32, 44, 184 bytes); 2 volume: rank[token] = volume_traded (an int) for 44
+ * and 184; 3 active: rank[token] += 1, rank being the ticks counted). For movers and volume, the
+ * tokens of packets without the figure are then removed from rank (after every figure is set,
+ * as the Python path does). The division is IEEE's, correctly rounded like Python's int / int
+ * for these integers (all below 2**53). False, with nothing changed, when the frame's structure
+ * is not what kitefan.codec.decode_packets accepts: the caller's Python path then raises as it
+ * would. */
+static PyObject *
+records_board_take(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer frame;
+    PyObject *batch, *latest, *rank;
+    int sort;
+    if (!PyArg_ParseTuple(args, "y*OO!Oi:board_take", &frame, &batch, &PyDict_Type, &latest, &rank,
+                          &sort)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const unsigned char *data = frame.buf;
+    Py_ssize_t size = frame.len, ticks;
+    if (sort < 0 || sort > 3 || (sort != 0 && !PyDict_Check(rank))) {
+        PyErr_SetString(PyExc_ValueError, "board_take: sort is 0 to 3, and rank a dict unless 0");
+        goto done;
+    }
+    if (!check_frame(data, size, &ticks)) {
+        result = Py_NewRef(Py_False);
+        goto done;
+    }
+    uint32_t count = size < 2 ? 0 : u16_at(data);
+    for (int pass = 0; pass < 2; pass++) {
+        Py_ssize_t offset = 2;
+        for (uint32_t i = 0; i < count; i++) {
+            uint32_t length = u16_at(data + offset);
+            const unsigned char *pk = data + offset + 2;
+            offset += 2 + length;
+            if (!known_length(length)) {
+                continue;
+            }
+            int has_figure = sort == 1 ? length != 8 : sort == 2 ? (length == 44 || length == 184)
+                                                                 : 0;
+            if (pass == 1 && (sort == 0 || sort == 3 || has_figure)) {
+                continue;
+            }
+            PyObject *token = PyLong_FromUnsignedLong(u32_at(pk));
+            if (token == NULL) {
+                goto done;
+            }
+            int failed = 0;
+            if (pass == 1) {
+                /* no figure: out of the ranking */
+                int has = PyDict_Contains(rank, token);
+                failed = has < 0 || (has && PyDict_DelItem(rank, token) < 0);
+            }
+            else {
+                failed = PyDict_SetItem(latest, token, batch) < 0;
+                PyObject *value = NULL;
+                if (!failed && has_figure && sort == 1) {
+                    uint32_t last = u32_at(pk + 4);
+                    uint32_t close = u32_at(pk + (length == 28 || length == 32 ? 20 : 40));
+                    double moved = last > close ? (double)(last - close) : (double)(close - last);
+                    value = PyFloat_FromDouble(close ? moved / (double)close : 0.0);
+                }
+                else if (!failed && has_figure && sort == 2) {
+                    value = PyLong_FromUnsignedLong(u32_at(pk + 16));
+                }
+                else if (!failed && sort == 3) {
+                    PyObject *seen = PyDict_GetItemWithError(rank, token);
+                    if (seen == NULL && PyErr_Occurred()) {
+                        failed = 1;
+                    }
+                    else {
+                        PyObject *one = PyLong_FromLong(1); /* a cached small int */
+                        value = seen == NULL || one == NULL ? Py_XNewRef(one)
+                                                            : PyNumber_Add(seen, one);
+                        Py_XDECREF(one);
+                    }
+                }
+                if (!failed && (has_figure || sort == 3)) {
+                    failed = value == NULL || PyDict_SetItem(rank, token, value) < 0;
+                }
+                Py_XDECREF(value);
+            }
+            Py_DECREF(token);
+            if (failed) {
+                goto done;
+            }
+        }
+    }
+    result = Py_NewRef(Py_True);
+done:
+    PyBuffer_Release(&frame);
+    return result;
+}
+
+/* offset_of(frame, token) -> int | None: where the frame's last packet of token starts (its
+ * first byte, after its length field), among packets of a known length; None if none is. For
+ * frames kitefan.codec.scan_frame accepted. */
+static PyObject *
+records_offset_of(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    Py_buffer frame;
+    unsigned long token;
+    if (!PyArg_ParseTuple(args, "y*k:offset_of", &frame, &token)) {
+        return NULL;
+    }
+    const unsigned char *data = frame.buf;
+    Py_ssize_t size = frame.len, offset = 2, found = -1;
+    uint32_t count = size < 2 ? 0 : u16_at(data);
+    for (uint32_t i = 0; i < count && offset + 2 <= size; i++) {
+        uint32_t length = u16_at(data + offset);
+        if (offset + 2 + (Py_ssize_t)length > size) {
+            break;
+        }
+        if (known_length(length) && u32_at(data + offset + 2) == (uint32_t)token) {
+            found = offset + 2;
+        }
+        offset += 2 + length;
+    }
+    PyBuffer_Release(&frame);
+    if (found < 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromSsize_t(found);
+}
+
 /* float_repr(x) -> str: repr(x) as the encoders write a float (for tests). */
 static PyObject *
 records_float_repr(PyObject *Py_UNUSED(module), PyObject *arg)
@@ -1369,6 +1501,11 @@ static PyMethodDef records_methods[] = {
      " their forming candle bars (CandleBuilder's hot path)."},
     {"crc32s", records_crc32s, METH_O,
      "crc32s(buffers) -> list[int]\n\nzlib.crc32 of each buffer, in one call."},
+    {"board_take", records_board_take, METH_VARARGS,
+     "board_take(frame, batch, latest, rank, sort) -> bool\n\nTickBoard.update's work for one"
+     " frame."},
+    {"offset_of", records_offset_of, METH_VARARGS,
+     "offset_of(frame, token) -> int | None\n\nWhere the frame's last packet of token starts."},
     {"float_repr", records_float_repr, METH_O,
      "float_repr(x) -> str\n\nrepr(x), as the encoders write a float."},
     {NULL, NULL, 0, NULL},

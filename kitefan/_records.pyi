@@ -1,6 +1,7 @@
 """The compiled tick-record encoder (kitefan/_records.c); see kitefan.render.records."""
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 def jsonl(
     frame: bytes, head: bytes, name_of: Callable[[int], str] | dict[int, str], /
@@ -23,6 +24,10 @@ def fields(
     /,
 ) -> None: ...
 def float_repr(x: float, /) -> str: ...
+def board_take(
+    frame: bytes, batch: object, latest: dict[int, Any], rank: dict[int, Any] | None, sort: int, /
+) -> bool: ...
+def offset_of(frame: bytes, token: int, /) -> int | None: ...
 def crc32s(buffers: Sequence[bytes | bytearray | memoryview], /) -> list[int]: ...
 def fold(
     frame: bytes | bytearray | memoryview,

@@ -7,8 +7,10 @@ batches, and :func:`dashboard` turns it and a stats snapshot into one Rich rende
 never holds up the sockets.
 
 The board keeps up with every tick at C speed: frames are not decoded; the tokens and the one
-field the sort needs are gathered from each run of same-length packets with
-:func:`kitefan.codec.run_columns`, and only the rows shown are decoded, when drawn. Choosing
+field the sort needs are gathered in one compiled pass over the frame
+(``kitefan._records.board_take``; without the extension, from each run of same-length packets
+with :func:`kitefan.codec.run_columns`: a frame of equities and indices is hundreds of runs),
+and only the rows shown are decoded, when drawn. Choosing
 the rows costs ``O(n log k)`` per refresh (``heapq.nlargest``).
 
 Whatever came from a server (error and broadcast texts, order fields, symbol names) is shown
@@ -28,6 +30,7 @@ from datetime import datetime
 from enum import StrEnum
 from itertools import repeat
 from operator import sub, truediv
+from types import ModuleType
 
 from rich.console import RenderableType
 from rich.text import Text
@@ -46,6 +49,12 @@ from kitefan.models import IST, Tick
 from kitefan.packets import PACKETS, PacketKind
 from kitefan.render.text import printable
 from kitefan.stats import FeedStats
+
+_compiled: ModuleType | None
+try:
+    from kitefan import _records as _compiled
+except ImportError:  # no compiler where it was installed: the runs in Python, the same board
+    _compiled = None
 
 __all__ = ["LatestTick", "SortBy", "TickBoard", "dashboard", "format_age", "plural"]
 
@@ -91,6 +100,8 @@ _FIELDS: dict[SortBy, dict[int, tuple[int, ...]]] = {
     SortBy.SYMBOL: {},
 }
 _TOKEN = PACKETS[PacketKind.LTP].indexes_of("instrument_token")
+#: The sorts as ``kitefan._records.board_take`` takes them.
+_SORT_CODES = {SortBy.SYMBOL: 0, SortBy.MOVERS: 1, SortBy.VOLUME: 2, SortBy.ACTIVE: 3}
 _KNOWN_LENGTHS = frozenset(PACKETS)
 
 
@@ -136,7 +147,7 @@ class TickBoard:
         self._wanted: set[int] = set()
         self._by_name: list[int] = []
         self._batch: dict[int, TickBatch] = {}
-        self._offset: dict[int, int] = {}
+        self._swept = 0  # len(self._batch) at the last sweep (-1: sweep at the next look)
         # What the sort ranks by: |change| as a fraction, or the volume; or the ticks counted.
         self._rank: dict[int, float] = {}
         self._counts: Counter[int] = Counter()
@@ -152,6 +163,7 @@ class TickBoard:
         self._chosen = None
         self._forget(self._wanted - wanted)
         self._wanted = wanted
+        self._swept = -1
         self._by_name = sorted(wanted, key=lambda token: (name_of(token), token))
 
     @property
@@ -165,27 +177,40 @@ class TickBoard:
     @property
     def ticked(self) -> int:
         """How many of them have ticked."""
+        self._sweep()
         return len(self._batch)
 
     def update(self, batch: TickBatch) -> None:
-        """Take the ticks of one frame: ``O(len(batch))``, at C speed for each run of packets of
-        one length (a frame of one mode is one run)."""
+        """Take the ticks of one frame: ``O(len(batch))``, in one compiled pass over the frame
+        where the extension is built (``kitefan._records.board_take``), else at C speed for
+        each run of packets of one length (a frame of one mode is one run).
+
+        Per tick, one dictionary entry (the token's batch; where in the frame its packet is,
+        is found when its row is drawn) and, for a ranked sort, its figure. Ticks of symbols
+        no longer followed are kept out of what is shown and counted, not checked here: a check
+        per tick of a set of 27,000 cost as much as the rest of the update."""
+        if _compiled is not None:
+            rank = self._counts if self._sort is SortBy.ACTIVE else self._rank
+            if _compiled.board_take(batch.frame, batch, self._batch, rank, _SORT_CODES[self._sort]):
+                return
+        self._update_runs(batch)
+
+    def _update_runs(self, batch: TickBatch) -> None:
+        """:meth:`update` without the compiled pass (the same result)."""
         frame = batch.frame
         fields_of = self._fields
         tokens: list[int] = []
-        offsets: list[int] = []
         ranked: list[int] = []  # the tokens of `figures`
         figures: list[float] = []
         unranked: list[int] = []  # tokens whose packets carry no figure (LTP mode)
         for run in packet_runs(frame):
-            start, length, count = run
+            length = run[1]
             if length not in _KNOWN_LENGTHS:
                 continue  # skipped, as decoding skips it
             fields = fields_of.get(length, _TOKEN)
             columns = run_columns(frame, run, fields)
             run_tokens = columns[0]
             tokens += run_tokens
-            offsets += range(start, start + count * (length + 2), length + 2)
             if len(columns) == 3:
                 last, close = columns[1], columns[2]
                 ranked += run_tokens
@@ -201,7 +226,6 @@ class TickBoard:
             elif fields_of:
                 unranked += run_tokens
         self._batch.update(zip(tokens, repeat(batch)))
-        self._offset.update(zip(tokens, offsets, strict=True))
         if self._sort is SortBy.ACTIVE:
             self._counts.update(tokens)
         elif figures or unranked:
@@ -210,22 +234,35 @@ class TickBoard:
             if unranked and not rank.keys().isdisjoint(unranked):
                 for token in unranked:
                     rank.pop(token, None)
-        if not self._wanted.issuperset(tokens):
-            self._forget(set(tokens) - self._wanted)
 
     def _forget(self, tokens: Iterable[int]) -> None:
         for token in tokens:
             self._batch.pop(token, None)
-            self._offset.pop(token, None)
             self._rank.pop(token, None)
             self._counts.pop(token, None)
+
+    def _sweep(self) -> None:
+        """Forget the ticks of symbols no longer followed (a frame of the old plan still in
+        flight, or a server sending what was not asked for). Such a tick adds a key, so the
+        sweep is needed only when the board grew since the last one (once every symbol has
+        ticked, never) or the symbols followed changed."""
+        if len(self._batch) != self._swept:
+            self._forget(self._batch.keys() - self._wanted)
+            self._swept = len(self._batch)
 
     def latest(self, token: int) -> LatestTick | None:
         """The last tick of ``token`` (decoded now), or ``None`` before its first."""
         batch = self._batch.get(token)
-        if batch is None:
+        if batch is None or token not in self._wanted:
             return None
-        tick = packet_at(batch.frame, self._offset[token])
+        offset = (
+            _offset_of(batch.frame, token)
+            if _compiled is None
+            else _compiled.offset_of(batch.frame, token)
+        )
+        if offset is None:  # not reached: the batch is the one that carried the token
+            return None
+        tick = packet_at(batch.frame, offset)
         return LatestTick(tick, batch.key, batch.connection, batch.received_wall)
 
     def chosen(self, limit: int, now: float | None = None) -> list[int]:
@@ -245,6 +282,7 @@ class TickBoard:
         return self._choose(limit)
 
     def _choose(self, limit: int) -> list[int]:
+        self._sweep()
         out = [token for token in self.watch if token in self._wanted][:limit]
         if len(out) >= limit:
             return out
@@ -271,6 +309,21 @@ class TickBoard:
     def rows(self, limit: int, now: float | None = None) -> list[LatestTick]:
         """The latest ticks of :meth:`chosen` (watched symbols yet to tick are left out)."""
         return [row for row in map(self.latest, self.chosen(limit, now)) if row is not None]
+
+
+def _offset_of(frame: bytes, token: int) -> int | None:
+    """Where in ``frame`` the last packet of ``token`` starts (C speed: one token list per run
+    of packets of one length); ``None`` if it is not there."""
+    found = None
+    for run in packet_runs(frame):
+        start, length, _ = run
+        if length not in _KNOWN_LENGTHS:
+            continue
+        tokens = run_columns(frame, run, _TOKEN)[0]
+        if token in tokens:
+            last = len(tokens) - 1 - tokens[::-1].index(token)
+            found = start + last * (length + 2)
+    return found
 
 
 def plural(count: int, noun: str) -> str:
