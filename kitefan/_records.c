@@ -1472,6 +1472,25 @@ records_offset_of(PyObject *Py_UNUSED(module), PyObject *args)
     return PyLong_FromSsize_t(found);
 }
 
+/* scan(frame) -> (ticks, skipped) | None: kitefan.codec.scan_frame's count, in C; None when the
+ * frame's structure is not what decode_packets accepts (scan_frame then raises, saying where). */
+static PyObject *
+records_scan(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_buffer frame;
+    if (PyObject_GetBuffer(arg, &frame, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    Py_ssize_t ticks;
+    int ok = check_frame(frame.buf, frame.len, &ticks);
+    Py_ssize_t count = frame.len < 2 ? 0 : (Py_ssize_t)u16_at(frame.buf);
+    PyBuffer_Release(&frame);
+    if (!ok) {
+        Py_RETURN_NONE;
+    }
+    return Py_BuildValue("(nn)", ticks, count - ticks);
+}
+
 /* float_repr(x) -> str: repr(x) as the encoders write a float (for tests). */
 static PyObject *
 records_float_repr(PyObject *Py_UNUSED(module), PyObject *arg)
@@ -1506,6 +1525,8 @@ static PyMethodDef records_methods[] = {
      " frame."},
     {"offset_of", records_offset_of, METH_VARARGS,
      "offset_of(frame, token) -> int | None\n\nWhere the frame's last packet of token starts."},
+    {"scan", records_scan, METH_O,
+     "scan(frame) -> (ticks, skipped) | None\n\nkitefan.codec.scan_frame's count, in C."},
     {"float_repr", records_float_repr, METH_O,
      "float_repr(x) -> str\n\nrepr(x), as the encoders write a float."},
     {NULL, NULL, 0, NULL},

