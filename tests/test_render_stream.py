@@ -24,7 +24,15 @@ from kitefan.events import (
     TickBatch,
 )
 from kitefan.models import OrderUpdate, Tick
-from kitefan.render.dashboard import SortBy, TickBoard, dashboard, event_text, format_age, plural
+from kitefan.render.dashboard import (
+    BoardView,
+    SortBy,
+    TickBoard,
+    dashboard,
+    event_text,
+    format_age,
+    plural,
+)
 from kitefan.render.records import CSV_COLUMNS, csv_header, csv_rows, json_lines
 from kitefan.stats import ConnectionStats, FeedStats, KeyStats
 
@@ -399,3 +407,35 @@ def test_a_ranked_sort_chooses_again_once_a_second_when_given_the_time() -> None
     assert [symbol_of(t) for t in board.chosen(2)] == ["NSE:AAA", "NSE:BBB"]  # no time: now
     row = board.rows(1, now=101.5)[0]
     assert row.tick.last_price == 130.0  # the values come from the latest tick
+
+
+@pytest.mark.parametrize(("width", "height"), [(200, 50), (100, 40), (60, 24)])
+@pytest.mark.parametrize("sort", list(SortBy))
+def test_a_view_of_the_board_draws_the_same_screen(sort: SortBy, width: int, height: int) -> None:
+    # The stream lays the dashboard out in a thread from a view taken on the loop.
+    tokens = [((2000 + i) << 8) | 1 for i in range(64)]
+    board = TickBoard(tokens, name_of, sort=sort, watch=(tokens[9],), depth=tokens[3])
+    board.update(
+        TickBatch.of_ticks(
+            "charlie",
+            2,
+            [
+                quote(t, 2_638_745 + 1000 * i, 2_600_000, 2_274_812 * i)
+                for i, t in enumerate(tokens[:60])
+            ],
+            received_wall=AT,
+        )
+    )
+
+    def screen(of: TickBoard | BoardView) -> str:
+        view = dashboard(
+            of, _stats(), name_of, [], now=AT + 1.0, title="kitefan", width=width, height=height
+        )
+        console = Console(file=io.StringIO(), width=width, height=height, color_system=None)
+        console.print(view)
+        return console.file.getvalue()  # type: ignore[attr-defined,no-any-return]  # a StringIO
+
+    seen = board.view(height, AT + 1.0)
+    assert (len(seen), seen.ticked, seen.sort, seen.watch) == (64, 60, sort, (tokens[9],))
+    assert screen(seen) == screen(board)
+    assert " more" in screen(seen)  # rows were left out: the view holds what a screen shows

@@ -56,7 +56,7 @@ from kitefan.loader import demo_config_path, find_config_path, load_config
 from kitefan.manager import EventStream, FeedManager
 from kitefan.models import Mode
 from kitefan.output import Encoder, RecordOutput
-from kitefan.render.dashboard import SortBy, TickBoard, dashboard
+from kitefan.render.dashboard import BoardView, SortBy, TickBoard, dashboard
 from kitefan.render.health import HealthLines
 from kitefan.render.recording import recorded_line
 from kitefan.render.records import Names, csv_header, record_pieces
@@ -671,22 +671,35 @@ async def _live(feed: FeedManager, events: EventStream[Event], demo: bool) -> No
             if time.monotonic() - stats_at >= 1.0:
                 stats, stats_at = feed.stats(), time.monotonic()
             drawing_from = time.monotonic()
-            view = dashboard(
-                board,
-                stats,
-                name_of,
-                list(recent),
-                now=time.time(),
-                title=title,
-                width=screen.width,
-                height=screen.height,
+            now = time.time()
+            # The board as it is now (the rows a screen can show, decoded), then the layout and
+            # the drawing in a thread: the sockets keep being read, the board keeps taking ticks.
+            shown = board.view(screen.height, now)
+            await asyncio.to_thread(
+                _draw, live, shown, stats, name_of, list(recent), now, title, screen
             )
-            # Rendering to the terminal happens in a thread: the sockets keep being read.
-            await asyncio.to_thread(live.update, view, refresh=True)
             # Four times a second, unless drawing takes more than a tenth of that: a big screen
             # of a big board then refreshes less often, rather than at the feed's cost.
             took = time.monotonic() - drawing_from
             await asyncio.sleep(max(_REFRESH_S, took * _DRAW_FACTOR) - took)
+
+
+def _draw(
+    live: Live,
+    board: BoardView,
+    stats: FeedStats,
+    name_of: Callable[[int], str],
+    events: list[Event],
+    now: float,
+    title: str,
+    screen: Console,
+) -> None:
+    """Lay the dashboard out and draw it (in a worker thread: nothing here is the loop's)."""
+    width, height = screen.width, screen.height
+    view = dashboard(
+        board, stats, name_of, events, now=now, title=title, width=width, height=height
+    )
+    live.update(view, refresh=True)
 
 
 def _symbols(stats: FeedStats) -> str:

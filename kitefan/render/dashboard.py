@@ -17,7 +17,8 @@ Whatever came from a server (error and broadcast texts, order fields, symbol nam
 through :func:`~kitefan.render.text.printable`, as plain text (never Rich markup), so no control
 sequence reaches the terminal.
 
-Owns: ``TickBoard``, ``SortBy``, ``dashboard``. Must not import asyncio, websockets or typer.
+Owns: ``TickBoard``, ``BoardView``, ``SortBy``, ``dashboard``. Must not import asyncio,
+websockets or typer.
 """
 
 from __future__ import annotations
@@ -56,7 +57,15 @@ try:
 except ImportError:  # no compiler where it was installed: the runs in Python, the same board
     _compiled = None
 
-__all__ = ["LatestTick", "SortBy", "TickBoard", "dashboard", "format_age", "plural"]
+__all__ = [
+    "BoardView",
+    "LatestTick",
+    "SortBy",
+    "TickBoard",
+    "dashboard",
+    "format_age",
+    "plural",
+]
 
 _STATE_STYLE = {
     KeyState.CONNECTED: "green",
@@ -309,6 +318,46 @@ class TickBoard:
     def rows(self, limit: int, now: float | None = None) -> list[LatestTick]:
         """The latest ticks of :meth:`chosen` (watched symbols yet to tick are left out)."""
         return [row for row in map(self.latest, self.chosen(limit, now)) if row is not None]
+
+    def view(self, limit: int, now: float | None = None) -> BoardView:
+        """The board as :func:`dashboard` reads it, now: at most ``limit`` rows (a screen's
+        height is enough), decoded; ``O(limit)`` but for a ranked sort's choosing."""
+        return BoardView(
+            symbols=len(self),
+            ticked=self.ticked,
+            sort=self._sort,
+            watch=tuple(self.watch),
+            depth=self.depth,
+            shown=tuple(self.rows(limit, now)),
+            depth_tick=None if self.depth is None else self.latest(self.depth),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BoardView:
+    """What :func:`dashboard` reads of a :class:`TickBoard`, taken at one moment
+    (:meth:`TickBoard.view`), so that the dashboard can be laid out and drawn in another thread
+    while the board takes more ticks."""
+
+    symbols: int
+    ticked: int
+    sort: SortBy
+    watch: tuple[int, ...]
+    depth: int | None
+    #: The rows :meth:`TickBoard.rows` gave for the most that can be shown; fewer are a prefix.
+    shown: tuple[LatestTick, ...]
+    depth_tick: LatestTick | None
+
+    def __len__(self) -> int:
+        return self.symbols
+
+    def rows(self, limit: int, now: float | None = None) -> list[LatestTick]:
+        return list(self.shown[:limit])
+
+    def latest(self, token: int) -> LatestTick | None:
+        if token == self.depth:
+            return self.depth_tick
+        return next((row for row in self.shown if row.tick.values[0] == token), None)
 
 
 def _offset_of(frame: bytes, token: int) -> int | None:
@@ -664,7 +713,7 @@ def _spacer() -> _Block:
 
 
 def dashboard(
-    board: TickBoard,
+    board: TickBoard | BoardView,
     stats: FeedStats,
     name_of: Callable[[int], str],
     events: Sequence[Event],
@@ -684,7 +733,8 @@ def dashboard(
     remain.
 
     Args:
-        board: the latest tick of every symbol, and which to show.
+        board: the latest tick of every symbol, and which to show; or a view of it
+            (:meth:`TickBoard.view`), to lay the dashboard out in another thread.
         stats: a snapshot of the feed.
         name_of: a token's display name.
         events: recent status, order and error events, oldest first.
@@ -771,7 +821,7 @@ def dashboard(
     return screen
 
 
-def _depth_row(board: TickBoard, rows: Sequence[LatestTick]) -> LatestTick | None:
+def _depth_row(board: TickBoard | BoardView, rows: Sequence[LatestTick]) -> LatestTick | None:
     """The depth to show: the chosen symbol's, else the first full-mode row's."""
     if board.depth is not None:
         row = board.latest(board.depth)
