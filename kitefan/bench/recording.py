@@ -261,6 +261,6 @@ def run_recording_benchmark(
                 progress(
                     f"recording round {index + 1}/{rounds}: {cpu / ticks * 1e6:.2f} µs CPU per "
                     f"tick, {path.stat().st_size / ticks:.1f} bytes per tick on disk, export "
-                    f"{ticks / took:,.0f} ticks/s"
+                    f"{rates['lz4']:,.0f} ticks/s (zstd {rates['zstd']:,.0f})"
                 )
     return RecordingResult(ticks, len(batches), samples, rounds)
