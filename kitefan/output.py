@@ -168,8 +168,6 @@ class RecordOutput:
             with contextlib.suppress(OSError):
                 os.set_blocking(self.fd, self._was_blocking)
 
-    # Internals
-
     @property
     def writes_directly(self) -> bool:
         """Whether the descriptor is a regular file, written by :meth:`write_directly` (after
@@ -201,6 +199,8 @@ class RecordOutput:
             )
             return
         self.written_ticks += ticks
+
+    # Internals
 
     def _settle(self) -> None:
         """Count the pieces the reader has taken whole."""
