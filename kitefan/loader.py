@@ -30,6 +30,7 @@ import difflib
 import math
 import os
 import re
+import shlex
 import stat
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -217,6 +218,10 @@ def load_config(
     source = str(path)
     try:
         text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError as exc:
+        # What to do about it: the starter config, written where it was looked for.
+        hint = f"`kitefan init {shlex.quote(source)}` writes a starter config there"
+        raise ConfigError(source, [f"cannot read: {exc.strerror} ({hint})"]) from None
     except OSError as exc:
         raise ConfigError(source, [f"cannot read: {exc.strerror}"]) from None
     except UnicodeDecodeError:

@@ -745,7 +745,27 @@ def test_an_empty_variable_is_a_problem(tmp_path: Path) -> None:
 def test_an_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load(tmp_path / "nope.toml")
-    assert str(caught.value) == f"{tmp_path / 'nope.toml'}: cannot read: No such file or directory"
+    path = tmp_path / "nope.toml"
+    assert str(caught.value) == (
+        f"{path}: cannot read: No such file or directory "
+        f"(`kitefan init {path}` writes a starter config there)"
+    )
+
+
+def test_a_missing_file_with_a_space_in_its_path_is_quoted_in_the_hint(tmp_path: Path) -> None:
+    path = tmp_path / "my config.toml"
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert str(caught.value) == (
+        f"{path}: cannot read: No such file or directory "
+        f"(`kitefan init '{path}'` writes a starter config there)"
+    )
+
+
+def test_a_directory_is_unreadable_without_the_init_hint(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path)
+    assert str(caught.value) == f"{tmp_path}: cannot read: Is a directory"
 
 
 def test_no_message_carries_a_secret(tmp_path: Path) -> None:

@@ -186,7 +186,8 @@ async def test_faults_from_the_command_line(config: Path) -> None:
         (
             ["--config", "{missing}"],
             3,
-            "error: {missing}: cannot read: No such file or directory",
+            "error: {missing}: cannot read: No such file or directory "
+            "(`kitefan init {missing}` writes a starter config there)",
         ),
         (
             ["--config", "{config}", "--silent-after", "soon"],

@@ -191,7 +191,12 @@ async def test_every_key_refused_exits_4_with_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--config", "missing.toml"], 3, "error: missing.toml: cannot read"),
+        (
+            ["--config", "missing.toml"],
+            3,
+            "error: missing.toml: cannot read: No such file or directory "
+            "(`kitefan init missing.toml` writes a starter config there)\n",
+        ),
         (["--demo", "--symbols", "NSE:INFYY"], 3, "error: "),
         (["--demo", "--symbols", ""], 2, ""),
         (["--demo", "--symbols", " , ,"], 2, ""),
