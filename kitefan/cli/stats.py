@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
@@ -36,6 +37,8 @@ T = TypeVar("T")
 #: stdout, wrapping long lines (unlike ``terminal.out``): ``Live`` must know every line it draws
 #: to redraw in place.
 screen = PipeConsole(highlight=False)
+#: The width of the table printed to a file or a pipe: as wide as its lines are.
+_UNWRAPPED = 1000
 
 
 class StatsFormat(StrEnum):
@@ -148,6 +151,10 @@ async def _show(
                             )
                             live.refresh()
                 case StatsFormat.TABLE:
+                    if not screen.is_terminal and "COLUMNS" not in os.environ:
+                        # A file or a pipe has no width: lines whole, for grep and for logs
+                        # (and the one-table layout of a wide terminal). COLUMNS still sets one.
+                        screen.width = _UNWRAPPED
                     first = True
                     async for document, silent in _every(snapshot, interval, refreshes, stop):
                         if not first:

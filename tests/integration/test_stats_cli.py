@@ -452,8 +452,14 @@ async def test_a_recording_stream_shows_its_recorder_in_stats_and_metrics(
         code, out, err = await kitefan(
             "stats", "--config", str(config), "--format", "json", env=env
         )
-        view_code, view, view_err = await kitefan("stats", "--config", str(config), env=env)
-    assert (code, err, view_code, view_err) == (0, "", 0, "")
+        # Into a pipe, with no COLUMNS: lines whole, however long (the recording's path makes
+        # its line longer than a terminal); COLUMNS still sets a width.
+        unset = {k: v for k, v in env.items() if k != "COLUMNS"}
+        view_code, view, view_err = await kitefan("stats", "--config", str(config), env=unset)
+        narrow_code, narrow, narrow_err = await kitefan(
+            "stats", "--config", str(config), env={**unset, "COLUMNS": "80"}
+        )
+    assert (code, err, view_code, view_err, narrow_code, narrow_err) == (0, "", 0, "", 0, "")
     record = json.loads(out)["record"]
     recording = Recording(path)
     frames = sum(1 for _ in recording.ticks())
@@ -491,4 +497,9 @@ async def test_a_recording_stream_shows_its_recorder_in_stats_and_metrics(
         f"recording to {path}: {record['ticks']:,} ticks in {frames:,} frames, "
         f"{record['bytes_written'] / 1000:,.1f} kB in {record['chunks']:,} chunks, 0 ticks dropped"
     )
-    assert line in " ".join(view.split())
+    assert line in [row.strip() for row in view.splitlines()]
+    assert line not in [row.strip() for row in narrow.splitlines()]
+    assert line in " ".join(narrow.split())
+    # The one-table layout of a wide screen, and the two tables of 80 columns.
+    assert ["traffic"] not in [row.split() for row in view.splitlines()]
+    assert ["traffic"] in [row.split() for row in narrow.splitlines()]
