@@ -106,6 +106,11 @@ def batch(n: int) -> TickBatch:
     return TickBatch.of_ticks("alpha", n % 3, [tick], received_wall=1_700_000_000.0 + n)
 
 
+def entry_order(entry_id: bytes) -> tuple[int, int]:
+    milliseconds, sequence = entry_id.split(b"-")
+    return int(milliseconds), int(sequence)
+
+
 async def publish(client: object, stream: str, batches: list[TickBatch]) -> None:
     node = node_name().encode()
     for b in batches:
@@ -140,7 +145,9 @@ async def test_a_consumer_group_shares_the_entries_and_from_now_skips_the_past()
             await client.aclose()
     assert got["a"] and got["b"]
     assert set(got["a"]).isdisjoint(got["b"])
-    assert [frames[i] for i in sorted(frames)] == [x.frame for x in batches]
+    # In the stream's order: an id is milliseconds-sequence, compared as numbers (entries added
+    # in one millisecond count on: b"...-10" sorts before b"...-9" as bytes).
+    assert [frames[i] for i in sorted(frames, key=entry_order)] == [x.frame for x in batches]
     recent_batches = [e.item for e in recent if isinstance(e.item, TickBatch)]
     assert len(recent_batches) == len(recent)
     assert [b.frame for b in recent_batches] == [x.frame for x in batches[40:]]
