@@ -3,7 +3,8 @@ simulator, until a duration passes or a signal arrives.
 
 Owns: ``running_feed`` (the feed, and the demo simulator with its faults), ``StopSignal``
 (duration, SIGINT, SIGTERM), ``stream_records`` (a feed's events written as records until a stop,
-then a prompt, exactly counted end), ``Outcome``, ``pump``. Must not import rich or typer.
+then a prompt, exactly counted end), ``Outcome``, ``pump``, ``switching_every`` (a worker
+thread's Python that hands the GIL back to the loop sooner). Must not import rich or typer.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +26,40 @@ from kitefan.stats import FeedStats
 if TYPE_CHECKING:
     from kitefan.recording import RecordStats
 
-__all__ = ["Outcome", "StopSignal", "pump", "running_feed", "stream_records", "until_stopped"]
+__all__ = [
+    "Outcome",
+    "StopSignal",
+    "pump",
+    "running_feed",
+    "stream_records",
+    "switching_every",
+    "until_stopped",
+]
 
 #: What the demo's refused key says to do: nothing, the demo renews the token it expired.
 DEMO_ADVICE = "the demo expired it to show a failover, and supplies a fresh one in 15 s"
 
 #: How long after a stop the records still queued may take to reach the reader.
 STOP_GRACE_S = 1.5
+
+
+@contextlib.contextmanager
+def switching_every(seconds: float) -> Iterator[None]:
+    """Within: the interpreter's switch interval is ``seconds`` (then as it was before).
+
+    For a worker thread that runs milliseconds of Python (the dashboard's layout and drawing):
+    the event loop, woken meanwhile, waits for the GIL until the worker gives it up, which a
+    thread running Python does only when asked, after the switch interval (5 ms by default).
+    So every loop wake-up during a draw was up to 5 ms late. The interval is process-wide: set
+    it only for such a span, not for the run (set for the run, at 1 ms, the loop was preempted as
+    often by the worker, and the dashboard's loop lag was worse).
+    """
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(seconds)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 @contextlib.asynccontextmanager
