@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.live import Live
+from rich.text import Text
 
 from kitefan.codec import encode_frame, packet_at, packet_runs, run_columns
 from kitefan.events import (
@@ -26,6 +28,7 @@ from kitefan.events import (
 from kitefan.models import OrderUpdate, Tick
 from kitefan.render.dashboard import (
     BoardView,
+    Screen,
     SortBy,
     TickBoard,
     dashboard,
@@ -210,6 +213,64 @@ def test_the_dashboard_shows_ticks_depth_distribution_keys_and_events() -> None:
     narrow = Console(file=io.StringIO(), width=100, color_system=None)
     narrow.print(dashboard(board, _stats(), name_of, [], now=AT, title="k", width=100, height=40))
     assert "NSE:INFY" in narrow.file.getvalue()  # type: ignore[attr-defined]  # the console writes to a StringIO
+
+
+def test_the_dashboard_styles_exactly_the_cells_it_colours() -> None:
+    board = TickBoard([408065, 268803], name_of)
+    board.update(batch())
+    screen = dashboard(
+        board, _stats(), name_of, [], now=AT + 1.0, title="kitefan", width=160, height=40
+    )
+    joined = Text("\n").join(screen.lines)  # each line's own style a span too
+    styled = [
+        (joined.plain[s.start : s.end], str(s.style)) for s in joined.spans if s.end > s.start
+    ]
+    # the change, each key's state (in the keys and the distribution), the totals' label
+    assert ("+1.13%", "green") in styled
+    assert styled.count(("connected", "green")) == 2
+    assert styled.count(("auth_failed", "bold red")) == 2
+    assert ("all", "bold") in styled
+    # the depth: orders, quantity and price of the bids green, of the asks red, level by level
+    depth = styled[styled.index(("depth NSE:INFY", "bold")) + 3 :][:6]
+    assert depth == [
+        ("3", "green"),
+        ("120", "green"),
+        ("1,512.30", "green"),
+        ("1,512.35", "red"),
+        ("50", "red"),
+        ("1", "red"),
+    ]
+    # every styled piece starts and ends on its cell: none takes the padding with it
+    assert all(text == text.strip() for text, style in styled if style in ("green", "red"))
+
+
+@pytest.mark.parametrize(("width", "height"), [(200, 50), (100, 40), (60, 24)])
+def test_the_screen_draws_the_bytes_of_its_lines_joined_in_one_text(
+    width: int, height: int
+) -> None:
+    # What kitefan stream draws (a Live on a colour terminal), against the one Text of every
+    # line that dashboard() gave before Screen.
+    board = _many()
+    board.update(batch())
+    events = [StatusEvent("bravo", None, Status.AUTH_FAILED, "refused with HTTP 403", AT)]
+    screen = dashboard(
+        board, _stats(), name_of, events, now=AT + 1.0, title="kitefan", width=width, height=height
+    )
+    joined = Text("\n").join(screen.lines)
+    joined.no_wrap = True
+
+    def drawn(renderable: Screen | Text) -> str:
+        out = io.StringIO()
+        console = Console(
+            file=out, width=width, height=height, force_terminal=True, color_system="truecolor"
+        )
+        with Live(console=console, auto_refresh=False, redirect_stdout=False) as live:
+            live.update(renderable, refresh=True)
+        return out.getvalue()
+
+    assert drawn(screen) == drawn(joined)
+    assert "\x1b[32m" in drawn(screen)  # in colour: a state or a change is green
+    assert screen.plain == joined.plain
 
 
 def test_ages() -> None:

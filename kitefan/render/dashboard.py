@@ -17,7 +17,7 @@ Whatever came from a server (error and broadcast texts, order fields, symbol nam
 through :func:`~kitefan.render.text.printable`, as plain text (never Rich markup), so no control
 sequence reaches the terminal.
 
-Owns: ``TickBoard``, ``BoardView``, ``SortBy``, ``dashboard``. Must not import asyncio,
+Owns: ``TickBoard``, ``BoardView``, ``SortBy``, ``dashboard``, ``Screen``. Must not import asyncio,
 websockets or typer.
 """
 
@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from itertools import repeat
 from operator import sub, truediv
 from types import ModuleType
 
-from rich.console import RenderableType
-from rich.text import Text
+from rich.console import Console, ConsoleOptions
+from rich.segment import Segment
+from rich.text import Span, Text
 
 from kitefan.codec import packet_at, packet_runs, run_columns
 from kitefan.events import (
@@ -60,6 +61,7 @@ except ImportError:  # no compiler where it was installed: the runs in Python, t
 __all__ = [
     "BoardView",
     "LatestTick",
+    "Screen",
     "SortBy",
     "TickBoard",
     "dashboard",
@@ -261,18 +263,15 @@ class TickBoard:
 
     def latest(self, token: int) -> LatestTick | None:
         """The last tick of ``token`` (decoded now), or ``None`` before its first."""
+        picked = self._picked(token)
+        return None if picked is None else _decoded(*picked)
+
+    def _picked(self, token: int) -> tuple[int, TickBatch] | None:
+        """``token`` and the batch of its last tick, if it is followed and has ticked."""
         batch = self._batch.get(token)
         if batch is None or token not in self._wanted:
             return None
-        offset = (
-            _offset_of(batch.frame, token)
-            if _compiled is None
-            else _compiled.offset_of(batch.frame, token)
-        )
-        if offset is None:  # not reached: the batch is the one that carried the token
-            return None
-        tick = packet_at(batch.frame, offset)
-        return LatestTick(tick, batch.key, batch.connection, batch.received_wall)
+        return token, batch
 
     def chosen(self, limit: int, now: float | None = None) -> list[int]:
         """Up to ``limit`` tokens to show: the watched ones, then the sort's first that ticked.
@@ -321,35 +320,57 @@ class TickBoard:
 
     def view(self, limit: int, now: float | None = None) -> BoardView:
         """The board as :func:`dashboard` reads it, now: at most ``limit`` rows (a screen's
-        height is enough), decoded; ``O(limit)`` but for a ranked sort's choosing."""
+        height is enough). ``O(limit)`` but for a ranked sort's choosing; the rows' ticks are
+        decoded when the view is first read, in whatever thread reads it (each is the packet of
+        a frame, and frames do not change), so that taking a view costs the loop no decoding.
+        """
+        picks = tuple(filter(None, map(self._picked, self.chosen(limit, now))))
         return BoardView(
             symbols=len(self),
             ticked=self.ticked,
             sort=self._sort,
             watch=tuple(self.watch),
             depth=self.depth,
-            shown=tuple(self.rows(limit, now)),
-            depth_tick=None if self.depth is None else self.latest(self.depth),
+            picks=picks,
+            depth_pick=None if self.depth is None else self._picked(self.depth),
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BoardView:
     """What :func:`dashboard` reads of a :class:`TickBoard`, taken at one moment
     (:meth:`TickBoard.view`), so that the dashboard can be laid out and drawn in another thread
-    while the board takes more ticks."""
+    while the board takes more ticks. Its rows are decoded when first read (by one thread)."""
 
     symbols: int
     ticked: int
     sort: SortBy
     watch: tuple[int, ...]
     depth: int | None
-    #: The rows :meth:`TickBoard.rows` gave for the most that can be shown; fewer are a prefix.
-    shown: tuple[LatestTick, ...]
-    depth_tick: LatestTick | None
+    #: The tokens :meth:`TickBoard.chosen` gave for the most that can be shown, each with the
+    #: batch of its last tick; fewer are a prefix.
+    picks: tuple[tuple[int, TickBatch], ...]
+    depth_pick: tuple[int, TickBatch] | None
+    _shown: tuple[LatestTick, ...] | None = field(default=None, init=False, repr=False)
+    _depth_tick: LatestTick | None = field(default=None, init=False, repr=False)
 
     def __len__(self) -> int:
         return self.symbols
+
+    @property
+    def shown(self) -> tuple[LatestTick, ...]:
+        """The rows :meth:`TickBoard.rows` gives for the picks, decoded (once)."""
+        if self._shown is None:
+            self._shown = tuple(filter(None, (_decoded(*pick) for pick in self.picks)))
+            if self.depth_pick is not None:
+                self._depth_tick = _decoded(*self.depth_pick)
+        return self._shown
+
+    @property
+    def depth_tick(self) -> LatestTick | None:
+        """The latest tick of :attr:`depth`, decoded."""
+        _ = self.shown
+        return self._depth_tick
 
     def rows(self, limit: int, now: float | None = None) -> list[LatestTick]:
         return list(self.shown[:limit])
@@ -358,6 +379,16 @@ class BoardView:
         if token == self.depth:
             return self.depth_tick
         return next((row for row in self.shown if row.tick.values[0] == token), None)
+
+
+def _decoded(token: int, batch: TickBatch) -> LatestTick | None:
+    """The last tick of ``token`` in ``batch``, decoded; ``None`` if the frame has none (not
+    reached: a batch is picked for the token because it carried it)."""
+    frame = batch.frame
+    offset = _offset_of(frame, token) if _compiled is None else _compiled.offset_of(frame, token)
+    if offset is None:
+        return None
+    return LatestTick(packet_at(frame, offset), batch.key, batch.connection, batch.received_wall)
 
 
 def _offset_of(frame: bytes, token: int) -> int | None:
@@ -466,22 +497,40 @@ def _grid(
         header.append(name.rjust(size) if right else name.ljust(size))
     out.append(header)
     out.append(Text("─" * total, style="dim"))
+    rights = [right for _, right in columns]
+    cell_styles = [styles[i] if i < len(styles) else "" for i in range(len(sizes))]
     for row in rows:
-        line = Text()
-        for i, (cell, size) in enumerate(zip(row, sizes, strict=True)):
+        # One string and its spans per row, one Text of them: a Text.append per cell was most
+        # of the dashboard's layout (four times a second, on a GIL the event loop waits for).
+        # No cell holds a control code (what came from a server passed through printable), so
+        # Text strips nothing and the spans stay where they were put.
+        pieces: list[str] = []
+        spans: list[Span] = []
+        at = 0
+        for i, (cell, width) in enumerate(zip(row, sizes, strict=True)):
             if i:
-                line.append(_GAP)
-            pad = " " * (size - _cell_len(cell))
-            style = styles[i] if i < len(styles) else ""
-            if columns[i][1]:
-                line.append(pad)
+                pieces.append(_GAP)
+                at += len(_GAP)
             if isinstance(cell, Text):
-                line.append_text(cell)
+                plain, size = cell.plain, cell.cell_len
             else:
-                line.append(cell, style=style or None)
-            if not columns[i][1]:
-                line.append(pad)
-        out.append(line)
+                plain, size = cell, len(cell)
+            pad = " " * (width - size)
+            if rights[i]:
+                pieces.append(pad)
+                at += len(pad)
+            pieces.append(plain)
+            if isinstance(cell, Text):
+                if cell.style:
+                    spans.append(Span(at, at + len(plain), cell.style))
+                spans.extend(span.move(at) for span in cell.spans)
+            elif cell_styles[i] and plain:
+                spans.append(Span(at, at + len(plain), cell_styles[i]))
+            at += len(plain)
+            if not rights[i]:
+                pieces.append(pad)
+                at += len(pad)
+        out.append(Text("".join(pieces), spans=spans))
     return _Block(out, max(total, len(title)))
 
 
@@ -722,7 +771,7 @@ def dashboard(
     title: str,
     width: int,
     height: int,
-) -> RenderableType:
+) -> Screen:
     """The whole dashboard as one renderable that fits ``width`` x ``height``.
 
     Always shown: the header, the ticks table with as many rows as fit and how many it leaves
@@ -816,9 +865,36 @@ def dashboard(
     lines = [*header, *body.lines, *bottom][:height]
     for line in lines:
         line.truncate(width, overflow="ellipsis")
-    screen = Text("\n").join(lines)
-    screen.no_wrap = True
-    return screen
+    return Screen(lines)
+
+
+class Screen:
+    """Lines laid out already, each cut to the width: drawn as they are.
+
+    What :func:`dashboard` gives. One Text of every line, even with ``no_wrap``, is split into
+    its lines again, each justified, cropped and joined once more when drawn: half of the cost
+    of a refresh, four times a second. The lines render to the same segments without it.
+    """
+
+    __slots__ = ("lines",)
+
+    def __init__(self, lines: list[Text]) -> None:
+        self.lines = lines
+
+    @property
+    def plain(self) -> str:
+        """The text of the lines, without styles, one ``\\n`` after each but the last."""
+        return "\n".join(line.plain for line in self.lines)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterator[Segment]:
+        newline = Segment.line()
+        for line in self.lines:
+            if line.spans:
+                yield from line.render(console)  # the line's own style under its spans
+            else:
+                # (Text.render leaves a line's own style out when it has no spans.)
+                yield Segment(line.plain, console.get_style(line.style) if line.style else None)
+            yield newline
 
 
 def _depth_row(board: TickBoard | BoardView, rows: Sequence[LatestTick]) -> LatestTick | None:
