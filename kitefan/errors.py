@@ -27,6 +27,7 @@ Owns: the exception classes. Must not import anything from kitefan.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 
 __all__ = [
@@ -193,7 +194,8 @@ class StreamNotRunningError(ControlError):
     def __init__(self, config: str, *, gone: bool = False, start: str = "") -> None:
         self.config = config
         self.gone = gone
-        self.start = start or f"kitefan stream --config {config}"
+        # quoted for the shell: the command is meant to be pasted as it is
+        self.start = start or f"kitefan stream --config {shlex.quote(config)}"
         super().__init__(str(self))
 
     def __str__(self) -> str:

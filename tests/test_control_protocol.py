@@ -264,6 +264,16 @@ def test_each_error_kind_crosses_and_is_raised_again_alike(
         )
 
 
+def test_the_command_that_starts_a_stream_is_quoted_for_the_shell() -> None:
+    assert str(StreamNotRunningError("/c/my kitefan.toml")) == (
+        "no running stream for /c/my kitefan.toml: "
+        "start one with `kitefan stream --config '/c/my kitefan.toml'`"
+    )
+    assert (
+        StreamNotRunningError("/c/kitefan.toml").start == "kitefan stream --config /c/kitefan.toml"
+    )
+
+
 def test_another_kitefan_error_crosses_as_a_control_error_with_its_message() -> None:
     exc = StreamNotRunningError("/c/kitefan.toml")
     assert error_document(exc) == {"kind": "control", "message": str(exc)}
